@@ -1,0 +1,112 @@
+"""Keras callbacks of a training run: checkpoints that resume, loss plots and sample grids."""
+
+from __future__ import annotations
+
+import os
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from pix2color import color, plots
+
+
+class TrainingCheckpoint(keras.callbacks.Callback):
+    """Saves G, D, both optimizers, the epoch and the global step; restores them on resume.
+
+    Uses `tf.train.CheckpointManager`: the checkpoint files are written first and the
+    `checkpoint` index file is replaced atomically afterwards, so a process killed in the
+    middle of a save leaves the previous checkpoint as the latest usable one.
+    """
+
+    def __init__(
+        self,
+        directory: str | os.PathLike,
+        generator: keras.Model,
+        g_optimizer: keras.optimizers.Optimizer,
+        discriminator: keras.Model | None = None,
+        d_optimizer: keras.optimizers.Optimizer | None = None,
+        every_steps: int | None = None,
+        max_to_keep: int = 3,
+    ):
+        super().__init__()
+        self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epochs_done")
+        self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="steps_done")
+        tracked = {"generator": generator, "g_optimizer": g_optimizer}
+        if discriminator is not None:
+            tracked.update(discriminator=discriminator, d_optimizer=d_optimizer)
+        self.checkpoint = tf.train.Checkpoint(epoch=self.epoch, step=self.step, **tracked)
+        self.manager = tf.train.CheckpointManager(self.checkpoint, str(directory), max_to_keep)
+        self.every_steps = every_steps
+
+    def restore(self) -> tuple[int, int] | None:
+        """Load the latest checkpoint, if any: returns (epochs done, steps done) or None."""
+        latest = self.manager.latest_checkpoint
+        if latest is None:
+            return None
+        self.checkpoint.restore(latest).assert_existing_objects_matched()
+        return int(self.epoch.numpy()), int(self.step.numpy())
+
+    def save(self) -> str:
+        return self.manager.save(checkpoint_number=int(self.step.numpy()))
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.step.assign_add(1)
+        if self.every_steps and int(self.step.numpy()) % self.every_steps == 0:
+            self.save()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.epoch.assign(epoch + 1)
+        self.save()
+
+
+class HistoryPlot(keras.callbacks.Callback):
+    """Redraws the loss-curve figure from `history.csv` after every epoch.
+
+    Place it after the `CSVLogger` that writes `history_csv`.
+    """
+
+    def __init__(self, history_csv: str | os.PathLike, out_png: str | os.PathLike):
+        super().__init__()
+        self.history_csv = history_csv
+        self.out_png = out_png
+
+    def on_epoch_end(self, epoch, logs=None):
+        if os.path.exists(self.history_csv):
+            plots.plot_history(self.history_csv, self.out_png)
+
+
+def colorize_batch(generator: keras.Model, lightness: tf.Tensor, training: bool = False):
+    """Run G on a batch of lightness -> (gray RGB, generated RGB) as numpy floats in [0, 1]."""
+    ab = generator(lightness, training=training)
+    gray = color.model_outputs_to_rgb(lightness, tf.zeros_like(ab))
+    return gray.numpy(), color.model_outputs_to_rgb(lightness, ab).numpy()
+
+
+class SampleGrid(keras.callbacks.Callback):
+    """After every epoch, writes `epoch_NNN.png`: gray | generated | original for fixed images."""
+
+    def __init__(self, generator: keras.Model, lightness, ab, directory: str | os.PathLike):
+        super().__init__()
+        self.generator = generator
+        self.lightness = tf.convert_to_tensor(lightness)
+        self.original = color.model_outputs_to_rgb(self.lightness, ab).numpy()
+        self.directory = directory
+
+    def on_epoch_end(self, epoch, logs=None):
+        os.makedirs(self.directory, exist_ok=True)
+        gray, generated = colorize_batch(self.generator, self.lightness)
+        rows = list(zip(gray, generated, self.original))
+        path = os.path.join(self.directory, f"epoch_{epoch + 1:03d}.png")
+        plots.sample_grid(rows, path, title=f"epoch {epoch + 1}")
+
+
+def first_images(dataset: tf.data.Dataset, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """The first `count` (lightness, ab) examples of a batched dataset, as two arrays."""
+    lightness, ab = [], []
+    for batch_lightness, batch_ab in dataset:
+        lightness.append(batch_lightness.numpy())
+        ab.append(batch_ab.numpy())
+        if sum(len(item) for item in lightness) >= count:
+            break
+    return np.concatenate(lightness)[:count], np.concatenate(ab)[:count]

@@ -1,0 +1,109 @@
+"""Command-line entry points. Thin: parse flags, call the library, turn known errors into one line."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import re
+import sys
+import tempfile
+
+# Before TensorFlow loads: keep its C++ log (CPU feature lists, harmless Grappler messages
+# about the R1 double-backprop graph) out of the user's terminal. Set it to 0 to see everything.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+# Lines TensorFlow's native libraries print at import whatever TF_CPP_MIN_LOG_LEVEL says.
+_IMPORT_NOISE = re.compile(r"absl::InitializeLog|oneDNN custom operations|cpu_feature_guard|rebuild TensorFlow")
+
+
+@contextlib.contextmanager
+def quiet_native_stderr():
+    """Hold back what native code writes to stderr; replay it, less known start-up noise."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile(mode="w+b") as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            lines = captured.read().decode("utf-8", "replace").splitlines(keepends=True)
+            sys.stderr.write("".join(line for line in lines if not _IMPORT_NOISE.search(line)))
+
+
+def import_quietly() -> None:
+    """Import TensorFlow and tensorflow-io's colour ops without their start-up noise."""
+    with quiet_native_stderr():
+        import tensorflow  # noqa: F401
+
+        import pix2color.color  # noqa: F401
+
+
+def build_train_parser() -> argparse.ArgumentParser:
+    import_quietly()
+    from pix2color.training import TrainConfig
+
+    defaults = TrainConfig()
+    parser = argparse.ArgumentParser(
+        prog="pix2color-train",
+        description="Train the pix2color colorizer (pix2pix U-Net + PatchGAN with R1). "
+        "The defaults are the report's final model; re-running the same command resumes.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    add = parser.add_argument
+    add("--data", default=defaults.data,
+        help="'coco' (COCO 2017), 'sample' (the built-in sample photos) or a folder of images")
+    add("--out", default=defaults.out, help="run folder: checkpoints, logs, plots, generator.keras")
+    add("--epochs", type=int, default=defaults.epochs)
+    add("--batch-size", type=int, default=defaults.batch_size)
+    add("--image-size", type=int, default=defaults.image_size, help="S: images are squashed to S x S")
+    add("--lambda-l1", type=float, default=defaults.lambda_l1, help="weight of the L1 loss")
+    add("--gamma", dest="r1_gamma", type=float, default=defaults.r1_gamma, help="R1 weight; 0 turns R1 off")
+    add("--r1-every", type=int, default=defaults.r1_every,
+        help="lazy R1: penalise every k-th step with gamma*k (1 = every step, as the report)")
+    add("--label-smoothing", action="store_true", help="one-sided label smoothing (real label 0.9)")
+    add("--gan-only", action="store_true", help="adversarial loss only (lambda = 0)")
+    add("--l1-only", action="store_true", help="L1 loss only: no discriminator, no dropout")
+    add("--lr", type=float, default=defaults.lr, help="Adam learning rate (G and D)")
+    add("--beta1", type=float, default=defaults.beta1)
+    add("--beta2", type=float, default=defaults.beta2)
+    add("--seed", type=int, default=defaults.seed)
+    add("--patch-size", type=int, default=defaults.patch_size, help="PatchGAN receptive field")
+    add("--steps-per-epoch", type=int, default=None, help="default: one pass over the training images")
+    add("--validation-steps", type=int, default=None, help="default: the whole validation split")
+    add("--val-fraction", type=float, default=defaults.val_fraction,
+        help="share of photos (sample set) or files (folder) held out for validation")
+    add("--checkpoint-every", type=int, default=defaults.checkpoint_every,
+        help="steps between checkpoints (one is also written after every epoch)")
+    add("--jit-compile", action="store_true", help="compile the train step with XLA")
+    add("--verbose", type=int, choices=(0, 1, 2), default=None,
+        help="0 silent, 1 progress bar, 2 one line per epoch (default: 1)")
+    return parser
+
+
+def train_main(argv: list[str] | None = None) -> int:
+    """`pix2color-train` / `python train.py`."""
+    args = build_train_parser().parse_args(argv)
+    from pix2color.data import DataError
+    from pix2color.training import RunError, TrainConfig, train
+
+    options = vars(args)
+    if options["verbose"] is None:
+        options["verbose"] = "auto"
+    try:
+        result = train(TrainConfig(**options))
+    except (DataError, RunError) as error:
+        print(f"pix2color-train: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("pix2color-train: interrupted; run the same command again to resume", file=sys.stderr)
+        return 130
+    print(f"Done: {result.epochs_done} epochs, {result.steps_done} steps; run folder {result.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(train_main())

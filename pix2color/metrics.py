@@ -1,0 +1,32 @@
+"""Image-quality metrics on colorized RGB images, under the report's protocol.
+
+The report converts Lab back to RGB, rounds to 8-bit values and computes PSNR with a peak of
+256 (``20 log10(256 / sqrt(MSE))``) and SSIM with an 11x11 Gaussian window (sigma 1.5), valid
+region, averaged over the three channels. The common convention uses a peak of 255.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+from pix2color import color
+
+REPORT_PEAK = 256.0
+COMMON_PEAK = 255.0
+
+
+def to_uint8_values(lightness: tf.Tensor, ab: tf.Tensor) -> tf.Tensor:
+    """Network-unit (lightness, ab) -> RGB as float32 holding rounded 8-bit values in [0, 255]."""
+    return tf.round(color.model_outputs_to_rgb(lightness, ab) * 255.0)
+
+
+def psnr(rgb_true: tf.Tensor, rgb_pred: tf.Tensor, peak: float = REPORT_PEAK) -> tf.Tensor:
+    """Per-image PSNR in dB of RGB batches (N, H, W, 3) holding 0..255 values."""
+    mse = tf.reduce_mean(tf.square(rgb_true - rgb_pred), axis=[-3, -2, -1])
+    mse = tf.maximum(mse, 1e-10)  # identical images: a large finite PSNR, not inf
+    return 20.0 * tf.math.log(peak / tf.sqrt(mse)) / tf.math.log(10.0)
+
+
+def ssim(rgb_true: tf.Tensor, rgb_pred: tf.Tensor) -> tf.Tensor:
+    """Per-image SSIM (11x11 Gaussian, sigma 1.5, valid region, channel mean), 0..255 values."""
+    return tf.image.ssim(rgb_true, rgb_pred, max_val=255.0, filter_size=11, filter_sigma=1.5)

@@ -1,0 +1,172 @@
+"""The two networks of the report: a pix2pix U-Net generator and a PatchGAN discriminator.
+
+Both are Keras functional models and follow the reference PyTorch code (pix2pix's
+`UnetGenerator` / `NLayerDiscriminator`) layer for layer:
+
+- convolutions are 4x4; 'same' padding with stride 2 equals PyTorch's padding 1;
+- convolutions followed by BatchNorm have no bias (as in pix2pix with BatchNorm);
+- weights are N(0, 0.02), BatchNorm gamma N(1, 0.02) and beta 0, one initializer per layer
+  (a shared initializer instance would give every layer of one shape the same kernel);
+- BatchNorm uses PyTorch's momentum (0.1 there, 0.9 in Keras' convention) and epsilon 1e-5.
+"""
+
+from __future__ import annotations
+
+import math
+
+import keras
+import tensorflow as tf
+from keras import layers
+
+MAX_FILTERS = 512
+BN_MOMENTUM = 0.9
+BN_EPSILON = 1e-5
+LEAKY_SLOPE = 0.2  # the report's slope; Keras' default is 0.3
+DROPOUT_RATE = 0.5
+DROPOUT_BLOCKS = 3  # decoder blocks with dropout, counted outwards from the bottleneck's
+PATCH_SIZES = {1: 0, 16: 1, 34: 2, 70: 3, 142: 4, 286: 5}  # receptive field -> pix2pix n_layers
+
+
+def _conv_init() -> keras.initializers.Initializer:
+    return keras.initializers.RandomNormal(mean=0.0, stddev=0.02)
+
+
+def _batch_norm(name: str) -> layers.BatchNormalization:
+    return layers.BatchNormalization(
+        momentum=BN_MOMENTUM,
+        epsilon=BN_EPSILON,
+        gamma_initializer=keras.initializers.RandomNormal(mean=1.0, stddev=0.02),
+        name=name,
+    )
+
+
+@keras.saving.register_keras_serializable(package="pix2color")
+class ChannelDropout(layers.Layer):
+    """Drops whole feature maps (like `SpatialDropout2D`, as the reference code does).
+
+    The mask comes from the stateful `tf.random.uniform`, not Keras' stateless RNG, so a
+    model run with ``training=True`` (the report's test-time noise) still converts to TFLite
+    with built-in ops only.
+    """
+
+    def __init__(self, rate: float = DROPOUT_RATE, **kwargs):
+        super().__init__(**kwargs)
+        self.rate = rate
+
+    def call(self, inputs, training=None):
+        if not training or self.rate == 0:
+            return inputs
+        shape = tf.stack([tf.shape(inputs)[0], 1, 1, tf.shape(inputs)[-1]])
+        keep = tf.cast(tf.random.uniform(shape) >= self.rate, inputs.dtype)
+        return inputs * keep / (1.0 - self.rate)
+
+    def get_config(self):
+        return {**super().get_config(), "rate": self.rate}
+
+
+def unet_depth(image_size: int) -> int:
+    """Number of U-Net levels: log2(S), so the bottleneck is 1x1."""
+    depth = int(round(math.log2(image_size))) if image_size > 0 else 0
+    if image_size < 32 or 2**depth != image_size:
+        raise ValueError(f"image size must be a power of two >= 32 (got {image_size})")
+    return depth
+
+
+def build_generator(
+    image_size: int = 256,
+    base_filters: int = 64,
+    dropout: bool = True,
+    input_channels: int = 1,
+    output_channels: int = 2,
+) -> keras.Model:
+    """U-Net from normalised lightness (S, S, 1) to normalised ab (S, S, 2) in [-1, 1].
+
+    Encoder: Conv-(BN)-LeakyReLU(0.2) halving the size log2(S) times; no BN on the first and
+    the innermost (1x1) level. Decoder: ReLU-ConvTranspose-BN, channel dropout on the
+    `DROPOUT_BLOCKS` blocks after the bottleneck's own (as pix2pix), then concatenation with
+    the mirror encoder level; last: ConvTranspose to 2 channels + tanh.
+    """
+    depth = unet_depth(image_size)
+    filters = [min(base_filters * 2**level, MAX_FILTERS) for level in range(depth)]
+    dropout_levels = set(range(depth - 1 - DROPOUT_BLOCKS, depth - 1)) if dropout else set()
+
+    lightness = keras.Input((image_size, image_size, input_channels), name="lightness")
+    x = lightness
+    encoder = []  # encoder[level]: (S / 2^(level+1), S / 2^(level+1), filters[level])
+    for level in range(depth):
+        if level > 0:
+            x = layers.LeakyReLU(LEAKY_SLOPE, name=f"down{level}_lrelu")(x)
+        x = layers.Conv2D(
+            filters[level], 4, strides=2, padding="same", use_bias=False,
+            kernel_initializer=_conv_init(), name=f"down{level}_conv",
+        )(x)
+        if 0 < level < depth - 1:
+            x = _batch_norm(f"down{level}_bn")(x)
+        encoder.append(x)
+
+    # x: the 1x1 bottleneck. Walk back up, innermost level first.
+    for level in reversed(range(1, depth)):
+        x = layers.ReLU(name=f"up{level}_relu")(x)
+        x = layers.Conv2DTranspose(
+            filters[level - 1], 4, strides=2, padding="same", use_bias=False,
+            kernel_initializer=_conv_init(), name=f"up{level}_convt",
+        )(x)
+        x = _batch_norm(f"up{level}_bn")(x)
+        if level in dropout_levels:
+            x = ChannelDropout(DROPOUT_RATE, name=f"up{level}_dropout")(x)
+        x = layers.Concatenate(name=f"up{level}_skip")([encoder[level - 1], x])
+
+    x = layers.ReLU(name="up0_relu")(x)
+    x = layers.Conv2DTranspose(
+        output_channels, 4, strides=2, padding="same", kernel_initializer=_conv_init(),
+        name="up0_convt",
+    )(x)
+    ab = layers.Activation("tanh", name="ab")(x)  # (S, S, 2)
+    return keras.Model(lightness, ab, name="generator")
+
+
+def build_discriminator(
+    image_size: int | None = None,
+    patch_size: int = 70,
+    base_filters: int = 64,
+) -> keras.Model:
+    """PatchGAN on concat(lightness, ab): one logit per `patch_size` x `patch_size` patch.
+
+    70x70 (default): C64 (no BN) - C128 - C256 (stride 2) - C512 (stride 1) - C1 (stride 1),
+    LeakyReLU 0.2, no sigmoid (the losses take logits). 30x30 logits at S = 256.
+    """
+    if patch_size not in PATCH_SIZES:
+        raise ValueError(f"patch size must be one of {sorted(PATCH_SIZES)} (got {patch_size})")
+    n_layers = PATCH_SIZES[patch_size]
+
+    lightness = keras.Input((image_size, image_size, 1), name="lightness")
+    ab = keras.Input((image_size, image_size, 2), name="ab")
+    x = layers.Concatenate(name="lab")([lightness, ab])  # (S, S, 3)
+
+    if n_layers == 0:  # PixelGAN: 1x1 convolutions only
+        x = layers.Conv2D(base_filters, 1, kernel_initializer=_conv_init(), name="conv0")(x)
+        x = layers.LeakyReLU(LEAKY_SLOPE, name="lrelu0")(x)
+        x = layers.Conv2D(base_filters * 2, 1, use_bias=False, kernel_initializer=_conv_init(), name="conv1")(x)
+        x = _batch_norm("bn1")(x)
+        x = layers.LeakyReLU(LEAKY_SLOPE, name="lrelu1")(x)
+        logits = layers.Conv2D(1, 1, kernel_initializer=_conv_init(), name="logits")(x)
+        return keras.Model([lightness, ab], logits, name="discriminator")
+
+    x = layers.Conv2D(
+        base_filters, 4, strides=2, padding="same", kernel_initializer=_conv_init(), name="conv0"
+    )(x)
+    x = layers.LeakyReLU(LEAKY_SLOPE, name="lrelu0")(x)
+    for index in range(1, n_layers + 1):
+        last = index == n_layers  # the last feature layer keeps the size (stride 1)
+        if last:
+            x = layers.ZeroPadding2D(1, name=f"pad{index}")(x)
+        x = layers.Conv2D(
+            base_filters * min(2**index, 8), 4, strides=1 if last else 2,
+            padding="valid" if last else "same", use_bias=False,
+            kernel_initializer=_conv_init(), name=f"conv{index}",
+        )(x)
+        x = _batch_norm(f"bn{index}")(x)
+        x = layers.LeakyReLU(LEAKY_SLOPE, name=f"lrelu{index}")(x)
+    x = layers.ZeroPadding2D(1, name="pad_logits")(x)
+    logits = layers.Conv2D(1, 4, kernel_initializer=_conv_init(), name="logits")(x)
+    return keras.Model([lightness, ab], logits, name="discriminator")

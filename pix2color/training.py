@@ -1,0 +1,227 @@
+"""A whole training run: data, models, `fit`, checkpoints, logs, plots, and resuming.
+
+Everything a run writes goes into one folder (`out`):
+
+    run.json             the settings the run was started with (a resume must match them)
+    checkpoints/         G, D, both optimizers, epochs and steps done (tf.train.CheckpointManager)
+    history.csv          one row of train/validation metrics per epoch (Keras' CSVLogger)
+    logs/                TensorBoard event files
+    losses.png           loss curves, redrawn every epoch
+    samples/epoch_N.png  gray | generated | original for fixed validation images
+    generator.keras      the final generator
+
+Re-running with the same `out` resumes from the last checkpoint: the same epoch and step, the
+optimizers' state restored, and the data stream positioned after the last batch trained on.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import keras
+
+from pix2color import callbacks, gan, models
+from pix2color.data import (
+    DEFAULT_VAL_FRACTION,
+    ImageSet,
+    load_image_set,
+    make_eval_dataset,
+    make_train_dataset,
+)
+
+# Settings that define a run; resuming with different values would silently mix two runs.
+RUN_DEFINING = (
+    "data", "image_size", "batch_size", "steps_per_epoch", "lambda_l1", "r1_gamma", "r1_every",
+    "label_smoothing", "gan_only", "l1_only", "lr", "beta1", "beta2", "seed", "patch_size",
+    "val_fraction",
+)
+SAMPLE_GRID_IMAGES = 4
+
+
+class RunError(ValueError):
+    """A run cannot start or resume as asked; the message says why, in one line."""
+
+
+@dataclass
+class TrainConfig:
+    """Every training option; the defaults are the report's final model."""
+
+    data: str = "coco"
+    out: str = "runs/pix2color"
+    epochs: int = 15
+    batch_size: int = 4
+    image_size: int = 256
+    lambda_l1: float = 100.0
+    r1_gamma: float = 0.001
+    r1_every: int = 1
+    label_smoothing: bool = False
+    gan_only: bool = False
+    l1_only: bool = False
+    lr: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    seed: int = 42
+    patch_size: int = 70
+    steps_per_epoch: int | None = None  # default: one pass over the training images
+    validation_steps: int | None = None  # default: the whole validation split
+    val_fraction: float = DEFAULT_VAL_FRACTION
+    checkpoint_every: int = 200  # steps; a checkpoint is also written after every epoch
+    jit_compile: bool = False  # XLA: no faster on CPU, slow to compile; try it on GPUs
+    verbose: int | str = "auto"
+
+    def validate(self) -> None:
+        if self.gan_only and self.l1_only:
+            raise RunError("--gan-only and --l1-only exclude each other")
+        for name in ("epochs", "batch_size", "r1_every", "checkpoint_every"):
+            if getattr(self, name) < 1:
+                raise RunError(f"--{name.replace('_', '-')} must be at least 1")
+        if self.r1_gamma < 0:
+            raise RunError("--gamma must be >= 0 (0 turns R1 off)")
+        try:
+            models.unet_depth(self.image_size)
+        except ValueError as error:
+            raise RunError(f"--image-size: {error}") from None
+        if self.patch_size not in models.PATCH_SIZES:
+            raise RunError(f"--patch-size must be one of {sorted(models.PATCH_SIZES)}")
+
+    @property
+    def effective_lambda_l1(self) -> float:
+        return 0.0 if self.gan_only else self.lambda_l1
+
+
+@dataclass
+class RunResult:
+    out: Path
+    epochs_done: int
+    steps_done: int
+    generator_path: Path
+    image_set: ImageSet
+
+
+def _check_resume_settings(run_json: Path, settings: dict) -> None:
+    if not run_json.exists():
+        return
+    saved = json.loads(run_json.read_text())
+    changed = [
+        f"--{key.replace('_', '-')} {saved.get(key)!r} (now {settings[key]!r})"
+        for key in RUN_DEFINING
+        if saved.get(key) != settings[key]
+    ]
+    if changed:
+        raise RunError(
+            f"{run_json.parent} holds a run started with " + ", ".join(changed)
+            + "; rerun with the same flags to resume, or choose a new --out"
+        )
+
+
+def _trim_history(history_csv: Path, epochs_done: int) -> None:
+    """Drop rows of epochs the checkpoint does not contain (a kill between log and save)."""
+    if not history_csv.exists():
+        return
+    with open(history_csv, newline="", encoding="utf-8") as handle:
+        rows = list(csv.reader(handle))
+    if not rows:
+        return
+    header, body = rows[0], [row for row in rows[1:] if row and int(row[0]) < epochs_done]
+    with open(history_csv, "w", newline="", encoding="utf-8") as handle:
+        csv.writer(handle).writerows([header, *body])
+
+
+def build_trainer(config: TrainConfig) -> gan.ColorizationGAN:
+    """G, D (unless L1 only) and their Adam optimizers, compiled into the GAN trainer."""
+    generator = models.build_generator(config.image_size, dropout=not config.l1_only)
+    discriminator = None if config.l1_only else models.build_discriminator(config.image_size, config.patch_size)
+
+    def adam():
+        return keras.optimizers.Adam(config.lr, beta_1=config.beta1, beta_2=config.beta2)
+
+    trainer = gan.ColorizationGAN(generator, discriminator)
+    trainer.compile(
+        g_optimizer=adam(),
+        d_optimizer=None if discriminator is None else adam(),
+        lambda_l1=config.effective_lambda_l1,
+        r1_gamma=config.r1_gamma,
+        r1_every=config.r1_every,
+        real_label=0.9 if config.label_smoothing else 1.0,
+        jit_compile=config.jit_compile,
+    )
+    return trainer
+
+
+def train(config: TrainConfig, log=print) -> RunResult:
+    """Train (or resume training) as `config` says; returns where things are."""
+    config.validate()
+    keras.utils.set_random_seed(config.seed)
+    out = Path(config.out)
+    image_set = load_image_set(config.data, config.val_fraction, verbose=1 if config.verbose == "auto" else config.verbose)
+    log(image_set.summary())
+
+    steps_per_epoch = config.steps_per_epoch or max(1, len(image_set.train) // config.batch_size)
+    settings = {**asdict(config), "steps_per_epoch": steps_per_epoch}
+    _check_resume_settings(out / "run.json", settings)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "run.json").write_text(json.dumps(settings, indent=2) + "\n")
+
+    trainer = build_trainer(config)
+    checkpoint = callbacks.TrainingCheckpoint(
+        out / "checkpoints", trainer.generator, trainer.g_optimizer,
+        trainer.discriminator, trainer.d_optimizer, every_steps=config.checkpoint_every,
+    )
+    restored = checkpoint.restore()
+    epochs_done, steps_done = restored or (0, 0)
+    if restored:
+        log(f"Resuming from {checkpoint.manager.latest_checkpoint}: epoch {epochs_done}, step {steps_done}")
+    _trim_history(out / "history.csv", epochs_done)
+
+    generator_path = out / "generator.keras"
+    if epochs_done < config.epochs:
+        val_dataset = None
+        run_callbacks = [checkpoint]
+        if image_set.val:
+            val_dataset = make_eval_dataset(image_set.val, config.image_size, config.batch_size)
+            # Spread over the (sorted) validation files, so the grid shows different photos.
+            grid_files = image_set.val[:: max(1, len(image_set.val) // SAMPLE_GRID_IMAGES)][:SAMPLE_GRID_IMAGES]
+            grid_dataset = make_eval_dataset(grid_files, config.image_size, SAMPLE_GRID_IMAGES)
+            lightness, ab = callbacks.first_images(grid_dataset, SAMPLE_GRID_IMAGES)
+            run_callbacks.append(callbacks.SampleGrid(trainer.generator, lightness, ab, out / "samples"))
+        run_callbacks += [
+            keras.callbacks.CSVLogger(str(out / "history.csv"), append=True),
+            callbacks.HistoryPlot(out / "history.csv", out / "losses.png"),
+            keras.callbacks.TensorBoard(log_dir=str(out / "logs")),
+        ]
+
+        # An epoch cut short by an interruption is finished first, on its own.
+        steps_into_epoch = steps_done - epochs_done * steps_per_epoch
+        phases = []
+        if 0 < steps_into_epoch < steps_per_epoch:
+            phases.append((epochs_done + 1, steps_per_epoch - steps_into_epoch))
+        phases.append((config.epochs, steps_per_epoch))
+        for last_epoch, steps in phases:
+            if epochs_done >= last_epoch:
+                continue
+            train_dataset = make_train_dataset(
+                image_set.train, config.image_size, config.batch_size, config.seed, start_step=steps_done
+            )
+            trainer.fit(
+                train_dataset,
+                epochs=last_epoch,
+                initial_epoch=epochs_done,
+                steps_per_epoch=steps,
+                validation_data=val_dataset,
+                validation_steps=config.validation_steps,
+                callbacks=run_callbacks,
+                shuffle=False,
+                verbose=config.verbose,
+            )
+            epochs_done, steps_done = int(checkpoint.epoch.numpy()), int(checkpoint.step.numpy())
+        trainer.generator.save(generator_path)
+        log(f"Saved the generator to {generator_path}")
+    elif not generator_path.exists():
+        trainer.generator.save(generator_path)
+    else:
+        log(f"{out} already holds {epochs_done} trained epochs (--epochs {config.epochs}); nothing to do")
+    return RunResult(out, epochs_done, steps_done, generator_path, image_set)
