@@ -1,0 +1,53 @@
+"""Shared fixtures: small image folders the tests make, and quiet TensorFlow."""
+
+import os
+import shutil
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from pix2color.data import sample_photos_dir  # noqa: E402
+
+
+def sample_photo_paths(count: int) -> list[str]:
+    """`count` sample photos from different source photos (the 'view' crops)."""
+    return sorted(str(p) for p in sample_photos_dir().glob("*__view.jpg"))[:count]
+
+
+@pytest.fixture(scope="session")
+def messy_folder(tmp_path_factory):
+    """A folder of 6 good colour photos plus every kind of troublesome file.
+
+    Good but unusual: a CMYK JPEG, a 16-bit PNG, an RGBA PNG (in a subfolder), a WebP, a GIF.
+    Bad: a truncated/corrupt JPEG, a text file named x.jpg, a 1x1 image. Grayscale: one photo.
+    """
+    import tensorflow as tf
+
+    folder = tmp_path_factory.mktemp("messy")
+    photos = sample_photo_paths(10)
+    for index, path in enumerate(photos[:6]):
+        shutil.copy(path, folder / f"good_{index}.jpg")
+    rgb = np.asarray(Image.open(photos[6]).convert("RGB"))
+    Image.fromarray(rgb).convert("CMYK").save(folder / "cmyk.jpg")
+    tf.io.write_file(str(folder / "deep16.png"), tf.io.encode_png(rgb.astype(np.uint16) * 257))
+    (folder / "nested").mkdir()
+    rgba = np.concatenate([rgb, np.full(rgb.shape[:2] + (1,), 200, np.uint8)], axis=-1)
+    Image.fromarray(rgba, "RGBA").save(folder / "nested" / "alpha.png")
+    Image.fromarray(np.asarray(Image.open(photos[7]).convert("RGB"))).save(folder / "photo.webp")
+    Image.fromarray(np.asarray(Image.open(photos[8]).convert("RGB"))).save(folder / "anim.gif")
+    Image.open(photos[9]).convert("L").save(folder / "gray.jpg")
+    Image.new("RGB", (1, 1), (200, 30, 30)).save(folder / "tiny.png")
+    (folder / "x.jpg").write_text("this is not an image\n")
+    data = open(photos[0], "rb").read()
+    (folder / "corrupt.jpg").write_bytes(data[:600] + b"\x00garbage" * 40)
+    (folder / "notes.txt").write_text("not an image extension: ignored\n")
+    return folder
+
+
+MESSY_BAD = {"x.jpg", "corrupt.jpg", "tiny.png"}
+MESSY_GOOD = {
+    *(f"good_{i}.jpg" for i in range(6)), "cmyk.jpg", "deep16.png", "alpha.png", "photo.webp", "anim.gif",
+}

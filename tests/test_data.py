@@ -1,0 +1,129 @@
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import MESSY_BAD, MESSY_GOOD
+from pix2color import data
+
+
+def names(paths):
+    return {Path(p).name for p in paths}
+
+
+def test_messy_folder_is_vetted(messy_folder):
+    image_set = data.folder_image_set(messy_folder, verbose=0)
+    assert names(image_set.skipped) == MESSY_BAD
+    assert names(image_set.grayscale) == {"gray.jpg"}
+    assert names(image_set.train + image_set.val) == MESSY_GOOD
+    assert not set(image_set.train) & set(image_set.val)
+    reasons = {Path(p).name: reason for p, reason in image_set.skipped.items()}
+    assert "1x1" in reasons["tiny.png"]
+    assert "Unknown image file format" in reasons["x.jpg"]
+    summary = image_set.summary()
+    assert "3 unusable files skipped" in summary and "1 grayscale left out" in summary
+    for name in MESSY_BAD:
+        assert name in summary
+
+
+def test_folder_split_is_deterministic_and_by_relative_path(messy_folder, tmp_path):
+    first = data.folder_image_set(messy_folder, val_fraction=0.5, verbose=0)
+    second = data.folder_image_set(messy_folder, val_fraction=0.5, verbose=0)
+    assert first.train == second.train and first.val == second.val
+    assert first.val and first.train  # 11 files, half expected on each side
+    # The split does not depend on where the folder lives.
+    import shutil
+
+    moved = tmp_path / "elsewhere"
+    shutil.copytree(messy_folder, moved)
+    third = data.folder_image_set(moved, val_fraction=0.5, verbose=0)
+    assert names(third.val) == names(first.val)
+
+
+def test_sample_set_splits_by_photo_id():
+    import csv
+
+    image_set = data.sample_image_set(verbose=0)
+    assert len(image_set.train) + len(image_set.val) == 201
+    assert not image_set.skipped and not image_set.grayscale
+    with open(data.sample_photos_dir() / "manifest.csv", newline="") as handle:
+        photo_of = {row["file"]: row["photo_id"] for row in csv.DictReader(handle)}
+    train_ids = {photo_of[Path(p).name] for p in image_set.train}
+    val_ids = {photo_of[Path(p).name] for p in image_set.val}
+    assert val_ids and not train_ids & val_ids
+    assert (data.sample_photos_dir() / "ATTRIBUTION.md").exists()
+
+
+@pytest.mark.parametrize("kind", ["missing", "empty", "file"])
+def test_unusable_data_argument_is_a_clear_error(tmp_path, kind):
+    target = tmp_path / "photos"
+    if kind == "empty":
+        target.mkdir()
+        (target / "readme.txt").write_text("no images here")
+    elif kind == "file":
+        target.write_text("x")
+    with pytest.raises(data.DataError, match=str(target)):
+        data.load_image_set(str(target), verbose=0)
+
+
+def test_folder_of_only_bad_or_gray_images_is_a_clear_error(tmp_path):
+    (tmp_path / "x.jpg").write_text("nope")
+    from PIL import Image
+
+    Image.new("L", (64, 64), 128).save(tmp_path / "gray.png")
+    with pytest.raises(data.DataError, match="no usable colour training images"):
+        data.load_image_set(str(tmp_path), verbose=0)
+
+
+def test_coco_says_not_available_yet():
+    with pytest.raises(data.DataError, match="not available yet"):
+        data.load_image_set("coco", verbose=0)
+
+
+def batches(dataset, count):
+    return [tuple(t.numpy() for t in batch) for batch in dataset.take(count)]
+
+
+def test_train_stream_shapes_ranges_and_flips(messy_folder):
+    files = data.folder_image_set(messy_folder, val_fraction=0.0, verbose=0).train
+    stream = data.make_train_dataset(files, 32, batch_size=4, seed=1)
+    lightness, ab = batches(stream, 1)[0]
+    assert lightness.shape == (4, 32, 32, 1) and ab.shape == (4, 32, 32, 2)
+    assert lightness.min() >= -1 and lightness.max() <= 1 and np.abs(ab).max() <= 1
+    assert np.abs(ab).mean() > 0.01  # colour photos: ab is not all zero
+    # Over several passes each image shows up both flipped and not flipped.
+    plain = data.make_eval_dataset([files[0]], 32, 1)
+    reference = next(iter(plain))[0].numpy()[0]
+    seen = [batch_l for batch_l, _ in batches(data.make_train_dataset([files[0]], 32, 1, seed=3), 12)]
+    flipped = sum(np.allclose(b[0], reference[:, ::-1], atol=1e-5) for b in seen)
+    unflipped = sum(np.allclose(b[0], reference, atol=1e-5) for b in seen)
+    assert flipped + unflipped == 12 and flipped > 0 and unflipped > 0
+
+
+def test_train_stream_resumes_exactly_where_it_stopped(messy_folder):
+    """Batches from start_step=k equal batches k, k+1, ... of the full stream (across passes)."""
+    files = data.folder_image_set(messy_folder, val_fraction=0.0, verbose=0).train  # 11 files
+    full = batches(data.make_train_dataset(files, 32, batch_size=3, seed=7), 9)  # > 2 passes
+    resumed = batches(data.make_train_dataset(files, 32, batch_size=3, seed=7, start_step=5), 4)
+    for expected, got in zip(full[5:], resumed):
+        np.testing.assert_array_equal(expected[0], got[0])
+        np.testing.assert_array_equal(expected[1], got[1])
+    other_seed = batches(data.make_train_dataset(files, 32, batch_size=3, seed=8), 1)
+    assert not np.array_equal(other_seed[0][0], full[0][0])
+
+
+def test_each_pass_shows_every_image_once(messy_folder):
+    files = data.folder_image_set(messy_folder, val_fraction=0.0, verbose=0).train
+    stream = data.make_train_dataset(files, 32, batch_size=1, seed=5)
+    one_pass = [l[0] for l, _ in batches(stream, len(files))]
+    means = sorted(round(float(np.abs(x).mean()), 4) for x in one_pass)  # flip-invariant
+    expected = sorted(
+        round(float(np.abs(l[0]).mean()), 4) for l, _ in batches(data.make_eval_dataset(files, 32, 1), len(files))
+    )
+    assert means == expected
+
+
+def test_eval_dataset_covers_every_file_once_in_order(messy_folder):
+    files = data.folder_image_set(messy_folder, val_fraction=0.0, verbose=0).train
+    got = list(data.make_eval_dataset(files, 32, batch_size=4))
+    assert [len(l) for l, _ in got] == [4, 4, 3]

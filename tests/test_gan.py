@@ -1,0 +1,153 @@
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from pix2color import gan, metrics, models
+
+
+def linear_discriminator(weights):
+    """D(L, ab) = sum over pixels of w . [L, a, b]: a 1x1 convolution without bias."""
+    lightness = keras.Input((None, None, 1))
+    ab = keras.Input((None, None, 2))
+    x = keras.layers.Concatenate()([lightness, ab])
+    conv = keras.layers.Conv2D(1, 1, use_bias=False)
+    model = keras.Model([lightness, ab], conv(x))
+    conv.kernel.assign(np.reshape(weights, (1, 1, 3, 1)).astype(np.float32))
+    return model
+
+
+def test_r1_value_and_gradient_match_closed_form():
+    w = np.array([0.7, -1.5, 2.0], np.float32)  # weights for L, a, b
+    discriminator = linear_discriminator(w)
+    batch, height, width, gamma = 3, 5, 4, 0.1
+    lightness = tf.random.uniform((batch, height, width, 1))
+    real_ab = tf.random.uniform((batch, height, width, 2))
+    with tf.GradientTape() as tape:
+        penalty, logits = gan.r1_penalty(discriminator, lightness, real_ab, gamma)
+    # dD/d ab at every pixel is (w_a, w_b): |grad|^2 = H W (w_a^2 + w_b^2), whatever L's weight.
+    expected = gamma / 2 * height * width * (w[1] ** 2 + w[2] ** 2)
+    np.testing.assert_allclose(penalty.numpy(), expected, rtol=1e-5)
+    (kernel_grad,) = tape.gradient(penalty, discriminator.trainable_variables)
+    expected_grad = gamma * height * width * np.array([0.0, w[1], w[2]])
+    np.testing.assert_allclose(kernel_grad.numpy().reshape(3), expected_grad, rtol=1e-5, atol=1e-6)
+    assert logits.shape == (batch, height, width, 1)
+
+
+def make_trainer(size=32, discriminator=True, **compile_options):
+    generator = models.build_generator(size, dropout=discriminator)
+    trainer = gan.ColorizationGAN(generator, models.build_discriminator(size) if discriminator else None)
+    trainer.compile(
+        keras.optimizers.Adam(2e-4, beta_1=0.5),
+        keras.optimizers.Adam(2e-4, beta_1=0.5) if discriminator else None,
+        **compile_options,
+    )
+    return trainer
+
+
+def random_batch(size=32, batch=4, seed=0):
+    generator = tf.random.Generator.from_seed(seed)
+    return generator.uniform((batch, size, size, 1), -1, 1), generator.uniform((batch, size, size, 2), -0.5, 0.5)
+
+
+def weights_of(model):
+    return [w.numpy().copy() for w in model.trainable_weights]
+
+
+def changed(before, model):
+    return any(not np.allclose(b, a.numpy()) for b, a in zip(before, model.trainable_weights))
+
+
+def test_train_step_updates_both_networks_and_reports_named_losses():
+    trainer = make_trainer()
+    g_before, d_before = weights_of(trainer.generator), weights_of(trainer.discriminator)
+    dataset = tf.data.Dataset.from_tensors(random_batch()).repeat()
+    history = trainer.fit(dataset, steps_per_epoch=2, epochs=1, verbose=0).history
+    assert set(history) == set(gan.TRAIN_METRICS_GAN)
+    assert all(np.isfinite(values[0]) for values in history.values())
+    assert history["r1_penalty"][0] > 0
+    assert 0 < history["d_real"][0] < 1 and 0 < history["d_fake"][0] < 1
+    assert changed(g_before, trainer.generator) and changed(d_before, trainer.discriminator)
+    assert int(trainer.g_optimizer.iterations) == 2 and int(trainer.d_optimizer.iterations) == 2
+    expected_total = history["gen_gan_loss"][0] + 100 * history["gen_l1_loss"][0]
+    np.testing.assert_allclose(history["gen_total_loss"][0], expected_total, rtol=1e-4)
+
+
+def test_r1_off_reports_zero_penalty():
+    trainer = make_trainer(r1_gamma=0.0)
+    history = trainer.fit(tf.data.Dataset.from_tensors(random_batch()).repeat(), steps_per_epoch=1, verbose=0).history
+    assert history["r1_penalty"] == [0.0]
+
+
+def test_lazy_r1_penalises_every_kth_step_with_scaled_gamma():
+    lightness, ab = random_batch()
+    every = make_trainer(r1_gamma=0.01, r1_every=1)
+    lazy = make_trainer(r1_gamma=0.01, r1_every=4)
+    lazy.discriminator.set_weights(every.discriminator.get_weights())
+    _, full_penalty = every._real_logits_and_r1(lightness, ab)
+    for iteration, expected in [(0, 4 * full_penalty), (1, 0.0), (3, 0.0), (4, 4 * full_penalty)]:
+        lazy.d_optimizer.iterations.assign(iteration)
+        _, penalty = lazy._real_logits_and_r1(lightness, ab)
+        np.testing.assert_allclose(penalty.numpy(), np.asarray(expected), rtol=1e-4)
+    assert full_penalty > 0
+
+
+def test_label_smoothing_changes_the_real_target():
+    real_logits, fake_logits = tf.fill((2, 3, 3, 1), 8.0), tf.fill((2, 3, 3, 1), -8.0)
+    plain, smooth = make_trainer(real_label=1.0), make_trainer(real_label=0.9)
+    bce = lambda target, logit: -(target * np.log(1 / (1 + np.exp(-logit))) + (1 - target) * np.log(1 - 1 / (1 + np.exp(-logit))))
+    np.testing.assert_allclose(plain._disc_loss(real_logits, fake_logits), 0.5 * (bce(1.0, 8.0) + bce(0.0, -8.0)), rtol=1e-4)
+    np.testing.assert_allclose(smooth._disc_loss(real_logits, fake_logits), 0.5 * (bce(0.9, 8.0) + bce(0.0, -8.0)), rtol=1e-4)
+
+
+def test_gan_only_has_no_l1_in_the_generator_loss():
+    trainer = make_trainer(lambda_l1=0.0)
+    history = trainer.fit(tf.data.Dataset.from_tensors(random_batch()).repeat(), steps_per_epoch=1, verbose=0).history
+    np.testing.assert_allclose(history["gen_total_loss"], history["gen_gan_loss"], rtol=1e-6)
+    assert history["gen_l1_loss"][0] > 0  # still reported
+
+
+def test_l1_only_trains_the_generator_alone():
+    trainer = make_trainer(discriminator=False)
+    before = weights_of(trainer.generator)
+    history = trainer.fit(tf.data.Dataset.from_tensors(random_batch()).repeat(), steps_per_epoch=2, verbose=0).history
+    assert set(history) == {"gen_l1_loss"}
+    assert changed(before, trainer.generator)
+    with pytest.raises(ValueError, match="discriminator optimizer"):
+        gan.ColorizationGAN(models.build_generator(32), models.build_discriminator(32)).compile(
+            keras.optimizers.Adam()
+        )
+
+
+def test_validation_reports_losses_and_image_quality():
+    trainer = make_trainer()
+    lightness, ab = random_batch()
+    results = trainer.evaluate(lightness, ab, batch_size=4, verbose=0, return_dict=True)
+    for name in ("disc_loss", "gen_gan_loss", "gen_l1_loss", "r1_penalty", "psnr", "ssim"):
+        assert np.isfinite(results[name])
+    # PSNR/SSIM are those of the deterministic generator output, under the report's protocol.
+    fake = trainer.generator(lightness, training=False)
+    truth, pred = metrics.to_uint8_values(lightness, ab), metrics.to_uint8_values(lightness, fake)
+    np.testing.assert_allclose(results["psnr"], tf.reduce_mean(metrics.psnr(truth, pred)), rtol=1e-4)
+
+
+def test_psnr_and_ssim_match_skimage():
+    from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+    rng = np.random.default_rng(0)
+    truth = rng.integers(0, 256, (2, 48, 48, 3)).astype(np.float32)
+    pred = np.clip(truth + rng.normal(0, 20, truth.shape), 0, 255).round().astype(np.float32)
+    ours_psnr = metrics.psnr(truth, pred).numpy()
+    ours_ssim = metrics.ssim(truth, pred).numpy()
+    for index in range(2):
+        mse = np.mean((truth[index] - pred[index]) ** 2)
+        np.testing.assert_allclose(ours_psnr[index], 20 * np.log10(256 / np.sqrt(mse)), rtol=1e-5)
+        np.testing.assert_allclose(
+            metrics.psnr(truth, pred, peak=255).numpy()[index],
+            peak_signal_noise_ratio(truth[index], pred[index], data_range=255), rtol=1e-5,
+        )
+        reference = structural_similarity(
+            truth[index], pred[index], data_range=255, channel_axis=-1,
+            gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
+        )
+        np.testing.assert_allclose(ours_ssim[index], reference, atol=2e-3)
