@@ -1,0 +1,145 @@
+"""End to end: the train command as a user runs it, bad inputs, and resuming after SIGKILL."""
+
+import csv
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import MESSY_BAD
+
+ROOT = Path(__file__).resolve().parents[1]
+SMALL = ["--image-size", "32", "--batch-size", "4", "--verbose", "2"]
+
+
+def run_train(*args, timeout=600):
+    return subprocess.run(
+        [sys.executable, str(ROOT / "train.py"), *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT
+    )
+
+
+def history_epochs(out):
+    with open(out / "history.csv", newline="") as handle:
+        return [int(row["epoch"]) for row in csv.DictReader(handle)]
+
+
+def test_train_on_sample_photos_writes_every_artifact(tmp_path):
+    out = tmp_path / "run"
+    result = run_train("--data", "sample", "--epochs", "2", "--steps-per-epoch", "3", "--out", str(out), *SMALL)
+    assert result.returncode == 0, result.stderr
+    assert "Done: 2 epochs, 6 steps" in result.stdout
+    assert "oneDNN" not in result.stderr and "libtensorflow_io" not in result.stderr
+    assert history_epochs(out) == [0, 1]
+    with open(out / "history.csv", newline="") as handle:
+        columns = next(csv.reader(handle))
+    for name in ("disc_loss", "gen_gan_loss", "gen_l1_loss", "r1_penalty", "val_psnr", "val_ssim"):
+        assert name in columns
+    for path in ("losses.png", "samples/epoch_001.png", "samples/epoch_002.png", "generator.keras", "run.json"):
+        assert (out / path).stat().st_size > 0, path
+    assert list((out / "logs" / "train").glob("events.out.tfevents.*"))
+    assert (out / "checkpoints" / "checkpoint").exists()
+
+    import keras
+    import tensorflow as tf
+
+    import pix2color.models  # noqa: F401 - registers ChannelDropout for loading
+
+    generator = keras.models.load_model(out / "generator.keras")
+    assert generator(tf.zeros((1, 32, 32, 1))).shape == (1, 32, 32, 2)
+
+    # Same command again: nothing left to do, nothing repeated.
+    again = run_train("--data", "sample", "--epochs", "2", "--steps-per-epoch", "3", "--out", str(out), *SMALL)
+    assert again.returncode == 0 and "nothing to do" in again.stdout
+    assert history_epochs(out) == [0, 1]
+
+
+def test_train_on_messy_folder_skips_and_reports_bad_files(messy_folder, tmp_path):
+    out = tmp_path / "run"
+    result = run_train("--gamma", "0.001", "--data", str(messy_folder), "--epochs", "1", "--steps-per-epoch", "2",
+                       "--out", str(out), *SMALL)
+    assert result.returncode == 0, result.stderr
+    assert "3 unusable files skipped" in result.stdout and "1 grayscale left out" in result.stdout
+    for name in MESSY_BAD:
+        assert re.search(rf"skipped .*{re.escape(name)}: ", result.stdout), name
+    assert (out / "generator.keras").exists()
+
+
+@pytest.mark.parametrize("kind", ["missing", "empty"])
+def test_bad_data_folder_is_one_line_error(tmp_path, kind):
+    folder = tmp_path / "photos"
+    if kind == "empty":
+        folder.mkdir()
+    result = run_train("--data", str(folder), "--out", str(tmp_path / "run"), *SMALL)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("pix2color-train: error:") and str(folder) in lines[0]
+
+
+def test_changed_flags_do_not_silently_mix_runs(tmp_path):
+    out = tmp_path / "run"
+    assert run_train("--data", "sample", "--epochs", "1", "--steps-per-epoch", "1", "--out", str(out), *SMALL).returncode == 0
+    result = run_train("--data", "sample", "--epochs", "1", "--steps-per-epoch", "1", "--out", str(out),
+                       "--image-size", "64", "--verbose", "2")
+    assert result.returncode == 2 and "--image-size 32" in result.stderr and "Traceback" not in result.stderr
+
+
+def latest_checkpoint_step(out):
+    state = out / "checkpoints" / "checkpoint"
+    if not state.exists():
+        return -1
+    match = re.search(r'^model_checkpoint_path: "ckpt-(\d+)"', state.read_text(), re.M)
+    return int(match.group(1)) if match else -1
+
+
+def test_sigkill_then_rerun_resumes_where_it_was(tmp_path):
+    out = tmp_path / "run"
+    command = [sys.executable, str(ROOT / "train.py"), "--data", "sample", "--epochs", "3", "--steps-per-epoch", "6",
+               "--checkpoint-every", "1", "--out", str(out), *SMALL]
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while latest_checkpoint_step(out) < 8 and time.time() < deadline and process.poll() is None:
+        time.sleep(0.05)
+    os.kill(process.pid, signal.SIGKILL)  # mid-epoch 2, perhaps mid-write of a checkpoint
+    process.wait()
+    killed_at = latest_checkpoint_step(out)
+    assert 8 <= killed_at < 18, killed_at
+
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    resumed = re.search(r"Resuming from .*ckpt-(\d+): epoch (\d+), step (\d+)", result.stdout)
+    assert resumed, result.stdout
+    step = int(resumed.group(3))
+    assert step == int(resumed.group(1)) >= killed_at - 1  # the last complete checkpoint
+    assert int(resumed.group(2)) == step // 6
+    assert "Done: 3 epochs, 18 steps" in result.stdout
+    assert history_epochs(out) == [0, 1, 2]  # no repeated or lost epochs
+
+
+def test_restore_brings_back_weights_and_optimizer_state(tmp_path):
+    """The checkpoint holds both optimizers' slots and step counts, not only the weights."""
+    from pix2color import callbacks
+    from pix2color.training import TrainConfig, build_trainer, train
+
+    config = TrainConfig(data="sample", out=str(tmp_path / "run"), epochs=1, steps_per_epoch=2, image_size=32, verbose=0)
+    train(config, log=lambda *_: None)
+
+    fresh = build_trainer(config)
+    checkpoint = callbacks.TrainingCheckpoint(
+        tmp_path / "run" / "checkpoints", fresh.generator, fresh.g_optimizer, fresh.discriminator, fresh.d_optimizer
+    )
+    assert checkpoint.restore() == (1, 2)
+    assert int(fresh.g_optimizer.iterations) == 2 and int(fresh.d_optimizer.iterations) == 2
+    moments = [v.numpy() for v in fresh.d_optimizer.variables if "momentum" in v.path]
+    assert moments and any(np.abs(m).sum() > 0 for m in moments)
+    import keras
+
+    saved = keras.models.load_model(tmp_path / "run" / "generator.keras")
+    for restored, final in zip(fresh.generator.weights, saved.weights):
+        np.testing.assert_array_equal(restored.numpy(), final.numpy())
