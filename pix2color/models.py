@@ -49,19 +49,58 @@ class ChannelDropout(layers.Layer):
     with built-in ops only.
     """
 
-    def __init__(self, rate: float = DROPOUT_RATE, **kwargs):
+    def __init__(self, rate: float = DROPOUT_RATE, always: bool = False, **kwargs):
         super().__init__(**kwargs)
         self.rate = rate
+        self.always = always  # drop at inference too (the report's test-time noise)
 
     def call(self, inputs, training=None):
-        if not training or self.rate == 0:
+        if not (training or self.always) or self.rate == 0:
             return inputs
         shape = tf.stack([tf.shape(inputs)[0], 1, 1, tf.shape(inputs)[-1]])
         keep = tf.cast(tf.random.uniform(shape) >= self.rate, inputs.dtype)
         return inputs * keep / (1.0 - self.rate)
 
     def get_config(self):
-        return {**super().get_config(), "rate": self.rate}
+        return {**super().get_config(), "rate": self.rate, "always": self.always}
+
+
+class BatchStatNormalization(layers.Layer):
+    """A BatchNormalization layer's gamma and beta applied with the current batch's statistics.
+
+    The report runs its generator in training mode at test time; this layer gives that
+    behaviour without updating (or even touching) the moving averages, so a model built with it
+    is a pure function that exports to SavedModel and TFLite (mean/variance are built-in ops).
+    """
+
+    def __init__(self, source: layers.BatchNormalization, **kwargs):
+        super().__init__(name=f"{source.name}_batchstats", **kwargs)
+        self.source = source  # shares its variables; no copy
+
+    def call(self, inputs, training=None, mask=None):  # `training` is ignored on purpose
+        mean, variance = tf.nn.moments(inputs, axes=[0, 1, 2], keepdims=True)
+        return tf.nn.batch_normalization(
+            inputs, mean, variance, self.source.beta, self.source.gamma, self.source.epsilon
+        )
+
+
+def paper_mode_generator(generator: keras.Model) -> keras.Model:
+    """The generator as the report evaluates it: dropout on, BatchNorm on the batch's statistics.
+
+    Shares every weight with `generator` (no copy). Its output for an image depends on the other
+    images of the batch (BatchNorm statistics) and on the random dropout masks.
+    """
+
+    def swap(layer):
+        if isinstance(layer, layers.BatchNormalization):
+            return BatchStatNormalization(layer)
+        if isinstance(layer, ChannelDropout):
+            return ChannelDropout(layer.rate, always=True, name=f"{layer.name}_always")
+        return layer
+
+    paper = keras.models.clone_model(generator, clone_function=swap)
+    paper.name = f"{generator.name}_paper"
+    return paper
 
 
 def unet_depth(image_size: int) -> int:

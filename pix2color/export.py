@@ -1,0 +1,200 @@
+"""Export a trained generator to a SavedModel (for serving) and to TFLite (for phones).
+
+    pix2color export --model runs/pix2color --out exported --formats savedmodel,tflite
+
+SavedModel signatures (weights stored once, shared by both modes):
+    serving_default / colorize        image uint8 (H, W, C), C in 1..4, any size
+                                      -> colorized uint8 (H, W, 3), same size (full-res recipe)
+    colorize_paper                    the same in the report's test-time mode
+    ab / ab_paper                     lightness float32 (N, S, S, 1) -> ab float32 (N, S, S, 2)
+
+TFLite files `generator_{mode}_{variant}.tflite`, built-in ops only (no Flex), float I/O:
+    input lightness float32 (1, S, S, 1) in [-1, 1] -> output ab float32 (1, S, S, 2)
+    variants: float32, float16 (weights), int8 (full-integer, calibrated on the sample photos),
+    dynamic (int8 weights, float activations; slow on CPUs, see the README).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+TFLITE_VARIANTS = ("float32", "float16", "int8", "dynamic")
+MODES = ("deterministic", "paper")
+CALIBRATION_IMAGES = 64
+
+
+def _import_tf():
+    import tensorflow as tf
+
+    return tf
+
+
+def colorize_in_graph(network, image, image_size: int):
+    """The full-resolution recipe as TensorFlow ops (for the SavedModel's serving signature).
+
+    image: uint8 (H, W, C), C = 1 (gray), 2 (gray + alpha), 3 (RGB) or 4 (RGBA; alpha dropped).
+    Mirrors `pix2color.lite.FullResolutionColorizer` (area-filtered L in, bilinear ab out).
+    """
+    tf = _import_tf()
+    from pix2color import color
+
+    channels = tf.shape(image)[-1]
+    image = tf.cond(channels < 3, lambda: tf.tile(image[..., :1], [1, 1, 3]), lambda: image[..., :3])
+    height, width = tf.shape(image)[0], tf.shape(image)[1]
+    lab = color.rgb_to_lab(tf.cast(image, tf.float32) / 255.0)
+    lightness = lab[..., :1]  # (H, W, 1), full resolution
+    small = tf.image.resize(lightness[None], [image_size, image_size], method="area") / 50.0 - 1.0
+    ab_small = network(small, training=False)  # (1, S, S, 2)
+    ab = tf.image.resize(ab_small * 110.0, tf.stack([height, width]), method="bilinear")[0]
+    rgb = color.lab_to_rgb(tf.concat([lightness, ab], axis=-1))
+    return tf.cast(tf.round(rgb * 255.0), tf.uint8)
+
+
+def export_savedmodel(generator, out_dir: str | Path) -> Path:
+    """Write a SavedModel with whole-job and raw-network signatures, both inference modes."""
+    tf = _import_tf()
+    from pix2color import models
+
+    size = int(generator.input_shape[1])
+    module = tf.Module()
+    module.generator = generator
+    module.paper_generator = models.paper_mode_generator(generator)
+    image_spec = tf.TensorSpec([None, None, None], tf.uint8, name="image")
+    lightness_spec = tf.TensorSpec([None, size, size, 1], tf.float32, name="lightness")
+
+    def whole_job(network):
+        return tf.function(
+            lambda image: {"colorized": colorize_in_graph(network, image, size)}, input_signature=[image_spec], autograph=False
+        )
+
+    def raw(network):
+        return tf.function(
+            lambda lightness: {"ab": network(lightness, training=False)}, input_signature=[lightness_spec], autograph=False
+        )
+
+    module.colorize = whole_job(module.generator)
+    module.colorize_paper = whole_job(module.paper_generator)
+    module.ab = raw(module.generator)
+    module.ab_paper = raw(module.paper_generator)
+    signatures = {
+        "serving_default": module.colorize.get_concrete_function(),
+        "colorize": module.colorize.get_concrete_function(),
+        "colorize_paper": module.colorize_paper.get_concrete_function(),
+        "ab": module.ab.get_concrete_function(),
+        "ab_paper": module.ab_paper.get_concrete_function(),
+    }
+    out_dir = Path(out_dir)
+    tf.saved_model.save(module, str(out_dir), signatures=signatures)
+    return out_dir
+
+
+def calibration_lightness(image_size: int, count: int = CALIBRATION_IMAGES):
+    """Normalised lightness of sample photos (training split), for int8 calibration."""
+    from pix2color.data import load_image_set, make_eval_dataset
+
+    image_set = load_image_set("sample", verbose=0)
+    files = image_set.train[:: max(1, len(image_set.train) // count)][:count]
+    return np.concatenate([l.numpy() for l, _ in make_eval_dataset(files, image_size, 16)])
+
+
+def tflite_model(network, image_size: int, variant: str, calibration: np.ndarray | None = None) -> bytes:
+    """Convert `network` (lightness -> ab) to a TFLite flatbuffer with built-in ops only."""
+    tf = _import_tf()
+    if variant not in TFLITE_VARIANTS:
+        raise ValueError(f"TFLite variant must be one of {TFLITE_VARIANTS} (got {variant!r})")
+    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+    function = tf.function(
+        lambda lightness: {"ab": network(lightness, training=False)},
+        input_signature=[tf.TensorSpec([1, image_size, image_size, 1], tf.float32, name="lightness")],
+        autograph=False,
+    )
+    # Freeze first: the converter does not fold Keras 3 variables itself and would leave
+    # VAR_HANDLE/READ_VARIABLE ops (unusable for calibration, slower, bigger).
+    frozen = convert_variables_to_constants_v2(function.get_concrete_function())
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([frozen])
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    if variant == "float16":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_types = [tf.float16]
+    elif variant == "dynamic":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.experimental_new_dynamic_range_quantizer = False  # the new one is ~50x slower here
+    elif variant == "int8":
+        if calibration is None:
+            calibration = calibration_lightness(image_size)
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = lambda: ([image[None]] for image in calibration)
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    return converter.convert()
+
+
+def export_tflite(
+    generator, out_dir: str | Path, variants=TFLITE_VARIANTS, modes=MODES, log=print
+) -> list[Path]:
+    """Write `generator_{mode}_{variant}.tflite` files; returns their paths."""
+    from pix2color import models
+
+    size = int(generator.input_shape[1])
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    calibration = calibration_lightness(size) if "int8" in variants else None
+    written = []
+    for mode in modes:
+        network = generator if mode == "deterministic" else models.paper_mode_generator(generator)
+        for variant in variants:
+            path = out_dir / f"generator_{mode}_{variant}.tflite"
+            path.write_bytes(tflite_model(network, size, variant, calibration))
+            log(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
+            written.append(path)
+    return written
+
+
+def export(model: str, out: str, formats=("savedmodel", "tflite"), variants=TFLITE_VARIANTS, modes=MODES, log=print):
+    """Library entry: load a generator (run folder or .keras) and write the requested formats."""
+    from pix2color.colorize import load_generator
+
+    generator = load_generator(model)
+    out_dir = Path(out)
+    written = []
+    if "savedmodel" in formats:
+        written.append(export_savedmodel(generator, out_dir / "savedmodel"))
+        log(f"wrote {written[-1]}")
+    if "tflite" in formats:
+        written += export_tflite(generator, out_dir / "tflite", variants, modes, log)
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="pix2color export", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="runs/pix2color", help="run folder or .keras generator")
+    parser.add_argument("--out", default="exported", help="output folder")
+    parser.add_argument("--formats", default="savedmodel,tflite", help="comma-separated: savedmodel, tflite")
+    parser.add_argument("--variants", default=",".join(TFLITE_VARIANTS), help="TFLite variants")
+    parser.add_argument("--modes", default=",".join(MODES), help="inference modes to export to TFLite")
+    args = parser.parse_args(argv)
+    formats, variants, modes = (tuple(v for v in s.split(",") if v) for s in (args.formats, args.variants, args.modes))
+    for name, values, allowed in (("--formats", formats, ("savedmodel", "tflite")), ("--variants", variants, TFLITE_VARIANTS),
+                                  ("--modes", modes, MODES)):
+        unknown = sorted(set(values) - set(allowed))
+        if unknown:
+            parser.error(f"{name}: unknown {', '.join(unknown)} (choose from {', '.join(allowed)})")
+
+    from pix2color.cli import import_quietly
+
+    import_quietly()
+    try:
+        export(args.model, args.out, formats, variants, modes)
+    except (ValueError, OSError) as error:
+        print(f"pix2color export: error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
