@@ -105,5 +105,29 @@ def train_main(argv: list[str] | None = None) -> int:
     return 0
 
 
+COMMANDS = {
+    "train": ("pix2color.cli", "train_main", "train or resume a colorizer"),
+    "colorize": ("pix2color.colorize", "main", "colorize photos at full resolution"),
+    "export": ("pix2color.export", "main", "export to SavedModel and TFLite"),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`pix2color COMMAND ...`: one entry point for every command."""
+    import importlib
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
+        lines = [f"  {name:<10} {help_text}" for name, (_, _, help_text) in COMMANDS.items()]
+        print("usage: pix2color COMMAND [options]   (pix2color COMMAND --help for its options)\n\ncommands:")
+        print("\n".join(lines))
+        if argv and argv[0] not in ("-h", "--help"):
+            print(f"\npix2color: error: unknown command {argv[0]!r}", file=sys.stderr)
+            return 2
+        return 0 if argv else 2
+    module_name, function_name, _ = COMMANDS[argv[0]]
+    return getattr(importlib.import_module(module_name), function_name)(argv[1:])
+
+
 if __name__ == "__main__":
-    sys.exit(train_main())
+    sys.exit(main())

@@ -114,6 +114,7 @@ def expand_inputs(inputs: list[str]) -> tuple[list[tuple[Path, Path]], list[str]
     found, missing = [], []
     for item in inputs:
         matches = sorted(glob.glob(item, recursive=True)) if glob.has_magic(item) else [item]
+        matches = [match for match in matches if os.path.exists(match)]
         if not matches:
             missing.append(item)
         for match in matches:

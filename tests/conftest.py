@@ -51,3 +51,23 @@ MESSY_BAD = {"x.jpg", "corrupt.jpg", "tiny.png"}
 MESSY_GOOD = {
     *(f"good_{i}.jpg" for i in range(6)), "cmyk.jpg", "deep16.png", "alpha.png", "photo.webp", "anim.gif",
 }
+
+
+@pytest.fixture(scope="session")
+def small_generator_file(tmp_path_factory):
+    """A small (base 16 filters) 32 px generator saved as .keras: fast to export and run."""
+    from pix2color import models
+
+    path = tmp_path_factory.mktemp("model") / "generator.keras"
+    models.build_generator(32, base_filters=16).save(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def exported(small_generator_file, tmp_path_factory):
+    """`pix2color export` of the small generator: SavedModel and every TFLite variant."""
+    from pix2color import export
+
+    out = tmp_path_factory.mktemp("exported")
+    export.export(str(small_generator_file), str(out), log=lambda *_: None)
+    return out

@@ -1,0 +1,103 @@
+"""SavedModel and TFLite exports: built-in ops only, parity with Keras, any image size."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import sample_photo_paths
+from pix2color import lite, models
+from pix2color.colorize import load_generator, load_network
+
+# Max |ab| difference to Keras (network units; 1.0 = 110 Lab units), per TFLite variant.
+TOLERANCE = {"float32": 1e-4, "float16": 2e-3, "dynamic": 1e-2, "int8": 0.06}
+
+
+@pytest.fixture(scope="module")
+def generator(small_generator_file):
+    return load_generator(small_generator_file)
+
+
+@pytest.fixture(scope="module")
+def lightness_batch():
+    photos = np.stack([lite.read_image(p) for p in sample_photo_paths(3)])
+    recipe = lite.FullResolutionColorizer(None, 32)
+    return np.stack([recipe.prepare(photo)[1] for photo in photos]).astype(np.float32)
+
+
+def run_tflite(path, lightness):
+    return lite.LiteColorizer(path)._run(lightness)
+
+
+def op_names(path):
+    from ai_edge_litert.interpreter import Interpreter
+
+    return {op["op_name"] for op in Interpreter(model_path=str(path))._get_ops_details()}
+
+
+def test_every_variant_is_written_with_builtin_ops_only(exported):
+    files = sorted(p.name for p in (exported / "tflite").glob("*.tflite"))
+    assert files == sorted(f"generator_{m}_{v}.tflite" for m in ("deterministic", "paper") for v in TOLERANCE)
+    for path in (exported / "tflite").glob("*.tflite"):
+        ops = op_names(path)
+        assert not any(op.startswith("Flex") or op in ("CUSTOM", "VAR_HANDLE", "READ_VARIABLE") for op in ops), (path, ops)
+    assert "RANDOM_UNIFORM" in op_names(exported / "tflite" / "generator_paper_float32.tflite")
+    sizes = {v: (exported / "tflite" / f"generator_deterministic_{v}.tflite").stat().st_size for v in TOLERANCE}
+    assert sizes["float16"] < 0.6 * sizes["float32"] and sizes["int8"] < 0.35 * sizes["float32"]
+
+
+@pytest.mark.parametrize("variant", list(TOLERANCE))
+def test_tflite_matches_keras(exported, generator, lightness_batch, variant):
+    expected = generator(lightness_batch, training=False).numpy()
+    got = run_tflite(exported / "tflite" / f"generator_deterministic_{variant}.tflite", lightness_batch)
+    assert np.abs(got - expected).max() <= TOLERANCE[variant]
+
+
+def test_paper_mode_tflite_is_the_report_mode(exported, generator, lightness_batch, tmp_path):
+    """Dropout on (random) and BatchNorm on the batch's statistics, as the Keras paper model."""
+    path = exported / "tflite" / "generator_paper_float32.tflite"
+    first, second = run_tflite(path, lightness_batch), run_tflite(path, lightness_batch)
+    assert not np.allclose(first, second)  # dropout is on
+    assert np.isfinite(first).all() and np.abs(first).max() <= 1.0
+    # With the dropout rate at 0 the paper model is deterministic: TFLite must match Keras.
+    from pix2color import export
+
+    paper = models.paper_mode_generator(generator)
+    for layer in paper.layers:
+        if isinstance(layer, models.ChannelDropout):
+            layer.rate = 0.0
+    tflite_file = tmp_path / "paper_no_dropout.tflite"
+    tflite_file.write_bytes(export.tflite_model(paper, 32, "float32"))
+    for image in lightness_batch:
+        expected = paper(image[None]).numpy()
+        np.testing.assert_allclose(run_tflite(tflite_file, image[None]), expected, atol=1e-4)
+    assert np.abs(expected - generator(image[None], training=False).numpy()).max() > 1e-3  # not the same mode
+
+
+def test_savedmodel_raw_signature_matches_keras(exported, generator, lightness_batch):
+    loaded = tf.saved_model.load(str(exported / "savedmodel"))
+    got = loaded.signatures["ab"](lightness=tf.constant(lightness_batch))["ab"].numpy()
+    np.testing.assert_allclose(got, generator(lightness_batch, training=False).numpy(), atol=1e-5)
+    network = load_network(exported / "savedmodel")
+    assert network.image_size == 32
+    np.testing.assert_allclose(network.predict_ab(lightness_batch), got, atol=1e-6)
+
+
+@pytest.mark.parametrize("shape", [(37, 53, 3), (64, 20, 1), (31, 31, 4), (480, 640, 3), (1, 1, 3)])
+def test_serving_signature_round_trips_any_size(exported, generator, shape):
+    loaded = tf.saved_model.load(str(exported / "savedmodel"))
+    rng = np.random.default_rng(1)
+    image = rng.integers(0, 256, shape, dtype=np.uint8)
+    out = loaded.signatures["serving_default"](image=tf.constant(image))["colorized"].numpy()
+    assert out.shape == shape[:2] + (3,) and out.dtype == np.uint8
+    rgb = np.repeat(image[..., :1], 3, -1) if shape[-1] < 3 else image[..., :3]
+    recipe = lite.FullResolutionColorizer(lambda l: generator(l, training=False).numpy(), 32)
+    expected = recipe.colorize(rgb)
+    diff = np.abs(out.astype(int) - expected)
+    assert diff.max() <= 3 and diff.mean() < 0.5  # in-graph recipe == numpy recipe, to rounding
+
+
+def test_lite_colorizer_runs_the_whole_recipe(exported, generator):
+    photo = lite.read_image(sample_photo_paths(1)[0])
+    tflite_out = lite.LiteColorizer(exported / "tflite" / "generator_deterministic_float32.tflite").colorize(photo)
+    keras_out = lite.FullResolutionColorizer(lambda l: generator(l, training=False).numpy(), 32).colorize(photo)
+    assert np.abs(tflite_out.astype(int) - keras_out).max() <= 1
