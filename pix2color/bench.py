@@ -1,8 +1,9 @@
 """Benchmarks that print numbers (tests never time anything).
 
     python -m pix2color.bench train --image-size 256 --batch-size 4
+    python -m pix2color.bench infer [--model RUN]
 
-prints seconds per training step for R1 off, R1 every step and lazy R1, with and without XLA.
+`train` prints seconds per training step for R1 off, R1 every step and lazy R1, with and without XLA.
 Steps run through `fit` on one fixed batch of sample photos repeated, so only the step is
 timed, not decoding. "per step" is the median over the timed steps; for lazy R1 the mean over
 whole cycles of `--r1-every` steps is printed too, since only one step in k pays for R1.
@@ -94,6 +95,103 @@ def bench_train(image_size: int, batch_size: int, steps: int, warmup: int, r1_ev
     return results
 
 
+def _median_seconds(function, repeats: int) -> float:
+    function()  # warm-up (tracing, delegate set-up)
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def _size_mb(path) -> float:
+    from pathlib import Path
+
+    path = Path(path)
+    files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]
+    return sum(p.stat().st_size for p in files) / 1e6
+
+
+def bench_infer(model: str | None, image_size: int, repeats: int, images: int, workdir: str | None) -> list[dict]:
+    """Per format: file size, latency at S x S and for a 12 MP photo, PSNR change vs float32."""
+    import tempfile
+    from pathlib import Path
+
+    import numpy as np
+    import tensorflow as tf
+    from PIL import Image
+
+    from pix2color import export, lite, metrics, models
+    from pix2color.colorize import load_generator
+    from pix2color.data import load_image_set
+
+    work = Path(workdir or tempfile.mkdtemp(prefix="pix2color-bench-"))
+    if model:
+        generator = load_generator(model)
+    else:
+        print("no --model: an untrained generator (sizes and latencies are real; PSNR changes only "
+              "measure numerical drift)")
+        generator = models.build_generator(image_size)
+    size = int(generator.input_shape[1])
+    keras_file = work / "generator.keras"
+    generator.save(keras_file)
+    export.export(str(keras_file), str(work), modes=("deterministic",), log=lambda *_: None)
+
+    image_set = load_image_set("sample", verbose=0)
+    photos = [lite.read_image(p) for p in image_set.val[:images]]
+    big = np.asarray(Image.fromarray(photos[0]).resize((4000, 3000), Image.Resampling.BICUBIC))
+    lightness = np.random.default_rng(0).uniform(-1, 1, (1, size, size, 1)).astype(np.float32)
+
+    @tf.function
+    def keras_ab(x):
+        return generator(x, training=False)
+
+    saved = tf.saved_model.load(str(work / "savedmodel"))
+    networks = {
+        "keras": (keras_file, lambda x: keras_ab(tf.constant(x)).numpy()),
+        "savedmodel": (work / "savedmodel", lambda x: saved.signatures["ab"](lightness=tf.constant(x))["ab"].numpy()),
+    }
+    for variant in export.TFLITE_VARIANTS:
+        path = work / "tflite" / f"generator_deterministic_{variant}.tflite"
+        networks[f"tflite {variant}"] = (path, lite.LiteColorizer(path)._run)
+
+    def photo_psnr(predict):
+        recipe = lite.FullResolutionColorizer(predict, size)
+        outputs = recipe.colorize_batch(photos) if len(photos) else []
+        truth = np.stack(photos).astype(np.float32)
+        return float(np.mean(metrics.psnr(truth, np.stack(outputs).astype(np.float32)).numpy()))
+
+    rows = []
+    reference_psnr = None
+    for name, (path, predict) in networks.items():
+        recipe = lite.FullResolutionColorizer(predict, size)
+        row = {
+            "format": name,
+            "size_mb": _size_mb(path),
+            "latency_s": _median_seconds(lambda: predict(lightness), repeats),
+            "photo_12mp_s": _median_seconds(lambda: recipe.colorize(big), 1),
+            "psnr": photo_psnr(predict),
+        }
+        if name == "tflite float32":
+            reference_psnr = row["psnr"]
+        rows.append(row)
+    started = time.perf_counter()
+    saved.signatures["serving_default"](image=tf.constant(big))
+    serving_first = time.perf_counter() - started
+    serving = _median_seconds(lambda: saved.signatures["serving_default"](image=tf.constant(big)), 1)
+
+    print(f"model {size}x{size}; latency: median of {repeats} network calls on one image; 12 MP: 4000x3000 "
+          f"photo end to end (full-resolution recipe, numpy + network); PSNR: peak 256 on {len(photos)} sample photos")
+    print(f"{'format':<18}{'size MB':>9}{'latency s':>11}{'12 MP s':>9}{'PSNR dB':>9}{'vs float32':>12}")
+    for row in rows:
+        change = row["psnr"] - reference_psnr
+        print(f"{row['format']:<18}{row['size_mb']:>9.1f}{row['latency_s']:>11.3f}{row['photo_12mp_s']:>9.2f}"
+              f"{row['psnr']:>9.2f}{change:>+12.3f}")
+    print(f"SavedModel serving signature, 12 MP in-graph: {serving:.2f} s (first call {serving_first:.2f} s)")
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pix2color.bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -105,6 +203,12 @@ def main(argv: list[str] | None = None) -> int:
     train.add_argument("--warmup", type=int, default=2, help="untimed steps first (tracing, XLA compile)")
     train.add_argument("--r1-every", type=int, default=16, help="k of the lazy R1 configuration")
     train.add_argument("--xla", choices=("both", "off", "on"), default="both")
+    infer = commands.add_parser("infer", help="size, latency and accuracy per export format")
+    infer.add_argument("--model", default=None, help="run folder or .keras (default: an untrained generator)")
+    infer.add_argument("--image-size", type=int, default=256, help="for the untrained generator")
+    infer.add_argument("--repeats", type=int, default=5)
+    infer.add_argument("--images", type=int, default=8, help="sample photos for the PSNR column")
+    infer.add_argument("--workdir", default=None, help="keep the exported files here")
     args = parser.parse_args(argv)
 
     import_quietly()
@@ -115,6 +219,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "train":
         print(f"training step, image {args.image_size}x{args.image_size}, batch {args.batch_size}")
         bench_train(args.image_size, args.batch_size, args.steps, args.warmup, args.r1_every, args.xla)
+    elif args.command == "infer":
+        bench_infer(args.model, args.image_size, args.repeats, args.images, args.workdir)
     return 0
 
 

@@ -128,6 +128,38 @@ def lab_to_rgb(lab: np.ndarray) -> np.ndarray:
     return np.clip(rgb, 0.0, 1.0).astype(np.float32)
 
 
+# Fast paths for 8-bit photos: sRGB decoding of 256 possible values, and sRGB encoding
+# through a 65,536-entry table (error < 0.03 of an 8-bit level before rounding).
+_DECODE_8BIT = np.where(np.arange(256) / 255.0 > 0.04045, ((np.arange(256) / 255.0 + 0.055) / 1.055) ** 2.4,
+                        np.arange(256) / 255.0 / 12.92).astype(np.float32)
+_ENCODE_LEVELS = 65535
+_ENCODE_8BIT = np.round(
+    255.0 * np.clip(np.where(np.linspace(0, 1, _ENCODE_LEVELS + 1) > 0.0031308,
+                             1.055 * np.linspace(0, 1, _ENCODE_LEVELS + 1) ** (1 / 2.4) - 0.055,
+                             np.linspace(0, 1, _ENCODE_LEVELS + 1) * 12.92), 0, 1)
+).astype(np.uint8)
+
+
+def lightness_of_8bit(rgb: np.ndarray) -> np.ndarray:
+    """uint8 RGB (..., 3) -> Lab L (...), the same values as `rgb_to_lab(rgb / 255)[..., 0]`."""
+    linear_y = (_DECODE_8BIT[rgb[..., 0]] * _RGB_TO_XYZ[1, 0] + _DECODE_8BIT[rgb[..., 1]] * _RGB_TO_XYZ[1, 1]
+                + _DECODE_8BIT[rgb[..., 2]] * _RGB_TO_XYZ[1, 2])  # Y / Y_white, Y_white = 1
+    f = np.where(linear_y > 0.008856, np.cbrt(linear_y), linear_y * 7.787 + 16.0 / 116.0)
+    return (116.0 * f - 16.0).astype(np.float32)
+
+
+def lab_to_8bit_rgb(lab: np.ndarray) -> np.ndarray:
+    """Lab (..., 3) -> uint8 RGB: `lab_to_rgb` then rounding, with a table for the sRGB curve."""
+    lab = np.asarray(lab, np.float32)
+    lightness = np.clip(lab[..., 0], 0.0, 100.0)
+    a, b = np.clip(lab[..., 1], -110.0, 110.0), np.clip(lab[..., 2], -110.0, 110.0)
+    fy = (lightness + 16.0) / 116.0
+    f = np.stack([a / 500.0 + fy, fy, np.maximum(fy - b / 200.0, 0.0)], axis=-1)
+    xyz = np.where(f > 0.2068966, f**3, (f - 16.0 / 116.0) / 7.787) * _WHITE
+    linear = np.clip(xyz @ _XYZ_TO_RGB.T, 0.0, 1.0)
+    return _ENCODE_8BIT[np.rint(linear * _ENCODE_LEVELS).astype(np.int32)]
+
+
 def _resize_channel(channel: np.ndarray, size: tuple[int, int], resample) -> np.ndarray:
     """Resize one float32 channel (H, W) to size=(width, height) with Pillow's 'F' mode."""
     return np.asarray(Image.fromarray(channel.astype(np.float32), mode="F").resize(size, resample), np.float32)
@@ -148,7 +180,7 @@ class FullResolutionColorizer:
 
     def prepare(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """uint8 RGB (H, W, 3) -> (full-resolution L (H, W), network input (S, S, 1))."""
-        lightness = rgb_to_lab(rgb.astype(np.float32) / 255.0)[..., 0]
+        lightness = lightness_of_8bit(rgb)
         size = self.image_size
         small = _resize_channel(lightness, (size, size), Image.Resampling.BOX) / 50.0 - 1.0
         return lightness, small[..., None]
@@ -161,8 +193,7 @@ class FullResolutionColorizer:
             [_resize_channel(ab_small[..., k] * 110.0, (width, height), Image.Resampling.BILINEAR) for k in range(2)],
             axis=-1,
         )
-        rgb = lab_to_rgb(np.concatenate([lightness[..., None], ab], axis=-1))
-        return np.round(rgb * 255.0).astype(np.uint8)
+        return lab_to_8bit_rgb(np.concatenate([lightness[..., None], ab], axis=-1))
 
     def colorize_batch(self, images: list[np.ndarray]) -> list[np.ndarray]:
         """uint8 RGB images (H_i, W_i, 3) -> colorized uint8 RGB images of the same sizes."""
