@@ -127,6 +127,7 @@ def bench_infer(model: str | None, image_size: int, repeats: int, images: int, w
     from pix2color.data import load_image_set
 
     work = Path(workdir or tempfile.mkdtemp(prefix="pix2color-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
     if model:
         generator = load_generator(model)
     else:

@@ -79,6 +79,13 @@ def build_train_parser() -> argparse.ArgumentParser:
     add("--checkpoint-every", type=int, default=defaults.checkpoint_every,
         help="steps between checkpoints (one is also written after every epoch)")
     add("--jit-compile", action="store_true", help="compile the train step with XLA")
+    add("--coco-dir", default=None,
+        help="with --data coco: a folder with train2017/, unlabeled2017/, val2017/, test2017/")
+    add("--tfds-data-dir", default=None, help="with --data coco: tensorflow-datasets data_dir")
+    add("--download", action="store_true", help="with --data coco: let tensorflow-datasets download COCO")
+    add("--strategy", default=defaults.strategy, choices=("auto", "default", "mirrored", "multiworker", "tpu"),
+        help="tf.distribute strategy (multiworker reads TF_CONFIG); --batch-size is the global batch")
+    add("--mixed-precision", action="store_true", help="float16 compute with loss scaling (GPUs)")
     add("--verbose", type=int, choices=(0, 1, 2), default=None,
         help="0 silent, 1 progress bar, 2 one line per epoch (default: 1)")
     return parser

@@ -18,11 +18,14 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Union
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from pix2color import color
@@ -74,19 +77,45 @@ def load_rgb(path: tf.Tensor, image_size: int) -> tf.Tensor:
 
 
 @dataclass
+class TfdsSplit:
+    """One split of a tensorflow-datasets image dataset, with the examples fit for use.
+
+    Examples are addressed by their position in the split's stored order; `kept[i]` says
+    whether example i is used (decodable, large enough, not grayscale).
+    """
+
+    name: str  # e.g. "coco/2017"
+    split: str  # e.g. "train"
+    data_dir: str | None
+    kept: np.ndarray  # bool, one per example
+
+    def __len__(self) -> int:
+        return int(self.kept.sum())
+
+    def encoded_images(self) -> tf.data.Dataset:
+        """Every example's encoded image bytes, in stored order (not decoded: cheap to skip)."""
+        return _tfds_encoded(self.name, self.split, self.data_dir)
+
+
+Images = Union[list, TfdsSplit]  # file paths, or a tfds split
+
+
+@dataclass
 class ImageSet:
     """The images of one data source, split and vetted."""
 
     source: str
-    train: list[str]
-    val: list[str]
-    skipped: dict[str, str] = field(default_factory=dict)  # path -> reason it cannot be used
+    train: Images
+    val: Images
+    skipped: dict[str, str] = field(default_factory=dict)  # name -> reason it cannot be used
     grayscale: list[str] = field(default_factory=list)  # readable but without colour
+    test: Images = field(default_factory=list)
 
     def summary(self) -> str:
         """Human-readable report: counts, then every skipped file with its reason."""
+        test = f", {len(self.test)} test" if len(self.test) else ""
         lines = [
-            f"{self.source}: {len(self.train)} training and {len(self.val)} validation images; "
+            f"{self.source}: {len(self.train)} training and {len(self.val)} validation images{test}; "
             f"{len(self.grayscale)} grayscale left out; {len(self.skipped)} unusable files skipped"
         ]
         for path, reason in sorted(self.skipped.items()):
@@ -96,7 +125,7 @@ class ImageSet:
 
 @dataclass
 class ScanReport:
-    """What decoding every file once found."""
+    """What decoding every image once found."""
 
     good: list[str]
     skipped: dict[str, str]
@@ -113,8 +142,8 @@ def list_image_files(folder: str | os.PathLike) -> list[str]:
     )
 
 
-def _probe(index: tf.Tensor, path: tf.Tensor):
-    image = decode_image(tf.io.read_file(path))
+def _probe(index: tf.Tensor, encoded: tf.Tensor):
+    image = decode_image(encoded)
     height, width = tf.shape(image)[0], tf.shape(image)[1]
     chroma = color.mean_chroma(resize_rgb(image, SCAN_SIZE))
     return index, height, width, chroma
@@ -130,38 +159,71 @@ def _decode_error(path: str) -> str:
     return "could not be decoded in the pipeline"
 
 
-def scan_images(
-    paths: list[str],
-    min_side: int = MIN_IMAGE_SIDE,
-    grayscale_chroma: float = GRAYSCALE_CHROMA,
-    verbose: int = 1,
-) -> ScanReport:
-    """Decode each file once, in parallel, and sort it into good / skipped / grayscale."""
-    dataset = (
-        tf.data.Dataset.from_tensor_slices((tf.range(len(paths), dtype=tf.int64), paths))
-        .map(_probe, num_parallel_calls=AUTOTUNE, deterministic=False)
-        .ignore_errors()
-    )
-    progress = keras.utils.Progbar(len(paths), verbose=verbose, unit_name="image") if verbose and paths else None
+def _probe_all(indexed_encoded: tf.data.Dataset, total: int, verbose: int) -> dict[int, tuple[int, int, float]]:
+    """Decode (index, encoded bytes) pairs in parallel: index -> (height, width, chroma)."""
+    dataset = indexed_encoded.map(_probe, num_parallel_calls=AUTOTUNE, deterministic=False).ignore_errors()
+    progress = keras.utils.Progbar(total, verbose=verbose, unit_name="image") if verbose and total else None
     found: dict[int, tuple[int, int, float]] = {}
     for index, height, width, chroma in dataset.as_numpy_iterator():
         found[int(index)] = (int(height), int(width), float(chroma))
         if progress is not None:
             progress.add(1)
-    good, grayscale, skipped = [], [], {}
-    for index, path in enumerate(paths):
-        if index not in found:
-            skipped[path] = _decode_error(path)
-            continue
-        height, width, chroma = found[index]
-        if min(height, width) < min_side:
-            skipped[path] = f"too small ({width}x{height} px; need at least {min_side} px a side)"
-        elif chroma < grayscale_chroma:
-            grayscale.append(path)
+    if progress is not None and len(found) < total:
+        progress.update(total, finalize=True)
+    return found
+
+
+def _verdict(probe: tuple[int, int, float] | None, min_side: int, grayscale_chroma: float) -> str:
+    """'good', 'grayscale', or why the image is unusable."""
+    if probe is None:
+        return "undecodable"
+    height, width, chroma = probe
+    if min(height, width) < min_side:
+        return f"too small ({width}x{height} px; need at least {min_side} px a side)"
+    return "grayscale" if chroma < grayscale_chroma else "good"
+
+
+def _cache_key(path: str) -> list:
+    stat = os.stat(path)
+    return [stat.st_size, stat.st_mtime_ns]
+
+
+def scan_images(
+    paths: list[str],
+    min_side: int = MIN_IMAGE_SIDE,
+    grayscale_chroma: float = GRAYSCALE_CHROMA,
+    verbose: int = 1,
+    cache_file: str | os.PathLike | None = None,
+) -> ScanReport:
+    """Decode each file once, in parallel, and sort it into good / skipped / grayscale.
+
+    With `cache_file`, results are kept (keyed by path, size and modification time) so a
+    resumed run or a second run on the same folder does not decode everything again.
+    """
+    cache: dict[str, list] = {}
+    if cache_file and Path(cache_file).exists():
+        cache = json.loads(Path(cache_file).read_text())
+    verdicts: dict[str, str] = {}
+    todo = []
+    for path in paths:
+        entry = cache.get(path)
+        if entry and entry[:2] == _cache_key(path):
+            verdicts[path] = entry[2]
         else:
-            good.append(path)
-    if progress is not None and len(found) < len(paths):
-        progress.update(len(paths), finalize=True)
+            todo.append(path)
+    if todo:
+        indexed = tf.data.Dataset.from_tensor_slices((tf.range(len(todo), dtype=tf.int64), todo))
+        found = _probe_all(indexed.map(lambda i, p: (i, tf.io.read_file(p))), len(todo), verbose)
+        for index, path in enumerate(todo):
+            verdict = _verdict(found.get(index), min_side, grayscale_chroma)
+            verdicts[path] = _decode_error(path) if verdict == "undecodable" else verdict
+            cache[path] = [*_cache_key(path), verdicts[path]]
+        if cache_file:
+            Path(cache_file).parent.mkdir(parents=True, exist_ok=True)
+            Path(cache_file).write_text(json.dumps(cache))
+    good = [p for p in paths if verdicts[p] == "good"]
+    grayscale = [p for p in paths if verdicts[p] == "grayscale"]
+    skipped = {p: v for p, v in verdicts.items() if v not in ("good", "grayscale")}
     return ScanReport(good, skipped, grayscale)
 
 
@@ -177,17 +239,21 @@ def _split(scan: ScanReport, keys: dict[str, str], val_fraction: float, source: 
     return ImageSet(source, train, val, scan.skipped, scan.grayscale)
 
 
-def sample_image_set(val_fraction: float = DEFAULT_VAL_FRACTION, verbose: int = 1) -> ImageSet:
+def _cache_file(cache_dir, name: str) -> Path | None:
+    return Path(cache_dir) / f"scan_{hashlib.sha1(name.encode()).hexdigest()[:12]}.json" if cache_dir else None
+
+
+def sample_image_set(val_fraction: float = DEFAULT_VAL_FRACTION, verbose: int = 1, cache_dir=None) -> ImageSet:
     """The built-in sample photos, split by `photo_id` so crops of one photo stay together."""
     folder = sample_photos_dir()
     with open(folder / "manifest.csv", newline="", encoding="utf-8") as handle:
         photo_ids = {str(folder / row["file"]): row["photo_id"] for row in csv.DictReader(handle)}
-    scan = scan_images(sorted(photo_ids), verbose=verbose)
+    scan = scan_images(sorted(photo_ids), verbose=verbose, cache_file=_cache_file(cache_dir, str(folder)))
     return _split(scan, photo_ids, val_fraction, "built-in sample photos")
 
 
 def folder_image_set(
-    folder: str | os.PathLike, val_fraction: float = DEFAULT_VAL_FRACTION, verbose: int = 1
+    folder: str | os.PathLike, val_fraction: float = DEFAULT_VAL_FRACTION, verbose: int = 1, cache_dir=None
 ) -> ImageSet:
     """Every image under `folder`, split by a hash of its path relative to the folder."""
     root = Path(folder)
@@ -201,23 +267,116 @@ def folder_image_set(
             f"--data {folder}: no image files found (looked recursively for {', '.join(IMAGE_EXTENSIONS)})"
         )
     keys = {path: Path(path).relative_to(root).as_posix() for path in paths}
-    return _split(scan_images(paths, verbose=verbose), keys, val_fraction, str(folder))
+    scan = scan_images(paths, verbose=verbose, cache_file=_cache_file(cache_dir, str(root.resolve())))
+    return _split(scan, keys, val_fraction, str(folder))
+
+
+# --------------------------------------------------------------------------- COCO 2017
+
+COCO_HELP = """COCO 2017 is not available here. Get it in one of two ways:
+  1. A local folder (the report's 241k training images = train2017 + unlabeled2017):
+       mkdir -p coco && cd coco
+       wget http://images.cocodataset.org/zips/train2017.zip      # 18 GB, 118k images
+       wget http://images.cocodataset.org/zips/unlabeled2017.zip  # 19 GB, 123k images
+       wget http://images.cocodataset.org/zips/val2017.zip        #  1 GB,   5k images
+       wget http://images.cocodataset.org/zips/test2017.zip       #  6 GB,  41k images
+       for f in *.zip; do unzip -q "$f"; done
+     giving coco/train2017/, coco/unlabeled2017/, coco/val2017/, coco/test2017/ (JPEG files);
+     then train with: --data coco --coco-dir coco
+  2. tensorflow-datasets' coco/2017 (train, validation, test; no unlabeled split):
+       --data coco --tfds-data-dir DIR --download   (downloads and prepares about 40 GB once)
+     or prepare it beforehand with `tfds build coco/2017 --data_dir DIR`.
+Or train on the built-in sample photos (--data sample) or your own folder (--data PATH)."""
+
+
+def coco_folder_image_set(coco_dir: str | os.PathLike, verbose: int = 1, cache_dir=None) -> ImageSet:
+    """COCO 2017 from its official folders: train2017 + unlabeled2017 / val2017 / test2017."""
+    root = Path(coco_dir)
+    if not (root / "train2017").is_dir() or not (root / "val2017").is_dir():
+        raise DataError(f"--coco-dir {coco_dir}: expected train2017/ and val2017/ inside it.\n{COCO_HELP}")
+    splits = {}
+    skipped, grayscale = {}, []
+    for name, folders in (("train", ("train2017", "unlabeled2017")), ("val", ("val2017",)), ("test", ("test2017",))):
+        paths = [p for folder in folders if (root / folder).is_dir() for p in list_image_files(root / folder)]
+        scan = scan_images(paths, verbose=verbose, cache_file=_cache_file(cache_dir, f"{root.resolve()}:{name}"))
+        splits[name] = scan.good
+        skipped.update(scan.skipped)
+        grayscale += scan.grayscale
+    return ImageSet(f"COCO 2017 ({coco_dir})", splits["train"], splits["val"], skipped, grayscale, splits["test"])
+
+
+def _tfds_encoded(name: str, split: str, data_dir: str | None) -> tf.data.Dataset:
+    import tensorflow_datasets as tfds
+
+    decoders = tfds.decode.PartialDecoding({"image": True}, decoders={"image": tfds.decode.SkipDecoding()})
+    builder = tfds.builder(name, data_dir=data_dir)
+    dataset = builder.as_dataset(split=split, shuffle_files=False, decoders=decoders)
+    return dataset.map(lambda example: example["image"], num_parallel_calls=AUTOTUNE)
+
+
+def tfds_image_set(
+    name: str = "coco/2017",
+    data_dir: str | None = None,
+    download: bool = False,
+    verbose: int = 1,
+    cache_dir=None,
+) -> ImageSet:
+    """A tensorflow-datasets image dataset (train / validation / test), vetted like a folder."""
+    import tensorflow_datasets as tfds
+
+    if download:
+        tfds.builder(name, data_dir=data_dir).download_and_prepare()
+    splits: dict[str, TfdsSplit] = {}
+    grayscale: list[str] = []
+    skipped: dict[str, str] = {}
+    for ours, theirs in (("train", "train"), ("val", "validation"), ("test", "test")):
+        try:
+            encoded = _tfds_encoded(name, theirs, data_dir)
+        except Exception as error:  # noqa: BLE001 - tfds raises several kinds for "not prepared"
+            if ours == "test" and splits:
+                continue
+            raise DataError(f"{name} from tensorflow-datasets: {str(error).splitlines()[0]}\n{COCO_HELP}") from None
+        cache_file = _cache_file(cache_dir, f"tfds:{name}:{theirs}:{data_dir}")
+        if cache_file and cache_file.exists():
+            verdicts = json.loads(cache_file.read_text())
+        else:
+            total = int(encoded.reduce(np.int64(0), lambda count, _: count + 1))
+            found = _probe_all(encoded.enumerate(), total, verbose)
+            verdicts = [_verdict(found.get(i), MIN_IMAGE_SIDE, GRAYSCALE_CHROMA) for i in range(total)]
+            if cache_file:
+                cache_file.parent.mkdir(parents=True, exist_ok=True)
+                cache_file.write_text(json.dumps(verdicts))
+        kept = np.array([verdict == "good" for verdict in verdicts], bool)
+        for index, verdict in enumerate(verdicts):
+            if verdict == "grayscale":
+                grayscale.append(f"{name}:{theirs}[{index}]")
+            elif verdict != "good":
+                skipped[f"{name}:{theirs}[{index}]"] = verdict
+        splits[ours] = TfdsSplit(name, theirs, data_dir, kept)
+    return ImageSet(f"{name} (tensorflow-datasets)", splits["train"], splits["val"], skipped, grayscale,
+                    splits.get("test", []))
 
 
 def load_image_set(
-    data: str, val_fraction: float = DEFAULT_VAL_FRACTION, verbose: int = 1
+    data: str,
+    val_fraction: float = DEFAULT_VAL_FRACTION,
+    verbose: int = 1,
+    cache_dir=None,
+    coco_dir: str | None = None,
+    tfds_data_dir: str | None = None,
+    download: bool = False,
 ) -> ImageSet:
     """`--data` value ('sample', 'coco' or a folder) -> vetted, split `ImageSet`."""
     if data == "sample":
-        image_set = sample_image_set(val_fraction, verbose)
+        image_set = sample_image_set(val_fraction, verbose, cache_dir)
     elif data == "coco":
-        raise DataError(
-            "--data coco is not available yet (COCO 2017 input is tracked in issue #3); "
-            "train on --data sample or --data PATH_TO_A_FOLDER_OF_IMAGES instead"
-        )
+        if coco_dir:
+            image_set = coco_folder_image_set(coco_dir, verbose, cache_dir)
+        else:
+            image_set = tfds_image_set("coco/2017", tfds_data_dir, download, verbose, cache_dir)
     else:
-        image_set = folder_image_set(data, val_fraction, verbose)
-    if not image_set.train:
+        image_set = folder_image_set(data, val_fraction, verbose, cache_dir)
+    if not len(image_set.train):
         raise DataError(
             f"--data {data}: no usable colour training images ({len(image_set.skipped)} unusable, "
             f"{len(image_set.grayscale)} grayscale, {len(image_set.val)} in the validation split)"
@@ -233,20 +392,26 @@ def to_model_pair(rgb: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     return color.rgb_to_model_inputs(rgb)
 
 
-def make_train_dataset(
-    paths: list[str], image_size: int, batch_size: int, seed: int = 42, start_step: int = 0
-) -> tf.data.Dataset:
-    """Endless, deterministic stream of training batches, starting at global step `start_step`.
+TFDS_SHUFFLE_BUFFER = 2048  # encoded COCO images are ~160 kB: ~330 MB of buffer
 
-    Each pass over the files is a permutation seeded by (seed, pass); each image is flipped
-    left-right with probability 1/2, seeded by (seed, its position in the stream).
-    """
-    if not paths:
-        raise DataError("no training images")
-    files = tf.constant(sorted(paths))
-    count = len(paths)
-    start_index = start_step * batch_size
-    first_pass, offset = divmod(start_index, count)
+
+def _pass_elements(images: Images, seed: int):
+    """(one_pass(pass_index) -> dataset of items, item -> encoded bytes, items per pass)."""
+    if isinstance(images, TfdsSplit):
+        kept = tf.constant(images.kept)
+
+        def one_pass(pass_index):
+            return (
+                images.encoded_images().enumerate()
+                .filter(lambda index, _: kept[index])
+                .map(lambda _, encoded: encoded)
+                .shuffle(TFDS_SHUFFLE_BUFFER, seed=tf.cast(seed, tf.int64) * 1_000_003 + pass_index)
+            )
+
+        return one_pass, tf.identity, len(images)
+
+    files = tf.constant(sorted(images))
+    count = len(images)
 
     def one_pass(pass_index):
         order = tf.random.experimental.stateless_shuffle(
@@ -254,8 +419,26 @@ def make_train_dataset(
         )
         return tf.data.Dataset.from_tensor_slices(tf.gather(files, order))
 
-    def load(position, path):
-        rgb = load_rgb(path, image_size)
+    return one_pass, tf.io.read_file, count
+
+
+def make_train_dataset(
+    images: Images, image_size: int, batch_size: int, seed: int = 42, start_step: int = 0
+) -> tf.data.Dataset:
+    """Endless, deterministic stream of training batches, starting at global step `start_step`.
+
+    Each pass over the files is a permutation seeded by (seed, pass) (for a tfds split: a
+    shuffle buffer seeded so); each image is flipped left-right with probability 1/2, seeded by
+    (seed, its position in the stream). Skipping to `start_step` reads no pixels for files.
+    """
+    if not len(images):
+        raise DataError("no training images")
+    one_pass, to_encoded, count = _pass_elements(images, seed)
+    start_index = start_step * batch_size
+    first_pass, offset = divmod(start_index, count)
+
+    def load(position, item):
+        rgb = resize_rgb(decode_image(to_encoded(item)), image_size)
         flip = tf.random.stateless_uniform([], seed=tf.stack([tf.cast(seed, tf.int64), position]))
         rgb = tf.cond(flip < 0.5, lambda: tf.image.flip_left_right(rgb), lambda: rgb)
         return to_model_pair(rgb)
@@ -272,11 +455,15 @@ def make_train_dataset(
     )
 
 
-def make_eval_dataset(paths: list[str], image_size: int, batch_size: int) -> tf.data.Dataset:
-    """Validation / test batches: every file once, in sorted order, no augmentation."""
+def make_eval_dataset(images: Images, image_size: int, batch_size: int) -> tf.data.Dataset:
+    """Validation / test batches: every image once, in a fixed order, no augmentation."""
+    if isinstance(images, TfdsSplit):
+        kept = tf.constant(images.kept)
+        encoded = images.encoded_images().enumerate().filter(lambda i, _: kept[i]).map(lambda _, e: e)
+    else:
+        encoded = tf.data.Dataset.from_tensor_slices(sorted(images)).map(tf.io.read_file)
     return (
-        tf.data.Dataset.from_tensor_slices(sorted(paths))
-        .map(lambda path: to_model_pair(load_rgb(path, image_size)), num_parallel_calls=AUTOTUNE)
+        encoded.map(lambda data: to_model_pair(resize_rgb(decode_image(data), image_size)), num_parallel_calls=AUTOTUNE)
         .batch(batch_size)
         .prefetch(AUTOTUNE)
     )

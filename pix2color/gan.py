@@ -23,6 +23,7 @@ from pix2color import metrics as image_metrics
 TRAIN_METRICS_GAN = ("disc_loss", "r1_penalty", "gen_gan_loss", "gen_l1_loss", "gen_total_loss", "d_real", "d_fake")
 TRAIN_METRICS_L1 = ("gen_l1_loss",)
 IMAGE_METRICS = ("psnr", "ssim")
+R1_MIXED_PRECISION_SCALE = 1024.0
 
 
 def bce_with_logits(target: float, logits: tf.Tensor) -> tf.Tensor:
@@ -43,11 +44,16 @@ def r1_penalty(
     Called under an outer tape, the penalty is differentiable w.r.t. D's weights (double
     backprop). The gradient is of the sum of D's patch logits, as in the reference code.
     """
+    mixed = discriminator.compute_dtype == "float16"
     with tf.GradientTape() as tape:
         tape.watch(real_ab)
         real_logits = discriminator([lightness, real_ab], training=training)
-        logit_sum = tf.reduce_sum(real_logits)
-    gradients = tape.gradient(logit_sum, real_ab)  # (N, S, S, 2)
+        # Under mixed precision D's backward pass runs in float16, where these small input
+        # gradients would underflow: scale them up there, and back down in float32.
+        logit_sum = tf.reduce_sum(real_logits) * (R1_MIXED_PRECISION_SCALE if mixed else 1.0)
+    gradients = tf.cast(tape.gradient(logit_sum, real_ab), tf.float32)  # (N, S, S, 2)
+    if mixed:
+        gradients = gradients / R1_MIXED_PRECISION_SCALE
     squared_norms = tf.reduce_sum(tf.square(gradients), axis=[1, 2, 3])  # (N,)
     return 0.5 * gamma * tf.reduce_mean(squared_norms), real_logits
 
@@ -109,6 +115,16 @@ class ColorizationGAN(keras.Model):
 
     # ------------------------------------------------------------------ training
 
+    @staticmethod
+    def _for_gradients(loss, optimizer):
+        """The loss to differentiate: divided by the number of replicas (their gradients are
+        summed, so the update is that of the global batch mean) and, under mixed precision,
+        multiplied by the optimizer's loss scale (which `apply_gradients` divides out)."""
+        loss = loss / tf.distribute.get_strategy().num_replicas_in_sync
+        if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+            loss = optimizer.scale_loss(loss)
+        return loss
+
     def _disc_loss(self, real_logits, fake_logits):
         """The report's D loss: half the BCE of real (label 1 or 0.9) and fake (label 0) patches."""
         return 0.5 * (bce_with_logits(self.real_label, real_logits) + bce_with_logits(0.0, fake_logits))
@@ -147,7 +163,7 @@ class ColorizationGAN(keras.Model):
                     real_logits, r1 = self._real_logits_and_r1(lightness, real_ab)
                     fake_logits = discriminator([lightness, tf.stop_gradient(fake_ab)], training=True)
                     disc_loss = self._disc_loss(real_logits, fake_logits)
-                    disc_total = disc_loss + r1
+                    disc_total = self._for_gradients(disc_loss + r1, self.d_optimizer)
                 d_grads = d_tape.gradient(disc_total, discriminator.trainable_variables)
                 self.d_optimizer.apply_gradients(zip(d_grads, discriminator.trainable_variables))
 
@@ -156,7 +172,8 @@ class ColorizationGAN(keras.Model):
             gen_gan_loss = bce_with_logits(1.0, gen_logits)
             gen_l1_loss = tf.reduce_mean(tf.abs(real_ab - fake_ab))
             gen_total_loss = gen_gan_loss + self.lambda_l1 * gen_l1_loss
-        g_grads = g_tape.gradient(gen_total_loss, generator.trainable_variables)
+            scaled_gen_loss = self._for_gradients(gen_total_loss, self.g_optimizer)
+        g_grads = g_tape.gradient(scaled_gen_loss, generator.trainable_variables)
         self.g_optimizer.apply_gradients(zip(g_grads, generator.trainable_variables))
 
         return self._update({
@@ -173,7 +190,8 @@ class ColorizationGAN(keras.Model):
         with tf.GradientTape() as tape:
             fake_ab = self.generator(lightness, training=True)
             gen_l1_loss = tf.reduce_mean(tf.abs(real_ab - fake_ab))
-        grads = tape.gradient(gen_l1_loss, self.generator.trainable_variables)
+            scaled_loss = self._for_gradients(gen_l1_loss, self.g_optimizer)
+        grads = tape.gradient(scaled_loss, self.generator.trainable_variables)
         self.g_optimizer.apply_gradients(zip(grads, self.generator.trainable_variables))
         return self._update({"gen_l1_loss": gen_l1_loss})
 

@@ -31,11 +31,12 @@ def _conv_init() -> keras.initializers.Initializer:
     return keras.initializers.RandomNormal(mean=0.0, stddev=0.02)
 
 
-def _batch_norm(name: str) -> layers.BatchNormalization:
+def _batch_norm(name: str, synchronized: bool = False) -> layers.BatchNormalization:
     return layers.BatchNormalization(
         momentum=BN_MOMENTUM,
         epsilon=BN_EPSILON,
         gamma_initializer=keras.initializers.RandomNormal(mean=1.0, stddev=0.02),
+        synchronized=synchronized,  # statistics over the global batch when training on replicas
         name=name,
     )
 
@@ -117,6 +118,7 @@ def build_generator(
     dropout: bool = True,
     input_channels: int = 1,
     output_channels: int = 2,
+    sync_batch_norm: bool = False,
 ) -> keras.Model:
     """U-Net from normalised lightness (S, S, 1) to normalised ab (S, S, 2) in [-1, 1].
 
@@ -140,7 +142,7 @@ def build_generator(
             kernel_initializer=_conv_init(), name=f"down{level}_conv",
         )(x)
         if 0 < level < depth - 1:
-            x = _batch_norm(f"down{level}_bn")(x)
+            x = _batch_norm(f"down{level}_bn", sync_batch_norm)(x)
         encoder.append(x)
 
     # x: the 1x1 bottleneck. Walk back up, innermost level first.
@@ -150,7 +152,7 @@ def build_generator(
             filters[level - 1], 4, strides=2, padding="same", use_bias=False,
             kernel_initializer=_conv_init(), name=f"up{level}_convt",
         )(x)
-        x = _batch_norm(f"up{level}_bn")(x)
+        x = _batch_norm(f"up{level}_bn", sync_batch_norm)(x)
         if level in dropout_levels:
             x = ChannelDropout(DROPOUT_RATE, name=f"up{level}_dropout")(x)
         x = layers.Concatenate(name=f"up{level}_skip")([encoder[level - 1], x])
@@ -160,7 +162,7 @@ def build_generator(
         output_channels, 4, strides=2, padding="same", kernel_initializer=_conv_init(),
         name="up0_convt",
     )(x)
-    ab = layers.Activation("tanh", name="ab")(x)  # (S, S, 2)
+    ab = layers.Activation("tanh", dtype="float32", name="ab")(x)  # (S, S, 2); float32 under mixed precision
     return keras.Model(lightness, ab, name="generator")
 
 
@@ -168,6 +170,7 @@ def build_discriminator(
     image_size: int | None = None,
     patch_size: int = 70,
     base_filters: int = 64,
+    sync_batch_norm: bool = False,
 ) -> keras.Model:
     """PatchGAN on concat(lightness, ab): one logit per `patch_size` x `patch_size` patch.
 
@@ -186,9 +189,9 @@ def build_discriminator(
         x = layers.Conv2D(base_filters, 1, kernel_initializer=_conv_init(), name="conv0")(x)
         x = layers.LeakyReLU(LEAKY_SLOPE, name="lrelu0")(x)
         x = layers.Conv2D(base_filters * 2, 1, use_bias=False, kernel_initializer=_conv_init(), name="conv1")(x)
-        x = _batch_norm("bn1")(x)
+        x = _batch_norm("bn1", sync_batch_norm)(x)
         x = layers.LeakyReLU(LEAKY_SLOPE, name="lrelu1")(x)
-        logits = layers.Conv2D(1, 1, kernel_initializer=_conv_init(), name="logits")(x)
+        logits = layers.Conv2D(1, 1, kernel_initializer=_conv_init(), dtype="float32", name="logits")(x)
         return keras.Model([lightness, ab], logits, name="discriminator")
 
     x = layers.Conv2D(
@@ -204,8 +207,8 @@ def build_discriminator(
             padding="valid" if last else "same", use_bias=False,
             kernel_initializer=_conv_init(), name=f"conv{index}",
         )(x)
-        x = _batch_norm(f"bn{index}")(x)
+        x = _batch_norm(f"bn{index}", sync_batch_norm)(x)
         x = layers.LeakyReLU(LEAKY_SLOPE, name=f"lrelu{index}")(x)
     x = layers.ZeroPadding2D(1, name="pad_logits")(x)
-    logits = layers.Conv2D(1, 4, kernel_initializer=_conv_init(), name="logits")(x)
+    logits = layers.Conv2D(1, 4, kernel_initializer=_conv_init(), dtype="float32", name="logits")(x)
     return keras.Model([lightness, ab], logits, name="discriminator")

@@ -37,8 +37,9 @@ from pix2color.data import (
 RUN_DEFINING = (
     "data", "image_size", "batch_size", "steps_per_epoch", "lambda_l1", "r1_gamma", "r1_every",
     "label_smoothing", "gan_only", "l1_only", "lr", "beta1", "beta2", "seed", "patch_size",
-    "val_fraction",
+    "val_fraction", "coco_dir", "mixed_precision",
 )
+STRATEGIES = ("auto", "default", "mirrored", "multiworker", "tpu")
 SAMPLE_GRID_IMAGES = 4
 
 
@@ -72,6 +73,11 @@ class TrainConfig:
     checkpoint_every: int = 200  # steps; a checkpoint is also written after every epoch
     jit_compile: bool = False  # XLA: no faster on CPU, slow to compile; try it on GPUs
     verbose: int | str = "auto"
+    coco_dir: str | None = None  # --data coco from the official folders instead of tfds
+    tfds_data_dir: str | None = None
+    download: bool = False  # let tensorflow-datasets download and prepare COCO (~40 GB)
+    strategy: str = "auto"
+    mixed_precision: bool = False
 
     def validate(self) -> None:
         if self.gan_only and self.l1_only:
@@ -85,6 +91,8 @@ class TrainConfig:
             models.unet_depth(self.image_size)
         except ValueError as error:
             raise RunError(f"--image-size: {error}") from None
+        if self.strategy not in STRATEGIES:
+            raise RunError(f"--strategy must be one of {', '.join(STRATEGIES)}")
         if self.patch_size not in models.PATCH_SIZES:
             raise RunError(f"--patch-size must be one of {sorted(models.PATCH_SIZES)}")
 
@@ -131,13 +139,53 @@ def _trim_history(history_csv: Path, epochs_done: int) -> None:
         csv.writer(handle).writerows([header, *body])
 
 
-def build_trainer(config: TrainConfig) -> gan.ColorizationGAN:
-    """G, D (unless L1 only) and their Adam optimizers, compiled into the GAN trainer."""
-    generator = models.build_generator(config.image_size, dropout=not config.l1_only)
-    discriminator = None if config.l1_only else models.build_discriminator(config.image_size, config.patch_size)
+def make_strategy(name: str = "auto"):
+    """A `tf.distribute` strategy: several GPUs (mirrored), machines (multiworker, TF_CONFIG), TPU.
+
+    auto: a TPU if one is attached (Colab sets COLAB_TPU_ADDR / TPU_NAME), all GPUs if more
+    than one, otherwise the default (single-device) strategy.
+    """
+    import tensorflow as tf
+
+    if name == "auto":
+        if os.environ.get("COLAB_TPU_ADDR") or os.environ.get("TPU_NAME"):
+            name = "tpu"
+        elif len(tf.config.list_logical_devices("GPU")) > 1:
+            name = "mirrored"
+        else:
+            name = "default"
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multiworker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    resolver = tf.distribute.cluster_resolver.TPUClusterResolver()
+    tf.config.experimental_connect_to_cluster(resolver)
+    tf.tpu.experimental.initialize_tpu_system(resolver)
+    return tf.distribute.TPUStrategy(resolver)
+
+
+def build_trainer(config: TrainConfig, strategy=None) -> gan.ColorizationGAN:
+    """G, D (unless L1 only) and their Adam optimizers, compiled into the GAN trainer.
+
+    Build it inside `strategy.scope()` to train on several replicas; BatchNorm then uses the
+    statistics of the global batch, so the maths is that of one device with the global batch.
+    """
+    import tensorflow as tf
+
+    strategy = strategy or tf.distribute.get_strategy()
+    keras.mixed_precision.set_global_policy("mixed_float16" if config.mixed_precision else "float32")
+    sync = strategy.num_replicas_in_sync > 1
+    generator = models.build_generator(config.image_size, dropout=not config.l1_only, sync_batch_norm=sync)
+    discriminator = (
+        None if config.l1_only
+        else models.build_discriminator(config.image_size, config.patch_size, sync_batch_norm=sync)
+    )
 
     def adam():
-        return keras.optimizers.Adam(config.lr, beta_1=config.beta1, beta_2=config.beta2)
+        optimizer = keras.optimizers.Adam(config.lr, beta_1=config.beta1, beta_2=config.beta2)
+        return keras.optimizers.LossScaleOptimizer(optimizer) if config.mixed_precision else optimizer
 
     trainer = gan.ColorizationGAN(generator, discriminator)
     trainer.compile(
@@ -157,7 +205,11 @@ def train(config: TrainConfig, log=print) -> RunResult:
     config.validate()
     keras.utils.set_random_seed(config.seed)
     out = Path(config.out)
-    image_set = load_image_set(config.data, config.val_fraction, verbose=1 if config.verbose == "auto" else config.verbose)
+    image_set = load_image_set(
+        config.data, config.val_fraction, verbose=1 if config.verbose == "auto" else config.verbose,
+        cache_dir=out / "scan_cache", coco_dir=config.coco_dir, tfds_data_dir=config.tfds_data_dir,
+        download=config.download,
+    )
     log(image_set.summary())
 
     steps_per_epoch = config.steps_per_epoch or max(1, len(image_set.train) // config.batch_size)
@@ -166,7 +218,9 @@ def train(config: TrainConfig, log=print) -> RunResult:
     out.mkdir(parents=True, exist_ok=True)
     (out / "run.json").write_text(json.dumps(settings, indent=2) + "\n")
 
-    trainer = build_trainer(config)
+    strategy = make_strategy(config.strategy)
+    with strategy.scope():
+        trainer = build_trainer(config, strategy)
     checkpoint = callbacks.TrainingCheckpoint(
         out / "checkpoints", trainer.generator, trainer.g_optimizer,
         trainer.discriminator, trainer.d_optimizer, every_steps=config.checkpoint_every,
@@ -181,11 +235,12 @@ def train(config: TrainConfig, log=print) -> RunResult:
     if epochs_done < config.epochs:
         val_dataset = None
         run_callbacks = [checkpoint]
-        if image_set.val:
+        if len(image_set.val):
             val_dataset = make_eval_dataset(image_set.val, config.image_size, config.batch_size)
-            # Spread over the (sorted) validation files, so the grid shows different photos.
-            grid_files = image_set.val[:: max(1, len(image_set.val) // SAMPLE_GRID_IMAGES)][:SAMPLE_GRID_IMAGES]
-            grid_dataset = make_eval_dataset(grid_files, config.image_size, SAMPLE_GRID_IMAGES)
+            grid_images = image_set.val
+            if isinstance(grid_images, list):  # spread over the files, to show different photos
+                grid_images = grid_images[:: max(1, len(grid_images) // SAMPLE_GRID_IMAGES)][:SAMPLE_GRID_IMAGES]
+            grid_dataset = make_eval_dataset(grid_images, config.image_size, SAMPLE_GRID_IMAGES)
             lightness, ab = callbacks.first_images(grid_dataset, SAMPLE_GRID_IMAGES)
             run_callbacks.append(callbacks.SampleGrid(trainer.generator, lightness, ab, out / "samples"))
         run_callbacks += [

@@ -75,9 +75,65 @@ def test_folder_of_only_bad_or_gray_images_is_a_clear_error(tmp_path):
         data.load_image_set(str(tmp_path), verbose=0)
 
 
-def test_coco_says_not_available_yet():
-    with pytest.raises(data.DataError, match="not available yet"):
-        data.load_image_set("coco", verbose=0)
+def test_coco_absent_says_how_to_get_it(tmp_path):
+    with pytest.raises(data.DataError) as raised:
+        data.load_image_set("coco", verbose=0, tfds_data_dir=str(tmp_path / "tfds"))
+    message = str(raised.value)
+    for needed in ("train2017.zip", "unlabeled2017.zip", "--coco-dir", "--data sample", "--tfds-data-dir"):
+        assert needed in message
+    with pytest.raises(data.DataError, match="expected train2017/ and val2017/"):
+        data.load_image_set("coco", verbose=0, coco_dir=str(tmp_path))
+
+
+@pytest.fixture(scope="module")
+def coco_folder(tmp_path_factory):
+    """The official COCO layout, in miniature: a grayscale and a CMYK image among the JPEGs."""
+    from PIL import Image
+
+    from conftest import sample_photo_paths
+
+    root = tmp_path_factory.mktemp("coco")
+    photos = [Image.open(p).convert("RGB").resize((64, 48)) for p in sample_photo_paths(8)]
+    layout = {"train2017": photos[:3], "unlabeled2017": photos[3:5], "val2017": photos[5:7], "test2017": photos[7:]}
+    for folder, images in layout.items():
+        (root / folder).mkdir()
+        for index, image in enumerate(images):
+            image.save(root / folder / f"{index:012d}.jpg")
+    photos[0].convert("L").save(root / "train2017" / "gray_000.jpg")
+    photos[1].convert("CMYK").save(root / "train2017" / "cmyk_000.jpg")
+    return root
+
+
+def test_coco_folder_uses_train_and_unlabeled(coco_folder, tmp_path):
+    image_set = data.load_image_set("coco", verbose=0, coco_dir=str(coco_folder), cache_dir=tmp_path)
+    assert len(image_set.train) == 6  # 3 + CMYK in train2017, 2 in unlabeled2017; gray left out
+    assert len(image_set.val) == 2 and len(image_set.test) == 1
+    assert names(image_set.grayscale) == {"gray_000.jpg"} and "cmyk_000.jpg" in names(image_set.train)
+    assert "1 grayscale left out" in image_set.summary()
+    # The scan is cached: a second look decodes nothing (the cache says so even if files vanish).
+    assert list(tmp_path.glob("scan_*.json"))
+    again = data.load_image_set("coco", verbose=0, coco_dir=str(coco_folder), cache_dir=tmp_path)
+    assert again.train == image_set.train
+
+
+def test_coco_from_tensorflow_datasets_mock(tmp_path):
+    import tensorflow_datasets as tfds
+
+    with tfds.testing.mock_data(num_examples=7):
+        image_set = data.load_image_set("coco", verbose=0, cache_dir=tmp_path)
+        # Mock images are random noise of random sizes: the tiny ones are skipped, by index.
+        assert isinstance(image_set.train, data.TfdsSplit) and len(image_set.train) >= 4
+        for split, ours in (("train", image_set.train), ("validation", image_set.val), ("test", image_set.test)):
+            skipped = [name for name in image_set.skipped if name.startswith(f"coco/2017:{split}[")]
+            assert len(ours) + len(skipped) == 7
+            assert all("too small" in image_set.skipped[name] for name in skipped)
+        full = batches(data.make_train_dataset(image_set.train, 32, batch_size=2, seed=3), 6)
+        resumed = batches(data.make_train_dataset(image_set.train, 32, batch_size=2, seed=3, start_step=4), 2)
+        for expected, got in zip(full[4:], resumed):
+            np.testing.assert_array_equal(expected[0], got[0])
+        assert full[0][0].shape == (2, 32, 32, 1)
+        val = list(data.make_eval_dataset(image_set.val, 32, batch_size=4))
+        assert sum(len(l) for l, _ in val) == len(image_set.val)
 
 
 def batches(dataset, count):
