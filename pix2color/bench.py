@@ -2,6 +2,7 @@
 
     python -m pix2color.bench train --image-size 256 --batch-size 4
     python -m pix2color.bench infer [--model RUN]
+    python -m pix2color.bench data
 
 `train` prints seconds per training step for R1 off, R1 every step and lazy R1, with and without XLA.
 Steps run through `fit` on one fixed batch of sample photos repeated, so only the step is
@@ -193,6 +194,41 @@ def bench_infer(model: str | None, image_size: int, repeats: int, images: int, w
     return rows
 
 
+def bench_data(images: int, width: int, height: int, image_size: int, batch_size: int, batches: int,
+               step_seconds: float) -> float:
+    """Images per second through the training pipeline, for COCO-sized JPEGs made from the samples."""
+    import tempfile
+    from pathlib import Path
+
+    from PIL import Image
+
+    from pix2color.data import load_image_set, make_train_dataset
+
+    folder = Path(tempfile.mkdtemp(prefix="pix2color-data-bench-"))
+    sources = load_image_set("sample", verbose=0).train
+    files = []
+    for index in range(images):
+        photo = Image.open(sources[index % len(sources)]).convert("RGB").resize((width, height), Image.Resampling.BICUBIC)
+        path = folder / f"{index:05d}.jpg"
+        photo.save(path, quality=90)
+        files.append(str(path))
+    size_kb = sum(Path(f).stat().st_size for f in files) / len(files) / 1024
+    dataset = make_train_dataset(files, image_size, batch_size, seed=0)
+    iterator = iter(dataset)
+    for _ in range(5):  # warm-up: tracing, thread pools
+        next(iterator)
+    started = time.perf_counter()
+    for _ in range(batches):
+        next(iterator)
+    rate = batches * batch_size / (time.perf_counter() - started)
+    consumption = batch_size / step_seconds
+    print(f"{images} JPEGs {width}x{height} (~{size_kb:.0f} kB), read + decode + resize to {image_size} + flip + Lab, "
+          f"batch {batch_size}: {rate:.1f} images/s on {__import__('os').cpu_count()} cores")
+    print(f"training at {step_seconds:.1f} s/step consumes {consumption:.1f} images/s: the pipeline is "
+          f"{rate / consumption:.0f}x faster than needed")
+    return rate
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pix2color.bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -204,6 +240,14 @@ def main(argv: list[str] | None = None) -> int:
     train.add_argument("--warmup", type=int, default=2, help="untimed steps first (tracing, XLA compile)")
     train.add_argument("--r1-every", type=int, default=16, help="k of the lazy R1 configuration")
     train.add_argument("--xla", choices=("both", "off", "on"), default="both")
+    data = commands.add_parser("data", help="images/s through the input pipeline")
+    data.add_argument("--images", type=int, default=200)
+    data.add_argument("--width", type=int, default=640)
+    data.add_argument("--height", type=int, default=480)
+    data.add_argument("--image-size", type=int, default=256)
+    data.add_argument("--batch-size", type=int, default=4)
+    data.add_argument("--batches", type=int, default=100)
+    data.add_argument("--step-seconds", type=float, default=3.0, help="training step time to compare with")
     infer = commands.add_parser("infer", help="size, latency and accuracy per export format")
     infer.add_argument("--model", default=None, help="run folder or .keras (default: an untrained generator)")
     infer.add_argument("--image-size", type=int, default=256, help="for the untrained generator")
@@ -220,6 +264,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "train":
         print(f"training step, image {args.image_size}x{args.image_size}, batch {args.batch_size}")
         bench_train(args.image_size, args.batch_size, args.steps, args.warmup, args.r1_every, args.xla)
+    elif args.command == "data":
+        bench_data(args.images, args.width, args.height, args.image_size, args.batch_size, args.batches,
+                   args.step_seconds)
     elif args.command == "infer":
         bench_infer(args.model, args.image_size, args.repeats, args.images, args.workdir)
     return 0

@@ -116,6 +116,9 @@ COMMANDS = {
     "train": ("pix2color.cli", "train_main", "train or resume a colorizer"),
     "colorize": ("pix2color.colorize", "main", "colorize photos at full resolution"),
     "export": ("pix2color.export", "main", "export to SavedModel and TFLite"),
+    "evaluate": ("pix2color.evaluate", "main", "PSNR/SSIM/colourfulness vs the grayscale baseline"),
+    "ablation": ("pix2color.ablation", "main", "train and evaluate the report's Table II configurations"),
+    "plots": ("pix2color.plots", "main", "figures of a run, like the report's"),
 }
 
 

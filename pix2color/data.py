@@ -455,6 +455,14 @@ def make_train_dataset(
     )
 
 
+def preview_images(images: Images, count: int) -> Images:
+    """`count` images spread over a split (different photos, not 4 crops of one), for figures."""
+    if isinstance(images, TfdsSplit):
+        return images
+    images = sorted(images)
+    return images[:: max(1, len(images) // count)][:count]
+
+
 def make_eval_dataset(images: Images, image_size: int, batch_size: int) -> tf.data.Dataset:
     """Validation / test batches: every image once, in a fixed order, no augmentation."""
     if isinstance(images, TfdsSplit):

@@ -30,3 +30,19 @@ def psnr(rgb_true: tf.Tensor, rgb_pred: tf.Tensor, peak: float = REPORT_PEAK) ->
 def ssim(rgb_true: tf.Tensor, rgb_pred: tf.Tensor) -> tf.Tensor:
     """Per-image SSIM (11x11 Gaussian, sigma 1.5, valid region, channel mean), 0..255 values."""
     return tf.image.ssim(rgb_true, rgb_pred, max_val=255.0, filter_size=11, filter_sigma=1.5)
+
+
+def colourfulness(rgb: tf.Tensor) -> tf.Tensor:
+    """Hasler & Suesstrunk (2003) colourfulness of RGB images (N, H, W, 3) holding 0..255 values.
+
+    rg = R - G, yb = (R + G) / 2 - B, CF = sqrt(std_rg^2 + std_yb^2) + 0.3 sqrt(mean_rg^2 + mean_yb^2).
+    0 for a grayscale image; about 30-60 for ordinary colour photos.
+    """
+    rgb = tf.convert_to_tensor(rgb, tf.float32)
+    red, green, blue = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    rg = red - green
+    yb = 0.5 * (red + green) - blue
+    axes = [-2, -1]
+    spread = tf.sqrt(tf.math.reduce_variance(rg, axes) + tf.math.reduce_variance(yb, axes))
+    mean = tf.sqrt(tf.square(tf.reduce_mean(rg, axes)) + tf.square(tf.reduce_mean(yb, axes)))
+    return spread + 0.3 * mean

@@ -96,3 +96,81 @@ def sample_grid(
     figure.savefig(out_png, dpi=100)
     plt.close(figure)
     return str(out_png)
+
+
+def comparison_grid(columns: Sequence[tuple[str, np.ndarray]], out_png: str | os.PathLike) -> str:
+    """Images side by side: one column per (title, images (N, H, W, 3) in [0, 1]), one row per image."""
+    rows = len(columns[0][1])
+    figure, axes = plt.subplots(rows, len(columns), figsize=(2.2 * len(columns), 2.2 * rows), squeeze=False)
+    for column, (title, images) in enumerate(columns):
+        for row in range(rows):
+            axis = axes[row, column]
+            axis.imshow(np.clip(images[row], 0.0, 1.0))
+            axis.set_xticks([])
+            axis.set_yticks([])
+            if row == 0:
+                axis.set_title(title, fontsize="small")
+    figure.tight_layout()
+    figure.savefig(out_png, dpi=100)
+    plt.close(figure)
+    return str(out_png)
+
+
+# The report's figures 7-11, one file each: (file, title, [(column, label)], draw the 0.69 line).
+REPORT_FIGURES = (
+    ("fig07_gan_losses.png", "G and D losses", [("gen_gan_loss", "G"), ("disc_loss", "D")], True),
+    ("fig08_disc_r1.png", "D loss and its R1 term", [("disc_loss", "D"), ("r1_penalty", "R1")], True),
+    ("fig09_l1.png", "Generator L1 loss", [("gen_l1_loss", "L1")], False),
+    ("fig10_psnr_ssim.png", "Validation PSNR (dB) and SSIM", [("psnr", "PSNR"), ("ssim", "SSIM")], False),
+    ("fig11_gen_total.png", "Full generator loss (GAN + lambda L1)", [("gen_total_loss", "G total")], False),
+)
+
+
+def run_figures(run: str | os.PathLike) -> list[str]:
+    """All figures of a run folder into RUN/plots/: the report's figures 7-11 and the overview."""
+    from pathlib import Path
+
+    run = Path(run)
+    history_csv = run / "history.csv"
+    if not history_csv.exists():
+        raise FileNotFoundError(f"{run}: no history.csv (not a pix2color run folder, or no epoch finished yet)")
+    history = read_history(history_csv)
+    out = run / "plots"
+    out.mkdir(exist_ok=True)
+    written = [plot_history(history_csv, run / "losses.png")]
+    for filename, title, series, equilibrium in REPORT_FIGURES:
+        if not any(name in history or f"val_{name}" in history for name, _ in series):
+            continue  # e.g. no adversarial losses in an L1-only run
+        figure, axis = plt.subplots(figsize=(7, 4.5))
+        for name, label in series:
+            _plot_pair(axis, history, name, label)
+        if equilibrium:
+            axis.axhline(EQUILIBRIUM, color="gray", linestyle=":", label="log 2 = 0.69")
+        axis.set_title(title)
+        axis.set_xlabel("epoch")
+        axis.legend(fontsize="small")
+        figure.tight_layout()
+        figure.savefig(out / filename, dpi=100)
+        plt.close(figure)
+        written.append(str(out / filename))
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(prog="pix2color plots", description="Figures of a training run, like the report's.")
+    parser.add_argument("run", help="run folder (holding history.csv)")
+    args = parser.parse_args(argv)
+    try:
+        for path in run_figures(args.run):
+            print(f"wrote {path}")
+    except FileNotFoundError as error:
+        print(f"pix2color plots: error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -24,13 +24,14 @@ from pathlib import Path
 
 import keras
 
-from pix2color import callbacks, gan, models
+from pix2color import callbacks, gan, models, plots
 from pix2color.data import (
     DEFAULT_VAL_FRACTION,
     ImageSet,
     load_image_set,
     make_eval_dataset,
     make_train_dataset,
+    preview_images,
 )
 
 # Settings that define a run; resuming with different values would silently mix two runs.
@@ -237,10 +238,9 @@ def train(config: TrainConfig, log=print) -> RunResult:
         run_callbacks = [checkpoint]
         if len(image_set.val):
             val_dataset = make_eval_dataset(image_set.val, config.image_size, config.batch_size)
-            grid_images = image_set.val
-            if isinstance(grid_images, list):  # spread over the files, to show different photos
-                grid_images = grid_images[:: max(1, len(grid_images) // SAMPLE_GRID_IMAGES)][:SAMPLE_GRID_IMAGES]
-            grid_dataset = make_eval_dataset(grid_images, config.image_size, SAMPLE_GRID_IMAGES)
+            grid_dataset = make_eval_dataset(
+                preview_images(image_set.val, SAMPLE_GRID_IMAGES), config.image_size, SAMPLE_GRID_IMAGES
+            )
             lightness, ab = callbacks.first_images(grid_dataset, SAMPLE_GRID_IMAGES)
             run_callbacks.append(callbacks.SampleGrid(trainer.generator, lightness, ab, out / "samples"))
         run_callbacks += [
@@ -275,6 +275,7 @@ def train(config: TrainConfig, log=print) -> RunResult:
             epochs_done, steps_done = int(checkpoint.epoch.numpy()), int(checkpoint.step.numpy())
         trainer.generator.save(generator_path)
         log(f"Saved the generator to {generator_path}")
+        plots.run_figures(out)
     elif not generator_path.exists():
         trainer.generator.save(generator_path)
     else:

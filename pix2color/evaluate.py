@@ -1,0 +1,193 @@
+"""Evaluate a colorizer as the report does, and as everyone else does, against a gray baseline.
+
+    python -m pix2color.evaluate --model runs/pix2color --data sample
+    pix2color evaluate --model generator.keras --data coco-test --coco-dir coco
+
+For every image (squashed to the model's S x S, as in training) it computes PSNR and SSIM of
+the 8-bit RGB result against the original, and colourfulness, for:
+- the model, deterministic (BatchNorm moving statistics, no dropout), the default for use:
+  the same photo always gets the same colours whatever else is in the batch;
+- the model in the report's mode (dropout on, BatchNorm statistics of the test batch), which is
+  how the report's numbers were produced, so use it to compare with them;
+- the grayscale baseline (a = b = 0), which PSNR/SSIM reward surprisingly well.
+
+Two protocols: the report's (peak 256; the mean over batches of per-batch means, +- the std
+of the batch means) and the common one (peak 255; per-image mean +- std).
+Writes evaluation.md (the table) and evaluation.csv (one row per image) into --out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+SYSTEMS = ("deterministic", "paper", "grayscale")
+REPORT_BATCH = 4
+
+
+@dataclass
+class Evaluation:
+    """Per-image metrics of each system, in image order."""
+
+    names: list[str]
+    batch_size: int
+    values: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)  # system -> metric -> (N,)
+
+    def report_protocol(self, system: str, metric: str) -> tuple[float, float]:
+        """Mean over batches of per-batch means, and the std of the batch means (the report's +-)."""
+        per_image = self.values[system][metric]
+        batch_means = [per_image[i : i + self.batch_size].mean() for i in range(0, len(per_image), self.batch_size)]
+        return float(np.mean(batch_means)), float(np.std(batch_means))
+
+    def common_protocol(self, system: str, metric: str) -> tuple[float, float]:
+        per_image = self.values[system][metric]
+        return float(per_image.mean()), float(per_image.std())
+
+    def markdown(self, title: str) -> str:
+        lines = [
+            f"## {title}",
+            "",
+            f"{len(self.names)} images; report protocol = peak 256, mean of per-batch means over batches of "
+            f"{self.batch_size} +- std of the batch means; common = peak 255, per-image mean +- std.",
+            "",
+            "| system | PSNR (report) | SSIM (report) | PSNR (common) | SSIM (common) | colourfulness | "
+            "ground-truth colourfulness | gap |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        labels = {"deterministic": "model, deterministic", "paper": "model, paper mode (report)",
+                  "grayscale": "grayscale baseline (a = b = 0)"}
+        for system in self.values:
+            psnr_r, psnr_r_sd = self.report_protocol(system, "psnr256")
+            ssim_r, ssim_r_sd = self.report_protocol(system, "ssim")
+            psnr_c, psnr_c_sd = self.common_protocol(system, "psnr255")
+            ssim_c, ssim_c_sd = self.common_protocol(system, "ssim")
+            colourful = self.values[system]["colourfulness"].mean()
+            truth = self.values[system]["colourfulness_truth"].mean()
+            lines.append(
+                f"| {labels[system]} | {psnr_r:.2f} +- {psnr_r_sd:.2f} | {ssim_r:.4f} +- {ssim_r_sd:.4f} | "
+                f"{psnr_c:.2f} +- {psnr_c_sd:.2f} | {ssim_c:.4f} +- {ssim_c_sd:.4f} | {colourful:.1f} | "
+                f"{truth:.1f} | {truth - colourful:+.1f} |"
+            )
+        lines += ["", "Report (256x256, COCO test2017, paper mode): PSNR 24.31 +- 2.12, SSIM 0.922."]
+        return "\n".join(lines) + "\n"
+
+    def write_csv(self, path: str | Path) -> None:
+        columns = [f"{system}_{metric}" for system in self.values for metric in self.values[system]]
+        with open(path, "w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["image", *columns])
+            for index, name in enumerate(self.names):
+                row = [self.values[s][m][index] for s in self.values for m in self.values[s]]
+                writer.writerow([name, *(f"{value:.6f}" for value in row)])
+
+
+def evaluate_generator(generator, images, names: list[str], batch_size: int = REPORT_BATCH,
+                       systems=SYSTEMS, verbose: int = 1) -> Evaluation:
+    """Run `generator` over `images` (paths or a tfds split) and measure every system."""
+    import keras
+    import tensorflow as tf
+
+    from pix2color import metrics, models
+    from pix2color.data import make_eval_dataset
+
+    size = int(generator.input_shape[1])
+    paper = models.paper_mode_generator(generator) if "paper" in systems else None
+    predict = {
+        "deterministic": tf.function(lambda l: generator(l, training=False)),
+        "paper": tf.function(lambda l: paper(l)) if paper is not None else None,
+        "grayscale": lambda l: tf.zeros(tf.concat([tf.shape(l)[:-1], [2]], 0)),
+    }
+    collected = {s: {k: [] for k in ("psnr256", "psnr255", "ssim", "colourfulness", "colourfulness_truth")}
+                 for s in systems}
+    progress = keras.utils.Progbar(len(names), verbose=verbose, unit_name="image")
+    for lightness, ab in make_eval_dataset(images, size, batch_size):
+        truth = metrics.to_uint8_values(lightness, ab)
+        truth_colourfulness = metrics.colourfulness(truth).numpy()
+        for system in systems:
+            output = metrics.to_uint8_values(lightness, predict[system](lightness))
+            values = collected[system]
+            values["psnr256"].append(metrics.psnr(truth, output, metrics.REPORT_PEAK).numpy())
+            values["psnr255"].append(metrics.psnr(truth, output, metrics.COMMON_PEAK).numpy())
+            values["ssim"].append(metrics.ssim(truth, output).numpy())
+            values["colourfulness"].append(metrics.colourfulness(output).numpy())
+            values["colourfulness_truth"].append(truth_colourfulness)
+        progress.add(len(lightness))
+    result = Evaluation(list(names), batch_size)
+    result.values = {s: {m: np.concatenate(v) for m, v in collected[s].items()} for s in systems}
+    return result
+
+
+def images_for(data: str, coco_dir=None, tfds_data_dir=None, limit: int | None = None):
+    """`--data` -> (images, names): sample (its validation photos), coco-val, coco-test, or a folder."""
+    from pix2color.data import load_image_set
+
+    if data in ("coco-val", "coco-test"):
+        image_set = load_image_set("coco", coco_dir=coco_dir, tfds_data_dir=tfds_data_dir, verbose=0)
+        images = image_set.val if data == "coco-val" else image_set.test
+    elif data == "sample":
+        images = load_image_set("sample", verbose=0).val
+    else:
+        image_set = load_image_set(data, val_fraction=0.0, verbose=0)
+        images = image_set.train + image_set.val
+    if isinstance(images, list):
+        images = sorted(images)[:limit]
+        names = [Path(p).name for p in images]
+    else:
+        names = [f"{images.name}:{images.split}#{i}" for i in np.flatnonzero(images.kept)]
+        if limit:
+            raise ValueError("--limit works with folders of images, not tensorflow-datasets splits")
+    return images, names
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="pix2color evaluate", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", required=True, help="run folder or .keras generator")
+    parser.add_argument("--data", default="sample", help="sample, coco-val, coco-test or a folder of images")
+    parser.add_argument("--coco-dir", default=None)
+    parser.add_argument("--tfds-data-dir", default=None)
+    parser.add_argument("--batch-size", type=int, default=REPORT_BATCH, help="the report's batch is 4")
+    parser.add_argument("--modes", default=",".join(SYSTEMS), help="deterministic, paper, grayscale")
+    parser.add_argument("--limit", type=int, default=None, help="first N images only")
+    parser.add_argument("--out", default=None, help="where to write evaluation.md/.csv (default: the run folder or .)")
+    parser.add_argument("--seed", type=int, default=0, help="for the paper mode's dropout")
+    parser.add_argument("--verbose", type=int, choices=(0, 1), default=1)
+    args = parser.parse_args(argv)
+
+    from pix2color.cli import import_quietly
+
+    import_quietly()
+    import keras
+
+    from pix2color.colorize import load_generator
+    from pix2color.data import DataError
+
+    systems = tuple(s for s in args.modes.split(",") if s)
+    unknown = set(systems) - set(SYSTEMS)
+    if unknown:
+        parser.error(f"--modes: unknown {', '.join(sorted(unknown))}")
+    keras.utils.set_random_seed(args.seed)
+    try:
+        generator = load_generator(args.model)
+        images, names = images_for(args.data, args.coco_dir, args.tfds_data_dir, args.limit)
+    except (DataError, ValueError, OSError) as error:
+        print(f"pix2color evaluate: error: {error}", file=sys.stderr)
+        return 2
+    result = evaluate_generator(generator, images, names, args.batch_size, systems, args.verbose)
+    out = Path(args.out) if args.out else (Path(args.model) if Path(args.model).is_dir() else Path("."))
+    out.mkdir(parents=True, exist_ok=True)
+    table = result.markdown(f"{args.model} on {args.data}")
+    (out / "evaluation.md").write_text(table)
+    result.write_csv(out / "evaluation.csv")
+    print(table)
+    print(f"wrote {out / 'evaluation.md'} and {out / 'evaluation.csv'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

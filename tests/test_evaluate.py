@@ -1,0 +1,100 @@
+"""Evaluation protocols, the ablation runner and the run figures."""
+
+import csv
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pix2color import evaluate, metrics
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def numpy_colourfulness(rgb):
+    rg = rgb[..., 0] - rgb[..., 1]
+    yb = 0.5 * (rgb[..., 0] + rgb[..., 1]) - rgb[..., 2]
+    return np.sqrt(rg.std() ** 2 + yb.std() ** 2) + 0.3 * np.sqrt(rg.mean() ** 2 + yb.mean() ** 2)
+
+
+def test_colourfulness_matches_hasler_suesstrunk():
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (3, 20, 30, 3)).astype(np.float32)
+    ours = metrics.colourfulness(images).numpy()
+    np.testing.assert_allclose(ours, [numpy_colourfulness(image) for image in images], rtol=1e-5)
+    gray = np.repeat(images[..., :1], 3, axis=-1)
+    np.testing.assert_allclose(metrics.colourfulness(gray).numpy(), 0.0, atol=1e-4)
+    red = np.zeros((1, 4, 4, 3), np.float32)
+    red[..., 0] = 255  # rg = 255, yb = 127.5 everywhere: no spread, only the mean term
+    np.testing.assert_allclose(metrics.colourfulness(red).numpy(), 0.3 * np.hypot(255, 127.5), rtol=1e-5)
+
+
+def test_protocols_aggregate_as_documented():
+    result = evaluate.Evaluation(names=[f"i{k}" for k in range(6)], batch_size=4)
+    psnr = np.array([10.0, 20.0, 30.0, 40.0, 50.0, 70.0])
+    result.values = {"deterministic": {"psnr256": psnr, "psnr255": psnr - 0.03, "ssim": psnr / 100,
+                                       "colourfulness": psnr, "colourfulness_truth": psnr + 1}}
+    mean, spread = result.report_protocol("deterministic", "psnr256")
+    assert mean == pytest.approx((25.0 + 60.0) / 2) and spread == pytest.approx(17.5)  # batch means 25, 60
+    mean, spread = result.common_protocol("deterministic", "psnr256")
+    assert mean == pytest.approx(psnr.mean()) and spread == pytest.approx(psnr.std())
+    table = result.markdown("t")
+    assert "42.50 +- 17.50" in table and "24.31" in table  # ours, and the report's number beside it
+
+
+def test_evaluate_command_on_sample_photos(small_generator_file, tmp_path):
+    out = tmp_path / "eval"
+    result = subprocess.run(
+        [sys.executable, "-m", "pix2color.cli", "evaluate", "--model", str(small_generator_file), "--data", "sample",
+         "--out", str(out), "--verbose", "0"], capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert result.returncode == 0, result.stderr
+    for label in ("model, deterministic", "model, paper mode (report)", "grayscale baseline (a = b = 0)"):
+        assert label in result.stdout
+    with open(out / "evaluation.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    from pix2color.data import load_image_set
+
+    assert len(rows) == len(load_image_set("sample", verbose=0).val)
+    assert "grayscale_colourfulness" in rows[0] and float(rows[0]["grayscale_colourfulness"]) < 1.0
+    # The per-image PSNR of the gray baseline is that of a = b = 0 against the original: check one.
+    assert float(rows[0]["grayscale_psnr256"]) - float(rows[0]["grayscale_psnr255"]) == pytest.approx(
+        20 * np.log10(256 / 255), abs=1e-4)
+
+
+def test_ablation_runner_two_configurations(tmp_path):
+    out = tmp_path / "ablation"
+    result = subprocess.run(
+        [sys.executable, "-m", "pix2color.ablation", "--data", "sample", "--configs", "4,11", "--steps", "2",
+         "--image-size", "32", "--out", str(out), "--verbose", "0"],
+        capture_output=True, text=True, cwd=ROOT, timeout=900)
+    assert result.returncode == 0, result.stderr
+    table = (out / "ablation.md").read_text()
+    assert "| 4 (pix2pix) | 100 | - | - | - |" in table and "| 11 (l1-only) | 1 | - | - | ✓ |" in table
+    assert "22.9265" in table and "24.4775" in table  # the report's numbers beside ours
+    assert (out / "ablation.png").stat().st_size > 0
+    for run in ("pix2pix", "l1-only"):
+        assert (out / run / "generator.keras").exists()
+        assert (out / run / "plots" / "fig09_l1.png").exists()  # figures made at the end of training
+    assert not (out / "l1-only" / "plots" / "fig07_gan_losses.png").exists()  # no GAN losses without D
+
+
+def test_plots_command(tmp_path):
+    from pix2color import plots
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "history.csv").write_text(
+        "epoch,disc_loss,gen_gan_loss,gen_l1_loss,gen_total_loss,r1_penalty,val_disc_loss,val_gen_gan_loss,"
+        "val_gen_l1_loss,val_gen_total_loss,val_psnr,val_r1_penalty,val_ssim\n"
+        "0,0.7,1.5,0.2,21.5,0.01,0.71,1.4,0.21,22.4,20.1,0.01,0.80\n"
+        "1,0.69,1.2,0.15,16.2,0.02,0.70,1.1,0.18,19.1,21.3,0.02,0.84\n")
+    result = subprocess.run([sys.executable, "-m", "pix2color.plots", str(run)], capture_output=True, text=True,
+                            cwd=ROOT, timeout=300)
+    assert result.returncode == 0, result.stderr
+    for filename, *_ in plots.REPORT_FIGURES:
+        assert (run / "plots" / filename).stat().st_size > 0
+    missing = subprocess.run([sys.executable, "-m", "pix2color.plots", str(tmp_path)], capture_output=True, text=True,
+                             cwd=ROOT, timeout=300)
+    assert missing.returncode == 2 and "no history.csv" in missing.stderr
