@@ -115,15 +115,20 @@ def rgb_to_lab(rgb: np.ndarray) -> np.ndarray:
     return np.stack([116.0 * fy - 16.0, 500.0 * (fx - fy), 200.0 * (fy - fz)], axis=-1).astype(np.float32)
 
 
-def lab_to_rgb(lab: np.ndarray) -> np.ndarray:
-    """Lab (..., 3) -> RGB in [0, 1]; L clipped to [0, 100] and a, b to +-110 (as pix2color.color)."""
+def _lab_to_linear_rgb(lab: np.ndarray) -> np.ndarray:
+    """Lab (..., 3) -> linear-light RGB (not yet clipped); L clipped to [0, 100] and a, b to +-110."""
     lab = np.asarray(lab, np.float32)
     lightness = np.clip(lab[..., 0], 0.0, 100.0)
     a, b = np.clip(lab[..., 1], -110.0, 110.0), np.clip(lab[..., 2], -110.0, 110.0)
     fy = (lightness + 16.0) / 116.0
     f = np.stack([a / 500.0 + fy, fy, np.maximum(fy - b / 200.0, 0.0)], axis=-1)
     xyz = np.where(f > 0.2068966, f**3, (f - 16.0 / 116.0) / 7.787) * _WHITE
-    linear = xyz @ _XYZ_TO_RGB.T
+    return xyz @ _XYZ_TO_RGB.T
+
+
+def lab_to_rgb(lab: np.ndarray) -> np.ndarray:
+    """Lab (..., 3) -> RGB in [0, 1]; L clipped to [0, 100] and a, b to +-110 (as pix2color.color)."""
+    linear = _lab_to_linear_rgb(lab)
     rgb = np.where(linear > 0.0031308, 1.055 * np.maximum(linear, 0.0031308) ** (1 / 2.4) - 0.055, linear * 12.92)
     return np.clip(rgb, 0.0, 1.0).astype(np.float32)
 
@@ -150,13 +155,7 @@ def lightness_of_8bit(rgb: np.ndarray) -> np.ndarray:
 
 def lab_to_8bit_rgb(lab: np.ndarray) -> np.ndarray:
     """Lab (..., 3) -> uint8 RGB: `lab_to_rgb` then rounding, with a table for the sRGB curve."""
-    lab = np.asarray(lab, np.float32)
-    lightness = np.clip(lab[..., 0], 0.0, 100.0)
-    a, b = np.clip(lab[..., 1], -110.0, 110.0), np.clip(lab[..., 2], -110.0, 110.0)
-    fy = (lightness + 16.0) / 116.0
-    f = np.stack([a / 500.0 + fy, fy, np.maximum(fy - b / 200.0, 0.0)], axis=-1)
-    xyz = np.where(f > 0.2068966, f**3, (f - 16.0 / 116.0) / 7.787) * _WHITE
-    linear = np.clip(xyz @ _XYZ_TO_RGB.T, 0.0, 1.0)
+    linear = np.clip(_lab_to_linear_rgb(lab), 0.0, 1.0)
     return _ENCODE_8BIT[np.rint(linear * _ENCODE_LEVELS).astype(np.int32)]
 
 
