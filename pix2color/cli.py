@@ -80,7 +80,8 @@ def build_train_parser() -> argparse.ArgumentParser:
         help="steps between checkpoints (one is also written after every epoch)")
     add("--jit-compile", action="store_true", help="compile the train step with XLA")
     add("--coco-dir", default=None,
-        help="with --data coco: a folder with train2017/, unlabeled2017/, val2017/, test2017/")
+        help="with --data coco: a folder with train2017/, unlabeled2017/, val2017/, test2017/ "
+        "(default: $COCO_DIR or ./coco if present, else tensorflow-datasets)")
     add("--tfds-data-dir", default=None, help="with --data coco: tensorflow-datasets data_dir")
     add("--download", action="store_true", help="with --data coco: let tensorflow-datasets download COCO")
     add("--strategy", default=defaults.strategy, choices=("auto", "default", "mirrored", "multiworker", "tpu"),

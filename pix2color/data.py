@@ -305,6 +305,14 @@ def coco_folder_image_set(coco_dir: str | os.PathLike, verbose: int = 1, cache_d
     return ImageSet(f"COCO 2017 ({coco_dir})", splits["train"], splits["val"], skipped, grayscale, splits["test"])
 
 
+def default_coco_dir() -> str | None:
+    """A COCO folder found without flags: $COCO_DIR, else ./coco, if it has the official layout."""
+    for candidate in (os.environ.get("COCO_DIR"), "coco"):
+        if candidate and (Path(candidate) / "train2017").is_dir():
+            return candidate
+    return None
+
+
 def _tfds_encoded(name: str, split: str, data_dir: str | None) -> tf.data.Dataset:
     import tensorflow_datasets as tfds
 
@@ -370,6 +378,7 @@ def load_image_set(
     if data == "sample":
         image_set = sample_image_set(val_fraction, verbose, cache_dir)
     elif data == "coco":
+        coco_dir = coco_dir or default_coco_dir()
         if coco_dir:
             image_set = coco_folder_image_set(coco_dir, verbose, cache_dir)
         else:
@@ -443,6 +452,9 @@ def make_train_dataset(
         rgb = tf.cond(flip < 0.5, lambda: tf.image.flip_left_right(rgb), lambda: rgb)
         return to_model_pair(rgb)
 
+    options = tf.data.Options()
+    # Several workers (MultiWorkerMirroredStrategy): each takes every k-th batch of the stream.
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     return (
         tf.data.Dataset.counter(start=first_pass)
         .flat_map(one_pass)
@@ -452,6 +464,7 @@ def make_train_dataset(
         .ignore_errors(log_warning=True)  # a file that broke after the scan must not end a run
         .batch(batch_size, drop_remainder=True)
         .prefetch(AUTOTUNE)
+        .with_options(options)
     )
 
 

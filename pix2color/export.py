@@ -161,7 +161,11 @@ def export(model: str, out: str, formats=("savedmodel", "tflite"), variants=TFLI
     """Library entry: load a generator (run folder or .keras) and write the requested formats."""
     from pix2color.colorize import load_generator
 
-    generator = load_generator(model)
+    return export_generator(load_generator(model), out, formats, variants, modes, log)
+
+
+def export_generator(generator, out: str, formats=("savedmodel", "tflite"), variants=TFLITE_VARIANTS, modes=MODES,
+                     log=print) -> list[Path]:
     out_dir = Path(out)
     written = []
     if "savedmodel" in formats:
@@ -191,11 +195,14 @@ def main(argv: list[str] | None = None) -> int:
     from pix2color.cli import import_quietly
 
     import_quietly()
+    from pix2color.colorize import load_generator
+
     try:
-        export(args.model, args.out, formats, variants, modes)
+        generator = load_generator(args.model)
     except (ValueError, OSError) as error:
         print(f"pix2color export: error: {error}", file=sys.stderr)
         return 2
+    export_generator(generator, args.out, formats, variants, modes)
     return 0
 
 

@@ -75,7 +75,9 @@ def test_folder_of_only_bad_or_gray_images_is_a_clear_error(tmp_path):
         data.load_image_set(str(tmp_path), verbose=0)
 
 
-def test_coco_absent_says_how_to_get_it(tmp_path):
+def test_coco_absent_says_how_to_get_it(tmp_path, monkeypatch):
+    monkeypatch.delenv("COCO_DIR", raising=False)
+    monkeypatch.chdir(tmp_path)
     with pytest.raises(data.DataError) as raised:
         data.load_image_set("coco", verbose=0, tfds_data_dir=str(tmp_path / "tfds"))
     message = str(raised.value)
@@ -102,6 +104,12 @@ def coco_folder(tmp_path_factory):
     photos[0].convert("L").save(root / "train2017" / "gray_000.jpg")
     photos[1].convert("CMYK").save(root / "train2017" / "cmyk_000.jpg")
     return root
+
+
+def test_coco_folder_found_without_flags(coco_folder, monkeypatch):
+    monkeypatch.setenv("COCO_DIR", str(coco_folder))
+    image_set = data.load_image_set("coco", verbose=0)
+    assert len(image_set.train) == 6 and str(coco_folder) in image_set.source
 
 
 def test_coco_folder_uses_train_and_unlabeled(coco_folder, tmp_path):

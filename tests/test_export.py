@@ -101,3 +101,25 @@ def test_lite_colorizer_runs_the_whole_recipe(exported, generator):
     tflite_out = lite.LiteColorizer(exported / "tflite" / "generator_deterministic_float32.tflite").colorize(photo)
     keras_out = lite.FullResolutionColorizer(lambda l: generator(l, training=False).numpy(), 32).colorize(photo)
     assert np.abs(tflite_out.astype(int) - keras_out).max() <= 1
+
+
+def test_export_command(small_generator_file, tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    out = tmp_path / "exported"
+    result = subprocess.run([sys.executable, str(root / "export" / "export_model.py"), "--model", str(small_generator_file),
+                             "--out", str(out), "--variants", "float32,int8", "--modes", "deterministic"],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert (out / "savedmodel" / "saved_model.pb").exists()
+    assert sorted(p.name for p in (out / "tflite").glob("*")) == [
+        "generator_deterministic_float32.tflite", "generator_deterministic_int8.tflite"]
+    bad = subprocess.run([sys.executable, "-m", "pix2color.cli", "export", "--model", str(tmp_path / "nope"),
+                          "--out", str(out)], capture_output=True, text=True, timeout=600, cwd=root)
+    assert bad.returncode == 2 and "nope" in bad.stderr and "Traceback" not in bad.stderr
+    unknown = subprocess.run([sys.executable, "-m", "pix2color.cli", "export", "--variants", "int4"],
+                             capture_output=True, text=True, timeout=600, cwd=root)
+    assert unknown.returncode == 2 and "int4" in unknown.stderr

@@ -40,7 +40,8 @@ def test_train_on_sample_photos_writes_every_artifact(tmp_path):
         columns = next(csv.reader(handle))
     for name in ("disc_loss", "gen_gan_loss", "gen_l1_loss", "r1_penalty", "val_psnr", "val_ssim"):
         assert name in columns
-    for path in ("losses.png", "samples/epoch_001.png", "samples/epoch_002.png", "generator.keras", "run.json"):
+    for path in ("losses.png", "samples/epoch_001.png", "samples/epoch_002.png", "generator.keras", "run.json",
+                 "plots/fig07_gan_losses.png", "plots/fig08_disc_r1.png", "plots/fig10_psnr_ssim.png"):
         assert (out / path).stat().st_size > 0, path
     assert list((out / "logs" / "train").glob("events.out.tfevents.*"))
     assert (out / "checkpoints" / "checkpoint").exists()
@@ -143,3 +144,14 @@ def test_restore_brings_back_weights_and_optimizer_state(tmp_path):
     saved = keras.models.load_model(tmp_path / "run" / "generator.keras")
     for restored, final in zip(fresh.generator.weights, saved.weights):
         np.testing.assert_array_equal(restored.numpy(), final.numpy())
+
+
+def test_report_command_offline_explains_how_to_get_coco(tmp_path):
+    """`python train.py --gamma 0.001` with no COCO anywhere: instructions, not a traceback."""
+    env = {k: v for k, v in os.environ.items() if k != "COCO_DIR"}
+    env["TFDS_DATA_DIR"] = str(tmp_path / "tfds")  # an empty tensorflow-datasets folder
+    result = subprocess.run([sys.executable, str(ROOT / "train.py"), "--gamma", "0.001", "--out", str(tmp_path / "run")],
+                            capture_output=True, text=True, timeout=600, cwd=tmp_path, env=env)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "train2017.zip" in result.stderr and "--data sample" in result.stderr
+    assert not (tmp_path / "run" / "checkpoints").exists()  # nothing trained on other data
