@@ -17,8 +17,6 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
-
 # Table II, without pretraining: id -> (name, options, the report's PSNR and SSIM on val2017).
 CONFIGURATIONS = {
     1: ("ls-r1-1", dict(label_smoothing=True, r1_gamma=1.0), 24.4431, 0.9272),

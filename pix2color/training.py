@@ -40,7 +40,7 @@ RUN_DEFINING = (
     "label_smoothing", "gan_only", "l1_only", "lr", "beta1", "beta2", "seed", "patch_size",
     "val_fraction", "coco_dir", "mixed_precision",
 )
-STRATEGIES = ("auto", "default", "mirrored", "multiworker", "tpu")
+STRATEGIES = ("auto", "default", "mirrored", "multiworker", "tpu")  # multiworker: refused, see make_strategy
 SAMPLE_GRID_IMAGES = 4
 
 
@@ -141,7 +141,7 @@ def _trim_history(history_csv: Path, epochs_done: int) -> None:
 
 
 def make_strategy(name: str = "auto"):
-    """A `tf.distribute` strategy: several GPUs (mirrored), machines (multiworker, TF_CONFIG), TPU.
+    """A `tf.distribute` strategy: several GPUs (mirrored) or a TPU.
 
     auto: a TPU if one is attached (Colab sets COLAB_TPU_ADDR / TPU_NAME), all GPUs if more
     than one, otherwise the default (single-device) strategy.
@@ -160,7 +160,12 @@ def make_strategy(name: str = "auto"):
     if name == "mirrored":
         return tf.distribute.MirroredStrategy()
     if name == "multiworker":
-        return tf.distribute.MultiWorkerMirroredStrategy()
+        # Tried with two workers on localhost: Keras 3.15's fit fails under this strategy with
+        # "Attempt to convert a value (PerReplica ...)", an open upstream bug (keras-team/keras#20585).
+        raise RunError(
+            "--strategy multiworker: Keras 3's fit does not run under MultiWorkerMirroredStrategy yet "
+            "(keras-team/keras#20585); use --strategy mirrored for the GPUs of one machine"
+        )
     resolver = tf.distribute.cluster_resolver.TPUClusterResolver()
     tf.config.experimental_connect_to_cluster(resolver)
     tf.tpu.experimental.initialize_tpu_system(resolver)
@@ -204,6 +209,7 @@ def build_trainer(config: TrainConfig, strategy=None) -> gan.ColorizationGAN:
 def train(config: TrainConfig, log=print) -> RunResult:
     """Train (or resume training) as `config` says; returns where things are."""
     config.validate()
+    strategy = make_strategy(config.strategy)  # first: a distributed set-up must precede other TF work
     keras.utils.set_random_seed(config.seed)
     out = Path(config.out)
     image_set = load_image_set(
@@ -219,7 +225,6 @@ def train(config: TrainConfig, log=print) -> RunResult:
     out.mkdir(parents=True, exist_ok=True)
     (out / "run.json").write_text(json.dumps(settings, indent=2) + "\n")
 
-    strategy = make_strategy(config.strategy)
     with strategy.scope():
         trainer = build_trainer(config, strategy)
     checkpoint = callbacks.TrainingCheckpoint(

@@ -1,6 +1,5 @@
 import numpy as np
 import pytest
-import tensorflow as tf
 from PIL import Image
 from skimage import color as skcolor
 
