@@ -23,7 +23,7 @@ import numpy as np
 from pix2color.lite import DEFAULT_MAX_PIXELS, FullResolutionColorizer, ImageError, read_image
 
 MODES = ("deterministic", "paper")
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")  # Pillow reads TIFF too
 OUTPUT_FORMATS = {"jpg": "JPEG", "png": "PNG", "webp": "WEBP"}
 
 
@@ -111,6 +111,8 @@ def load_network(model: str | os.PathLike, mode: str = "deterministic") -> Netwo
 
 def expand_inputs(inputs: list[str]) -> tuple[list[tuple[Path, Path]], list[str]]:
     """Files, folders (recursive) and globs -> [(file, path relative to its input)], unmatched."""
+    from pix2color.data import list_image_files
+
     found, missing = [], []
     for item in inputs:
         matches = sorted(glob.glob(item, recursive=True)) if glob.has_magic(item) else [item]
@@ -120,7 +122,7 @@ def expand_inputs(inputs: list[str]) -> tuple[list[tuple[Path, Path]], list[str]
         for match in matches:
             path = Path(match)
             if path.is_dir():
-                files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+                files = [Path(p) for p in list_image_files(path, IMAGE_SUFFIXES)]
                 found += [(p, p.relative_to(path)) for p in files]
             else:
                 found.append((path, Path(path.name)))

@@ -132,13 +132,13 @@ class ScanReport:
     grayscale: list[str]
 
 
-def list_image_files(folder: str | os.PathLike) -> list[str]:
+def list_image_files(folder: str | os.PathLike, extensions: tuple[str, ...] = IMAGE_EXTENSIONS) -> list[str]:
     """All files under `folder` (recursive) whose extension is an image format, sorted."""
     root = Path(folder)
     return sorted(
         str(path)
         for path in root.rglob("*")
-        if path.suffix.lower() in IMAGE_EXTENSIONS and path.is_file()
+        if path.suffix.lower() in extensions and path.is_file()
     )
 
 
