@@ -44,7 +44,7 @@ def run_ablation(base, config_ids, out: Path, log=print) -> list[dict]:
 
     rows, grid_outputs = [], []
     val = load_image_set(base.data, base.val_fraction, verbose=0).val
-    names = [Path(p).name for p in sorted(val)] if isinstance(val, list) else [f"#{i}" for i in range(len(val))]
+    names = evaluate.image_names(val)
     lightness, ab = next(iter(make_eval_dataset(preview_images(val, GRID_IMAGES), base.image_size, GRID_IMAGES)))
     for config_id in config_ids:
         name, options, report_psnr, report_ssim = CONFIGURATIONS[config_id]

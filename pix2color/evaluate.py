@@ -136,12 +136,16 @@ def images_for(data: str, coco_dir=None, tfds_data_dir=None, limit: int | None =
         images = image_set.train + image_set.val
     if isinstance(images, list):
         images = sorted(images)[:limit]
-        names = [Path(p).name for p in images]
-    else:
-        names = [f"{images.name}:{images.split}#{i}" for i in np.flatnonzero(images.kept)]
-        if limit:
-            raise ValueError("--limit works with folders of images, not tensorflow-datasets splits")
-    return images, names
+    elif limit:
+        raise ValueError("--limit works with folders of images, not tensorflow-datasets splits")
+    return images, image_names(images)
+
+
+def image_names(images) -> list[str]:
+    """One name per image, in `make_eval_dataset` order: file names, or tfds split positions."""
+    if isinstance(images, list):
+        return [Path(p).name for p in sorted(images)]
+    return [f"{images.name}:{images.split}#{i}" for i in np.flatnonzero(images.kept)]
 
 
 def main(argv: list[str] | None = None) -> int:
