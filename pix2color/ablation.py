@@ -43,7 +43,8 @@ def run_ablation(base, config_ids, out: Path, log=print) -> list[dict]:
     from pix2color.training import train
 
     rows, grid_outputs = [], []
-    val = load_image_set(base.data, base.val_fraction, verbose=0).val
+    val = load_image_set(base.data, base.val_fraction, verbose=0, coco_dir=base.coco_dir,
+                         tfds_data_dir=base.tfds_data_dir).val
     names = evaluate.image_names(val)
     lightness, ab = next(iter(make_eval_dataset(preview_images(val, GRID_IMAGES), base.image_size, GRID_IMAGES)))
     for config_id in config_ids:
