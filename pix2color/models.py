@@ -170,12 +170,18 @@ def build_discriminator(
     image_size: int | None = None,
     patch_size: int = 70,
     base_filters: int = 64,
-    sync_batch_norm: bool = False,
 ) -> keras.Model:
     """PatchGAN on concat(lightness, ab): one logit per `patch_size` x `patch_size` patch.
 
     70x70 (default): C64 (no BN) - C128 - C256 (stride 2) - C512 (stride 1) - C1 (stride 1),
     LeakyReLU 0.2, no sigmoid (the losses take logits). 30x30 logits at S = 256.
+
+    D's BatchNorm layers are always `synchronized`, also on one device. R1 differentiates D
+    twice, and Keras' unsynchronized moments (tf.nn.moments) put a stop_gradient on the mean
+    that is exact for a first derivative but drops terms of the second: R1's gradient came out
+    wrong for every layer before a BatchNorm. The synchronized moments (E[x^2] - E[x]^2 over an
+    all-reduce, the identity on one device) differentiate twice correctly; see
+    tests/test_gan.py::test_r1_gradient_through_batch_norm_matches_finite_differences.
     """
     if patch_size not in PATCH_SIZES:
         raise ValueError(f"patch size must be one of {sorted(PATCH_SIZES)} (got {patch_size})")
@@ -189,7 +195,7 @@ def build_discriminator(
         x = layers.Conv2D(base_filters, 1, kernel_initializer=_conv_init(), name="conv0")(x)
         x = layers.LeakyReLU(LEAKY_SLOPE, name="lrelu0")(x)
         x = layers.Conv2D(base_filters * 2, 1, use_bias=False, kernel_initializer=_conv_init(), name="conv1")(x)
-        x = _batch_norm("bn1", sync_batch_norm)(x)
+        x = _batch_norm("bn1", synchronized=True)(x)
         x = layers.LeakyReLU(LEAKY_SLOPE, name="lrelu1")(x)
         logits = layers.Conv2D(1, 1, kernel_initializer=_conv_init(), dtype="float32", name="logits")(x)
         return keras.Model([lightness, ab], logits, name="discriminator")
@@ -207,7 +213,7 @@ def build_discriminator(
             padding="valid" if last else "same", use_bias=False,
             kernel_initializer=_conv_init(), name=f"conv{index}",
         )(x)
-        x = _batch_norm(f"bn{index}", sync_batch_norm)(x)
+        x = _batch_norm(f"bn{index}", synchronized=True)(x)
         x = layers.LeakyReLU(LEAKY_SLOPE, name=f"lrelu{index}")(x)
     x = layers.ZeroPadding2D(1, name="pad_logits")(x)
     logits = layers.Conv2D(1, 4, kernel_initializer=_conv_init(), dtype="float32", name="logits")(x)

@@ -186,7 +186,7 @@ def build_trainer(config: TrainConfig, strategy=None) -> gan.ColorizationGAN:
     generator = models.build_generator(config.image_size, dropout=not config.l1_only, sync_batch_norm=sync)
     discriminator = (
         None if config.l1_only
-        else models.build_discriminator(config.image_size, config.patch_size, sync_batch_norm=sync)
+        else models.build_discriminator(config.image_size, config.patch_size)
     )
 
     def adam():
