@@ -28,7 +28,10 @@ class TrainingCheckpoint(keras.callbacks.Callback):
         d_optimizer: keras.optimizers.Optimizer | None = None,
         every_steps: int | None = None,
         max_to_keep: int = 3,
+        write: bool = True,
     ):
+        """write=False: restore from `directory` and count, but never save (workers other than
+        the chief of a multi-worker run)."""
         super().__init__()
         self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epochs_done")
         self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="steps_done")
@@ -38,6 +41,7 @@ class TrainingCheckpoint(keras.callbacks.Callback):
         self.checkpoint = tf.train.Checkpoint(epoch=self.epoch, step=self.step, **tracked)
         self.manager = tf.train.CheckpointManager(self.checkpoint, str(directory), max_to_keep)
         self.every_steps = every_steps
+        self.write = write
 
     def restore(self) -> tuple[int, int] | None:
         """Load the latest checkpoint, if any: returns (epochs done, steps done) or None."""
@@ -52,12 +56,13 @@ class TrainingCheckpoint(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         self.step.assign_add(1)
-        if self.every_steps and int(self.step.numpy()) % self.every_steps == 0:
+        if self.write and self.every_steps and int(self.step.numpy()) % self.every_steps == 0:
             self.save()
 
     def on_epoch_end(self, epoch, logs=None):
         self.epoch.assign(epoch + 1)
-        self.save()
+        if self.write:
+            self.save()
 
 
 class HistoryPlot(keras.callbacks.Callback):

@@ -85,7 +85,8 @@ def build_train_parser() -> argparse.ArgumentParser:
     add("--tfds-data-dir", default=None, help="with --data coco: tensorflow-datasets data_dir")
     add("--download", action="store_true", help="with --data coco: let tensorflow-datasets download COCO")
     add("--strategy", default=defaults.strategy, choices=("auto", "default", "mirrored", "multiworker", "tpu"),
-        help="tf.distribute strategy; --batch-size is the global batch (multiworker: blocked upstream, see README)")
+        help="tf.distribute strategy; --batch-size is the global batch (multiworker: one process per machine, "
+             "TF_CONFIG set, --out on a shared filesystem; auto picks it when TF_CONFIG names several workers)")
     add("--mixed-precision", action="store_true", help="float16 compute with loss scaling (GPUs)")
     add("--verbose", type=int, choices=(0, 1, 2), default=None,
         help="0 silent, 1 progress bar, 2 one line per epoch (default: 1)")

@@ -432,13 +432,23 @@ def _pass_elements(images: Images, seed: int):
 
 
 def make_train_dataset(
-    images: Images, image_size: int, batch_size: int, seed: int = 42, start_step: int = 0
+    images: Images,
+    image_size: int,
+    batch_size: int,
+    seed: int = 42,
+    start_step: int = 0,
+    input_context: tf.distribute.InputContext | None = None,
 ) -> tf.data.Dataset:
     """Endless, deterministic stream of training batches, starting at global step `start_step`.
 
     Each pass over the files is a permutation seeded by (seed, pass) (for a tfds split: a
     shuffle buffer seeded so); each image is flipped left-right with probability 1/2, seeded by
     (seed, its position in the stream). Skipping to `start_step` reads no pixels for files.
+
+    `batch_size` is the global batch. With an `input_context` (from
+    `strategy.distribute_datasets_from_function`), this worker's pipeline keeps only its share of
+    every global batch, before decoding, in per-replica batches: the replicas together see
+    exactly the global batches of one device.
     """
     if not len(images):
         raise DataError("no training images")
@@ -452,15 +462,19 @@ def make_train_dataset(
         rgb = tf.cond(flip < 0.5, lambda: tf.image.flip_left_right(rgb), lambda: rgb)
         return to_model_pair(rgb)
 
+    stream = tf.data.Dataset.counter(start=first_pass).flat_map(one_pass).skip(offset).enumerate(start=start_index)
     options = tf.data.Options()
-    # Several workers (MultiWorkerMirroredStrategy): each takes every k-th batch of the stream.
-    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    if input_context is None:
+        # Distributed by Keras (MirroredStrategy): each replica takes its share of every batch.
+        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    else:
+        share = batch_size // input_context.num_input_pipelines  # this worker's part of a global batch
+        pipeline = input_context.input_pipeline_id
+        stream = stream.filter(lambda position, _: (position % batch_size) // share == pipeline)
+        batch_size = input_context.get_per_replica_batch_size(batch_size)
+        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
     return (
-        tf.data.Dataset.counter(start=first_pass)
-        .flat_map(one_pass)
-        .skip(offset)
-        .enumerate(start=start_index)
-        .map(load, num_parallel_calls=AUTOTUNE)
+        stream.map(load, num_parallel_calls=AUTOTUNE)
         .ignore_errors(log_warning=True)  # a file that broke after the scan must not end a run
         .batch(batch_size, drop_remainder=True)
         .prefetch(AUTOTUNE)

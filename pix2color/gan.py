@@ -26,6 +26,11 @@ IMAGE_METRICS = ("psnr", "ssim")
 R1_MIXED_PRECISION_SCALE = 1024.0
 
 
+def is_multi_worker(strategy: tf.distribute.Strategy) -> bool:
+    """True under MultiWorkerMirroredStrategy with several workers (Keras' own test for it)."""
+    return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and strategy.extended._in_multi_worker_mode()
+
+
 def bce_with_logits(target: float, logits: tf.Tensor) -> tf.Tensor:
     """Mean binary cross-entropy of logits against a constant target (PyTorch's BCEWithLogits)."""
     labels = tf.fill(tf.shape(logits), tf.cast(target, logits.dtype))
@@ -108,10 +113,25 @@ class ColorizationGAN(keras.Model):
     def call(self, lightness, training=False):
         return self.generator(lightness, training=training)
 
-    def _update(self, values: dict) -> dict:
+    def _update(self, values: dict, batch_size: tf.Tensor) -> dict:
+        """Add this replica's batch means to the running means, weighted by its batch size (a
+        replica can get an empty share of a last, partial validation batch: it adds nothing)."""
+        weight = tf.cast(batch_size, tf.float32)
         for name, value in values.items():
-            self._trackers[name].update_state(value)
-        return {name: self._trackers[name].result() for name in values}
+            value = tf.where(weight > 0, tf.cast(value, tf.float32), 0.0)
+            self._trackers[name].update_state(value, sample_weight=weight)
+        results = {name: self._trackers[name].result() for name in values}
+        if is_multi_worker(self.distribute_strategy):
+            # Keras averages logs across workers along axis 0, which scalars do not have.
+            results = {name: tf.reshape(value, [1]) for name, value in results.items()}
+        return results
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # Keras 3.15 builds the model here from a batch it reduces across replicas in eager mode,
+        # which fails with several workers ("Attempt to convert a value (PerReplica ...)",
+        # keras-team/keras#20585). G, D, the optimizers and the metrics are built before `fit`.
+        if not is_multi_worker(self.distribute_strategy):
+            super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
 
     # ------------------------------------------------------------------ training
 
@@ -184,7 +204,7 @@ class ColorizationGAN(keras.Model):
             "gen_total_loss": gen_total_loss,
             "d_real": tf.reduce_mean(tf.sigmoid(real_logits)),
             "d_fake": tf.reduce_mean(tf.sigmoid(fake_logits)),
-        })
+        }, tf.shape(lightness)[0])
 
     def _l1_only_step(self, lightness, real_ab):
         with tf.GradientTape() as tape:
@@ -193,7 +213,7 @@ class ColorizationGAN(keras.Model):
             scaled_loss = self._for_gradients(gen_l1_loss, self.g_optimizer)
         grads = tape.gradient(scaled_loss, self.generator.trainable_variables)
         self.g_optimizer.apply_gradients(zip(grads, self.generator.trainable_variables))
-        return self._update({"gen_l1_loss": gen_l1_loss})
+        return self._update({"gen_l1_loss": gen_l1_loss}, tf.shape(lightness)[0])
 
     # ------------------------------------------------------------------ validation
 
@@ -205,6 +225,16 @@ class ColorizationGAN(keras.Model):
         statistics with validation images.
         """
         lightness, real_ab = data
+        batch_size = tf.shape(lightness)[0]
+        # On several replicas a replica's share of the last, partial batch can be empty.
+        values = tf.cond(
+            batch_size > 0,
+            lambda: self._validation_values(lightness, real_ab),
+            lambda: {name: tf.constant(0.0) for name in self._trackers},
+        )
+        return self._update(values, batch_size)
+
+    def _validation_values(self, lightness, real_ab) -> dict:
         fake_ab = self.generator(lightness, training=False)
         values = {"gen_l1_loss": tf.reduce_mean(tf.abs(real_ab - fake_ab))}
         if self.discriminator is not None:
@@ -221,4 +251,4 @@ class ColorizationGAN(keras.Model):
         rgb_fake = image_metrics.to_uint8_values(lightness, fake_ab)
         values["psnr"] = tf.reduce_mean(image_metrics.psnr(rgb_true, rgb_fake))
         values["ssim"] = tf.reduce_mean(image_metrics.ssim(rgb_true, rgb_fake))
-        return self._update(values)
+        return {name: tf.cast(value, tf.float32) for name, value in values.items()}

@@ -9,6 +9,7 @@ Everything a run writes goes into one folder (`out`):
     losses.png           loss curves, redrawn every epoch
     samples/epoch_N.png  gray | generated | original for fixed validation images
     generator.keras      the final generator
+    workers/worker-N/    multi-worker runs: the other workers' own files (their image-scan cache)
 
 Re-running with the same `out` resumes from the last checkpoint: the same epoch and step, the
 optimizers' state restored, and the data stream positioned after the last batch trained on.
@@ -40,7 +41,7 @@ RUN_DEFINING = (
     "label_smoothing", "gan_only", "l1_only", "lr", "beta1", "beta2", "seed", "patch_size",
     "val_fraction", "coco_dir", "mixed_precision",
 )
-STRATEGIES = ("auto", "default", "mirrored", "multiworker", "tpu")  # multiworker: refused, see make_strategy
+STRATEGIES = ("auto", "default", "mirrored", "multiworker", "tpu")
 SAMPLE_GRID_IMAGES = 4
 
 
@@ -140,17 +141,30 @@ def _trim_history(history_csv: Path, epochs_done: int) -> None:
         csv.writer(handle).writerows([header, *body])
 
 
-def make_strategy(name: str = "auto"):
-    """A `tf.distribute` strategy: several GPUs (mirrored) or a TPU.
+def _tf_config_workers() -> int:
+    """How many workers TF_CONFIG names (0 without TF_CONFIG)."""
+    if not os.environ.get("TF_CONFIG"):
+        return 0
+    try:
+        cluster = json.loads(os.environ["TF_CONFIG"]).get("cluster", {})
+    except ValueError as error:
+        raise RunError(f"TF_CONFIG is not valid JSON: {error}") from None
+    return len(cluster.get("worker", [])) + len(cluster.get("chief", []))
 
-    auto: a TPU if one is attached (Colab sets COLAB_TPU_ADDR / TPU_NAME), all GPUs if more
-    than one, otherwise the default (single-device) strategy.
+
+def make_strategy(name: str = "auto"):
+    """A `tf.distribute` strategy: several GPUs (mirrored), several machines, or a TPU.
+
+    auto: a TPU if one is attached (Colab sets COLAB_TPU_ADDR / TPU_NAME), several workers if
+    TF_CONFIG names more than one, all GPUs if more than one, otherwise the default strategy.
     """
     import tensorflow as tf
 
     if name == "auto":
         if os.environ.get("COLAB_TPU_ADDR") or os.environ.get("TPU_NAME"):
             name = "tpu"
+        elif _tf_config_workers() > 1:
+            name = "multiworker"
         elif len(tf.config.list_logical_devices("GPU")) > 1:
             name = "mirrored"
         else:
@@ -160,16 +174,43 @@ def make_strategy(name: str = "auto"):
     if name == "mirrored":
         return tf.distribute.MirroredStrategy()
     if name == "multiworker":
-        # Tried with two workers on localhost: Keras 3.15's fit fails under this strategy with
-        # "Attempt to convert a value (PerReplica ...)", an open upstream bug (keras-team/keras#20585).
-        raise RunError(
-            "--strategy multiworker: Keras 3's fit does not run under MultiWorkerMirroredStrategy yet "
-            "(keras-team/keras#20585); use --strategy mirrored for the GPUs of one machine"
-        )
+        if _tf_config_workers() < 2:
+            raise RunError(
+                "--strategy multiworker needs TF_CONFIG naming at least two workers, e.g. "
+                """'{"cluster": {"worker": ["host0:12345", "host1:12345"]}, "task": {"type": "worker", "index": 0}}'"""
+            )
+        return tf.distribute.MultiWorkerMirroredStrategy()
     resolver = tf.distribute.cluster_resolver.TPUClusterResolver()
     tf.config.experimental_connect_to_cluster(resolver)
     tf.tpu.experimental.initialize_tpu_system(resolver)
     return tf.distribute.TPUStrategy(resolver)
+
+
+@dataclass
+class WorkerRole:
+    """Where this process writes. With several workers only the chief writes the run folder;
+    the others keep their own files under `out/workers/` and read the chief's checkpoints."""
+
+    index: int = 0
+    count: int = 1
+
+    @property
+    def is_chief(self) -> bool:
+        return self.index == 0
+
+    def own_folder(self, out: Path) -> Path:
+        return out if self.is_chief else out / "workers" / f"worker-{self.index}"
+
+
+def worker_role(strategy) -> WorkerRole:
+    if not gan.is_multi_worker(strategy):
+        return WorkerRole()
+    resolver = strategy.cluster_resolver
+    jobs = resolver.cluster_spec().as_dict()
+    workers = len(jobs.get("worker", []))
+    if "chief" in jobs:  # a "chief" task is worker 0, the "worker" tasks follow it
+        return WorkerRole(0 if resolver.task_type == "chief" else resolver.task_id + 1, workers + 1)
+    return WorkerRole(resolver.task_id, workers)
 
 
 def build_trainer(config: TrainConfig, strategy=None) -> gan.ColorizationGAN:
@@ -206,15 +247,63 @@ def build_trainer(config: TrainConfig, strategy=None) -> gan.ColorizationGAN:
     return trainer
 
 
+def _write_atomically(path: Path, text: str) -> None:
+    """Other workers may read `path` meanwhile: they see the old or the new file, never half."""
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(text)
+    os.replace(partial, path)
+
+
+def _check_workers_agree(strategy, steps_done: int, out: Path) -> None:
+    """All workers must resume from the same step; they do not if `out` is not one folder
+    they all see (each would restore whatever its own disk holds)."""
+    import tensorflow as tf
+
+    @tf.function  # run eagerly, collectives are slow and TF warns about it
+    def all_steps():
+        return strategy.gather(strategy.run(lambda: tf.constant([steps_done], tf.int64)), axis=0)
+
+    steps = all_steps().numpy()
+    if len(set(steps.tolist())) > 1:
+        raise RunError(
+            f"the workers found different checkpoints in {out} (steps {sorted(set(steps.tolist()))}): "
+            "--out must be a folder every worker sees (a shared filesystem or a gs:// bucket)"
+        )
+
+
+def _train_batches(strategy, image_set: ImageSet, config: TrainConfig, start_step: int):
+    """The training stream. With several workers each one reads and decodes only its share of
+    every global batch (tf.data's automatic sharding would decode all of it on every worker)."""
+
+    def for_worker(input_context):
+        return make_train_dataset(
+            image_set.train, config.image_size, config.batch_size, config.seed, start_step=start_step,
+            input_context=input_context,
+        )
+
+    if gan.is_multi_worker(strategy):
+        return strategy.distribute_datasets_from_function(for_worker)
+    return for_worker(None)
+
+
 def train(config: TrainConfig, log=print) -> RunResult:
     """Train (or resume training) as `config` says; returns where things are."""
     config.validate()
     strategy = make_strategy(config.strategy)  # first: a distributed set-up must precede other TF work
+    if config.batch_size % strategy.num_replicas_in_sync:
+        raise RunError(
+            f"--batch-size {config.batch_size} (the global batch) must be a multiple of the "
+            f"{strategy.num_replicas_in_sync} replicas"
+        )
+    role = worker_role(strategy)
     keras.utils.set_random_seed(config.seed)
     out = Path(config.out)
+    own = role.own_folder(out)
+    if role.count > 1:
+        log(f"Worker {role.index} of {role.count}" + ("" if role.is_chief else f"; its own files go to {own}"))
     image_set = load_image_set(
         config.data, config.val_fraction, verbose=1 if config.verbose == "auto" else config.verbose,
-        cache_dir=out / "scan_cache", coco_dir=config.coco_dir, tfds_data_dir=config.tfds_data_dir,
+        cache_dir=own / "scan_cache", coco_dir=config.coco_dir, tfds_data_dir=config.tfds_data_dir,
         download=config.download,
     )
     log(image_set.summary())
@@ -222,20 +311,26 @@ def train(config: TrainConfig, log=print) -> RunResult:
     steps_per_epoch = config.steps_per_epoch or max(1, len(image_set.train) // config.batch_size)
     settings = {**asdict(config), "steps_per_epoch": steps_per_epoch}
     _check_resume_settings(out / "run.json", settings)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "run.json").write_text(json.dumps(settings, indent=2) + "\n")
+    own.mkdir(parents=True, exist_ok=True)
+    if role.is_chief:
+        _write_atomically(out / "run.json", json.dumps(settings, indent=2) + "\n")
 
     with strategy.scope():
         trainer = build_trainer(config, strategy)
+    # Every worker restores the chief's checkpoint; only the chief writes checkpoints.
     checkpoint = callbacks.TrainingCheckpoint(
         out / "checkpoints", trainer.generator, trainer.g_optimizer,
         trainer.discriminator, trainer.d_optimizer, every_steps=config.checkpoint_every,
+        write=role.is_chief,
     )
     restored = checkpoint.restore()
     epochs_done, steps_done = restored or (0, 0)
+    if role.count > 1:
+        _check_workers_agree(strategy, steps_done, out)
     if restored:
         log(f"Resuming from {checkpoint.manager.latest_checkpoint}: epoch {epochs_done}, step {steps_done}")
-    _trim_history(out / "history.csv", epochs_done)
+    if role.is_chief:
+        _trim_history(out / "history.csv", epochs_done)
 
     generator_path = out / "generator.keras"
     if epochs_done < config.epochs:
@@ -243,16 +338,18 @@ def train(config: TrainConfig, log=print) -> RunResult:
         run_callbacks = [checkpoint]
         if len(image_set.val):
             val_dataset = make_eval_dataset(image_set.val, config.image_size, config.batch_size)
+        if len(image_set.val) and role.is_chief:
             grid_dataset = make_eval_dataset(
                 preview_images(image_set.val, SAMPLE_GRID_IMAGES), config.image_size, SAMPLE_GRID_IMAGES
             )
             lightness, ab = callbacks.first_images(grid_dataset, SAMPLE_GRID_IMAGES)
             run_callbacks.append(callbacks.SampleGrid(trainer.generator, lightness, ab, out / "samples"))
-        run_callbacks += [
-            keras.callbacks.CSVLogger(str(out / "history.csv"), append=True),
-            callbacks.HistoryPlot(out / "history.csv", out / "losses.png"),
-            keras.callbacks.TensorBoard(log_dir=str(out / "logs")),
-        ]
+        if role.is_chief:
+            run_callbacks += [
+                keras.callbacks.CSVLogger(str(out / "history.csv"), append=True),
+                callbacks.HistoryPlot(out / "history.csv", out / "losses.png"),
+                keras.callbacks.TensorBoard(log_dir=str(out / "logs")),
+            ]
 
         # An epoch cut short by an interruption is finished first, on its own.
         steps_into_epoch = steps_done - epochs_done * steps_per_epoch
@@ -263,9 +360,7 @@ def train(config: TrainConfig, log=print) -> RunResult:
         for last_epoch, steps in phases:
             if epochs_done >= last_epoch:
                 continue
-            train_dataset = make_train_dataset(
-                image_set.train, config.image_size, config.batch_size, config.seed, start_step=steps_done
-            )
+            train_dataset = _train_batches(strategy, image_set, config, start_step=steps_done)
             trainer.fit(
                 train_dataset,
                 epochs=last_epoch,
@@ -278,10 +373,11 @@ def train(config: TrainConfig, log=print) -> RunResult:
                 verbose=config.verbose,
             )
             epochs_done, steps_done = int(checkpoint.epoch.numpy()), int(checkpoint.step.numpy())
-        trainer.generator.save(generator_path)
-        log(f"Saved the generator to {generator_path}")
-        plots.run_figures(out)
-    elif not generator_path.exists():
+        if role.is_chief:
+            trainer.generator.save(generator_path)
+            log(f"Saved the generator to {generator_path}")
+            plots.run_figures(out)
+    elif not generator_path.exists() and role.is_chief:
         trainer.generator.save(generator_path)
     else:
         log(f"{out} already holds {epochs_done} trained epochs (--epochs {config.epochs}); nothing to do")

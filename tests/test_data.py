@@ -176,6 +176,28 @@ def test_train_stream_resumes_exactly_where_it_stopped(messy_folder):
     assert not np.array_equal(other_seed[0][0], full[0][0])
 
 
+@pytest.mark.parametrize("workers, replicas_per_worker", [(2, 1), (2, 2)])
+def test_worker_streams_are_shares_of_the_global_batches(messy_folder, workers, replicas_per_worker):
+    """Multi-worker input: each worker's pipeline (per-replica batches, resumed at a step) holds
+    exactly its replicas' slices of the single-device global batches, in replica order."""
+    import tensorflow as tf
+
+    files = data.folder_image_set(messy_folder, val_fraction=0.0, verbose=0).train
+    replicas = workers * replicas_per_worker
+    global_batches = batches(data.make_train_dataset(files, 32, batch_size=4, seed=7, start_step=2), 3)
+    streams = [
+        batches(data.make_train_dataset(files, 32, batch_size=4, seed=7, start_step=2, input_context=context), 3 * replicas_per_worker)
+        for context in (
+            tf.distribute.InputContext(workers, worker, replicas) for worker in range(workers)
+        )
+    ]
+    for step, (lightness, ab) in enumerate(global_batches):
+        # Replica r of worker w is global replica w * replicas_per_worker + r.
+        pieces = [stream[step * replicas_per_worker + r] for stream in streams for r in range(replicas_per_worker)]
+        np.testing.assert_array_equal(np.concatenate([piece[0] for piece in pieces]), lightness)
+        np.testing.assert_array_equal(np.concatenate([piece[1] for piece in pieces]), ab)
+
+
 def test_each_pass_shows_every_image_once(messy_folder):
     files = data.folder_image_set(messy_folder, val_fraction=0.0, verbose=0).train
     stream = data.make_train_dataset(files, 32, batch_size=1, seed=5)

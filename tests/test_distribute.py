@@ -1,8 +1,12 @@
 """Scale-out and mixed precision: the maths must not change with the number of replicas."""
 
+import json
+import os
+import socket
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -98,3 +102,149 @@ def test_mixed_precision_step_is_finite_and_uses_loss_scaling():
     ''')
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600)
     assert "MIXED-OK" in result.stdout, result.stderr[-3000:]
+
+
+# ---------------------------------------------------------------- several workers (processes)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_ports(count: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(count)]
+    for s in sockets:
+        s.bind(("localhost", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def run_workers(command: list[str], count: int = 2, timeout: int = 600) -> list[subprocess.CompletedProcess]:
+    """Run `command` as `count` workers of one MultiWorkerMirroredStrategy cluster on localhost."""
+    cluster = [f"localhost:{port}" for port in free_ports(count)]
+    processes = []
+    for index in range(count):
+        tf_config = {"cluster": {"worker": cluster}, "task": {"type": "worker", "index": index}}
+        env = {**os.environ, "TF_CONFIG": json.dumps(tf_config), "TF_CPP_MIN_LOG_LEVEL": "3"}
+        processes.append(subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                                          stderr=subprocess.PIPE, text=True))
+    results = []
+    try:
+        for process in processes:
+            stdout, stderr = process.communicate(timeout=timeout)
+            results.append(subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr))
+    finally:
+        for process in processes:
+            process.kill()
+    return results
+
+
+WORKER_STEP = textwrap.dedent('''
+    import sys
+    import numpy as np
+    import tensorflow as tf
+    import keras
+    from pix2color.training import TrainConfig, build_trainer, make_strategy, worker_role
+
+    strategy = make_strategy("multiworker")
+    config = TrainConfig(image_size=32, batch_size=4, r1_gamma=0.1)
+    keras.utils.set_random_seed(1)
+    with strategy.scope():
+        trainer = build_trainer(config, strategy)
+        for layer in trainer.generator.layers:  # dropout off: the only randomness
+            if hasattr(layer, "rate"):
+                layer.rate = 0.0
+        trainer.compile(keras.optimizers.SGD(0.1), keras.optimizers.SGD(0.1), r1_gamma=config.r1_gamma)
+    start = trainer.generator.get_weights() + trainer.discriminator.get_weights()
+    rng = np.random.default_rng(0)
+    batch = (rng.uniform(-1, 1, (4, 32, 32, 1)).astype("float32"), rng.uniform(-.5, .5, (4, 32, 32, 2)).astype("float32"))
+    history = trainer.fit(tf.data.Dataset.from_tensors(batch).repeat(), steps_per_epoch=1, verbose=0).history
+    after = trainer.generator.get_weights() + trainer.discriminator.get_weights()
+    if worker_role(strategy).is_chief:
+        np.savez(sys.argv[1], *start, *after, **{"history_" + k: v for k, v in history.items()})
+    print("CHECKSUM", float(sum(np.abs(w).sum() for w in after)))
+''')
+
+SINGLE_STEP = textwrap.dedent('''
+    import sys
+    import numpy as np
+    import tensorflow as tf
+    import keras
+    from pix2color.training import TrainConfig, build_trainer
+
+    saved = np.load(sys.argv[1])
+    config = TrainConfig(image_size=32, batch_size=4, r1_gamma=0.1)
+    trainer = build_trainer(config)
+    for layer in trainer.generator.layers:
+        if hasattr(layer, "rate"):
+            layer.rate = 0.0
+    trainer.compile(keras.optimizers.SGD(0.1), keras.optimizers.SGD(0.1), r1_gamma=config.r1_gamma)
+    count = len(trainer.generator.weights) + len(trainer.discriminator.weights)
+    arrays = [saved[f"arr_{i}"] for i in range(2 * count)]
+    start, multi = arrays[:count], arrays[count:]
+    split = len(trainer.generator.weights)
+    trainer.generator.set_weights(start[:split])
+    trainer.discriminator.set_weights(start[split:])
+    rng = np.random.default_rng(0)
+    batch = (rng.uniform(-1, 1, (4, 32, 32, 1)).astype("float32"), rng.uniform(-.5, .5, (4, 32, 32, 2)).astype("float32"))
+    history = trainer.fit(tf.data.Dataset.from_tensors(batch).repeat(), steps_per_epoch=1, verbose=0).history
+    for name in ("disc_loss", "r1_penalty", "gen_l1_loss", "gen_gan_loss"):
+        np.testing.assert_allclose(saved["history_" + name], history[name], rtol=1e-4, err_msg=name)
+    single = trainer.generator.get_weights() + trainer.discriminator.get_weights()
+    worst = 0.0
+    for before, a, b in zip(start, single, multi):
+        step = np.abs(a - before).max()
+        if step > 1e-6:
+            worst = max(worst, np.abs(a - b).max() / step)
+    print("WORST", worst)
+    assert worst < 1e-3, worst
+    print("WORKERS-EQUAL")
+''')
+
+
+def test_two_workers_equal_one_device_with_the_same_global_batch(tmp_path):
+    """MultiWorkerMirroredStrategy (two processes on localhost, each with half the batch): one
+    step with R1 equals one step on one device with the whole batch."""
+    saved = tmp_path / "step.npz"
+    workers = run_workers([sys.executable, "-c", WORKER_STEP, str(saved)])
+    for worker in workers:
+        assert worker.returncode == 0, worker.stderr[-3000:]
+    checksums = {line for worker in workers for line in worker.stdout.splitlines() if line.startswith("CHECKSUM")}
+    assert len(checksums) == 1, checksums  # both workers hold the same weights
+    result = subprocess.run([sys.executable, "-c", SINGLE_STEP, str(saved)], capture_output=True, text=True, timeout=600)
+    assert "WORKERS-EQUAL" in result.stdout, result.stdout[-2000:] + result.stderr[-3000:]
+
+
+def test_two_workers_train_resume_and_only_the_chief_writes(tmp_path):
+    """`train.py --strategy multiworker` as a user launches it on two machines (here: two
+    processes), then again with more epochs: both resume from the chief's checkpoint."""
+    out = tmp_path / "shared_run"
+    command = [sys.executable, str(ROOT / "train.py"), "--data", "sample", "--image-size", "32", "--batch-size", "4",
+               "--steps-per-epoch", "2", "--verbose", "2", "--strategy", "multiworker", "--out", str(out)]
+    first = run_workers(command + ["--epochs", "1"])
+    for worker in first:
+        assert worker.returncode == 0, worker.stderr[-3000:]
+        assert "Done: 1 epochs, 2 steps" in worker.stdout, worker.stdout
+        assert "eagerly" not in worker.stderr, worker.stderr
+    assert "Worker 1 of 2" in first[1].stdout
+    for path in ("history.csv", "generator.keras", "checkpoints/checkpoint", "samples/epoch_001.png", "run.json"):
+        assert (out / path).exists(), path
+    worker_files = {p.relative_to(out / "workers" / "worker-1").parts[0] for p in (out / "workers" / "worker-1").rglob("*")}
+    assert worker_files <= {"scan_cache"}, worker_files  # nothing else, and nothing of its own in the run folder
+
+    second = run_workers(command + ["--epochs", "2"])
+    for worker in second:
+        assert worker.returncode == 0, worker.stderr[-3000:]
+        assert "epoch 1, step 2" in worker.stdout and "Done: 2 epochs, 4 steps" in worker.stdout, worker.stdout
+    rows = (out / "history.csv").read_text().splitlines()
+    assert [row.split(",")[0] for row in rows[1:]] == ["0", "1"]
+
+
+def test_multiworker_without_tf_config_is_a_clear_error(tmp_path):
+    env = {key: value for key, value in os.environ.items() if key != "TF_CONFIG"}
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "train.py"), "--data", "sample", "--strategy", "multiworker", "--out", str(tmp_path)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 2
+    assert "TF_CONFIG" in result.stderr and "Traceback" not in result.stderr, result.stderr

@@ -155,8 +155,3 @@ def test_report_command_offline_explains_how_to_get_coco(tmp_path):
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "train2017.zip" in result.stderr and "--data sample" in result.stderr
     assert not (tmp_path / "run" / "checkpoints").exists()  # nothing trained on other data
-
-
-def test_multiworker_is_refused_with_a_reason(tmp_path):
-    result = run_train("--data", "sample", "--strategy", "multiworker", "--out", str(tmp_path / "run"), *SMALL)
-    assert result.returncode == 2 and "keras-team/keras#20585" in result.stderr and "Traceback" not in result.stderr
