@@ -248,3 +248,39 @@ def test_multiworker_without_tf_config_is_a_clear_error(tmp_path):
     )
     assert result.returncode == 2
     assert "TF_CONFIG" in result.stderr and "Traceback" not in result.stderr, result.stderr
+
+
+def test_validation_on_two_replicas_with_a_partial_last_batch():
+    """3 images in batches of 2 on 2 replicas: one replica's share of the last batch is empty.
+    It must add nothing, and the means (over images) equal one device's."""
+    script = textwrap.dedent('''
+        import os
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+        import numpy as np
+        import tensorflow as tf
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+        import keras
+        from pix2color.training import TrainConfig, build_trainer
+
+        rng = np.random.default_rng(0)
+        images = (rng.uniform(-1, 1, (3, 32, 32, 1)).astype("float32"), rng.uniform(-.5, .5, (3, 32, 32, 2)).astype("float32"))
+        config = TrainConfig(image_size=32, batch_size=2)
+        keras.utils.set_random_seed(1)
+        single = build_trainer(config)
+        per_image = [single.evaluate(tf.data.Dataset.from_tensor_slices(images).skip(i).take(1).batch(1), verbose=0, return_dict=True)
+                     for i in range(3)]
+        strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+        with strategy.scope():
+            mirrored = build_trainer(config, strategy)
+        mirrored.generator.set_weights(single.generator.get_weights())
+        mirrored.discriminator.set_weights(single.discriminator.get_weights())
+        result = mirrored.evaluate(tf.data.Dataset.from_tensor_slices(images).batch(2), verbose=0, return_dict=True)
+        for name in ("gen_l1_loss", "psnr", "ssim", "disc_loss"):
+            expected = np.mean([r[name] for r in per_image])
+            assert np.isfinite(result[name]), (name, result)
+            np.testing.assert_allclose(result[name], expected, rtol=1e-4, err_msg=name)
+        print("PARTIAL-OK")
+    ''')
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600)
+    assert "PARTIAL-OK" in result.stdout, result.stderr[-3000:]
