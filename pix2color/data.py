@@ -68,9 +68,9 @@ def resize_rgb(image: tf.Tensor, image_size: int) -> tf.Tensor:
     return tf.clip_by_value(image, 0.0, 1.0)
 
 
-def load_rgb(path: tf.Tensor, image_size: int) -> tf.Tensor:
-    """Image file -> float RGB (S, S, 3) in [0, 1]."""
-    return resize_rgb(decode_image(tf.io.read_file(path)), image_size)
+def encoded_to_rgb(encoded: tf.Tensor, image_size: int) -> tf.Tensor:
+    """Encoded image bytes (a file's content, a tfds record) -> float RGB (S, S, 3) in [0, 1]."""
+    return resize_rgb(decode_image(encoded), image_size)
 
 
 # --------------------------------------------------------------------------- which images
@@ -95,6 +95,11 @@ class TfdsSplit:
     def encoded_images(self) -> tf.data.Dataset:
         """Every example's encoded image bytes, in stored order (not decoded: cheap to skip)."""
         return _tfds_encoded(self.name, self.split, self.data_dir)
+
+    def kept_encoded_images(self) -> tf.data.Dataset:
+        """The encoded bytes of the kept examples only, in stored order."""
+        kept = tf.constant(self.kept)
+        return self.encoded_images().enumerate().filter(lambda index, _: kept[index]).map(lambda _, encoded: encoded)
 
 
 Images = Union[list, TfdsSplit]  # file paths, or a tfds split
@@ -407,14 +412,10 @@ TFDS_SHUFFLE_BUFFER = 2048  # encoded COCO images are ~160 kB: ~330 MB of buffer
 def _pass_elements(images: Images, seed: int):
     """(one_pass(pass_index) -> dataset of items, item -> encoded bytes, items per pass)."""
     if isinstance(images, TfdsSplit):
-        kept = tf.constant(images.kept)
 
         def one_pass(pass_index):
-            return (
-                images.encoded_images().enumerate()
-                .filter(lambda index, _: kept[index])
-                .map(lambda _, encoded: encoded)
-                .shuffle(TFDS_SHUFFLE_BUFFER, seed=tf.cast(seed, tf.int64) * 1_000_003 + pass_index)
+            return images.kept_encoded_images().shuffle(
+                TFDS_SHUFFLE_BUFFER, seed=tf.cast(seed, tf.int64) * 1_000_003 + pass_index
             )
 
         return one_pass, tf.identity, len(images)
@@ -457,7 +458,7 @@ def make_train_dataset(
     first_pass, offset = divmod(start_index, count)
 
     def load(position, item):
-        rgb = resize_rgb(decode_image(to_encoded(item)), image_size)
+        rgb = encoded_to_rgb(to_encoded(item), image_size)
         flip = tf.random.stateless_uniform([], seed=tf.stack([tf.cast(seed, tf.int64), position]))
         rgb = tf.cond(flip < 0.5, lambda: tf.image.flip_left_right(rgb), lambda: rgb)
         return to_model_pair(rgb)
@@ -493,12 +494,11 @@ def preview_images(images: Images, count: int) -> Images:
 def make_eval_dataset(images: Images, image_size: int, batch_size: int) -> tf.data.Dataset:
     """Validation / test batches: every image once, in a fixed order, no augmentation."""
     if isinstance(images, TfdsSplit):
-        kept = tf.constant(images.kept)
-        encoded = images.encoded_images().enumerate().filter(lambda i, _: kept[i]).map(lambda _, e: e)
+        encoded = images.kept_encoded_images()
     else:
         encoded = tf.data.Dataset.from_tensor_slices(sorted(images)).map(tf.io.read_file)
     return (
-        encoded.map(lambda data: to_model_pair(resize_rgb(decode_image(data), image_size)), num_parallel_calls=AUTOTUNE)
+        encoded.map(lambda data: to_model_pair(encoded_to_rgb(data, image_size)), num_parallel_calls=AUTOTUNE)
         .batch(batch_size)
         .prefetch(AUTOTUNE)
     )
