@@ -44,7 +44,7 @@ def import_quietly() -> None:
 
 def build_train_parser() -> argparse.ArgumentParser:
     import_quietly()
-    from pix2color.training import TrainConfig
+    from pix2color.training import STRATEGIES, TrainConfig
 
     defaults = TrainConfig()
     parser = argparse.ArgumentParser(
@@ -84,7 +84,7 @@ def build_train_parser() -> argparse.ArgumentParser:
         "(default: $COCO_DIR or ./coco if present, else tensorflow-datasets)")
     add("--tfds-data-dir", default=None, help="with --data coco: tensorflow-datasets data_dir")
     add("--download", action="store_true", help="with --data coco: let tensorflow-datasets download COCO")
-    add("--strategy", default=defaults.strategy, choices=("auto", "default", "mirrored", "multiworker", "tpu"),
+    add("--strategy", default=defaults.strategy, choices=STRATEGIES,
         help="tf.distribute strategy; --batch-size is the global batch (multiworker: one process per machine, "
              "TF_CONFIG set, --out on a shared filesystem; auto picks it when TF_CONFIG names several workers)")
     add("--mixed-precision", action="store_true", help="float16 compute with loss scaling (GPUs)")

@@ -259,7 +259,7 @@ def _check_workers_agree(strategy, steps_done: int, out: Path) -> None:
     they all see (each would restore whatever its own disk holds)."""
     import tensorflow as tf
 
-    @tf.function  # run eagerly, collectives are slow and TF warns about it
+    @tf.function  # eagerly, the collective is slow and TF warns about it
     def all_steps():
         return strategy.gather(strategy.run(lambda: tf.constant([steps_done], tf.int64)), axis=0)
 
@@ -338,13 +338,13 @@ def train(config: TrainConfig, log=print) -> RunResult:
         run_callbacks = [checkpoint]
         if len(image_set.val):
             val_dataset = make_eval_dataset(image_set.val, config.image_size, config.batch_size)
-        if len(image_set.val) and role.is_chief:
-            grid_dataset = make_eval_dataset(
-                preview_images(image_set.val, SAMPLE_GRID_IMAGES), config.image_size, SAMPLE_GRID_IMAGES
-            )
-            lightness, ab = callbacks.first_images(grid_dataset, SAMPLE_GRID_IMAGES)
-            run_callbacks.append(callbacks.SampleGrid(trainer.generator, lightness, ab, out / "samples"))
-        if role.is_chief:
+        if role.is_chief:  # the figures and logs of the run
+            if len(image_set.val):
+                grid_dataset = make_eval_dataset(
+                    preview_images(image_set.val, SAMPLE_GRID_IMAGES), config.image_size, SAMPLE_GRID_IMAGES
+                )
+                lightness, ab = callbacks.first_images(grid_dataset, SAMPLE_GRID_IMAGES)
+                run_callbacks.append(callbacks.SampleGrid(trainer.generator, lightness, ab, out / "samples"))
             run_callbacks += [
                 keras.callbacks.CSVLogger(str(out / "history.csv"), append=True),
                 callbacks.HistoryPlot(out / "history.csv", out / "losses.png"),
