@@ -11,57 +11,36 @@ from pathlib import Path
 import pytest
 
 SCRIPT = textwrap.dedent('''
-    import os
-    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    import sys
     import numpy as np
     import tensorflow as tf
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-    import keras
-    from pix2color.training import TrainConfig, build_trainer
+    from one_step import comparable_trainer, set_weights, train_one_step, weights, worst_update_difference
 
-    import sys
-    config = TrainConfig(image_size=32, batch_size=4, r1_gamma=float(sys.argv[1]))
-    rng = np.random.default_rng(0)
-    batch = (rng.uniform(-1, 1, (4, 32, 32, 1)).astype("float32"), rng.uniform(-.5, .5, (4, 32, 32, 2)).astype("float32"))
-
-    def one_step(strategy, initial=None):
-        keras.utils.set_random_seed(1)
-        with strategy.scope():
-            trainer = build_trainer(config, strategy)
-            # Dropout is the only randomness: off, so both runs compute the same thing.
-            for layer in trainer.generator.layers:
-                if hasattr(layer, "rate"):
-                    layer.rate = 0.0
-            # SGD, not Adam, for the comparison: Adam's first step is lr * sign(gradient), which
-            # turns float round-off in near-zero gradients into full +-lr differences.
-            trainer.compile(keras.optimizers.SGD(0.1), keras.optimizers.SGD(0.1), r1_gamma=config.r1_gamma)
-        if initial is not None:
-            trainer.generator.set_weights(initial[0])
-            trainer.discriminator.set_weights(initial[1])
-        start = (trainer.generator.get_weights(), trainer.discriminator.get_weights())
-        history = trainer.fit(tf.data.Dataset.from_tensors(batch).repeat(), steps_per_epoch=1, verbose=0).history
-        return start, trainer, history
-
+    r1_gamma, tolerance = float(sys.argv[1]), float(sys.argv[2])
+    single = comparable_trainer(r1_gamma)
+    start = weights(single)
+    single_history = train_one_step(single)
     two = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
     assert two.num_replicas_in_sync == 2
-    start, single, single_history = one_step(tf.distribute.get_strategy())
-    _, mirrored, mirrored_history = one_step(two, start)
+    mirrored = comparable_trainer(r1_gamma, two)
+    set_weights(mirrored, start)
+    mirrored_history = train_one_step(mirrored)
     for name in ("disc_loss", "r1_penalty", "d_real", "d_fake", "gen_l1_loss"):
         np.testing.assert_allclose(mirrored_history[name], single_history[name], rtol=1e-4, atol=1e-6)
-    # Relative size of the difference between the two updates, per weight tensor.
-    worst = 0.0
-    for model_a, model_b, before in ((single.generator, mirrored.generator, start[0]),
-                                     (single.discriminator, mirrored.discriminator, start[1])):
-        for a, b, b0 in zip(model_a.get_weights(), model_b.get_weights(), before):
-            step = np.abs(a - b0).max()
-            if step > 1e-6:
-                worst = max(worst, np.abs(a - b).max() / step)
+    worst = worst_update_difference(start, weights(single), weights(mirrored))
     print("WORST", worst)
-    assert worst < float(sys.argv[2]), worst
-    np.testing.assert_allclose(mirrored_history["gen_gan_loss"], single_history["gen_gan_loss"], rtol=float(sys.argv[2]))
+    assert worst < tolerance, worst
+    np.testing.assert_allclose(mirrored_history["gen_gan_loss"], single_history["gen_gan_loss"], rtol=tolerance)
     print("REPLICAS-EQUAL")
 ''')
+
+
+def script_env(**extra: str) -> dict:
+    """The environment of a test's subprocess script: quiet TF, and `tests/` importable."""
+    path = os.pathsep.join(filter(None, [str(Path(__file__).parent), os.environ.get("PYTHONPATH")]))
+    return {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": path, **extra}
 
 
 @pytest.mark.parametrize("r1_gamma", [0.0, 0.1])
@@ -70,7 +49,8 @@ def test_two_replicas_equal_one_replica_with_the_same_global_batch(r1_gamma):
     round-off (1e-3 of each weight tensor's update; measured 8e-5), as one device with the global
     batch, with and without R1's double backprop through D's BatchNorm."""
     result = subprocess.run(
-        [sys.executable, "-c", SCRIPT, str(r1_gamma), "1e-3"], capture_output=True, text=True, timeout=600
+        [sys.executable, "-c", SCRIPT, str(r1_gamma), "1e-3"], env=script_env(), capture_output=True, text=True,
+        timeout=600,
     )
     assert "REPLICAS-EQUAL" in result.stdout, result.stderr[-3000:]
 
@@ -125,7 +105,7 @@ def run_workers(command: list[str], count: int = 2, timeout: int = 600) -> list[
     processes = []
     for index in range(count):
         tf_config = {"cluster": {"worker": cluster}, "task": {"type": "worker", "index": index}}
-        env = {**os.environ, "TF_CONFIG": json.dumps(tf_config), "TF_CPP_MIN_LOG_LEVEL": "3"}
+        env = script_env(TF_CONFIG=json.dumps(tf_config))
         processes.append(subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE,
                                           stderr=subprocess.PIPE, text=True))
     results = []
@@ -142,24 +122,14 @@ def run_workers(command: list[str], count: int = 2, timeout: int = 600) -> list[
 WORKER_STEP = textwrap.dedent('''
     import sys
     import numpy as np
-    import tensorflow as tf
-    import keras
-    from pix2color.training import TrainConfig, build_trainer, make_strategy, worker_role
+    from one_step import comparable_trainer, train_one_step, weights
+    from pix2color.training import make_strategy, worker_role
 
     strategy = make_strategy("multiworker")
-    config = TrainConfig(image_size=32, batch_size=4, r1_gamma=0.1)
-    keras.utils.set_random_seed(1)
-    with strategy.scope():
-        trainer = build_trainer(config, strategy)
-        for layer in trainer.generator.layers:  # dropout off: the only randomness
-            if hasattr(layer, "rate"):
-                layer.rate = 0.0
-        trainer.compile(keras.optimizers.SGD(0.1), keras.optimizers.SGD(0.1), r1_gamma=config.r1_gamma)
-    start = trainer.generator.get_weights() + trainer.discriminator.get_weights()
-    rng = np.random.default_rng(0)
-    batch = (rng.uniform(-1, 1, (4, 32, 32, 1)).astype("float32"), rng.uniform(-.5, .5, (4, 32, 32, 2)).astype("float32"))
-    history = trainer.fit(tf.data.Dataset.from_tensors(batch).repeat(), steps_per_epoch=1, verbose=0).history
-    after = trainer.generator.get_weights() + trainer.discriminator.get_weights()
+    trainer = comparable_trainer(0.1, strategy)
+    start = weights(trainer)
+    history = train_one_step(trainer)
+    after = weights(trainer)
     if worker_role(strategy).is_chief:
         np.savez(sys.argv[1], *start, *after, **{"history_" + k: v for k, v in history.items()})
     print("CHECKSUM", float(sum(np.abs(w).sum() for w in after)))
@@ -168,34 +138,18 @@ WORKER_STEP = textwrap.dedent('''
 SINGLE_STEP = textwrap.dedent('''
     import sys
     import numpy as np
-    import tensorflow as tf
-    import keras
-    from pix2color.training import TrainConfig, build_trainer
+    from one_step import comparable_trainer, set_weights, train_one_step, weights, worst_update_difference
 
     saved = np.load(sys.argv[1])
-    config = TrainConfig(image_size=32, batch_size=4, r1_gamma=0.1)
-    trainer = build_trainer(config)
-    for layer in trainer.generator.layers:
-        if hasattr(layer, "rate"):
-            layer.rate = 0.0
-    trainer.compile(keras.optimizers.SGD(0.1), keras.optimizers.SGD(0.1), r1_gamma=config.r1_gamma)
-    count = len(trainer.generator.weights) + len(trainer.discriminator.weights)
+    trainer = comparable_trainer(0.1)
+    count = len(weights(trainer))
     arrays = [saved[f"arr_{i}"] for i in range(2 * count)]
     start, multi = arrays[:count], arrays[count:]
-    split = len(trainer.generator.weights)
-    trainer.generator.set_weights(start[:split])
-    trainer.discriminator.set_weights(start[split:])
-    rng = np.random.default_rng(0)
-    batch = (rng.uniform(-1, 1, (4, 32, 32, 1)).astype("float32"), rng.uniform(-.5, .5, (4, 32, 32, 2)).astype("float32"))
-    history = trainer.fit(tf.data.Dataset.from_tensors(batch).repeat(), steps_per_epoch=1, verbose=0).history
+    set_weights(trainer, start)
+    history = train_one_step(trainer)
     for name in ("disc_loss", "r1_penalty", "gen_l1_loss", "gen_gan_loss"):
         np.testing.assert_allclose(saved["history_" + name], history[name], rtol=1e-4, err_msg=name)
-    single = trainer.generator.get_weights() + trainer.discriminator.get_weights()
-    worst = 0.0
-    for before, a, b in zip(start, single, multi):
-        step = np.abs(a - before).max()
-        if step > 1e-6:
-            worst = max(worst, np.abs(a - b).max() / step)
+    worst = worst_update_difference(start, weights(trainer), multi)
     print("WORST", worst)
     assert worst < 1e-3, worst
     print("WORKERS-EQUAL")
@@ -211,7 +165,8 @@ def test_two_workers_equal_one_device_with_the_same_global_batch(tmp_path):
         assert worker.returncode == 0, worker.stderr[-3000:]
     checksums = {line for worker in workers for line in worker.stdout.splitlines() if line.startswith("CHECKSUM")}
     assert len(checksums) == 1, checksums  # both workers hold the same weights
-    result = subprocess.run([sys.executable, "-c", SINGLE_STEP, str(saved)], capture_output=True, text=True, timeout=600)
+    result = subprocess.run([sys.executable, "-c", SINGLE_STEP, str(saved)], env=script_env(), capture_output=True,
+                            text=True, timeout=600)
     assert "WORKERS-EQUAL" in result.stdout, result.stdout[-2000:] + result.stderr[-3000:]
 
 
