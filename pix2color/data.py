@@ -188,6 +188,16 @@ def _verdict(probe: tuple[int, int, float] | None, min_side: int, grayscale_chro
     return "grayscale" if chroma < grayscale_chroma else "good"
 
 
+def write_json_atomically(path: str | os.PathLike, value, indent: int | None = None) -> None:
+    """Write `value` as JSON so that a reader (another worker, or the next run after this one was
+    killed mid-write) sees the old file or the new one, never half of one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(json.dumps(value, indent=indent) + "\n")
+    os.replace(partial, path)
+
+
 def _cache_key(path: str) -> list:
     stat = os.stat(path)
     return [stat.st_size, stat.st_mtime_ns]
@@ -224,8 +234,7 @@ def scan_images(
             verdicts[path] = _decode_error(path) if verdict == "undecodable" else verdict
             cache[path] = [*_cache_key(path), verdicts[path]]
         if cache_file:
-            Path(cache_file).parent.mkdir(parents=True, exist_ok=True)
-            Path(cache_file).write_text(json.dumps(cache))
+            write_json_atomically(cache_file, cache)
     good = [p for p in paths if verdicts[p] == "good"]
     grayscale = [p for p in paths if verdicts[p] == "grayscale"]
     skipped = {p: v for p, v in verdicts.items() if v not in ("good", "grayscale")}
@@ -357,8 +366,7 @@ def tfds_image_set(
             found = _probe_all(encoded.enumerate(), total, verbose)
             verdicts = [_verdict(found.get(i), MIN_IMAGE_SIDE, GRAYSCALE_CHROMA) for i in range(total)]
             if cache_file:
-                cache_file.parent.mkdir(parents=True, exist_ok=True)
-                cache_file.write_text(json.dumps(verdicts))
+                write_json_atomically(cache_file, verdicts)
         kept = np.array([verdict == "good" for verdict in verdicts], bool)
         for index, verdict in enumerate(verdicts):
             if verdict == "grayscale":

@@ -33,6 +33,7 @@ from pix2color.data import (
     make_eval_dataset,
     make_train_dataset,
     preview_images,
+    write_json_atomically,
 )
 
 # Settings that define a run; resuming with different values would silently mix two runs.
@@ -247,13 +248,6 @@ def build_trainer(config: TrainConfig, strategy=None) -> gan.ColorizationGAN:
     return trainer
 
 
-def _write_atomically(path: Path, text: str) -> None:
-    """Other workers may read `path` meanwhile: they see the old or the new file, never half."""
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(text)
-    os.replace(partial, path)
-
-
 def _check_workers_agree(strategy, steps_done: int, out: Path) -> None:
     """All workers must resume from the same step; they do not if `out` is not one folder
     they all see (each would restore whatever its own disk holds)."""
@@ -313,7 +307,7 @@ def train(config: TrainConfig, log=print) -> RunResult:
     _check_resume_settings(out / "run.json", settings)
     own.mkdir(parents=True, exist_ok=True)
     if role.is_chief:
-        _write_atomically(out / "run.json", json.dumps(settings, indent=2) + "\n")
+        write_json_atomically(out / "run.json", settings, indent=2)
 
     with strategy.scope():
         trainer = build_trainer(config, strategy)
