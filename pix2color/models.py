@@ -1,10 +1,17 @@
 """The two networks of the report: a pix2pix U-Net generator and a PatchGAN discriminator.
 
-Both are Keras functional models and follow the reference PyTorch code (pix2pix's
-`UnetGenerator` / `NLayerDiscriminator`) layer for layer:
+Both are Keras functional models built from the report's own PyTorch code (`UNet` /
+`PatchGAN` of github.com/Julien-Gustin/Image-Colorization); `tests/test_models.py` checks them
+layer for layer against a table written from that code:
 
 - convolutions are 4x4; 'same' padding with stride 2 equals PyTorch's padding 1;
-- convolutions followed by BatchNorm have no bias (as in pix2pix with BatchNorm);
+- the generator's skip connections carry the encoder features *after* the next level's
+  LeakyReLU, as the reference's graph does (it applies that LeakyReLU in place, so its
+  `torch.cat([x, ...])` sees the activated tensor); the ReLU that starts the next up block
+  makes this the same function as a skip taken before the LeakyReLU;
+- dropout (whole channels) sits in the up blocks of the three innermost levels;
+- generator convolutions followed by BatchNorm have no bias; so do the discriminator's
+  (the reference gives them one, which BatchNorm cancels exactly);
 - weights are N(0, 0.02), BatchNorm gamma N(1, 0.02) and beta 0, one initializer per layer
   (a shared initializer instance would give every layer of one shape the same kernel);
 - BatchNorm uses PyTorch's momentum (0.1 there, 0.9 in Keras' convention) and epsilon 1e-5.
@@ -23,12 +30,18 @@ BN_MOMENTUM = 0.9
 BN_EPSILON = 1e-5
 LEAKY_SLOPE = 0.2  # the report's slope; Keras' default is 0.3
 DROPOUT_RATE = 0.5
-DROPOUT_BLOCKS = 3  # decoder blocks with dropout, counted outwards from the bottleneck's
+DROPOUT_BLOCKS = 3  # up blocks with dropout: the bottleneck's own and the next two
 PATCH_SIZES = {1: 0, 16: 1, 34: 2, 70: 3, 142: 4, 286: 5}  # receptive field -> pix2pix n_layers
 
 
 def _conv_init() -> keras.initializers.Initializer:
     return keras.initializers.RandomNormal(mean=0.0, stddev=0.02)
+
+
+def _output_dtype() -> str | None:
+    """Outputs stay float32 under mixed precision (losses and metrics need the range);
+    otherwise they follow the global policy (float32, or float64 in exactness tests)."""
+    return "float32" if keras.config.dtype_policy().name.startswith("mixed") else None
 
 
 def _batch_norm(name: str, synchronized: bool = False) -> layers.BatchNormalization:
@@ -122,28 +135,31 @@ def build_generator(
 ) -> keras.Model:
     """U-Net from normalised lightness (S, S, 1) to normalised ab (S, S, 2) in [-1, 1].
 
-    Encoder: Conv-(BN)-LeakyReLU(0.2) halving the size log2(S) times; no BN on the first and
-    the innermost (1x1) level. Decoder: ReLU-ConvTranspose-BN, channel dropout on the
-    `DROPOUT_BLOCKS` blocks after the bottleneck's own (as pix2pix), then concatenation with
-    the mirror encoder level; last: ConvTranspose to 2 channels + tanh.
+    Level k (0 = outermost) is a down block and its mirror up block. Down: LeakyReLU(0.2) (not
+    on level 0), Conv stride 2, BatchNorm (not on level 0 nor the innermost 1x1 level). Up:
+    ReLU, ConvTranspose stride 2, BatchNorm, channel dropout on the `DROPOUT_BLOCKS` innermost
+    levels, then concatenation with level k's input (the LeakyReLU output); level 0's up block
+    is ConvTranspose to 2 channels with a bias, then tanh.
     """
     depth = unet_depth(image_size)
     filters = [min(base_filters * 2**level, MAX_FILTERS) for level in range(depth)]
-    dropout_levels = set(range(depth - 1 - DROPOUT_BLOCKS, depth - 1)) if dropout else set()
+    dropout_levels = set(range(depth - DROPOUT_BLOCKS, depth)) if dropout else set()
 
-    lightness = keras.Input((image_size, image_size, input_channels), name="lightness")
-    x = lightness
-    encoder = []  # encoder[level]: (S / 2^(level+1), S / 2^(level+1), filters[level])
-    for level in range(depth):
-        if level > 0:
-            x = layers.LeakyReLU(LEAKY_SLOPE, name=f"down{level}_lrelu")(x)
-        x = layers.Conv2D(
+    def down_conv(level, x):
+        return layers.Conv2D(
             filters[level], 4, strides=2, padding="same", use_bias=False,
             kernel_initializer=_conv_init(), name=f"down{level}_conv",
         )(x)
-        if 0 < level < depth - 1:
+
+    lightness = keras.Input((image_size, image_size, input_channels), name="lightness")
+    x = down_conv(0, lightness)  # (S/2, S/2, 64)
+    skips = {}  # level -> the input of down block `level`, concatenated by up block `level`
+    for level in range(1, depth):
+        x = layers.LeakyReLU(LEAKY_SLOPE, name=f"down{level}_lrelu")(x)
+        skips[level] = x
+        x = down_conv(level, x)  # (S / 2^(level+1), S / 2^(level+1), filters[level])
+        if level < depth - 1:
             x = _batch_norm(f"down{level}_bn", sync_batch_norm)(x)
-        encoder.append(x)
 
     # x: the 1x1 bottleneck. Walk back up, innermost level first.
     for level in reversed(range(1, depth)):
@@ -155,14 +171,14 @@ def build_generator(
         x = _batch_norm(f"up{level}_bn", sync_batch_norm)(x)
         if level in dropout_levels:
             x = ChannelDropout(DROPOUT_RATE, name=f"up{level}_dropout")(x)
-        x = layers.Concatenate(name=f"up{level}_skip")([encoder[level - 1], x])
+        x = layers.Concatenate(name=f"up{level}_skip")([skips[level], x])  # 2 x filters[level - 1] channels
 
     x = layers.ReLU(name="up0_relu")(x)
     x = layers.Conv2DTranspose(
         output_channels, 4, strides=2, padding="same", kernel_initializer=_conv_init(),
         name="up0_convt",
     )(x)
-    ab = layers.Activation("tanh", dtype="float32", name="ab")(x)  # (S, S, 2); float32 under mixed precision
+    ab = layers.Activation("tanh", dtype=_output_dtype(), name="ab")(x)  # (S, S, 2)
     return keras.Model(lightness, ab, name="generator")
 
 
@@ -197,7 +213,7 @@ def build_discriminator(
         x = layers.Conv2D(base_filters * 2, 1, use_bias=False, kernel_initializer=_conv_init(), name="conv1")(x)
         x = _batch_norm("bn1", synchronized=True)(x)
         x = layers.LeakyReLU(LEAKY_SLOPE, name="lrelu1")(x)
-        logits = layers.Conv2D(1, 1, kernel_initializer=_conv_init(), dtype="float32", name="logits")(x)
+        logits = layers.Conv2D(1, 1, kernel_initializer=_conv_init(), dtype=_output_dtype(), name="logits")(x)
         return keras.Model([lightness, ab], logits, name="discriminator")
 
     x = layers.Conv2D(
@@ -216,5 +232,5 @@ def build_discriminator(
         x = _batch_norm(f"bn{index}", synchronized=True)(x)
         x = layers.LeakyReLU(LEAKY_SLOPE, name=f"lrelu{index}")(x)
     x = layers.ZeroPadding2D(1, name="pad_logits")(x)
-    logits = layers.Conv2D(1, 4, kernel_initializer=_conv_init(), dtype="float32", name="logits")(x)
+    logits = layers.Conv2D(1, 4, kernel_initializer=_conv_init(), dtype=_output_dtype(), name="logits")(x)
     return keras.Model([lightness, ab], logits, name="discriminator")

@@ -1,3 +1,4 @@
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -41,7 +42,8 @@ def test_generator_small_sizes(size):
     ab = generator(lightness, training=False).numpy()
     assert ab.shape == (2, size, size, 2) and np.abs(ab).max() <= 1.0
     dropout_layers = [l.name for l in generator.layers if isinstance(l, models.ChannelDropout)]
-    assert len(dropout_layers) == 3
+    depth = models.unet_depth(size)  # the up blocks of the three innermost levels, at every size
+    assert dropout_layers == [f"up{level}_dropout" for level in (depth - 1, depth - 2, depth - 3)]
 
 
 def test_dropout_only_when_training_and_absent_for_l1_only():
@@ -87,3 +89,157 @@ def test_generator_saves_and_loads(tmp_path):
     loaded = keras.models.load_model(path)
     lightness = tf.random.uniform((1, 32, 32, 1), -1, 1)
     np.testing.assert_allclose(loaded(lightness), generator(lightness), atol=1e-6)
+
+
+# --------------------------------------------------------------------------- layer table
+#
+# Both networks at 256 px, written from the report's code (github.com/Julien-Gustin/
+# Image-Colorization, python/models/generator.py and discriminator.py), one row per
+# convolution in order. Generator level k (down k / up k) is the k-th `UNetModule` from the
+# outside (k = 0: the outermost, `last=True`). Columns:
+#   kind, stride, padding, input channels, output shape (H, W, C), bias, BatchNorm after,
+#   dropout after (rate of whole-channel dropout), activation before, activation after,
+#   skip: what the up block's output is concatenated with (first), as (op, block it follows).
+# `before`/`after` name the non-linearity feeding the convolution / fed by its block's output.
+
+
+class Deliberate:
+    """A cell where pix2color differs from the reference on purpose."""
+
+    def __init__(self, reference, ours, why: str):
+        self.reference, self.ours, self.why = reference, ours, why
+
+    def __repr__(self):
+        return f"reference {self.reference!r}, pix2color {self.ours!r} ({self.why})"
+
+
+BN_CANCELS_BIAS = Deliberate(True, False, "BatchNorm in training mode subtracts the batch mean, which removes "
+                                          "any constant per channel: the bias has no effect and a zero gradient")
+LEAKY, RELU = "leaky_relu", "relu"
+COLUMNS = ("kind", "stride", "pad", "in", "out_shape", "bias", "bn", "dropout", "before", "after", "skip")
+
+GENERATOR_256 = {
+    #          kind     s  p  in    out shape        bias   BN     drop  before after  skip
+    "down0": ("conv",  2, 1, 1,    (128, 128, 64),  False, False, None, None,  LEAKY, None),
+    "down1": ("conv",  2, 1, 64,   (64, 64, 128),   False, True,  None, LEAKY, LEAKY, None),
+    "down2": ("conv",  2, 1, 128,  (32, 32, 256),   False, True,  None, LEAKY, LEAKY, None),
+    "down3": ("conv",  2, 1, 256,  (16, 16, 512),   False, True,  None, LEAKY, LEAKY, None),
+    "down4": ("conv",  2, 1, 512,  (8, 8, 512),     False, True,  None, LEAKY, LEAKY, None),
+    "down5": ("conv",  2, 1, 512,  (4, 4, 512),     False, True,  None, LEAKY, LEAKY, None),
+    "down6": ("conv",  2, 1, 512,  (2, 2, 512),     False, True,  None, LEAKY, LEAKY, None),
+    "down7": ("conv",  2, 1, 512,  (1, 1, 512),     False, False, None, LEAKY, RELU,  None),  # bottleneck
+    "up7":   ("convT", 2, 1, 512,  (2, 2, 512),     False, True,  0.5,  RELU,  None,  (LEAKY, "down6")),
+    "up6":   ("convT", 2, 1, 1024, (4, 4, 512),     False, True,  0.5,  RELU,  None,  (LEAKY, "down5")),
+    "up5":   ("convT", 2, 1, 1024, (8, 8, 512),     False, True,  0.5,  RELU,  None,  (LEAKY, "down4")),
+    "up4":   ("convT", 2, 1, 1024, (16, 16, 512),   False, True,  None, RELU,  None,  (LEAKY, "down3")),
+    "up3":   ("convT", 2, 1, 1024, (32, 32, 256),   False, True,  None, RELU,  None,  (LEAKY, "down2")),
+    "up2":   ("convT", 2, 1, 512,  (64, 64, 128),   False, True,  None, RELU,  None,  (LEAKY, "down1")),
+    "up1":   ("convT", 2, 1, 256,  (128, 128, 64),  False, True,  None, RELU,  None,  (LEAKY, "down0")),
+    "up0":   ("convT", 2, 1, 128,  (256, 256, 2),   True,  False, None, RELU,  "tanh", None),
+}
+
+DISCRIMINATOR_256 = {
+    #           kind    s  p  in   out shape        bias             BN     drop  before after  skip
+    "conv0":  ("conv", 2, 1, 3,   (128, 128, 64),  True,            False, None, None,  LEAKY, None),
+    "conv1":  ("conv", 2, 1, 64,  (64, 64, 128),   BN_CANCELS_BIAS, True,  None, LEAKY, LEAKY, None),
+    "conv2":  ("conv", 2, 1, 128, (32, 32, 256),   BN_CANCELS_BIAS, True,  None, LEAKY, LEAKY, None),
+    "conv3":  ("conv", 1, 1, 256, (31, 31, 512),   BN_CANCELS_BIAS, True,  None, LEAKY, LEAKY, None),
+    "logits": ("conv", 1, 1, 512, (30, 30, 1),     True,            False, None, LEAKY, None,  None),
+}
+
+
+def layer_table(model) -> dict:
+    """The same table, read off a Keras functional model's graph."""
+    producer = {id(layer.output): layer for layer in model.layers}
+    consumers = {}
+    for layer in model.layers:
+        for tensor in (layer.input if isinstance(layer.input, list) else [layer.input]):
+            consumers.setdefault(id(tensor), []).append(layer)
+
+    def only_consumer(layer):
+        found = consumers.get(id(layer.output), [])
+        return found[0] if len(found) == 1 else None
+
+    def activation(layer):
+        if isinstance(layer, keras.layers.LeakyReLU):
+            assert layer.negative_slope == pytest.approx(0.2), layer.name
+            return LEAKY
+        if isinstance(layer, keras.layers.ReLU):
+            return RELU
+        if isinstance(layer, keras.layers.Activation):
+            return layer.activation.__name__
+        return None
+
+    def block_of(layer):  # the convolution block a BatchNorm / conv / dropout layer belongs to
+        while not isinstance(layer, (keras.layers.Conv2D, keras.layers.Conv2DTranspose)):
+            layer = producer[id(layer.input)]
+        return layer.name.rsplit("_", 1)[0] if "_" in layer.name else layer.name
+
+    table = {}
+    for conv in model.layers:
+        if not isinstance(conv, (keras.layers.Conv2D, keras.layers.Conv2DTranspose)):
+            continue
+        source = producer.get(id(conv.input))
+        pad = (conv.kernel_size[0] - conv.strides[0]) // 2 if conv.padding == "same" else 0
+        if isinstance(source, keras.layers.ZeroPadding2D):
+            pad = source.padding[0][0]
+            source = producer.get(id(source.input))
+        end, bn, dropout = conv, False, None
+        if isinstance(only_consumer(end), keras.layers.BatchNormalization):
+            end, bn = only_consumer(end), True
+        if isinstance(only_consumer(end), models.ChannelDropout):
+            end = only_consumer(end)
+            dropout = end.rate
+        following = consumers.get(id(end.output), [])
+        skip = None
+        joins = [layer for layer in following if isinstance(layer, keras.layers.Concatenate)]
+        if isinstance(conv, keras.layers.Conv2DTranspose) and joins:  # an up block and its skip connection
+            first, second = joins[0].input
+            other = first if second is end.output else second
+            skip_source = producer[id(other)]
+            op = activation(skip_source)
+            skip = (op, block_of(producer[id(skip_source.input)] if op else skip_source))
+            if other is second:  # the reference concatenates the skip first: torch.cat([x, model(x)])
+                skip += ("second",)
+        activations = {activation(layer) for layer in following if not isinstance(layer, keras.layers.Concatenate)}
+        after = activations.pop() if len(activations) == 1 else (tuple(sorted(activations)) or None)
+        name = conv.name.rsplit("_", 1)[0] if "_" in conv.name else conv.name
+        table[name] = (
+            "convT" if isinstance(conv, keras.layers.Conv2DTranspose) else "conv", conv.strides[0], pad,
+            int(conv.input.shape[-1]), tuple(conv.output.shape[1:]), conv.use_bias, bn, dropout,
+            activation(source) if source is not None else None, after, skip,
+        )
+    return table
+
+
+def assert_matches_reference(model, reference: dict):
+    ours = layer_table(model)
+    assert list(ours) == list(reference), "blocks or their order differ"
+    problems = []
+    for name, row in reference.items():
+        for column, expected, got in zip(COLUMNS, row, ours[name]):
+            if isinstance(expected, Deliberate):
+                expected = expected.ours
+            if expected != got:
+                problems.append(f"{name} {column}: reference {expected!r}, pix2color {got!r}")
+    assert not problems, "\n".join(problems)
+
+
+def test_generator_is_the_reference_unet_layer_for_layer(generator_256):
+    assert_matches_reference(generator_256, GENERATOR_256)
+
+
+def test_discriminator_is_the_reference_patchgan_layer_for_layer():
+    assert_matches_reference(models.build_discriminator(256), DISCRIMINATOR_256)
+
+
+def test_layer_table_reader_sees_a_misplaced_dropout(generator_256):
+    """The table catches what a parameter count cannot: dropout one level out (junyanz's placement)."""
+    generator = generator_256
+    table = layer_table(generator)
+    assert [name for name, row in table.items() if row[7]] == ["up7", "up6", "up5"]
+    shifted = dict(GENERATOR_256)
+    shifted["up7"] = shifted["up7"][:7] + (None,) + shifted["up7"][8:]
+    shifted["up4"] = shifted["up4"][:7] + (0.5,) + shifted["up4"][8:]
+    with pytest.raises(AssertionError, match="up7 dropout"):
+        assert_matches_reference(generator, shifted)
