@@ -104,7 +104,7 @@ def colorize_notebook():
                           "predicted colour is upsampled and laid under the photo's own full-resolution lightness.\n\n"
                           "*deterministic* (default): BatchNorm moving statistics, no dropout: the same photo always "
                           "gets the same colours. *paper*: dropout on and the batch's statistics, as the report evaluates."),
-        new_code_cell("import numpy as np\nfrom PIL import Image as PILImage\nfrom pix2color.colorize import load_network\n"
+        new_code_cell("import numpy as np\nfrom PIL import Image as PILImage\nfrom pix2color.loading import load_network\n"
                       "from pix2color.lite import FullResolutionColorizer, read_image\n"
                       "originals = [read_image(p) for p in photos]\nresults = {}\n"
                       "for mode in ('deterministic', 'paper'):\n"
@@ -123,7 +123,7 @@ def colorize_notebook():
         new_markdown_cell("The same from a terminal: `pix2color colorize PHOTOS... -o OUT --model MODEL [--mode paper] [--compare]`."),
         new_markdown_cell("## Export\nSavedModel: a `serving_default` signature that takes a uint8 image of any size and "
                           "returns the colorized uint8 image. TFLite: built-in ops only, `lightness (1,S,S,1) -> ab (1,S,S,2)`."),
-        new_code_cell("from pix2color import export\nfrom pix2color.colorize import load_generator\n"
+        new_code_cell("from pix2color import export\nfrom pix2color.loading import load_generator\n"
                       "generator = load_generator(MODEL)  # a run folder or .keras file\n"
                       "saved = export.export_savedmodel(generator, Path(EXPORT_DIR, 'savedmodel'))\n"
                       "tflite_files = export.export_tflite(generator, Path(EXPORT_DIR, 'tflite'), TFLITE_VARIANTS, ('deterministic',))"),
@@ -157,7 +157,7 @@ def evaluate_notebook():
                           "+- std of the batch means) and the common one (peak 255, per image). PSNR and SSIM reward "
                           "safe grey-brown colours, so watch the grayscale baseline and the colourfulness gap too."),
         new_code_cell("from pathlib import Path\nfrom IPython.display import Markdown, display\n"
-                      "from pix2color import evaluate\nfrom pix2color.colorize import load_generator\n"
+                      "from pix2color import evaluate\nfrom pix2color.loading import load_generator\n"
                       "generator = load_generator(MODEL)\nimages, names = evaluate.images_for(DATA)\n"
                       "result = evaluate.evaluate_generator(generator, images, names, verbose=0)\n"
                       "display(Markdown(result.markdown(f'{MODEL} on {DATA}')))"),

@@ -1,7 +1,7 @@
 """The report's ablation (Table II), at the scale you choose.
 
-    python -m pix2color.ablation --data sample --image-size 64 --steps 200 --out runs/ablation
-    python -m pix2color.ablation --data sample --configs 4,6 --steps 5      # a quick look
+    pix2color ablation --data sample --image-size 64 --steps 200 --out runs/ablation
+    pix2color ablation --data sample --configs 4,6 --steps 5      # a quick look
 
 Each configuration is trained from scratch into OUT/<name>/ (resumable like any run), then
 evaluated on the validation images in the report's mode (dropout on, batch statistics) with the
@@ -11,9 +11,7 @@ own numbers beside ours), OUT/ablation.csv, and OUT/ablation.png (sample coloriz
 
 from __future__ import annotations
 
-import argparse
 import csv
-import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -38,7 +36,7 @@ def run_ablation(base, config_ids, out: Path, log=print) -> list[dict]:
     import keras
 
     from pix2color import color, evaluate, plots
-    from pix2color.colorize import load_generator
+    from pix2color.loading import load_generator
     from pix2color.data import load_image_set, make_eval_dataset, preview_images
     from pix2color.training import train
 
@@ -57,7 +55,7 @@ def run_ablation(base, config_ids, out: Path, log=print) -> list[dict]:
         keras.utils.set_random_seed(base.seed)
         evaluation = evaluate.evaluate_generator(generator, val, names, evaluate.REPORT_BATCH, ("paper",), verbose=0)
         psnr, psnr_sd = evaluation.report_protocol("paper", "psnr256")
-        ssim, ssim_sd = evaluation.report_protocol("paper", "ssim")
+        ssim, ssim_sd = evaluation.report_protocol("paper", "ssim256")
         rows.append(dict(
             id=config_id, name=name, lambda_l1=config.effective_lambda_l1, label_smoothing=config.label_smoothing,
             r1=0.0 if config.l1_only else config.r1_gamma, l1_only=config.l1_only, psnr=psnr, psnr_sd=psnr_sd,
@@ -93,50 +91,3 @@ def write_table(rows: list[dict], out: Path) -> str:
         writer.writeheader()
         writer.writerows(rows)
     return table
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="pix2color ablation", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", default="sample")
-    parser.add_argument("--out", default="runs/ablation")
-    parser.add_argument("--configs", default=",".join(map(str, CONFIGURATIONS)),
-                        help=f"Table II rows to run, from {', '.join(map(str, CONFIGURATIONS))}")
-    parser.add_argument("--steps", type=int, default=200, help="training steps per configuration")
-    parser.add_argument("--epochs", type=int, default=1, help="epochs of --steps steps each")
-    parser.add_argument("--image-size", type=int, default=64)
-    parser.add_argument("--batch-size", type=int, default=4)
-    parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--coco-dir", default=None)
-    parser.add_argument("--verbose", type=int, choices=(0, 1, 2), default=2)
-    args = parser.parse_args(argv)
-    try:
-        config_ids = [int(c) for c in args.configs.split(",") if c]
-        unknown = [c for c in config_ids if c not in CONFIGURATIONS]
-        if unknown:
-            raise ValueError(f"unknown configuration {unknown}")
-    except ValueError as error:
-        parser.error(f"--configs: {error}")
-
-    from pix2color.cli import import_quietly
-
-    import_quietly()
-    from pix2color.data import DataError
-    from pix2color.training import RunError, TrainConfig
-
-    base = TrainConfig(data=args.data, epochs=args.epochs, steps_per_epoch=args.steps, image_size=args.image_size,
-                       batch_size=args.batch_size, seed=args.seed, coco_dir=args.coco_dir, verbose=args.verbose)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    try:
-        rows = run_ablation(base, config_ids, out)
-    except (DataError, RunError) as error:
-        print(f"pix2color ablation: error: {error}", file=sys.stderr)
-        return 2
-    print((out / "ablation.md").read_text())
-    print(f"wrote {out / 'ablation.md'}, {out / 'ablation.csv'} and {out / 'ablation.png'}")
-    return 0 if rows else 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -18,7 +18,7 @@ import statistics
 import sys
 import time
 
-from pix2color.cli import import_quietly
+from pix2color.quiet import import_quietly
 
 
 class _StepTimer:
@@ -129,7 +129,7 @@ def bench_infer(model: str | None, image_size: int, repeats: int, images: int, w
     from PIL import Image
 
     from pix2color import export, lite, metrics, models
-    from pix2color.colorize import load_generator
+    from pix2color.loading import load_generator
     from pix2color.data import load_image_set
 
     work = Path(workdir or tempfile.mkdtemp(prefix="pix2color-bench-"))

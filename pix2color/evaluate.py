@@ -1,6 +1,6 @@
 """Evaluate a colorizer as the report does, and as everyone else does, against a gray baseline.
 
-    python -m pix2color.evaluate --model runs/pix2color --data sample
+    pix2color evaluate --model runs/pix2color --data sample
     pix2color evaluate --model generator.keras --data coco-test --coco-dir coco
 
 For every image (squashed to the model's S x S, as in training) it computes PSNR and SSIM of
@@ -11,16 +11,15 @@ the 8-bit RGB result against the original, and colourfulness, for:
   how the report's numbers were produced, so use it to compare with them;
 - the grayscale baseline (a = b = 0), which PSNR/SSIM reward surprisingly well.
 
-Two protocols: the report's (peak 256; the mean over batches of per-batch means, +- the std
-of the batch means) and the common one (peak 255; per-image mean +- std).
+Two protocols: the report's (piqa's value_range=256: PSNR peak and SSIM constants from 256; the
+mean over batches of per-batch means, +- the std of the batch means) and the common one (255 for
+both; per-image mean +- std).
 Writes evaluation.md (the table) and evaluation.csv (one row per image) into --out.
 """
 
 from __future__ import annotations
 
-import argparse
 import csv
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -52,8 +51,9 @@ class Evaluation:
         lines = [
             f"## {title}",
             "",
-            f"{len(self.names)} images; report protocol = peak 256, mean of per-batch means over batches of "
-            f"{self.batch_size} +- std of the batch means; common = peak 255, per-image mean +- std.",
+            f"{len(self.names)} images; report protocol = value range 256 (PSNR peak, SSIM constants), mean of "
+            f"per-batch means over batches of {self.batch_size} +- std of the batch means; common = 255, "
+            "per-image mean +- std.",
             "",
             "| system | PSNR (report) | SSIM (report) | PSNR (common) | SSIM (common) | colourfulness | "
             "ground-truth colourfulness | gap |",
@@ -63,9 +63,9 @@ class Evaluation:
                   "grayscale": "grayscale baseline (a = b = 0)"}
         for system in self.values:
             psnr_r, psnr_r_sd = self.report_protocol(system, "psnr256")
-            ssim_r, ssim_r_sd = self.report_protocol(system, "ssim")
+            ssim_r, ssim_r_sd = self.report_protocol(system, "ssim256")
             psnr_c, psnr_c_sd = self.common_protocol(system, "psnr255")
-            ssim_c, ssim_c_sd = self.common_protocol(system, "ssim")
+            ssim_c, ssim_c_sd = self.common_protocol(system, "ssim255")
             colourful = self.values[system]["colourfulness"].mean()
             truth = self.values[system]["colourfulness_truth"].mean()
             lines.append(
@@ -102,7 +102,7 @@ def evaluate_generator(generator, images, names: list[str], batch_size: int = RE
         "paper": tf.function(lambda l: paper(l)) if paper is not None else None,
         "grayscale": lambda l: tf.zeros(tf.concat([tf.shape(l)[:-1], [2]], 0)),
     }
-    collected = {s: {k: [] for k in ("psnr256", "psnr255", "ssim", "colourfulness", "colourfulness_truth")}
+    collected = {s: {k: [] for k in ("psnr256", "psnr255", "ssim256", "ssim255", "colourfulness", "colourfulness_truth")}
                  for s in systems}
     progress = keras.utils.Progbar(len(names), verbose=verbose, unit_name="image")
     for lightness, ab in make_eval_dataset(images, size, batch_size):
@@ -113,7 +113,8 @@ def evaluate_generator(generator, images, names: list[str], batch_size: int = RE
             values = collected[system]
             values["psnr256"].append(metrics.psnr(truth, output, metrics.REPORT_PEAK).numpy())
             values["psnr255"].append(metrics.psnr(truth, output, metrics.COMMON_PEAK).numpy())
-            values["ssim"].append(metrics.ssim(truth, output).numpy())
+            values["ssim256"].append(metrics.ssim(truth, output, metrics.REPORT_PEAK).numpy())
+            values["ssim255"].append(metrics.ssim(truth, output, metrics.COMMON_PEAK).numpy())
             values["colourfulness"].append(metrics.colourfulness(output).numpy())
             values["colourfulness_truth"].append(truth_colourfulness)
         progress.add(len(lightness))
@@ -146,52 +147,3 @@ def image_names(images) -> list[str]:
     if isinstance(images, list):
         return [Path(p).name for p in sorted(images)]
     return [f"{images.name}:{images.split}#{i}" for i in np.flatnonzero(images.kept)]
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="pix2color evaluate", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", required=True, help="run folder or .keras generator")
-    parser.add_argument("--data", default="sample", help="sample, coco-val, coco-test or a folder of images")
-    parser.add_argument("--coco-dir", default=None)
-    parser.add_argument("--tfds-data-dir", default=None)
-    parser.add_argument("--batch-size", type=int, default=REPORT_BATCH, help="the report's batch is 4")
-    parser.add_argument("--modes", default=",".join(SYSTEMS), help="deterministic, paper, grayscale")
-    parser.add_argument("--limit", type=int, default=None, help="first N images only")
-    parser.add_argument("--out", default=None, help="where to write evaluation.md/.csv (default: the run folder or .)")
-    parser.add_argument("--seed", type=int, default=0, help="for the paper mode's dropout")
-    parser.add_argument("--verbose", type=int, choices=(0, 1), default=1)
-    args = parser.parse_args(argv)
-
-    from pix2color.cli import import_quietly
-
-    import_quietly()
-    import keras
-
-    from pix2color.colorize import load_generator
-    from pix2color.data import DataError
-
-    systems = tuple(s for s in args.modes.split(",") if s)
-    unknown = set(systems) - set(SYSTEMS)
-    if unknown:
-        parser.error(f"--modes: unknown {', '.join(sorted(unknown))}")
-    keras.utils.set_random_seed(args.seed)
-    try:
-        generator = load_generator(args.model)
-        images, names = images_for(args.data, args.coco_dir, args.tfds_data_dir, args.limit)
-    except (DataError, ValueError, OSError) as error:
-        print(f"pix2color evaluate: error: {error}", file=sys.stderr)
-        return 2
-    result = evaluate_generator(generator, images, names, args.batch_size, systems, args.verbose)
-    out = Path(args.out) if args.out else (Path(args.model) if Path(args.model).is_dir() else Path("."))
-    out.mkdir(parents=True, exist_ok=True)
-    table = result.markdown(f"{args.model} on {args.data}")
-    (out / "evaluation.md").write_text(table)
-    result.write_csv(out / "evaluation.csv")
-    print(table)
-    print(f"wrote {out / 'evaluation.md'} and {out / 'evaluation.csv'}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

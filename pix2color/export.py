@@ -16,15 +16,15 @@ TFLite files `generator_{mode}_{variant}.tflite`, built-in ops only (no Flex), f
 
 from __future__ import annotations
 
-import argparse
-import sys
 import warnings
 from pathlib import Path
 
 import numpy as np
 
+from pix2color.loading import MODES
+
 TFLITE_VARIANTS = ("float32", "float16", "int8", "dynamic")
-MODES = ("deterministic", "paper")
+FORMATS = ("savedmodel", "tflite")
 CALIBRATION_IMAGES = 64
 
 
@@ -157,14 +157,14 @@ def export_tflite(
     return written
 
 
-def export(model: str, out: str, formats=("savedmodel", "tflite"), variants=TFLITE_VARIANTS, modes=MODES, log=print):
+def export(model: str, out: str, formats=FORMATS, variants=TFLITE_VARIANTS, modes=MODES, log=print):
     """Library entry: load a generator (run folder or .keras) and write the requested formats."""
-    from pix2color.colorize import load_generator
+    from pix2color.loading import load_generator
 
     return export_generator(load_generator(model), out, formats, variants, modes, log)
 
 
-def export_generator(generator, out: str, formats=("savedmodel", "tflite"), variants=TFLITE_VARIANTS, modes=MODES,
+def export_generator(generator, out: str, formats=FORMATS, variants=TFLITE_VARIANTS, modes=MODES,
                      log=print) -> list[Path]:
     out_dir = Path(out)
     written = []
@@ -174,37 +174,3 @@ def export_generator(generator, out: str, formats=("savedmodel", "tflite"), vari
     if "tflite" in formats:
         written += export_tflite(generator, out_dir / "tflite", variants, modes, log)
     return written
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="pix2color export", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="runs/pix2color", help="run folder or .keras generator")
-    parser.add_argument("--out", default="exported", help="output folder")
-    parser.add_argument("--formats", default="savedmodel,tflite", help="comma-separated: savedmodel, tflite")
-    parser.add_argument("--variants", default=",".join(TFLITE_VARIANTS), help="TFLite variants")
-    parser.add_argument("--modes", default=",".join(MODES), help="inference modes to export to TFLite")
-    args = parser.parse_args(argv)
-    formats, variants, modes = (tuple(v for v in s.split(",") if v) for s in (args.formats, args.variants, args.modes))
-    for name, values, allowed in (("--formats", formats, ("savedmodel", "tflite")), ("--variants", variants, TFLITE_VARIANTS),
-                                  ("--modes", modes, MODES)):
-        unknown = sorted(set(values) - set(allowed))
-        if unknown:
-            parser.error(f"{name}: unknown {', '.join(unknown)} (choose from {', '.join(allowed)})")
-
-    from pix2color.cli import import_quietly
-
-    import_quietly()
-    from pix2color.colorize import load_generator
-
-    try:
-        generator = load_generator(args.model)
-    except (ValueError, OSError) as error:
-        print(f"pix2color export: error: {error}", file=sys.stderr)
-        return 2
-    export_generator(generator, args.out, formats, variants, modes)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,8 +1,9 @@
 """Image-quality metrics on colorized RGB images, under the report's protocol.
 
-The report converts Lab back to RGB, rounds to 8-bit values and computes PSNR with a peak of
-256 (``20 log10(256 / sqrt(MSE))``) and SSIM with an 11x11 Gaussian window (sigma 1.5), valid
-region, averaged over the three channels. The common convention uses a peak of 255.
+The report converts Lab back to RGB, rounds to 8-bit values and measures with piqa's
+`value_range=256`: PSNR with a peak of 256 (``20 log10(256 / sqrt(MSE))``) and SSIM with the
+constants C1 = (0.01 * 256)^2, C2 = (0.03 * 256)^2, an 11x11 Gaussian window (sigma 1.5),
+valid region, averaged over the three channels. The common convention uses 255 for both.
 """
 
 from __future__ import annotations
@@ -27,9 +28,10 @@ def psnr(rgb_true: tf.Tensor, rgb_pred: tf.Tensor, peak: float = REPORT_PEAK) ->
     return 20.0 * tf.math.log(peak / tf.sqrt(mse)) / tf.math.log(10.0)
 
 
-def ssim(rgb_true: tf.Tensor, rgb_pred: tf.Tensor) -> tf.Tensor:
-    """Per-image SSIM (11x11 Gaussian, sigma 1.5, valid region, channel mean), 0..255 values."""
-    return tf.image.ssim(rgb_true, rgb_pred, max_val=255.0, filter_size=11, filter_sigma=1.5)
+def ssim(rgb_true: tf.Tensor, rgb_pred: tf.Tensor, peak: float = REPORT_PEAK) -> tf.Tensor:
+    """Per-image SSIM of RGB batches holding 0..255 values: 11x11 Gaussian window (sigma 1.5),
+    valid region, channel mean; constants C1 = (0.01 peak)^2, C2 = (0.03 peak)^2."""
+    return tf.image.ssim(rgb_true, rgb_pred, max_val=peak, filter_size=11, filter_sigma=1.5)
 
 
 def colourfulness(rgb: tf.Tensor) -> tf.Tensor:

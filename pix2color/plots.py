@@ -154,23 +154,3 @@ def run_figures(run: str | os.PathLike) -> list[str]:
         plt.close(figure)
         written.append(str(out / filename))
     return written
-
-
-def main(argv: list[str] | None = None) -> int:
-    import argparse
-    import sys
-
-    parser = argparse.ArgumentParser(prog="pix2color plots", description="Figures of a training run, like the report's.")
-    parser.add_argument("run", help="run folder (holding history.csv)")
-    args = parser.parse_args(argv)
-    try:
-        for path in run_figures(args.run):
-            print(f"wrote {path}")
-    except FileNotFoundError as error:
-        print(f"pix2color plots: error: {error}", file=sys.stderr)
-        return 2
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -18,14 +18,14 @@ optimizers' state restored, and the data stream positioned after the last batch 
 from __future__ import annotations
 
 import csv
+import functools
 import json
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import keras
 
-from pix2color import callbacks, gan, models, plots
+from pix2color import callbacks, distribute, gan, models, plots
 from pix2color.data import (
     DEFAULT_VAL_FRACTION,
     ImageSet,
@@ -33,8 +33,8 @@ from pix2color.data import (
     make_eval_dataset,
     make_train_dataset,
     preview_images,
-    write_json_atomically,
 )
+from pix2color.files import write_json_atomically
 
 # Settings that define a run; resuming with different values would silently mix two runs.
 RUN_DEFINING = (
@@ -42,8 +42,8 @@ RUN_DEFINING = (
     "label_smoothing", "gan_only", "l1_only", "lr", "beta1", "beta2", "seed", "patch_size",
     "val_fraction", "coco_dir", "mixed_precision",
 )
-STRATEGIES = ("auto", "default", "mirrored", "multiworker", "tpu")
 SAMPLE_GRID_IMAGES = 4
+ADAM_EPSILON = 1e-8  # PyTorch's (the reference code's); Keras' default is 1e-7
 
 
 class RunError(ValueError):
@@ -94,8 +94,8 @@ class TrainConfig:
             models.unet_depth(self.image_size)
         except ValueError as error:
             raise RunError(f"--image-size: {error}") from None
-        if self.strategy not in STRATEGIES:
-            raise RunError(f"--strategy must be one of {', '.join(STRATEGIES)}")
+        if self.strategy not in distribute.STRATEGIES:
+            raise RunError(f"--strategy must be one of {', '.join(distribute.STRATEGIES)}")
         if self.patch_size not in models.PATCH_SIZES:
             raise RunError(f"--patch-size must be one of {sorted(models.PATCH_SIZES)}")
 
@@ -142,88 +142,21 @@ def _trim_history(history_csv: Path, epochs_done: int) -> None:
         csv.writer(handle).writerows([header, *body])
 
 
-def _tf_config_workers() -> int:
-    """How many workers TF_CONFIG names (0 without TF_CONFIG)."""
-    if not os.environ.get("TF_CONFIG"):
-        return 0
-    try:
-        cluster = json.loads(os.environ["TF_CONFIG"]).get("cluster", {})
-    except ValueError as error:
-        raise RunError(f"TF_CONFIG is not valid JSON: {error}") from None
-    return len(cluster.get("worker", [])) + len(cluster.get("chief", []))
-
-
-def make_strategy(name: str = "auto"):
-    """A `tf.distribute` strategy: several GPUs (mirrored), several machines, or a TPU.
-
-    auto: a TPU if one is attached (Colab sets COLAB_TPU_ADDR / TPU_NAME), several workers if
-    TF_CONFIG names more than one, all GPUs if more than one, otherwise the default strategy.
-    """
-    import tensorflow as tf
-
-    if name == "auto":
-        if os.environ.get("COLAB_TPU_ADDR") or os.environ.get("TPU_NAME"):
-            name = "tpu"
-        elif _tf_config_workers() > 1:
-            name = "multiworker"
-        elif len(tf.config.list_logical_devices("GPU")) > 1:
-            name = "mirrored"
-        else:
-            name = "default"
-    if name == "default":
-        return tf.distribute.get_strategy()
-    if name == "mirrored":
-        return tf.distribute.MirroredStrategy()
-    if name == "multiworker":
-        if _tf_config_workers() < 2:
-            raise RunError(
-                "--strategy multiworker needs TF_CONFIG naming at least two workers, e.g. "
-                """'{"cluster": {"worker": ["host0:12345", "host1:12345"]}, "task": {"type": "worker", "index": 0}}'"""
-            )
-        return tf.distribute.MultiWorkerMirroredStrategy()
-    resolver = tf.distribute.cluster_resolver.TPUClusterResolver()
-    tf.config.experimental_connect_to_cluster(resolver)
-    tf.tpu.experimental.initialize_tpu_system(resolver)
-    return tf.distribute.TPUStrategy(resolver)
-
-
-@dataclass
-class WorkerRole:
-    """Where this process writes. With several workers only the chief writes the run folder;
-    the others keep their own files under `out/workers/` and read the chief's checkpoints."""
-
-    index: int = 0
-    count: int = 1
-
-    @property
-    def is_chief(self) -> bool:
-        return self.index == 0
-
-    def own_folder(self, out: Path) -> Path:
-        return out if self.is_chief else out / "workers" / f"worker-{self.index}"
-
-
-def worker_role(strategy) -> WorkerRole:
-    if not gan.is_multi_worker(strategy):
-        return WorkerRole()
-    resolver = strategy.cluster_resolver
-    jobs = resolver.cluster_spec().as_dict()
-    workers = len(jobs.get("worker", []))
-    if "chief" in jobs:  # a "chief" task is worker 0, the "worker" tasks follow it
-        return WorkerRole(0 if resolver.task_type == "chief" else resolver.task_id + 1, workers + 1)
-    return WorkerRole(resolver.task_id, workers)
-
-
 def build_trainer(config: TrainConfig, strategy=None) -> gan.ColorizationGAN:
     """G, D (unless L1 only) and their Adam optimizers, compiled into the GAN trainer.
 
     Build it inside `strategy.scope()` to train on several replicas; BatchNorm then uses the
     statistics of the global batch, so the maths is that of one device with the global batch.
+    Without mixed precision the networks take Keras' global dtype policy (float32 unless the
+    caller chose another, as the exactness tests do with float64).
     """
     import tensorflow as tf
 
     strategy = strategy or tf.distribute.get_strategy()
-    keras.mixed_precision.set_global_policy("mixed_float16" if config.mixed_precision else "float32")
+    if config.mixed_precision:
+        keras.config.set_dtype_policy("mixed_float16")
+    elif keras.config.dtype_policy().name.startswith("mixed"):  # left by an earlier trainer in this process
+        keras.config.set_dtype_policy("float32")
     sync = strategy.num_replicas_in_sync > 1
     generator = models.build_generator(config.image_size, dropout=not config.l1_only, sync_batch_norm=sync)
     discriminator = (
@@ -232,7 +165,7 @@ def build_trainer(config: TrainConfig, strategy=None) -> gan.ColorizationGAN:
     )
 
     def adam():
-        optimizer = keras.optimizers.Adam(config.lr, beta_1=config.beta1, beta_2=config.beta2)
+        optimizer = keras.optimizers.Adam(config.lr, beta_1=config.beta1, beta_2=config.beta2, epsilon=ADAM_EPSILON)
         return keras.optimizers.LossScaleOptimizer(optimizer) if config.mixed_precision else optimizer
 
     trainer = gan.ColorizationGAN(generator, discriminator)
@@ -248,59 +181,59 @@ def build_trainer(config: TrainConfig, strategy=None) -> gan.ColorizationGAN:
     return trainer
 
 
-def _check_workers_agree(strategy, steps_done: int, out: Path) -> None:
-    """All workers must resume from the same step; they do not if `out` is not one folder
-    they all see (each would restore whatever its own disk holds)."""
-    import tensorflow as tf
+def _load_data(config: TrainConfig, own_folder: Path, log) -> ImageSet:
+    image_set = load_image_set(
+        config.data, config.val_fraction, verbose=1 if config.verbose == "auto" else config.verbose,
+        cache_dir=own_folder / "scan_cache", coco_dir=config.coco_dir, tfds_data_dir=config.tfds_data_dir,
+        download=config.download,
+    )
+    log(image_set.summary())
+    return image_set
 
-    @tf.function  # eagerly, the collective is slow and TF warns about it
-    def all_steps():
-        return strategy.gather(strategy.run(lambda: tf.constant([steps_done], tf.int64)), axis=0)
 
-    steps = all_steps().numpy()
-    if len(set(steps.tolist())) > 1:
-        raise RunError(
-            f"the workers found different checkpoints in {out} (steps {sorted(set(steps.tolist()))}): "
-            "--out must be a folder every worker sees (a shared filesystem or a gs:// bucket)"
+def _figures_and_logs(trainer: gan.ColorizationGAN, image_set: ImageSet, config: TrainConfig, out: Path) -> list:
+    """The chief's callbacks that draw and log the run (sample grids, history, TensorBoard)."""
+    run_callbacks = []
+    if len(image_set.val):
+        grid_dataset = make_eval_dataset(
+            preview_images(image_set.val, SAMPLE_GRID_IMAGES), config.image_size, SAMPLE_GRID_IMAGES
         )
+        lightness, ab = callbacks.first_images(grid_dataset, SAMPLE_GRID_IMAGES)
+        run_callbacks.append(callbacks.SampleGrid(trainer.generator, lightness, ab, out / "samples"))
+    return run_callbacks + [
+        keras.callbacks.CSVLogger(str(out / "history.csv"), append=True),
+        callbacks.HistoryPlot(out / "history.csv", out / "losses.png"),
+        keras.callbacks.TensorBoard(log_dir=str(out / "logs")),
+    ]
 
 
-def _train_batches(strategy, image_set: ImageSet, config: TrainConfig, start_step: int):
-    """The training stream. With several workers each one reads and decodes only its share of
-    every global batch (tf.data's automatic sharding would decode all of it on every worker)."""
-
-    def for_worker(input_context):
-        return make_train_dataset(
-            image_set.train, config.image_size, config.batch_size, config.seed, start_step=start_step,
-            input_context=input_context,
-        )
-
-    if gan.is_multi_worker(strategy):
-        return strategy.distribute_datasets_from_function(for_worker)
-    return for_worker(None)
+def _fit_phases(epochs_done: int, steps_done: int, steps_per_epoch: int, epochs: int) -> list[tuple[int, int]]:
+    """(last epoch, steps per epoch) for each `fit` call: an epoch cut short by an interruption
+    is finished first, on its own; then whole epochs up to `epochs`."""
+    phases = []
+    steps_into_epoch = steps_done - epochs_done * steps_per_epoch
+    if 0 < steps_into_epoch < steps_per_epoch:
+        phases.append((epochs_done + 1, steps_per_epoch - steps_into_epoch))
+    phases.append((epochs, steps_per_epoch))
+    return [(last, steps) for last, steps in phases if last > epochs_done]
 
 
 def train(config: TrainConfig, log=print) -> RunResult:
     """Train (or resume training) as `config` says; returns where things are."""
     config.validate()
-    strategy = make_strategy(config.strategy)  # first: a distributed set-up must precede other TF work
+    strategy = distribute.make_strategy(config.strategy)  # first: a cluster must precede other TF work
     if config.batch_size % strategy.num_replicas_in_sync:
         raise RunError(
             f"--batch-size {config.batch_size} (the global batch) must be a multiple of the "
             f"{strategy.num_replicas_in_sync} replicas"
         )
-    role = worker_role(strategy)
+    role = distribute.worker_role(strategy)
     keras.utils.set_random_seed(config.seed)
     out = Path(config.out)
     own = role.own_folder(out)
     if role.count > 1:
         log(f"Worker {role.index} of {role.count}" + ("" if role.is_chief else f"; its own files go to {own}"))
-    image_set = load_image_set(
-        config.data, config.val_fraction, verbose=1 if config.verbose == "auto" else config.verbose,
-        cache_dir=own / "scan_cache", coco_dir=config.coco_dir, tfds_data_dir=config.tfds_data_dir,
-        download=config.download,
-    )
-    log(image_set.summary())
+    image_set = _load_data(config, own, log)
 
     steps_per_epoch = config.steps_per_epoch or max(1, len(image_set.train) // config.batch_size)
     settings = {**asdict(config), "steps_per_epoch": steps_per_epoch}
@@ -320,59 +253,34 @@ def train(config: TrainConfig, log=print) -> RunResult:
     restored = checkpoint.restore()
     epochs_done, steps_done = restored or (0, 0)
     if role.count > 1:
-        _check_workers_agree(strategy, steps_done, out)
+        distribute.check_workers_agree(strategy, steps_done, out)
     if restored:
         log(f"Resuming from {checkpoint.manager.latest_checkpoint}: epoch {epochs_done}, step {steps_done}")
     if role.is_chief:
         _trim_history(out / "history.csv", epochs_done)
 
     generator_path = out / "generator.keras"
-    if epochs_done < config.epochs:
-        val_dataset = None
-        run_callbacks = [checkpoint]
-        if len(image_set.val):
-            val_dataset = make_eval_dataset(image_set.val, config.image_size, config.batch_size)
-        if role.is_chief:  # the figures and logs of the run
-            if len(image_set.val):
-                grid_dataset = make_eval_dataset(
-                    preview_images(image_set.val, SAMPLE_GRID_IMAGES), config.image_size, SAMPLE_GRID_IMAGES
-                )
-                lightness, ab = callbacks.first_images(grid_dataset, SAMPLE_GRID_IMAGES)
-                run_callbacks.append(callbacks.SampleGrid(trainer.generator, lightness, ab, out / "samples"))
-            run_callbacks += [
-                keras.callbacks.CSVLogger(str(out / "history.csv"), append=True),
-                callbacks.HistoryPlot(out / "history.csv", out / "losses.png"),
-                keras.callbacks.TensorBoard(log_dir=str(out / "logs")),
-            ]
-
-        # An epoch cut short by an interruption is finished first, on its own.
-        steps_into_epoch = steps_done - epochs_done * steps_per_epoch
-        phases = []
-        if 0 < steps_into_epoch < steps_per_epoch:
-            phases.append((epochs_done + 1, steps_per_epoch - steps_into_epoch))
-        phases.append((config.epochs, steps_per_epoch))
-        for last_epoch, steps in phases:
-            if epochs_done >= last_epoch:
-                continue
-            train_dataset = _train_batches(strategy, image_set, config, start_step=steps_done)
-            trainer.fit(
-                train_dataset,
-                epochs=last_epoch,
-                initial_epoch=epochs_done,
-                steps_per_epoch=steps,
-                validation_data=val_dataset,
-                validation_steps=config.validation_steps,
-                callbacks=run_callbacks,
-                shuffle=False,
-                verbose=config.verbose,
-            )
-            epochs_done, steps_done = int(checkpoint.epoch.numpy()), int(checkpoint.step.numpy())
-        if role.is_chief:
-            trainer.generator.save(generator_path)
-            log(f"Saved the generator to {generator_path}")
-            plots.run_figures(out)
-    elif not generator_path.exists() and role.is_chief:
-        trainer.generator.save(generator_path)
-    else:
+    if epochs_done >= config.epochs:
         log(f"{out} already holds {epochs_done} trained epochs (--epochs {config.epochs}); nothing to do")
+        if role.is_chief and not generator_path.exists():
+            trainer.generator.save(generator_path)
+        return RunResult(out, epochs_done, steps_done, generator_path, image_set)
+
+    val_dataset = make_eval_dataset(image_set.val, config.image_size, config.batch_size) if len(image_set.val) else None
+    run_callbacks = [checkpoint] + (_figures_and_logs(trainer, image_set, config, out) if role.is_chief else [])
+    for last_epoch, steps in _fit_phases(epochs_done, steps_done, steps_per_epoch, config.epochs):
+        pipeline = functools.partial(  # pipeline(input_context) -> this worker's stream from steps_done
+            make_train_dataset, image_set.train, config.image_size, config.batch_size, config.seed, steps_done
+        )
+        train_dataset = distribute.training_input(strategy, pipeline)
+        trainer.fit(
+            train_dataset, epochs=last_epoch, initial_epoch=epochs_done, steps_per_epoch=steps,
+            validation_data=val_dataset, validation_steps=config.validation_steps,
+            callbacks=run_callbacks, shuffle=False, verbose=config.verbose,
+        )
+        epochs_done, steps_done = int(checkpoint.epoch.numpy()), int(checkpoint.step.numpy())
+    if role.is_chief:
+        trainer.generator.save(generator_path)
+        log(f"Saved the generator to {generator_path}")
+        plots.run_figures(out)
     return RunResult(out, epochs_done, steps_done, generator_path, image_set)

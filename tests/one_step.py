@@ -2,6 +2,10 @@
 
 Imported by the subprocess scripts of test_distribute.py (each needs its own process: a
 distribution strategy must be set up before TensorFlow does anything else).
+
+The step runs in float64: in float32, R1's double backprop and the G step against the updated
+D amplify round-off (sums in another order on several replicas) to about 6e-3 of an update on
+some machines, which would hide a real difference of that size. In float64 round-off is ~1e-12.
 """
 
 import keras
@@ -14,14 +18,14 @@ from pix2color.training import TrainConfig, build_trainer
 def fixed_batch() -> tuple[np.ndarray, np.ndarray]:
     """The global batch every variant trains on: 4 lightness / ab pairs of 32 x 32."""
     rng = np.random.default_rng(0)
-    return (rng.uniform(-1, 1, (4, 32, 32, 1)).astype("float32"),
-            rng.uniform(-0.5, 0.5, (4, 32, 32, 2)).astype("float32"))
+    return rng.uniform(-1, 1, (4, 32, 32, 1)), rng.uniform(-0.5, 0.5, (4, 32, 32, 2))  # float64
 
 
 def comparable_trainer(r1_gamma: float, strategy=None):
     strategy = strategy or tf.distribute.get_strategy()
     config = TrainConfig(image_size=32, batch_size=4, r1_gamma=r1_gamma)
     keras.utils.set_random_seed(1)
+    keras.config.set_dtype_policy("float64")
     with strategy.scope():
         trainer = build_trainer(config, strategy)
         # Dropout is the only randomness: off, so all variants compute the same thing.

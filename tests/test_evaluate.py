@@ -34,14 +34,16 @@ def test_colourfulness_matches_hasler_suesstrunk():
 def test_protocols_aggregate_as_documented():
     result = evaluate.Evaluation(names=[f"i{k}" for k in range(6)], batch_size=4)
     psnr = np.array([10.0, 20.0, 30.0, 40.0, 50.0, 70.0])
-    result.values = {"deterministic": {"psnr256": psnr, "psnr255": psnr - 0.03, "ssim": psnr / 100,
-                                       "colourfulness": psnr, "colourfulness_truth": psnr + 1}}
+    result.values = {"deterministic": {"psnr256": psnr, "psnr255": psnr - 0.03, "ssim256": psnr / 100,
+                                       "ssim255": psnr / 100 - 0.001, "colourfulness": psnr,
+                                       "colourfulness_truth": psnr + 1}}
     mean, spread = result.report_protocol("deterministic", "psnr256")
     assert mean == pytest.approx((25.0 + 60.0) / 2) and spread == pytest.approx(17.5)  # batch means 25, 60
     mean, spread = result.common_protocol("deterministic", "psnr256")
     assert mean == pytest.approx(psnr.mean()) and spread == pytest.approx(psnr.std())
     table = result.markdown("t")
     assert "42.50 +- 17.50" in table and "24.31" in table  # ours, and the report's number beside it
+    assert "| 0.4250 +- 0.1750 |" in table and "| 0.3657 +- 0.1972 |" in table  # SSIM, report then common protocol
 
 
 def test_evaluate_command_on_sample_photos(small_generator_file, tmp_path):
@@ -66,7 +68,7 @@ def test_evaluate_command_on_sample_photos(small_generator_file, tmp_path):
 def test_ablation_runner_two_configurations(tmp_path):
     out = tmp_path / "ablation"
     result = subprocess.run(
-        [sys.executable, "-m", "pix2color.ablation", "--data", "sample", "--configs", "4,11", "--steps", "2",
+        [sys.executable, "-m", "pix2color.cli", "ablation", "--data", "sample", "--configs", "4,11", "--steps", "2",
          "--image-size", "32", "--out", str(out), "--verbose", "0"],
         capture_output=True, text=True, cwd=ROOT, timeout=900)
     assert result.returncode == 0, result.stderr
@@ -90,11 +92,11 @@ def test_plots_command(tmp_path):
         "val_gen_l1_loss,val_gen_total_loss,val_psnr,val_r1_penalty,val_ssim\n"
         "0,0.7,1.5,0.2,21.5,0.01,0.71,1.4,0.21,22.4,20.1,0.01,0.80\n"
         "1,0.69,1.2,0.15,16.2,0.02,0.70,1.1,0.18,19.1,21.3,0.02,0.84\n")
-    result = subprocess.run([sys.executable, "-m", "pix2color.plots", str(run)], capture_output=True, text=True,
+    result = subprocess.run([sys.executable, "-m", "pix2color.cli", "plots", str(run)], capture_output=True, text=True,
                             cwd=ROOT, timeout=300)
     assert result.returncode == 0, result.stderr
     for filename, *_ in plots.REPORT_FIGURES:
         assert (run / "plots" / filename).stat().st_size > 0
-    missing = subprocess.run([sys.executable, "-m", "pix2color.plots", str(tmp_path)], capture_output=True, text=True,
+    missing = subprocess.run([sys.executable, "-m", "pix2color.cli", "plots", str(tmp_path)], capture_output=True, text=True,
                              cwd=ROOT, timeout=300)
     assert missing.returncode == 2 and "no history.csv" in missing.stderr

@@ -6,7 +6,7 @@ import tensorflow as tf
 
 from conftest import sample_photo_paths
 from pix2color import lite, models
-from pix2color.colorize import load_generator, load_network
+from pix2color.loading import load_generator, load_network
 
 # Max |ab| difference to Keras (network units; 1.0 = 110 Lab units), per TFLite variant.
 TOLERANCE = {"float32": 1e-4, "float16": 2e-3, "dynamic": 1e-2, "int8": 0.06}

@@ -107,7 +107,7 @@ def test_train_step_updates_both_networks_and_reports_named_losses():
     g_before, d_before = weights_of(trainer.generator), weights_of(trainer.discriminator)
     dataset = tf.data.Dataset.from_tensors(random_batch()).repeat()
     history = trainer.fit(dataset, steps_per_epoch=2, epochs=1, verbose=0).history
-    assert set(history) == set(gan.TRAIN_METRICS_GAN)
+    assert set(history) == set(gan.GAN_LOGS)
     assert all(np.isfinite(values[0]) for values in history.values())
     assert history["r1_penalty"][0] > 0
     assert 0 < history["d_real"][0] < 1 and 0 < history["d_fake"][0] < 1
@@ -128,10 +128,10 @@ def test_lazy_r1_penalises_every_kth_step_with_scaled_gamma():
     every = make_trainer(r1_gamma=0.01, r1_every=1)
     lazy = make_trainer(r1_gamma=0.01, r1_every=4)
     lazy.discriminator.set_weights(every.discriminator.get_weights())
-    _, full_penalty = every._real_logits_and_r1(lightness, ab)
+    _, full_penalty = every.real_logits_and_r1(lightness, ab)
     for iteration, expected in [(0, 4 * full_penalty), (1, 0.0), (3, 0.0), (4, 4 * full_penalty)]:
         lazy.d_optimizer.iterations.assign(iteration)
-        _, penalty = lazy._real_logits_and_r1(lightness, ab)
+        _, penalty = lazy.real_logits_and_r1(lightness, ab)
         np.testing.assert_allclose(penalty.numpy(), np.asarray(expected), rtol=1e-4)
     assert full_penalty > 0
 
@@ -139,9 +139,52 @@ def test_lazy_r1_penalises_every_kth_step_with_scaled_gamma():
 def test_label_smoothing_changes_the_real_target():
     real_logits, fake_logits = tf.fill((2, 3, 3, 1), 8.0), tf.fill((2, 3, 3, 1), -8.0)
     plain, smooth = make_trainer(real_label=1.0), make_trainer(real_label=0.9)
-    bce = lambda target, logit: -(target * np.log(1 / (1 + np.exp(-logit))) + (1 - target) * np.log(1 - 1 / (1 + np.exp(-logit))))
-    np.testing.assert_allclose(plain._disc_loss(real_logits, fake_logits), 0.5 * (bce(1.0, 8.0) + bce(0.0, -8.0)), rtol=1e-4)
-    np.testing.assert_allclose(smooth._disc_loss(real_logits, fake_logits), 0.5 * (bce(0.9, 8.0) + bce(0.0, -8.0)), rtol=1e-4)
+    np.testing.assert_allclose(plain.disc_loss(real_logits, fake_logits), 0.5 * (bce(1.0, 8.0) + bce(0.0, -8.0)), rtol=1e-4)
+    np.testing.assert_allclose(smooth.disc_loss(real_logits, fake_logits), 0.5 * (bce(0.9, 8.0) + bce(0.0, -8.0)), rtol=1e-4)
+
+
+def bce(target, logit):
+    """-(t log sigmoid(x) + (1 - t) log(1 - sigmoid(x))), in a form that does not overflow."""
+    return np.maximum(logit, 0) - logit * target + np.log1p(np.exp(-np.abs(logit)))
+
+
+def deterministic_trainer(d_optimizer, real_label=1.0):
+    """A trainer whose G has no dropout, so a step can be recomputed outside it."""
+    keras.utils.set_random_seed(3)
+    trainer = gan.ColorizationGAN(models.build_generator(32, dropout=False), models.build_discriminator(32))
+    trainer.compile(keras.optimizers.SGD(0.01), d_optimizer, real_label=real_label)
+    return trainer
+
+
+def generator_gan_loss(trainer, lightness, fake_ab, real_label):
+    logits = trainer.discriminator([lightness, fake_ab], training=True).numpy()
+    return float(np.mean(bce(real_label, logits.astype(np.float64))))
+
+
+@pytest.mark.parametrize("real_label", [1.0, 0.9])
+def test_generator_step_targets_the_real_label_and_sees_the_updated_discriminator(real_label):
+    """The reference's one cGANLoss serves both networks: with label smoothing G's target is 0.9
+    too. And G's step comes after D's: its loss is that of the updated D."""
+    trainer = deterministic_trainer(keras.optimizers.SGD(1.0), real_label)
+    lightness, ab = random_batch()
+    fake_ab = trainer.generator(lightness, training=True)  # G before the step (BN on batch statistics)
+    before = generator_gan_loss(trainer, lightness, fake_ab, real_label)
+    logs = trainer.train_step((lightness, ab))
+    after = generator_gan_loss(trainer, lightness, fake_ab, real_label)  # D after the step
+    np.testing.assert_allclose(float(logs["gen_gan_loss"]), after, rtol=1e-4)
+    assert abs(after - before) > 100 * abs(float(logs["gen_gan_loss"]) - after)  # not the loss of the old D
+    other_label = 1.9 - real_label  # 0.9 <-> 1.0
+    assert abs(generator_gan_loss(trainer, lightness, fake_ab, other_label) - after) > 1e-3
+
+
+def test_generator_step_leaves_the_discriminator_weights_alone():
+    trainer = deterministic_trainer(keras.optimizers.SGD(0.0))  # the D step itself changes nothing
+    d_before = weights_of(trainer.discriminator)
+    g_before = weights_of(trainer.generator)
+    trainer.train_step(random_batch())
+    for before, after in zip(d_before, trainer.discriminator.trainable_weights):
+        np.testing.assert_array_equal(before, after.numpy())
+    assert changed(g_before, trainer.generator)
 
 
 def test_gan_only_has_no_l1_in_the_generator_loss():
@@ -175,23 +218,24 @@ def test_validation_reports_losses_and_image_quality():
     np.testing.assert_allclose(results["psnr"], tf.reduce_mean(metrics.psnr(truth, pred)), rtol=1e-4)
 
 
-def test_psnr_and_ssim_match_skimage():
+def test_psnr_and_ssim_match_skimage_in_both_protocols():
+    """Report protocol: piqa's value_range=256 sets PSNR's peak and SSIM's constants; common: 255."""
     from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
     rng = np.random.default_rng(0)
     truth = rng.integers(0, 256, (2, 48, 48, 3)).astype(np.float32)
     pred = np.clip(truth + rng.normal(0, 20, truth.shape), 0, 255).round().astype(np.float32)
-    ours_psnr = metrics.psnr(truth, pred).numpy()
-    ours_ssim = metrics.ssim(truth, pred).numpy()
-    for index in range(2):
-        mse = np.mean((truth[index] - pred[index]) ** 2)
-        np.testing.assert_allclose(ours_psnr[index], 20 * np.log10(256 / np.sqrt(mse)), rtol=1e-5)
-        np.testing.assert_allclose(
-            metrics.psnr(truth, pred, peak=255).numpy()[index],
-            peak_signal_noise_ratio(truth[index], pred[index], data_range=255), rtol=1e-5,
-        )
-        reference = structural_similarity(
-            truth[index], pred[index], data_range=255, channel_axis=-1,
-            gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
-        )
-        np.testing.assert_allclose(ours_ssim[index], reference, atol=2e-3)
+    for peak in (metrics.REPORT_PEAK, metrics.COMMON_PEAK):
+        ours_psnr = metrics.psnr(truth, pred, peak).numpy()
+        ours_ssim = metrics.ssim(truth, pred, peak).numpy()
+        for index in range(2):
+            np.testing.assert_allclose(
+                ours_psnr[index], peak_signal_noise_ratio(truth[index], pred[index], data_range=peak), rtol=1e-5
+            )
+            reference = structural_similarity(
+                truth[index], pred[index], data_range=peak, channel_axis=-1,
+                gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
+            )
+            np.testing.assert_allclose(ours_ssim[index], reference, atol=2e-3)
+    # The constants matter: the two protocols' SSIMs differ by more than the tolerance above.
+    assert np.all(np.abs(metrics.ssim(truth, pred, 256.0).numpy() - metrics.ssim(truth, pred, 255.0).numpy()) > 0)

@@ -1,50 +1,17 @@
-"""Command-line entry points. Thin: parse flags, call the library, turn known errors into one line."""
+"""`pix2color train` / `pix2color-train` / `python train.py`: train or resume a colorizer."""
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import os
-import re
 import sys
-import tempfile
 
-# Before TensorFlow loads: keep its C++ log (CPU feature lists, harmless Grappler messages
-# about the R1 double-backprop graph) out of the user's terminal. Set it to 0 to see everything.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-
-# Lines TensorFlow's native libraries print at import whatever TF_CPP_MIN_LOG_LEVEL says.
-_IMPORT_NOISE = re.compile(r"absl::InitializeLog|oneDNN custom operations|cpu_feature_guard|rebuild TensorFlow")
+from pix2color.quiet import import_quietly
 
 
-@contextlib.contextmanager
-def quiet_native_stderr():
-    """Hold back what native code writes to stderr; replay it, less known start-up noise."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile(mode="w+b") as captured:
-        os.dup2(captured.fileno(), 2)
-        try:
-            yield
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            captured.seek(0)
-            lines = captured.read().decode("utf-8", "replace").splitlines(keepends=True)
-            sys.stderr.write("".join(line for line in lines if not _IMPORT_NOISE.search(line)))
-
-
-def import_quietly() -> None:
-    """Import TensorFlow and tensorflow-io's colour ops without their start-up noise."""
-    with quiet_native_stderr():
-        import tensorflow  # noqa: F401
-
-        import pix2color.color  # noqa: F401
-
-
-def build_train_parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
     import_quietly()
-    from pix2color.training import STRATEGIES, TrainConfig
+    from pix2color.distribute import STRATEGIES
+    from pix2color.training import TrainConfig
 
     defaults = TrainConfig()
     parser = argparse.ArgumentParser(
@@ -93,10 +60,11 @@ def build_train_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def train_main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     """`pix2color-train` / `python train.py`."""
-    args = build_train_parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
     from pix2color.data import DataError
+    from pix2color.distribute import StrategyError
     from pix2color.training import RunError, TrainConfig, train
 
     options = vars(args)
@@ -104,7 +72,7 @@ def train_main(argv: list[str] | None = None) -> int:
         options["verbose"] = "auto"
     try:
         result = train(TrainConfig(**options))
-    except (DataError, RunError) as error:
+    except (DataError, RunError, StrategyError) as error:
         print(f"pix2color-train: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -112,34 +80,3 @@ def train_main(argv: list[str] | None = None) -> int:
         return 130
     print(f"Done: {result.epochs_done} epochs, {result.steps_done} steps; run folder {result.out}")
     return 0
-
-
-COMMANDS = {
-    "train": ("pix2color.cli", "train_main", "train or resume a colorizer"),
-    "colorize": ("pix2color.colorize", "main", "colorize photos at full resolution"),
-    "export": ("pix2color.export", "main", "export to SavedModel and TFLite"),
-    "evaluate": ("pix2color.evaluate", "main", "PSNR/SSIM/colourfulness vs the grayscale baseline"),
-    "ablation": ("pix2color.ablation", "main", "train and evaluate the report's Table II configurations"),
-    "plots": ("pix2color.plots", "main", "figures of a run, like the report's"),
-}
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`pix2color COMMAND ...`: one entry point for every command."""
-    import importlib
-
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
-        lines = [f"  {name:<10} {help_text}" for name, (_, _, help_text) in COMMANDS.items()]
-        print("usage: pix2color COMMAND [options]   (pix2color COMMAND --help for its options)\n\ncommands:")
-        print("\n".join(lines))
-        if argv and argv[0] not in ("-h", "--help"):
-            print(f"\npix2color: error: unknown command {argv[0]!r}", file=sys.stderr)
-            return 2
-        return 0 if argv else 2
-    module_name, function_name, _ = COMMANDS[argv[0]]
-    return getattr(importlib.import_module(module_name), function_name)(argv[1:])
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,156 @@
+"""Decoding images and vetting them: which files can train a colorizer, and why not.
+
+Every image is decoded once, in parallel in `tf.data`, before training: files that cannot be
+decoded, images too small to carry colour, and grayscale photos are set aside by name with the
+reason, so bad files never reach training. Verdicts are cached by path, size and modification
+time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+import tensorflow as tf
+
+from pix2color import color
+from pix2color.files import write_json_atomically
+
+AUTOTUNE = tf.data.AUTOTUNE
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
+GRAYSCALE_CHROMA = 2.0  # mean Lab chroma below this = a grayscale photo (colour photos: > 3.9)
+MIN_IMAGE_SIDE = 16  # smaller images carry no usable colour information
+SCAN_SIZE = 64  # images are shrunk to this for the grayscale test
+
+
+def decode_image(encoded: tf.Tensor) -> tf.Tensor:
+    """Encoded JPEG/PNG/BMP/GIF (first frame)/WebP bytes -> uint8 RGB (H, W, 3).
+
+    Grayscale is replicated to 3 channels, alpha is dropped, 16-bit PNGs are scaled to 8 bits,
+    CMYK JPEGs are converted to RGB by the decoder.
+    """
+    image = tf.io.decode_image(encoded, channels=3, dtype=tf.uint8, expand_animations=False)
+    image.set_shape([None, None, 3])
+    return image
+
+
+def resize_rgb(image: tf.Tensor, image_size: int) -> tf.Tensor:
+    """uint8 RGB (H, W, 3) -> float RGB (S, S, 3) in [0, 1], squashed like the reference code.
+
+    Bilinear with antialiasing: the reference's torchvision `Resize` on a PIL image is PIL's
+    bilinear filter, which these values follow to within one 8-bit level.
+    """
+    image = tf.image.convert_image_dtype(image, tf.float32)
+    image = tf.image.resize(image, [image_size, image_size], method="bilinear", antialias=True)
+    return tf.clip_by_value(image, 0.0, 1.0)
+
+
+def encoded_to_rgb(encoded: tf.Tensor, image_size: int) -> tf.Tensor:
+    """Encoded image bytes (a file's content, a tfds record) -> float RGB (S, S, 3) in [0, 1]."""
+    return resize_rgb(decode_image(encoded), image_size)
+
+
+def list_image_files(folder: str | os.PathLike, extensions: tuple[str, ...] = IMAGE_EXTENSIONS) -> list[str]:
+    """All files under `folder` (recursive) whose extension is an image format, sorted."""
+    root = Path(folder)
+    return sorted(
+        str(path)
+        for path in root.rglob("*")
+        if path.suffix.lower() in extensions and path.is_file()
+    )
+
+
+@dataclass
+class ScanReport:
+    """What decoding every image once found."""
+
+    good: list[str]
+    skipped: dict[str, str]
+    grayscale: list[str]
+
+
+def _probe(index: tf.Tensor, encoded: tf.Tensor):
+    image = decode_image(encoded)
+    height, width = tf.shape(image)[0], tf.shape(image)[1]
+    chroma = color.mean_chroma(resize_rgb(image, SCAN_SIZE))
+    return index, height, width, chroma
+
+
+def _decode_error(path: str) -> str:
+    """The decoder's own one-line reason why `path` cannot be read."""
+    try:
+        decode_image(tf.io.read_file(path))
+    except (tf.errors.OpError, ValueError) as error:
+        message = getattr(error, "message", str(error))
+        return message.strip().splitlines()[0] if message.strip() else type(error).__name__
+    return "could not be decoded in the pipeline"
+
+
+def probe_all(indexed_encoded: tf.data.Dataset, total: int, verbose: int) -> dict[int, tuple[int, int, float]]:
+    """Decode (index, encoded bytes) pairs in parallel: index -> (height, width, chroma)."""
+    dataset = indexed_encoded.map(_probe, num_parallel_calls=AUTOTUNE, deterministic=False).ignore_errors()
+    progress = keras.utils.Progbar(total, verbose=verbose, unit_name="image") if verbose and total else None
+    found: dict[int, tuple[int, int, float]] = {}
+    for index, height, width, chroma in dataset.as_numpy_iterator():
+        found[int(index)] = (int(height), int(width), float(chroma))
+        if progress is not None:
+            progress.add(1)
+    if progress is not None and len(found) < total:
+        progress.update(total, finalize=True)
+    return found
+
+
+def verdict_of(probe: tuple[int, int, float] | None, min_side: int, grayscale_chroma: float) -> str:
+    """'good', 'grayscale', or why the image is unusable."""
+    if probe is None:
+        return "undecodable"
+    height, width, chroma = probe
+    if min(height, width) < min_side:
+        return f"too small ({width}x{height} px; need at least {min_side} px a side)"
+    return "grayscale" if chroma < grayscale_chroma else "good"
+
+
+def _cache_key(path: str) -> list:
+    stat = os.stat(path)
+    return [stat.st_size, stat.st_mtime_ns]
+
+
+def scan_images(
+    paths: list[str],
+    min_side: int = MIN_IMAGE_SIDE,
+    grayscale_chroma: float = GRAYSCALE_CHROMA,
+    verbose: int = 1,
+    cache_file: str | os.PathLike | None = None,
+) -> ScanReport:
+    """Decode each file once, in parallel, and sort it into good / skipped / grayscale.
+
+    With `cache_file`, results are kept (keyed by path, size and modification time) so a
+    resumed run or a second run on the same folder does not decode everything again.
+    """
+    cache: dict[str, list] = {}
+    if cache_file and Path(cache_file).exists():
+        cache = json.loads(Path(cache_file).read_text())
+    verdicts: dict[str, str] = {}
+    todo = []
+    for path in paths:
+        entry = cache.get(path)
+        if entry and entry[:2] == _cache_key(path):
+            verdicts[path] = entry[2]
+        else:
+            todo.append(path)
+    if todo:
+        indexed = tf.data.Dataset.from_tensor_slices((tf.range(len(todo), dtype=tf.int64), todo))
+        found = probe_all(indexed.map(lambda i, p: (i, tf.io.read_file(p))), len(todo), verbose)
+        for index, path in enumerate(todo):
+            verdict = verdict_of(found.get(index), min_side, grayscale_chroma)
+            verdicts[path] = _decode_error(path) if verdict == "undecodable" else verdict
+            cache[path] = [*_cache_key(path), verdicts[path]]
+        if cache_file:
+            write_json_atomically(cache_file, cache)
+    good = [p for p in paths if verdicts[p] == "good"]
+    grayscale = [p for p in paths if verdicts[p] == "grayscale"]
+    skipped = {p: v for p, v in verdicts.items() if v not in ("good", "grayscale")}
+    return ScanReport(good, skipped, grayscale)
