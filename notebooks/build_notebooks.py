@@ -54,6 +54,8 @@ def train_notebook():
                    "EPOCHS = 3             # the report: 15\n"
                    "STEPS_PER_EPOCH = 100  # None = one pass over the images\n"
                    "GAMMA = 0.001          # R1 weight; the report's final model\n"
+                   'GENERATOR = "unet"     # or "resnet18": the report\'s pretrained variant (good colours sooner)\n'
+                   'ENCODER_WEIGHTS = "imagenet"  # resnet18 only: ImageNet weights from keras-hub, or "none"\n'
                    "USE_DRIVE = True       # keep the run on Google Drive, so it survives a disconnect\n"
                    'RUN_NAME = "pix2color-demo"'),
         new_markdown_cell("## Where the run lives\nOn Drive, a disconnect loses nothing: re-running the training "
@@ -72,7 +74,8 @@ def train_notebook():
         new_markdown_cell("## Train (re-run to resume)"),
         new_code_cell("from pix2color.training import TrainConfig, train\n"
                       "config = TrainConfig(data=DATA, coco_dir=COCO_DIR, out=OUT, image_size=IMAGE_SIZE, epochs=EPOCHS,\n"
-                      "                     steps_per_epoch=STEPS_PER_EPOCH, r1_gamma=GAMMA, verbose=2)\n"
+                      "                     steps_per_epoch=STEPS_PER_EPOCH, r1_gamma=GAMMA, generator=GENERATOR,\n"
+                      "                     encoder_weights=ENCODER_WEIGHTS, verbose=2)\n"
                       "result = train(config)\nprint(result.epochs_done, 'epochs,', result.steps_done, 'steps ->', result.generator_path)"),
         new_markdown_cell("## Loss curves\nThe adversarial losses should drift towards log 2 = 0.69 (dotted): "
                           "a discriminator that can no longer tell. L1 falls; R1 stays small."),
@@ -150,11 +153,12 @@ def evaluate_notebook():
         new_code_cell(SETUP),
         parameters('MODEL = "runs/pix2color-demo"  # run folder or .keras generator\n'
                    'DATA = "sample"                # "sample", "coco-val", "coco-test" or a folder\n'
-                   "ABLATION_CONFIGS = (4, 6, 11)  # Table II rows: pix2pix, R1 0.001 (final), L1 only\n"
+                   'ABLATION_CONFIGS = ("4", "6", "11")  # Table II rows: pix2pix, R1 0.001 (final), L1 only; "p1".."p5": pretrained\n'
+                   'ENCODER_WEIGHTS = "imagenet"  # for the pretrained rows\n'
                    "ABLATION_STEPS = 200\nABLATION_IMAGE_SIZE = 64\n"
                    'ABLATION_OUT = "runs/ablation"'),
-        new_markdown_cell("## PSNR / SSIM / colourfulness\nTwo protocols: the report's (peak 256, mean over batches of 4 "
-                          "+- std of the batch means) and the common one (peak 255, per image). PSNR and SSIM reward "
+        new_markdown_cell("## PSNR / SSIM / colourfulness\nTwo protocols: the report's (value range 256, mean over batches of 4 "
+                          "+- std of the batch means) and the common one (255, per image). PSNR and SSIM reward "
                           "safe grey-brown colours, so watch the grayscale baseline and the colourfulness gap too."),
         new_code_cell("from pathlib import Path\nfrom IPython.display import Markdown, display\n"
                       "from pix2color import evaluate\nfrom pix2color.loading import load_generator\n"
@@ -174,7 +178,8 @@ def evaluate_notebook():
                           "then is evaluated in the report's mode. At this scale the numbers show trends at best; the "
                           "report's column is 15 epochs on COCO at 256x256."),
         new_code_cell("from pix2color import ablation\nfrom pix2color.training import TrainConfig\n"
-                      "base = TrainConfig(data='sample', epochs=1, steps_per_epoch=ABLATION_STEPS, image_size=ABLATION_IMAGE_SIZE, verbose=0)\n"
+                      "base = TrainConfig(data='sample', epochs=1, steps_per_epoch=ABLATION_STEPS, image_size=ABLATION_IMAGE_SIZE,\n"
+                      "                   encoder_weights=ENCODER_WEIGHTS, verbose=0)\n"
                       "Path(ABLATION_OUT).mkdir(parents=True, exist_ok=True)\n"
                       "rows = ablation.run_ablation(base, ABLATION_CONFIGS, Path(ABLATION_OUT), log=lambda *_: None)\n"
                       "display(Markdown(Path(ABLATION_OUT, 'ablation.md').read_text()))\n"

@@ -2,6 +2,7 @@
 
     pix2color ablation --data sample --image-size 64 --steps 200 --out runs/ablation
     pix2color ablation --data sample --configs 4,6 --steps 5      # a quick look
+    pix2color ablation --configs p2,p4 --encoder-weights imagenet  # the pretrained ResNet-18 rows
 
 Each configuration is trained from scratch into OUT/<name>/ (resumable like any run), then
 evaluated on the validation images in the report's mode (dropout on, batch statistics) with the
@@ -15,18 +16,25 @@ import csv
 from dataclasses import replace
 from pathlib import Path
 
-# Table II, without pretraining: id -> (name, options, the report's PSNR and SSIM on val2017).
+# Table II: id -> (name, options, the report's PSNR and SSIM on val2017). Rows 1-11 are the
+# U-Net ("No pretrain"); p1-p5 the ResNet-18 U-Net ("Pretrain", report section VI.C).
+PRETRAIN = dict(generator="resnet18")
 CONFIGURATIONS = {
-    1: ("ls-r1-1", dict(label_smoothing=True, r1_gamma=1.0), 24.4431, 0.9272),
-    2: ("ls", dict(label_smoothing=True, r1_gamma=0.0), 22.8674, 0.9016),
-    3: ("r1-1", dict(r1_gamma=1.0), 24.4491, 0.9272),
-    4: ("pix2pix", dict(r1_gamma=0.0), 22.9265, 0.9036),
-    5: ("r1-0.01", dict(r1_gamma=0.01), 24.3824, 0.9256),
-    6: ("r1-0.001 (final)", dict(r1_gamma=0.001), 24.2536, 0.9214),
-    7: ("r1-0.0001", dict(r1_gamma=0.0001), 23.5766, 0.9115),
-    8: ("ls-r1-0.001", dict(label_smoothing=True, r1_gamma=0.001), 24.2407, 0.9221),
-    10: ("gan-only", dict(gan_only=True, r1_gamma=0.0), 21.3014, 0.8751),
-    11: ("l1-only", dict(l1_only=True, lambda_l1=1.0, r1_gamma=0.0), 24.4775, 0.9274),
+    "1": ("ls-r1-1", dict(label_smoothing=True, r1_gamma=1.0), 24.4431, 0.9272),
+    "2": ("ls", dict(label_smoothing=True, r1_gamma=0.0), 22.8674, 0.9016),
+    "3": ("r1-1", dict(r1_gamma=1.0), 24.4491, 0.9272),
+    "4": ("pix2pix", dict(r1_gamma=0.0), 22.9265, 0.9036),
+    "5": ("r1-0.01", dict(r1_gamma=0.01), 24.3824, 0.9256),
+    "6": ("r1-0.001 (final)", dict(r1_gamma=0.001), 24.2536, 0.9214),
+    "7": ("r1-0.0001", dict(r1_gamma=0.0001), 23.5766, 0.9115),
+    "8": ("ls-r1-0.001", dict(label_smoothing=True, r1_gamma=0.001), 24.2407, 0.9221),
+    "10": ("gan-only", dict(gan_only=True, r1_gamma=0.0), 21.3014, 0.8751),
+    "11": ("l1-only", dict(l1_only=True, lambda_l1=1.0, r1_gamma=0.0), 24.4775, 0.9274),
+    "p1": ("pretrain-ls-r1-1", dict(PRETRAIN, label_smoothing=True, r1_gamma=1.0), 24.6284, 0.9289),
+    "p2": ("pretrain-r1-1", dict(PRETRAIN, r1_gamma=1.0), 24.5580, 0.9288),
+    "p3": ("pretrain-pix2pix", dict(PRETRAIN, r1_gamma=0.0), 22.8156, 0.9075),
+    "p4": ("pretrain-r1-0.001", dict(PRETRAIN, r1_gamma=0.001), 24.5437, 0.9273),
+    "p5": ("pretrain-ls-r1-0.001", dict(PRETRAIN, label_smoothing=True, r1_gamma=0.001), 24.3423, 0.9276),
 }
 GRID_IMAGES = 4
 
@@ -57,7 +65,7 @@ def run_ablation(base, config_ids, out: Path, log=print) -> list[dict]:
         psnr, psnr_sd = evaluation.report_protocol("paper", "psnr256")
         ssim, ssim_sd = evaluation.report_protocol("paper", "ssim256")
         rows.append(dict(
-            id=config_id, name=name, lambda_l1=config.effective_lambda_l1, label_smoothing=config.label_smoothing,
+            id=config_id, name=name, pretrained=config.generator == "resnet18", lambda_l1=config.effective_lambda_l1, label_smoothing=config.label_smoothing,
             r1=0.0 if config.l1_only else config.r1_gamma, l1_only=config.l1_only, psnr=psnr, psnr_sd=psnr_sd,
             ssim=ssim, ssim_sd=ssim_sd, report_psnr=report_psnr, report_ssim=report_ssim,
         ))
@@ -70,20 +78,26 @@ def run_ablation(base, config_ids, out: Path, log=print) -> list[dict]:
 
 
 def write_table(rows: list[dict], out: Path) -> str:
-    lines = [
-        "| No pretrain | Lambda | One sided label smoothing | R1 | Only L1 | PSNR | SSIM | report PSNR | report SSIM |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
-    for row in rows:
-        lines.append(
-            f"| {row['id']} ({row['name']}) | {row['lambda_l1']:g} | {'✓' if row['label_smoothing'] else '-'} | "
-            f"{row['r1'] if row['r1'] else '-'} | {'✓' if row['l1_only'] else '-'} | "
-            f"{row['psnr']:.4f} +- {row['psnr_sd']:.4f} | {row['ssim']:.4f} +- {row['ssim_sd']:.4f} | "
-            f"{row['report_psnr']:.4f} | {row['report_ssim']:.4f} |"
-        )
-    table = "\n".join(lines) + "\n"
+    lines = []
+    for section, pretrained in (("No pretrain", False), ("Pretrain", True)):
+        section_rows = [row for row in rows if row["pretrained"] == pretrained]
+        if not section_rows:
+            continue
+        lines += [
+            f"| {section} | Lambda | One sided label smoothing | R1 | Only L1 | PSNR | SSIM | report PSNR | report SSIM |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        for row in section_rows:
+            lines.append(
+                f"| {row['id']} ({row['name']}) | {row['lambda_l1']:g} | {'✓' if row['label_smoothing'] else '-'} | "
+                f"{row['r1'] if row['r1'] else '-'} | {'✓' if row['l1_only'] else '-'} | "
+                f"{row['psnr']:.4f} +- {row['psnr_sd']:.4f} | {row['ssim']:.4f} +- {row['ssim_sd']:.4f} | "
+                f"{row['report_psnr']:.4f} | {row['report_ssim']:.4f} |"
+            )
+        lines.append("")
+    table = "\n".join(lines)
     (out / "ablation.md").write_text(
-        "PSNR/SSIM: report protocol (peak 256, mean over batches of 4 +- std of batch means), paper mode, "
+        "PSNR/SSIM: report protocol (value range 256, mean over batches of 4 +- std of batch means), paper mode, "
         "on the validation images. Report columns: Table II (COCO val2017, 256x256, 15 epochs).\n\n" + table
     )
     with open(out / "ablation.csv", "w", newline="", encoding="utf-8") as handle:

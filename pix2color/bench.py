@@ -1,10 +1,11 @@
 """Benchmarks that print numbers (tests never time anything).
 
-    python -m pix2color.bench train --image-size 256 --batch-size 4
-    python -m pix2color.bench infer [--model RUN]
+    python -m pix2color.bench train --image-size 256 --batch-size 4 [--generator resnet18]
+    python -m pix2color.bench infer [--model RUN] [--generator resnet18]
     python -m pix2color.bench data
 
 `train` prints seconds per training step for R1 off, R1 every step and lazy R1, with and without XLA.
+`--generator resnet18` times the ResNet-18 U-Net too, after the U-Net, in the same process.
 Steps run through `fit` on one fixed batch of sample photos repeated, so only the step is
 timed, not decoding. "per step" is the median over the timed steps; for lazy R1 the mean over
 whole cycles of `--r1-every` steps is printed too, since only one step in k pays for R1.
@@ -13,6 +14,7 @@ whole cycles of `--r1-every` steps is printed too, since only one step in k pays
 from __future__ import annotations
 
 import argparse
+import itertools
 import platform
 import statistics
 import sys
@@ -53,7 +55,7 @@ def _machine() -> str:
 
 
 def bench_train(image_size: int, batch_size: int, steps: int, warmup: int, r1_every: int, xla: str,
-                lazy_xla: bool = False) -> list[dict]:
+                lazy_xla: bool = False, generators: tuple[str, ...] = ("unet",)) -> list[dict]:
     import keras
     import tensorflow as tf
 
@@ -67,37 +69,38 @@ def bench_train(image_size: int, batch_size: int, steps: int, warmup: int, r1_ev
     variants = [("R1 off", 0.0, 1), ("R1 every step", 0.001, 1), (f"lazy R1 (every {r1_every})", 0.001, r1_every)]
     xla_modes = {"both": (False, True), "off": (False,), "on": (True,)}[xla]
     results = []
-    for jit in xla_modes:
-        for name, gamma, every in variants:
-            if jit and every > 1 and not lazy_xla:
-                print(f"{name:<24} XLA on   skipped: compiling lazy R1's tf.cond with XLA did not finish in 12 "
-                      "minutes on 2 cores (--lazy-xla to try)", flush=True)
-                continue
-            config = TrainConfig(image_size=image_size, batch_size=batch_size, r1_gamma=gamma, r1_every=every, jit_compile=jit)
-            trainer = build_trainer(config)
-            timer = _StepTimer()
-            timed = max(steps, every)
-            started = time.perf_counter()
-            trainer.fit(dataset, steps_per_epoch=warmup + timed, epochs=1, callbacks=[timer.callback], shuffle=False, verbose=0)
-            total = time.perf_counter() - started
-            measured = timer.times[warmup:]
-            row = {
-                "config": name,
-                "xla": jit,
-                "first_step_s": timer.times[0],
-                "median_step_s": statistics.median(measured),
-                "mean_step_s": statistics.fmean(measured),
-                "total_s": total,
-            }
-            results.append(row)
-            print(
-                f"{name:<24} XLA {'on ' if jit else 'off'}  median {row['median_step_s']:.2f} s/step  "
-                f"mean {row['mean_step_s']:.2f} s/step over {len(measured)} steps  "
-                f"(first step {row['first_step_s']:.1f} s)",
-                flush=True,
-            )
-            del trainer
-            keras.backend.clear_session()
+    for generator, jit, (name, gamma, every) in itertools.product(generators, xla_modes, variants):
+        if jit and every > 1 and not lazy_xla:
+            print(f"{generator:<9}{name:<24} XLA on   skipped: compiling lazy R1's tf.cond with XLA did not finish "
+                  "in 12 minutes on 2 cores (--lazy-xla to try)", flush=True)
+            continue
+        config = TrainConfig(image_size=image_size, batch_size=batch_size, r1_gamma=gamma, r1_every=every,
+                             jit_compile=jit, generator=generator, encoder_weights="none")
+        trainer = build_trainer(config)
+        timer = _StepTimer()
+        timed = max(steps, every)
+        started = time.perf_counter()
+        trainer.fit(dataset, steps_per_epoch=warmup + timed, epochs=1, callbacks=[timer.callback], shuffle=False, verbose=0)
+        total = time.perf_counter() - started
+        measured = timer.times[warmup:]
+        row = {
+            "generator": generator,
+            "config": name,
+            "xla": jit,
+            "first_step_s": timer.times[0],
+            "median_step_s": statistics.median(measured),
+            "mean_step_s": statistics.fmean(measured),
+            "total_s": total,
+        }
+        results.append(row)
+        print(
+            f"{generator:<9}{name:<24} XLA {'on ' if jit else 'off'}  median {row['median_step_s']:.2f} s/step  "
+            f"mean {row['mean_step_s']:.2f} s/step over {len(measured)} steps  "
+            f"(first step {row['first_step_s']:.1f} s)",
+            flush=True,
+        )
+        del trainer
+        keras.backend.clear_session()
     return results
 
 
@@ -119,35 +122,45 @@ def _size_mb(path) -> float:
     return sum(p.stat().st_size for p in files) / 1e6
 
 
-def bench_infer(model: str | None, image_size: int, repeats: int, images: int, workdir: str | None) -> list[dict]:
-    """Per format: file size, latency at S x S and for a 12 MP photo, PSNR change vs float32."""
+def bench_infer(model: str | None, image_size: int, repeats: int, images: int, workdir: str | None,
+                generators: tuple[str, ...] = ("unet",)) -> list[dict]:
+    """Per generator and format: file size, latency at S x S and for a 12 MP photo, PSNR change vs float32."""
     import tempfile
     from pathlib import Path
 
     import numpy as np
-    import tensorflow as tf
     from PIL import Image
 
-    from pix2color import export, lite, metrics, models
-    from pix2color.loading import load_generator
+    from pix2color import lite, models
     from pix2color.data import load_image_set
+    from pix2color.loading import load_generator
 
     work = Path(workdir or tempfile.mkdtemp(prefix="pix2color-bench-"))
-    work.mkdir(parents=True, exist_ok=True)
     if model:
-        generator = load_generator(model)
+        subjects = [(Path(model).name, load_generator(model))]
     else:
-        print("no --model: an untrained generator (sizes and latencies are real; PSNR changes only "
+        print("no --model: untrained generators (sizes and latencies are real; PSNR changes only "
               "measure numerical drift)")
-        generator = models.build_generator(image_size)
+        subjects = [(kind, models.build_named_generator(kind, image_size, encoder_weights="none")) for kind in generators]
+    photos = [lite.read_image(p) for p in load_image_set("sample", verbose=0).val[:images]]
+    big = np.asarray(Image.fromarray(photos[0]).resize((4000, 3000), Image.Resampling.BICUBIC))
+    rows = []
+    for label, generator in subjects:
+        rows += _bench_infer_generator(label, generator, work / label, photos, big, repeats)
+    return rows
+
+
+def _bench_infer_generator(label: str, generator, work, photos: list, big, repeats: int) -> list[dict]:
+    import numpy as np
+    import tensorflow as tf
+
+    from pix2color import export, lite, metrics
+
+    work.mkdir(parents=True, exist_ok=True)
     size = int(generator.input_shape[1])
     keras_file = work / "generator.keras"
     generator.save(keras_file)
     export.export(str(keras_file), str(work), modes=("deterministic",), log=lambda *_: None)
-
-    image_set = load_image_set("sample", verbose=0)
-    photos = [lite.read_image(p) for p in image_set.val[:images]]
-    big = np.asarray(Image.fromarray(photos[0]).resize((4000, 3000), Image.Resampling.BICUBIC))
     lightness = np.random.default_rng(0).uniform(-1, 1, (1, size, size, 1)).astype(np.float32)
 
     @tf.function
@@ -164,37 +177,35 @@ def bench_infer(model: str | None, image_size: int, repeats: int, images: int, w
         networks[f"tflite {variant}"] = (path, lite.LiteColorizer(path)._run)
 
     def photo_psnr(predict):
-        recipe = lite.FullResolutionColorizer(predict, size)
-        outputs = recipe.colorize_batch(photos) if len(photos) else []
+        outputs = lite.FullResolutionColorizer(predict, size).colorize_batch(photos)
         truth = np.stack(photos).astype(np.float32)
         return float(np.mean(metrics.psnr(truth, np.stack(outputs).astype(np.float32)).numpy()))
 
     rows = []
-    reference_psnr = None
     for name, (path, predict) in networks.items():
         recipe = lite.FullResolutionColorizer(predict, size)
-        row = {
+        rows.append({
+            "generator": label,
             "format": name,
             "size_mb": _size_mb(path),
             "latency_s": _median_seconds(lambda: predict(lightness), repeats),
             "photo_12mp_s": _median_seconds(lambda: recipe.colorize(big), 1),
             "psnr": photo_psnr(predict),
-        }
-        if name == "tflite float32":
-            reference_psnr = row["psnr"]
-        rows.append(row)
+        })
+    reference_psnr = next(row["psnr"] for row in rows if row["format"] == "tflite float32")
     started = time.perf_counter()
     saved.signatures["serving_default"](image=tf.constant(big))
     serving_first = time.perf_counter() - started
     serving = _median_seconds(lambda: saved.signatures["serving_default"](image=tf.constant(big)), 1)
 
-    print(f"model {size}x{size}; latency: median of {repeats} network calls on one image; 12 MP: 4000x3000 "
-          f"photo end to end (full-resolution recipe, numpy + network); PSNR: peak 256 on {len(photos)} sample photos")
+    parameters = sum(int(np.prod(v.shape)) for v in generator.trainable_weights)
+    print(f"\n{label}: {parameters / 1e6:.1f} M parameters, {size}x{size}; latency: median of {repeats} network calls "
+          f"on one image; 12 MP: 4000x3000 photo end to end (full-resolution recipe, numpy + network); PSNR: peak 256 "
+          f"on {len(photos)} sample photos")
     print(f"{'format':<18}{'size MB':>9}{'latency s':>11}{'12 MP s':>9}{'PSNR dB':>9}{'vs float32':>12}")
     for row in rows:
-        change = row["psnr"] - reference_psnr
         print(f"{row['format']:<18}{row['size_mb']:>9.1f}{row['latency_s']:>11.3f}{row['photo_12mp_s']:>9.2f}"
-              f"{row['psnr']:>9.2f}{change:>+12.3f}")
+              f"{row['psnr']:>9.2f}{row['psnr'] - reference_psnr:>+12.3f}")
     print(f"SavedModel serving signature, 12 MP in-graph: {serving:.2f} s (first call {serving_first:.2f} s)")
     return rows
 
@@ -234,7 +245,15 @@ def bench_data(images: int, width: int, height: int, image_size: int, batch_size
     return rate
 
 
+def generators(choice: str) -> tuple[str, ...]:
+    """The generators to time: the U-Net always, the ResNet-18 U-Net beside it when asked."""
+    return ("unet",) if choice == "unet" else ("unet", choice)
+
+
 def main(argv: list[str] | None = None) -> int:
+    import_quietly()
+    from pix2color.models import GENERATORS
+
     parser = argparse.ArgumentParser(prog="python -m pix2color.bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -260,21 +279,23 @@ def main(argv: list[str] | None = None) -> int:
     infer.add_argument("--repeats", type=int, default=5)
     infer.add_argument("--images", type=int, default=8, help="sample photos for the PSNR column")
     infer.add_argument("--workdir", default=None, help="keep the exported files here")
+    for command in (train, infer):
+        command.add_argument("--generator", choices=GENERATORS, default="unet",
+                             help="resnet18: the ResNet-18 U-Net too, after the U-Net, in the same process")
     args = parser.parse_args(argv)
-
-    import_quietly()
     import tensorflow as tf
 
     tf.get_logger().setLevel("ERROR")  # retracing notices: each configuration is a new model
     print(f"machine: {_machine()}")
     if args.command == "train":
         print(f"training step, image {args.image_size}x{args.image_size}, batch {args.batch_size}")
-        bench_train(args.image_size, args.batch_size, args.steps, args.warmup, args.r1_every, args.xla, args.lazy_xla)
+        bench_train(args.image_size, args.batch_size, args.steps, args.warmup, args.r1_every, args.xla, args.lazy_xla,
+                    generators(args.generator))
     elif args.command == "data":
         bench_data(args.images, args.width, args.height, args.image_size, args.batch_size, args.batches,
                    args.step_seconds)
     elif args.command == "infer":
-        bench_infer(args.model, args.image_size, args.repeats, args.images, args.workdir)
+        bench_infer(args.model, args.image_size, args.repeats, args.images, args.workdir, generators(args.generator))
     return 0
 
 

@@ -26,7 +26,7 @@ def load_generator(model: str | os.PathLike):
     """
     import keras
 
-    from pix2color import models
+    from pix2color import models, resnet_unet  # noqa: F401 - their layers are registered for loading
 
     path = Path(model)
     if path.is_dir() and (path / "saved_model.pb").exists():
@@ -36,7 +36,7 @@ def load_generator(model: str | os.PathLike):
     elif path.is_dir() and (path / "run.json").exists():
         return _generator_from_checkpoint(path)
     if path.suffix == ".keras" and path.is_file():
-        return keras.models.load_model(path, custom_objects={"ChannelDropout": models.ChannelDropout})
+        return keras.models.load_model(path)
     raise ValueError(f"{model}: not a run folder, a .keras generator or a SavedModel")
 
 
@@ -47,7 +47,9 @@ def _generator_from_checkpoint(run: Path):
     from pix2color import models
 
     settings = json.loads((run / "run.json").read_text())
-    generator = models.build_generator(settings["image_size"], dropout=not settings.get("l1_only", False))
+    generator = models.build_named_generator(
+        settings.get("generator", "unet"), settings["image_size"], dropout=not settings.get("l1_only", False)
+    )
     latest = tf.train.latest_checkpoint(str(run / "checkpoints"))
     if latest is None:
         raise ValueError(f"{run}: a run folder without checkpoints or generator.keras")

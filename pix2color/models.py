@@ -38,7 +38,7 @@ def _conv_init() -> keras.initializers.Initializer:
     return keras.initializers.RandomNormal(mean=0.0, stddev=0.02)
 
 
-def _output_dtype() -> str | None:
+def output_dtype() -> str | None:
     """Outputs stay float32 under mixed precision (losses and metrics need the range);
     otherwise they follow the global policy (float32, or float64 in exactness tests)."""
     return "float32" if keras.config.dtype_policy().name.startswith("mixed") else None
@@ -99,20 +99,25 @@ class BatchStatNormalization(layers.Layer):
 
 
 def paper_mode_generator(generator: keras.Model) -> keras.Model:
-    """The generator as the report evaluates it: dropout on, BatchNorm on the batch's statistics.
+    """The generator as the report evaluates it: dropout on, BatchNorm on the batch's statistics,
+    and for the ResNet-18 U-Net a random noise channel z.
 
     Shares every weight with `generator` (no copy). Its output for an image depends on the other
-    images of the batch (BatchNorm statistics) and on the random dropout masks.
+    images of the batch (BatchNorm statistics) and on the random dropout masks or noise.
     """
+
+    from pix2color.resnet_unet import NoiseChannel
 
     def swap(layer):
         if isinstance(layer, layers.BatchNormalization):
             return BatchStatNormalization(layer)
         if isinstance(layer, ChannelDropout):
             return ChannelDropout(layer.rate, always=True, name=f"{layer.name}_always")
+        if isinstance(layer, NoiseChannel):
+            return NoiseChannel(always=True, name=f"{layer.name}_always")
         return layer
 
-    paper = keras.models.clone_model(generator, clone_function=swap)
+    paper = keras.models.clone_model(generator, clone_function=swap, recursive=True)  # into nested encoders
     paper.name = f"{generator.name}_paper"
     return paper
 
@@ -178,8 +183,29 @@ def build_generator(
         output_channels, 4, strides=2, padding="same", kernel_initializer=_conv_init(),
         name="up0_convt",
     )(x)
-    ab = layers.Activation("tanh", dtype=_output_dtype(), name="ab")(x)  # (S, S, 2)
+    ab = layers.Activation("tanh", dtype=output_dtype(), name="ab")(x)  # (S, S, 2)
     return keras.Model(lightness, ab, name="generator")
+
+
+GENERATORS = ("unet", "resnet18")  # the report's U-Net; its pretrained ResNet-18 variant (report VI.C)
+
+
+def build_named_generator(
+    kind: str = "unet",
+    image_size: int = 256,
+    dropout: bool = True,
+    sync_batch_norm: bool = False,
+    encoder_weights: str = "none",
+) -> keras.Model:
+    """The generator `kind` (see GENERATORS). dropout: the U-Net's (the ResNet-18 U-Net has
+    none); encoder_weights: the ResNet-18 U-Net's ("imagenet", "none" or a path)."""
+    if kind == "resnet18":
+        from pix2color.resnet_unet import build_resnet18_generator
+
+        return build_resnet18_generator(image_size, encoder_weights, sync_batch_norm)
+    if kind != "unet":
+        raise ValueError(f"generator must be one of {GENERATORS} (got {kind!r})")
+    return build_generator(image_size, dropout=dropout, sync_batch_norm=sync_batch_norm)
 
 
 def build_discriminator(
@@ -213,7 +239,7 @@ def build_discriminator(
         x = layers.Conv2D(base_filters * 2, 1, use_bias=False, kernel_initializer=_conv_init(), name="conv1")(x)
         x = _batch_norm("bn1", synchronized=True)(x)
         x = layers.LeakyReLU(LEAKY_SLOPE, name="lrelu1")(x)
-        logits = layers.Conv2D(1, 1, kernel_initializer=_conv_init(), dtype=_output_dtype(), name="logits")(x)
+        logits = layers.Conv2D(1, 1, kernel_initializer=_conv_init(), dtype=output_dtype(), name="logits")(x)
         return keras.Model([lightness, ab], logits, name="discriminator")
 
     x = layers.Conv2D(
@@ -232,5 +258,5 @@ def build_discriminator(
         x = _batch_norm(f"bn{index}", synchronized=True)(x)
         x = layers.LeakyReLU(LEAKY_SLOPE, name=f"lrelu{index}")(x)
     x = layers.ZeroPadding2D(1, name="pad_logits")(x)
-    logits = layers.Conv2D(1, 4, kernel_initializer=_conv_init(), dtype=_output_dtype(), name="logits")(x)
+    logits = layers.Conv2D(1, 4, kernel_initializer=_conv_init(), dtype=output_dtype(), name="logits")(x)
     return keras.Model([lightness, ab], logits, name="discriminator")

@@ -15,7 +15,9 @@ import sys
 import tempfile
 
 # Lines TensorFlow's native libraries print at import whatever TF_CPP_MIN_LOG_LEVEL says.
-_IMPORT_NOISE = re.compile(r"absl::InitializeLog|oneDNN custom operations|cpu_feature_guard|rebuild TensorFlow")
+_IMPORT_NOISE = re.compile(
+    r"absl::InitializeLog|oneDNN custom operations|cpu_feature_guard|rebuild TensorFlow|cudart_stub|cuda drivers"
+)
 
 
 @contextlib.contextmanager

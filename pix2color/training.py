@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import keras
+import tensorflow as tf
 
 from pix2color import callbacks, distribute, gan, models, plots
 from pix2color.data import (
@@ -40,7 +41,7 @@ from pix2color.files import write_json_atomically
 RUN_DEFINING = (
     "data", "image_size", "batch_size", "steps_per_epoch", "lambda_l1", "r1_gamma", "r1_every",
     "label_smoothing", "gan_only", "l1_only", "lr", "beta1", "beta2", "seed", "patch_size",
-    "val_fraction", "coco_dir", "mixed_precision",
+    "val_fraction", "coco_dir", "mixed_precision", "generator", "encoder_weights",
 )
 SAMPLE_GRID_IMAGES = 4
 ADAM_EPSILON = 1e-8  # PyTorch's (the reference code's); Keras' default is 1e-7
@@ -56,6 +57,8 @@ class TrainConfig:
 
     data: str = "coco"
     out: str = "runs/pix2color"
+    generator: str = "unet"  # or "resnet18": the report's pretrained variant
+    encoder_weights: str = "imagenet"  # resnet18 only: imagenet, none, or a preset folder / .weights.h5
     epochs: int = 15
     batch_size: int = 4
     image_size: int = 256
@@ -96,6 +99,8 @@ class TrainConfig:
             raise RunError(f"--image-size: {error}") from None
         if self.strategy not in distribute.STRATEGIES:
             raise RunError(f"--strategy must be one of {', '.join(distribute.STRATEGIES)}")
+        if self.generator not in models.GENERATORS:
+            raise RunError(f"--generator must be one of {', '.join(models.GENERATORS)}")
         if self.patch_size not in models.PATCH_SIZES:
             raise RunError(f"--patch-size must be one of {sorted(models.PATCH_SIZES)}")
 
@@ -114,6 +119,7 @@ class RunResult:
 
 
 def _check_resume_settings(run_json: Path, settings: dict) -> None:
+    """A folder holding checkpoints resumes only with the settings it was started with."""
     if not run_json.exists():
         return
     saved = json.loads(run_json.read_text())
@@ -142,23 +148,25 @@ def _trim_history(history_csv: Path, epochs_done: int) -> None:
         csv.writer(handle).writerows([header, *body])
 
 
-def build_trainer(config: TrainConfig, strategy=None) -> gan.ColorizationGAN:
+def build_trainer(config: TrainConfig, strategy=None, encoder_weights: str | None = None) -> gan.ColorizationGAN:
     """G, D (unless L1 only) and their Adam optimizers, compiled into the GAN trainer.
 
     Build it inside `strategy.scope()` to train on several replicas; BatchNorm then uses the
     statistics of the global batch, so the maths is that of one device with the global batch.
     Without mixed precision the networks take Keras' global dtype policy (float32 unless the
-    caller chose another, as the exactness tests do with float64).
+    caller chose another, as the exactness tests do with float64). `encoder_weights` overrides
+    the config's (a resumed run takes every weight from its checkpoint: "none").
     """
-    import tensorflow as tf
-
     strategy = strategy or tf.distribute.get_strategy()
     if config.mixed_precision:
         keras.config.set_dtype_policy("mixed_float16")
     elif keras.config.dtype_policy().name.startswith("mixed"):  # left by an earlier trainer in this process
         keras.config.set_dtype_policy("float32")
     sync = strategy.num_replicas_in_sync > 1
-    generator = models.build_generator(config.image_size, dropout=not config.l1_only, sync_batch_norm=sync)
+    generator = models.build_named_generator(
+        config.generator, config.image_size, dropout=not config.l1_only, sync_batch_norm=sync,
+        encoder_weights=config.encoder_weights if encoder_weights is None else encoder_weights,
+    )
     discriminator = (
         None if config.l1_only
         else models.build_discriminator(config.image_size, config.patch_size)
@@ -237,13 +245,14 @@ def train(config: TrainConfig, log=print) -> RunResult:
 
     steps_per_epoch = config.steps_per_epoch or max(1, len(image_set.train) // config.batch_size)
     settings = {**asdict(config), "steps_per_epoch": steps_per_epoch}
-    _check_resume_settings(out / "run.json", settings)
+    resuming = tf.train.latest_checkpoint(str(out / "checkpoints")) is not None
+    if resuming:
+        _check_resume_settings(out / "run.json", settings)
+    with strategy.scope():  # a resumed run's weights all come from its checkpoint
+        trainer = build_trainer(config, strategy, encoder_weights="none" if resuming else None)
     own.mkdir(parents=True, exist_ok=True)
     if role.is_chief:
         write_json_atomically(out / "run.json", settings, indent=2)
-
-    with strategy.scope():
-        trainer = build_trainer(config, strategy)
     # Every worker restores the chief's checkpoint; only the chief writes checkpoints.
     checkpoint = callbacks.TrainingCheckpoint(
         out / "checkpoints", trainer.generator, trainer.g_optimizer,

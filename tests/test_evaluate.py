@@ -1,6 +1,7 @@
 """Evaluation protocols, the ablation runner and the run figures."""
 
 import csv
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -68,14 +69,16 @@ def test_evaluate_command_on_sample_photos(small_generator_file, tmp_path):
 def test_ablation_runner_two_configurations(tmp_path):
     out = tmp_path / "ablation"
     result = subprocess.run(
-        [sys.executable, "-m", "pix2color.cli", "ablation", "--data", "sample", "--configs", "4,11", "--steps", "2",
-         "--image-size", "32", "--out", str(out), "--verbose", "0"],
+        [sys.executable, "-m", "pix2color.cli", "ablation", "--data", "sample", "--configs", "4,11,p3", "--steps", "2",
+         "--image-size", "32", "--out", str(out), "--verbose", "0", "--encoder-weights", "none"],
         capture_output=True, text=True, cwd=ROOT, timeout=900)
     assert result.returncode == 0, result.stderr
     table = (out / "ablation.md").read_text()
     assert "| 4 (pix2pix) | 100 | - | - | - |" in table and "| 11 (l1-only) | 1 | - | - | ✓ |" in table
     assert "22.9265" in table and "24.4775" in table  # the report's numbers beside ours
+    assert "| Pretrain |" in table and "| p3 (pretrain-pix2pix) | 100 | - | - | - |" in table and "22.8156" in table
     assert (out / "ablation.png").stat().st_size > 0
+    assert json.loads((out / "pretrain-pix2pix" / "run.json").read_text())["generator"] == "resnet18"
     for run in ("pix2pix", "l1-only"):
         assert (out / run / "generator.keras").exists()
         assert (out / run / "plots" / "fig09_l1.png").exists()  # figures made at the end of training

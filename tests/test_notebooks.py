@@ -53,11 +53,22 @@ def test_02_colorize_and_export(workdir):
     assert (workdir / "exported" / "savedmodel" / "saved_model.pb").exists()
 
 
+def test_01_then_02_with_the_resnet18_generator(workdir):
+    """The notebooks' paths with the pretrained variant (its encoder untrained: no ImageNet here)."""
+    notebook = execute("01_train_colorizer.ipynb", 'IMAGE_SIZE = 32\nEPOCHS = 1\nSTEPS_PER_EPOCH = 2\n'
+                       'USE_DRIVE = False\nRUN_NAME = "tiny-resnet"\nGENERATOR = "resnet18"\n'
+                       'ENCODER_WEIGHTS = "none"', workdir)
+    assert "1 epochs, 2 steps" in outputs_text(notebook)
+    notebook = execute("02_colorize_and_export.ipynb", 'MODEL = "runs/tiny-resnet"\nTFLITE_VARIANTS = ("float32",)\n'
+                       'OUT = "colorized-resnet"\nEXPORT_DIR = "exported-resnet"', workdir)
+    assert "sizes kept: True" in outputs_text(notebook)
+
+
 def test_03_evaluate(workdir):
     if not (workdir / "runs" / "tiny" / "generator.keras").exists():
         execute("01_train_colorizer.ipynb", 'IMAGE_SIZE = 32\nEPOCHS = 1\nSTEPS_PER_EPOCH = 2\n'
                 'USE_DRIVE = False\nRUN_NAME = "tiny"', workdir)
-    execute("03_evaluate.ipynb", 'MODEL = "runs/tiny"\nABLATION_CONFIGS = (4, 11)\nABLATION_STEPS = 2\n'
+    execute("03_evaluate.ipynb", 'MODEL = "runs/tiny"\nABLATION_CONFIGS = ("4", "11")\nABLATION_STEPS = 2\n'
             'ABLATION_IMAGE_SIZE = 32', workdir)
     assert (workdir / "worst.png").exists()
     assert "| 11 (l1-only)" in (workdir / "runs" / "ablation" / "ablation.md").read_text()

@@ -99,10 +99,11 @@ def latest_checkpoint_step(out):
     return int(match.group(1)) if match else -1
 
 
-def test_sigkill_then_rerun_resumes_where_it_was(tmp_path):
+@pytest.mark.parametrize("generator", ["unet", "resnet18"])
+def test_sigkill_then_rerun_resumes_where_it_was(tmp_path, generator):
     out = tmp_path / "run"
     command = [sys.executable, str(ROOT / "train.py"), "--data", "sample", "--epochs", "3", "--steps-per-epoch", "6",
-               "--checkpoint-every", "1", "--out", str(out), *SMALL]
+               "--checkpoint-every", "1", "--out", str(out), "--generator", generator, "--encoder-weights", "none", *SMALL]
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
     while latest_checkpoint_step(out) < 8 and time.time() < deadline and process.poll() is None:
@@ -121,6 +122,16 @@ def test_sigkill_then_rerun_resumes_where_it_was(tmp_path):
     assert int(resumed.group(2)) == step // 6
     assert "Done: 3 epochs, 18 steps" in result.stdout
     assert history_epochs(out) == [0, 1, 2]  # no repeated or lost epochs
+    if generator == "resnet18":  # the run is accepted by the other commands as a U-Net run is
+        photo = Path(sorted((ROOT / "pix2color" / "sample_photos").glob("*__view.jpg"))[0])
+        for args in (["colorize", str(photo), "-o", str(tmp_path / "colorized"), "--model", str(out), "--verbose", "0"],
+                     ["evaluate", "--model", str(out), "--limit", "8", "--out", str(tmp_path / "eval"), "--verbose", "0"],
+                     ["export", "--model", str(out), "--out", str(tmp_path / "exported"), "--formats", "savedmodel"]):
+            done = subprocess.run([sys.executable, "-m", "pix2color.cli", *args], capture_output=True, text=True,
+                                  cwd=ROOT, timeout=600)
+            assert done.returncode == 0, (args[0], done.stderr[-2000:])
+        assert (tmp_path / "colorized" / photo.name).exists()
+        assert (tmp_path / "exported" / "savedmodel" / "saved_model.pb").exists()
 
 
 def test_restore_brings_back_weights_and_optimizer_state(tmp_path):

@@ -11,6 +11,7 @@ from pix2color.quiet import import_quietly
 def build_parser() -> argparse.ArgumentParser:
     import_quietly()
     from pix2color.distribute import STRATEGIES
+    from pix2color.models import GENERATORS
     from pix2color.training import TrainConfig
 
     defaults = TrainConfig()
@@ -39,6 +40,11 @@ def build_parser() -> argparse.ArgumentParser:
     add("--beta2", type=float, default=defaults.beta2)
     add("--seed", type=int, default=defaults.seed)
     add("--patch-size", type=int, default=defaults.patch_size, help="PatchGAN receptive field")
+    add("--generator", default=defaults.generator, choices=GENERATORS,
+        help="unet: the report's U-Net; resnet18: its pretrained variant, a U-Net on an ImageNet ResNet-18 encoder")
+    add("--encoder-weights", default=defaults.encoder_weights,
+        help="with --generator resnet18: imagenet (keras-hub's resnet_18_imagenet, downloaded once), none "
+             "(random), or a local keras-hub preset folder or .weights.h5 file")
     add("--steps-per-epoch", type=int, default=None, help="default: one pass over the training images")
     add("--validation-steps", type=int, default=None, help="default: the whole validation split")
     add("--val-fraction", type=float, default=defaults.val_fraction,
@@ -65,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from pix2color.data import DataError
     from pix2color.distribute import StrategyError
+    from pix2color.resnet_unet import EncoderWeightsError
     from pix2color.training import RunError, TrainConfig, train
 
     options = vars(args)
@@ -72,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         options["verbose"] = "auto"
     try:
         result = train(TrainConfig(**options))
-    except (DataError, RunError, StrategyError) as error:
+    except (DataError, RunError, StrategyError, EncoderWeightsError) as error:
         print(f"pix2color-train: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
