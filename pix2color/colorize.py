@@ -62,11 +62,6 @@ def side_by_side(*images: np.ndarray) -> np.ndarray:
     return np.concatenate(images, axis=1)
 
 
-def grayscale_version(recipe: FullResolutionColorizer, rgb: np.ndarray) -> np.ndarray:
-    """The photo with a = b = 0: what the network is given, shown as an image."""
-    return recipe.finish(recipe.prepare(rgb)[0], np.zeros((1, 1, 2), np.float32))
-
-
 @dataclass
 class ColorizeReport:
     written: list[Path] = field(default_factory=list)
@@ -108,7 +103,7 @@ def colorize_files(
                 save_image(result, target, quality)
                 report.written.append(target)
                 if compare:
-                    comparison = side_by_side(grayscale_version(recipe, image), result, image)
+                    comparison = side_by_side(recipe.grayscale(image), result, image)
                     save_image(comparison, target.with_name(f"{target.stem}_compare.jpg"), quality)
         on_progress(len(chunk))
     return report

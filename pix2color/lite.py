@@ -24,6 +24,8 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import threading
+import typing
 from pathlib import Path
 
 import numpy as np
@@ -50,40 +52,74 @@ class ImageError(ValueError):
 # --------------------------------------------------------------------------- reading photos
 
 
-def read_image(path: str | os.PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
-    """Any image file -> uint8 RGB (H, W, 3), upright as its EXIF orientation says.
+_PILLOW_LIMIT = threading.Lock()  # Pillow's own pixel limit is a global: lifted by one reader at a time
+
+
+def read_image(source: str | os.PathLike | typing.BinaryIO, max_pixels: int = DEFAULT_MAX_PIXELS,
+               name: str | None = None) -> np.ndarray:
+    """Any image (a file, or a binary file object) -> uint8 RGB (H, W, 3), upright as its EXIF
+    orientation says. The format is recognised from the content, never from a name.
 
     Grayscale is replicated to 3 channels; transparency is composited on white; 16-bit images
-    are scaled to 8 bits. Raises `ImageError` naming the file for anything unreadable or larger
-    than `max_pixels`.
+    are scaled to 8 bits. Raises `ImageError` naming the file (or `name`) for anything
+    unreadable, larger than `max_pixels` (checked before decoding), or in a mode that cannot be
+    converted to RGB.
     """
-    path = str(path)
-    previous_limit = Image.MAX_IMAGE_PIXELS
-    Image.MAX_IMAGE_PIXELS = None  # our own limit below, checked before decoding
+    name = name or str(source)
     try:
-        with Image.open(path) as image:
+        with _PILLOW_LIMIT:
+            previous_limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None  # ours is checked below
+            try:
+                image = Image.open(source)
+            finally:
+                Image.MAX_IMAGE_PIXELS = previous_limit
+        with image:
             width, height = image.size
             if width * height > max_pixels:
                 raise ImageError(
-                    f"{path}: {width}x{height} is {width * height / 1e6:.1f} megapixels, more than the "
-                    f"limit of {max_pixels / 1e6:.1f} (raise it with --max-pixels)"
+                    f"{name}: {width}x{height} is {width * height / 1e6:.1f} megapixels, more than the "
+                    f"limit of {max_pixels / 1e6:.1f}"
                 )
             image.load()
             image = ImageOps.exif_transpose(image)
-            return _to_rgb_array(image)
+            try:
+                return _to_rgb_array(image)
+            except (ValueError, OSError) as error:
+                raise ImageError(f"{name}: image mode {image.mode} cannot be converted to RGB ({error})") from None
     except ImageError:
         raise
     except FileNotFoundError:
-        raise ImageError(f"{path}: no such file") from None
+        raise ImageError(f"{name}: no such file") from None
     except IsADirectoryError:
-        raise ImageError(f"{path}: is a folder") from None
+        raise ImageError(f"{name}: is a folder") from None
     except Exception as error:  # noqa: BLE001 - Pillow raises many kinds for bad files
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
         if isinstance(error, Image.UnidentifiedImageError):
-            reason = "not an image (or a format Pillow cannot read)"
-        raise ImageError(f"{path}: {reason}") from None
-    finally:
-        Image.MAX_IMAGE_PIXELS = previous_limit
+            container = _image_container(source)
+            reason = (f"a {container} image in a pixel format that cannot be converted to RGB" if container
+                      else "not an image (or a format Pillow cannot read)")
+        raise ImageError(f"{name}: {reason}") from None
+
+
+_SIGNATURES = {b"II*\x00": "TIFF", b"MM\x00*": "TIFF", b"\x89PNG": "PNG", b"\xff\xd8\xff": "JPEG", b"GIF8": "GIF",
+               b"BM": "BMP"}
+
+
+def _image_container(source) -> str | None:
+    """The image format a file's first bytes announce, if any (to tell "not an image" from "an
+    image whose pixels Pillow cannot turn into RGB", such as a float64 or complex TIFF)."""
+    try:
+        if hasattr(source, "seek"):
+            source.seek(0)
+            head = source.read(12)
+        else:
+            with open(source, "rb") as handle:
+                head = handle.read(12)
+    except OSError:
+        return None
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "WebP"
+    return next((kind for signature, kind in _SIGNATURES.items() if head.startswith(signature)), None)
 
 
 def _to_rgb_array(image: Image.Image) -> np.ndarray:
@@ -202,6 +238,10 @@ class FullResolutionColorizer:
 
     def colorize(self, rgb: np.ndarray) -> np.ndarray:
         return self.colorize_batch([rgb])[0]
+
+    def grayscale(self, rgb: np.ndarray) -> np.ndarray:
+        """The photo with a = b = 0: what the network is given, shown as an image."""
+        return self.finish(self.prepare(rgb)[0], np.zeros((1, 1, 2), np.float32))
 
 
 class LiteColorizer(FullResolutionColorizer):

@@ -154,3 +154,36 @@ def run_figures(run: str | os.PathLike) -> list[str]:
         plt.close(figure)
         written.append(str(out / filename))
     return written
+
+
+def turing_chart(results, target) -> None:
+    """Bar chart of a Turing test per pair (`pix2color.turing.Results`) into a path or file.
+
+    report protocol: for each pair, the share of its originals and of its colorizations judged
+    original; 2afc: the share of answers fooled (the colorization chosen as the real photo)."""
+    pairs = sorted(results.per_pair)
+    figure, axis = plt.subplots(figsize=(max(6.0, 0.45 * len(pairs) + 2), 4))
+    positions = np.arange(len(pairs))
+
+    def share(part, whole):
+        return part / whole if whole else np.nan
+
+    if results.protocol == "report":
+        originals = [share(results.per_pair[p][0][0], sum(results.per_pair[p][0])) for p in pairs]
+        generated = [share(results.per_pair[p][1][0], sum(results.per_pair[p][1])) for p in pairs]
+        axis.bar(positions - 0.2, originals, 0.4, label="original judged original", color="tab:gray")
+        axis.bar(positions + 0.2, generated, 0.4, label="colorization judged original", color="tab:orange")
+        axis.set_ylabel("share judged original")
+    else:
+        fooled = [share(results.per_pair[p][0][1], sum(results.per_pair[p][0])) for p in pairs]
+        axis.bar(positions, fooled, 0.6, label="fooled (colorization chosen)", color="tab:orange")
+        axis.set_ylabel("share fooled")
+    axis.axhline(0.5, color="black", linestyle=":", linewidth=1, label="50%")
+    axis.set_xticks(positions, [str(p) for p in pairs])
+    axis.set_xlabel("pair")
+    axis.set_ylim(0, 1)
+    axis.set_title(f"Turing test ({results.protocol}): {results.total} answers")
+    axis.legend(fontsize="small")
+    figure.tight_layout()
+    figure.savefig(target, dpi=100, format="png")
+    plt.close(figure)

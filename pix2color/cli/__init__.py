@@ -20,6 +20,8 @@ COMMANDS = {
     "evaluate": "PSNR/SSIM/colourfulness vs the grayscale baseline",
     "ablation": "train and evaluate the report's Table II configurations",
     "plots": "figures of a run, like the report's",
+    "serve": "the colorize page and API, and the Turing-test poll, in a browser",
+    "turing": "build a Turing-test poll and count its results",
 }
 
 

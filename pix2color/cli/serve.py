@@ -1,0 +1,61 @@
+"""`pix2color serve`: the colorize page and API (`--model`), the Turing-test poll (`--poll`), or both.
+
+    pix2color serve --model runs/sample                        # http://127.0.0.1:8000/
+    pix2color serve --poll poll --host 0.0.0.0 --port 8000     # friends on the local network
+"""
+
+from __future__ import annotations
+
+import argparse
+import secrets
+import sys
+
+from pix2color.loading import MODES
+from pix2color.quiet import import_quietly
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pix2color serve", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default=None, help="run folder, .keras generator or SavedModel: the colorize page")
+    parser.add_argument("--poll", default=None, help="a poll folder from `pix2color turing build`")
+    parser.add_argument("--host", default="127.0.0.1", help="0.0.0.0 to let other machines in (a poll with friends)")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--mode", choices=MODES, default="deterministic", help="the colorize page's default mode")
+    parser.add_argument("--admin-token", default=None, help="opens the poll's results (default: a random one, printed)")
+    parser.add_argument("--max-upload-mb", type=int, default=25)
+    parser.add_argument("--max-pixels", type=int, default=50_000_000)
+    parser.add_argument("--queue", type=int, default=8, help="colorize requests that may wait while one runs")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.model and not args.poll:
+        parser.error("give --model (the colorize page), --poll (a Turing test), or both")
+    import_quietly()
+    import uvicorn
+
+    from pix2color.loading import load_network
+    from pix2color.turing import Poll, PollError
+    from pix2color.web.app import Limits, create_app
+
+    try:
+        networks = {mode: load_network(args.model, mode) for mode in MODES} if args.model else None
+        poll = Poll(args.poll) if args.poll else None
+    except (ValueError, OSError, PollError) as error:
+        print(f"pix2color serve: error: {error}", file=sys.stderr)
+        return 2
+    token = args.admin_token or secrets.token_urlsafe(18)
+    app = create_app(networks, poll, token, Limits(args.max_upload_mb * 2**20, args.max_pixels, args.queue), args.mode)
+    shown_host = "localhost" if args.host in ("127.0.0.1", "0.0.0.0") else args.host
+    if networks:
+        print(f"colorize page: http://{shown_host}:{args.port}/   API: POST /api/colorize", flush=True)
+    if poll:
+        print(f"poll ({poll.protocol}, {poll.pair_count} pairs): http://{shown_host}:{args.port}/poll", flush=True)
+        print(f"results (admin): http://{shown_host}:{args.port}/admin?token={token}", flush=True)
+    if args.host == "0.0.0.0":
+        print("listening on every network interface: anyone on this network can reach the server", flush=True)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    return 0

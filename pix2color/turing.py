@@ -1,0 +1,477 @@
+"""The report's human "Turing test" (section VI.B.1), as a poll anyone can run.
+
+A poll is a folder:
+
+    poll.sqlite     pairs, participants, their trials and answers (SQLite, WAL, synchronous=FULL)
+    images/         every image under an opaque random name (PNG, no metadata)
+    secret.key      signs the participants' cookies, so a restarted server knows them
+
+Two protocols, fixed when the poll is built:
+
+- report: each trial shows the grayscale photo and ONE coloured version, the original or the
+  model's; the participant answers "original" or "generated". Each participant sees every pair
+  once, in their own random order, half of them with the original (seeded per participant).
+  Results: the confusion matrix of the report (rows: truth, columns: answer), TPR = original
+  judged original, TNR = generated judged generated, FPR = generated judged original.
+- 2afc (two-alternative forced choice, as pix2pix's and Zhang et al.'s AMT tests): both versions
+  side by side in random order, "which is the real photo?". Results: % fooled (the generated one
+  chosen), 50% meaning people cannot tell.
+
+Nothing a participant sees tells the versions apart: all images of a pair are written by the same
+encoder, at the same size, without metadata, under random names; the page and the answer carry
+only those names. Taking part and counting results need only the standard library (sqlite3,
+secrets, random); building a poll colorizes photos with a trained model.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import random
+import secrets
+import sqlite3
+import time
+import typing
+from contextlib import closing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+PROTOCOLS = ("report", "2afc")
+VERSIONS = ("original", "generated")
+DATABASE = "poll.sqlite"
+SECRET_FILE = "secret.key"
+IMAGES = "images"
+REPORT_MATRIX = ((1292, 491), (988, 1231))  # the report's answers: rows truth, columns answer (original, generated)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS pairs (
+    id INTEGER PRIMARY KEY,              -- 1..n, as shown in the results
+    source TEXT NOT NULL,                -- the photo it was made from (results only, never shown)
+    gray TEXT NOT NULL UNIQUE,           -- image names (opaque)
+    original TEXT NOT NULL UNIQUE,
+    generated TEXT NOT NULL UNIQUE
+);
+CREATE TABLE IF NOT EXISTS participants (id TEXT PRIMARY KEY, created REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS trials (
+    participant TEXT NOT NULL REFERENCES participants(id),
+    position INTEGER NOT NULL,           -- 0-based place in this participant's order
+    pair INTEGER NOT NULL REFERENCES pairs(id),
+    version TEXT NOT NULL,               -- report: the version shown; 2afc: the version on the left
+    presented REAL,                      -- when the trial was first shown
+    PRIMARY KEY (participant, pair),
+    UNIQUE (participant, position)
+);
+CREATE TABLE IF NOT EXISTS answers (
+    participant TEXT NOT NULL REFERENCES participants(id),
+    pair INTEGER NOT NULL REFERENCES pairs(id),
+    version TEXT NOT NULL,               -- report: the version shown; 2afc: the version on the left
+    answer TEXT NOT NULL,                -- the version the participant judged original
+    seconds REAL,                        -- time to answer, from the first showing
+    answered REAL NOT NULL,              -- Unix time
+    UNIQUE (participant, pair)           -- answering twice is idempotent
+);
+"""
+
+
+class PollError(ValueError):
+    """A poll cannot be built, opened or answered as asked; the message says why, in one line."""
+
+
+class AnswerError(PollError):
+    """An answer the poll does not accept (unknown pair, or an image the participant was not shown)."""
+
+
+def connect(database: Path) -> sqlite3.Connection:
+    """A connection in WAL mode with full syncs: an acknowledged answer survives a killed server."""
+    connection = sqlite3.connect(database, timeout=30, isolation_level=None)  # autocommit; explicit transactions
+    connection.execute("PRAGMA journal_mode=WAL")
+    connection.execute("PRAGMA synchronous=FULL")
+    connection.execute("PRAGMA foreign_keys=ON")
+    return connection
+
+
+# --------------------------------------------------------------------------- building
+
+
+@dataclass
+class PollImages:
+    """One pair's three images as uint8 RGB arrays of the same size."""
+
+    source: str
+    gray: object
+    original: object
+    generated: object
+
+
+def opaque_name() -> str:
+    return secrets.token_hex(16) + ".png"
+
+
+def write_poll(out: str | Path, pairs: list[PollImages], protocol: str = "report", seed: int = 0,
+               description: dict | None = None) -> Path:
+    """Write a poll folder from prepared images. Fails if `out` already holds a poll."""
+    from PIL import Image
+
+    if protocol not in PROTOCOLS:
+        raise PollError(f"--protocol must be one of {', '.join(PROTOCOLS)} (got {protocol!r})")
+    out = Path(out)
+    if (out / DATABASE).exists():
+        raise PollError(f"{out} already holds a poll; choose another --out")
+    (out / IMAGES).mkdir(parents=True, exist_ok=True)
+    (out / SECRET_FILE).write_text(secrets.token_hex(32))
+    (out / SECRET_FILE).chmod(0o600)
+    with closing(connect(out / DATABASE)) as database:
+        database.executescript(SCHEMA)
+        database.execute("BEGIN")
+        meta = {"protocol": protocol, "seed": str(seed), "created": str(time.time()), **(description or {})}
+        database.executemany("INSERT INTO meta VALUES (?, ?)", [(k, str(v)) for k, v in meta.items()])
+        for number, pair in enumerate(pairs, start=1):
+            names = {}
+            for kind in ("gray", "original", "generated"):
+                names[kind] = opaque_name()
+                # The same encoder and settings for every image, and no metadata.
+                Image.fromarray(getattr(pair, kind)).save(out / IMAGES / names[kind], "PNG", optimize=False)
+            database.execute("INSERT INTO pairs VALUES (?, ?, ?, ?, ?)",
+                             (number, pair.source, names["gray"], names["original"], names["generated"]))
+        database.execute("COMMIT")
+    return out
+
+
+def choose_photos(paths: list[str], count: int, seed: int) -> list[str]:
+    if len(paths) < count:
+        raise PollError(f"{count} pairs asked for, but only {len(paths)} photos found")
+    return sorted(random.Random(seed).sample(sorted(paths), count))
+
+
+# --------------------------------------------------------------------------- taking part
+
+
+@dataclass
+class Trial:
+    """What one participant is shown next; `images` are opaque names, in display order."""
+
+    pair: int
+    position: int
+    total: int
+    gray: str
+    images: list[str]
+
+
+class Poll:
+    """An open poll folder: participants, their trials and answers."""
+
+    def __init__(self, folder: str | Path):
+        self.folder = Path(folder)
+        self.database = self.folder / DATABASE
+        if not self.database.exists():
+            raise PollError(f"{self.folder}: not a poll folder (no {DATABASE}; make one with `pix2color turing build`)")
+        with closing(connect(self.database)) as database:
+            self.meta = dict(database.execute("SELECT key, value FROM meta"))
+            self.pair_count = database.execute("SELECT COUNT(*) FROM pairs").fetchone()[0]
+            self.image_names = {row[0] for row in database.execute(
+                "SELECT gray FROM pairs UNION SELECT original FROM pairs UNION SELECT generated FROM pairs")}
+        self.protocol = self.meta["protocol"]
+        self.seed = int(self.meta.get("seed", 0))
+
+    @property
+    def secret(self) -> str:
+        return (self.folder / SECRET_FILE).read_text().strip()
+
+    def image_path(self, name: str) -> Path | None:
+        """The file of an image the poll shows, or None: never a path a request makes up."""
+        return self.folder / IMAGES / name if name in self.image_names else None
+
+    def new_participant(self) -> str:
+        """A new anonymous participant with their own order and, balanced half and half, versions."""
+        participant = secrets.token_urlsafe(16)
+        rng = random.Random(f"{self.seed}:{participant}")
+        order = list(range(1, self.pair_count + 1))
+        rng.shuffle(order)
+        versions = [VERSIONS[index % 2] for index in range(self.pair_count)]
+        rng.shuffle(versions)
+        with closing(connect(self.database)) as database:
+            database.execute("BEGIN")
+            database.execute("INSERT INTO participants VALUES (?, ?)", (participant, time.time()))
+            database.executemany(
+                "INSERT INTO trials (participant, position, pair, version) VALUES (?, ?, ?, ?)",
+                [(participant, position, pair, version) for position, (pair, version) in enumerate(zip(order, versions))],
+            )
+            database.execute("COMMIT")
+        return participant
+
+    def knows(self, participant: str | None) -> bool:
+        if not participant:
+            return False
+        with closing(connect(self.database)) as database:
+            return database.execute("SELECT 1 FROM participants WHERE id = ?", (participant,)).fetchone() is not None
+
+    def next_trial(self, participant: str) -> Trial | None:
+        """The participant's first unanswered trial (marked as presented), or None when done."""
+        with closing(connect(self.database)) as database:
+            row = database.execute(
+                """SELECT t.pair, t.position, t.version, t.presented, p.gray, p.original, p.generated
+                   FROM trials t JOIN pairs p ON p.id = t.pair
+                   WHERE t.participant = ? AND NOT EXISTS (
+                       SELECT 1 FROM answers a WHERE a.participant = t.participant AND a.pair = t.pair)
+                   ORDER BY t.position LIMIT 1""",
+                (participant,),
+            ).fetchone()
+            if row is None:
+                return None
+            pair, position, version, presented, gray, original, generated = row
+            if presented is None:
+                database.execute("UPDATE trials SET presented = ? WHERE participant = ? AND pair = ?",
+                                 (time.time(), participant, pair))
+        shown = {"original": original, "generated": generated}
+        if self.protocol == "report":
+            images = [shown[version]]
+        else:  # 2afc: `version` is the one on the left
+            images = [shown[version], shown[VERSIONS[1 - VERSIONS.index(version)]]]
+        return Trial(pair, position, self.pair_count, gray, images)
+
+    def record_answer(self, participant: str, pair: int, shown: list[str], choice: str) -> bool:
+        """Store an answer; returns False if this pair was already answered (nothing changes).
+
+        report: `shown` is the one coloured image shown, `choice` "original" or "generated".
+        2afc: `shown` the two images in display order, `choice` the image picked as the real photo.
+        """
+        with closing(connect(self.database)) as database:
+            row = database.execute(
+                """SELECT t.version, t.presented, p.original, p.generated FROM trials t JOIN pairs p ON p.id = t.pair
+                   WHERE t.participant = ? AND t.pair = ?""", (participant, pair)).fetchone()
+            if row is None:
+                raise AnswerError(f"pair {pair} is not one of this participant's pairs")
+            version, presented, original, generated = row
+            name_of = {"original": original, "generated": generated}
+            other = VERSIONS[1 - VERSIONS.index(version)]
+            expected = [name_of[version]] if self.protocol == "report" else [name_of[version], name_of[other]]
+            if list(shown) != expected:
+                raise AnswerError(f"pair {pair}: the answer is not about the images this participant was shown")
+            if self.protocol == "report":
+                if choice not in VERSIONS:
+                    raise AnswerError(f"the answer must be one of {', '.join(VERSIONS)}")
+                judged_original = choice
+            else:
+                if choice not in expected:
+                    raise AnswerError(f"pair {pair}: the chosen image is not one of the two shown")
+                judged_original = "original" if choice == original else "generated"
+            now = time.time()
+            seconds = None if presented is None else max(0.0, now - presented)
+            cursor = database.execute(
+                "INSERT OR IGNORE INTO answers VALUES (?, ?, ?, ?, ?, ?)",
+                (participant, pair, version, judged_original, seconds, now),
+            )
+            return cursor.rowcount == 1
+
+    def score(self, participant: str) -> tuple[int, int]:
+        """(answers that were right, answers given) for one participant."""
+        with closing(connect(self.database)) as database:
+            rows = database.execute("SELECT version, answer FROM answers WHERE participant = ?", (participant,)).fetchall()
+        if self.protocol == "report":
+            right = sum(version == answer for version, answer in rows)
+        else:
+            right = sum(answer == "original" for _, answer in rows)  # picked the real photo
+        return right, len(rows)
+
+    def answers(self) -> list[tuple]:
+        """Every answer: (participant, pair, version, answer, seconds, answered)."""
+        with closing(connect(self.database)) as database:
+            return database.execute("SELECT * FROM answers ORDER BY answered").fetchall()
+
+    def sources(self) -> dict[int, str]:
+        with closing(connect(self.database)) as database:
+            return dict(database.execute("SELECT id, source FROM pairs"))
+
+
+# --------------------------------------------------------------------------- results
+
+
+def wilson_interval(successes: int, trials: int, z: float = 1.959964) -> tuple[float, float] | None:
+    """95% Wilson score interval of a proportion; None without trials."""
+    if trials == 0:
+        return None
+    p = successes / trials
+    denominator = 1 + z * z / trials
+    centre = (p + z * z / (2 * trials)) / denominator
+    half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / denominator
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+@dataclass
+class Rate:
+    name: str
+    successes: int
+    trials: int
+
+    @property
+    def value(self) -> float | None:
+        return self.successes / self.trials if self.trials else None
+
+    @property
+    def interval(self) -> tuple[float, float] | None:
+        return wilson_interval(self.successes, self.trials)
+
+    def text(self) -> str:
+        if not self.trials:
+            return f"{self.name}: n/a (no answers)"
+        low, high = self.interval
+        return f"{self.name}: {self.value:.4f} ({self.successes}/{self.trials}; 95% Wilson interval {low:.4f}-{high:.4f})"
+
+
+@dataclass
+class Results:
+    """The poll's results; `matrix[truth][answer]` counts, truth and answer in (original, generated)."""
+
+    protocol: str
+    matrix: list[list[int]]
+    per_pair: dict[int, list[list[int]]] = field(default_factory=dict)
+    per_participant: dict[str, int] = field(default_factory=dict)
+    sources: dict[int, str] = field(default_factory=dict)
+    excluded: tuple[int, ...] = ()
+
+    @classmethod
+    def from_matrix(cls, matrix, protocol: str = "report") -> Results:
+        return cls(protocol, [list(row) for row in matrix])
+
+    @property
+    def total(self) -> int:
+        return sum(map(sum, self.matrix))
+
+    def rates(self) -> list[Rate]:
+        (oo, og), (go, gg) = self.matrix
+        if self.protocol == "2afc":
+            return [Rate("fooled (generated chosen as the real photo)", og, oo + og)]
+        return [
+            Rate("TPR (original judged original)", oo, oo + og),
+            Rate("TNR (generated judged generated)", gg, go + gg),
+            Rate("FPR (generated judged original)", go, go + gg),
+        ]
+
+    def report(self) -> str:
+        """The results as text: the confusion matrix in the report's layout, rates, per pair."""
+        (oo, og), (go, gg) = self.matrix
+        lines = [f"Turing test ({self.protocol} protocol): {self.total} answers from {len(self.per_participant)} "
+                 f"participants" + (f"; pairs left out: {', '.join(map(str, self.excluded))}" if self.excluded else "")]
+        if self.protocol == "report":
+            lines += [
+                "",
+                "                       answer",
+                "truth         Original   Generated",
+                f"Original    {oo:>10} {og:>11}",
+                f"Generated   {go:>10} {gg:>11}",
+                "",
+            ]
+        else:
+            lines += ["", f"real photo chosen {oo}, generated chosen {og}", ""]
+        lines += [rate.text() for rate in self.rates()]
+        fpr = self.rates()[-1]
+        if self.protocol == "report":
+            judged = "n/a" if fpr.value is None else f"{100 * fpr.value:.1f}%"
+            lines.append(f"generated images judged original: {judged} (the report: 44.5%, TPR 0.7246, TNR 0.5548)")
+        else:
+            fooled = "n/a" if fpr.value is None else f"{100 * fpr.value:.1f}%"
+            lines.append(f"% fooled: {fooled} (50% = people cannot tell; pix2pix's AMT colorization test: 22.5%)")
+        if self.per_pair:
+            lines += ["", "pair  answers  " + ("orig->orig  gen->orig" if self.protocol == "report" else "fooled") + "  photo"]
+            for pair, ((poo, pog), (pgo, pgg)) in sorted(self.per_pair.items()):
+                count = poo + pog + pgo + pgg
+                if self.protocol == "report":
+                    cells = f"{_share(poo, poo + pog):>10}  {_share(pgo, pgo + pgg):>9}"
+                else:
+                    cells = f"{_share(pog, poo + pog):>6}"
+                lines.append(f"{pair:>4}  {count:>7}  {cells}  {self.sources.get(pair, '')}")
+        if self.per_participant:
+            counts = sorted(self.per_participant.values())
+            lines += ["", f"answers per participant: min {counts[0]}, median {counts[len(counts) // 2]}, max {counts[-1]}"]
+        return "\n".join(lines)
+
+    def write_csv(self, target: str | Path | typing.TextIO) -> None:
+        """One row per pair: the four cells of its confusion matrix, and the photo (2afc: row 1 is
+        real photo chosen / generated chosen, row 2 is empty). `target`: a path or a text file."""
+        if isinstance(target, (str, Path)):
+            with open(target, "w", newline="", encoding="utf-8") as handle:
+                self.write_csv(handle)
+            return
+        writer = csv.writer(target)
+        writer.writerow(["pair", "photo", "original_judged_original", "original_judged_generated",
+                         "generated_judged_original", "generated_judged_generated"])
+        for pair, ((poo, pog), (pgo, pgg)) in sorted(self.per_pair.items()):
+            writer.writerow([pair, self.sources.get(pair, ""), poo, pog, pgo, pgg])
+
+
+def _share(part: int, whole: int) -> str:
+    return "n/a" if whole == 0 else f"{part / whole:.2f}"
+
+
+def results(poll: Poll, exclude: tuple[int, ...] = ()) -> Results:
+    """Count the poll's answers into a confusion matrix (overall, per pair, per participant).
+
+    2afc answers are counted on the first row: (real photo chosen, generated chosen)."""
+    def empty():
+        return [[0, 0], [0, 0]]
+
+    matrix, per_pair, per_participant = empty(), {}, {}
+    sources = poll.sources()
+    for pair in sources:
+        if pair not in exclude:
+            per_pair[pair] = empty()
+    for participant, pair, version, answer, _, _ in poll.answers():
+        if pair in exclude:
+            continue
+        truth = 0 if poll.protocol == "2afc" else VERSIONS.index(version)
+        judged = VERSIONS.index(answer)
+        matrix[truth][judged] += 1
+        per_pair[pair][truth][judged] += 1
+        per_participant[participant] = per_participant.get(participant, 0) + 1
+    return Results(poll.protocol, matrix, per_pair, per_participant, sources, tuple(exclude))
+
+
+def build_poll(
+    model: str,
+    photos: str | Path,
+    out: str | Path,
+    pairs: int = 20,
+    protocol: str = "report",
+    mode: str = "deterministic",
+    seed: int = 0,
+    max_side: int = 768,
+    log=print,
+) -> Path:
+    """Pick `pairs` photos (seeded), colorize each with `model`, and write the poll folder.
+
+    Photos larger than `max_side` are first scaled down (the original and the colorization are
+    then made from the same pixels). The report's poll used its final model; `mode` is the
+    inference mode of `pix2color.loading`.
+    """
+    from PIL import Image
+
+    from pix2color.colorize import IMAGE_SUFFIXES
+    from pix2color.data import list_image_files
+    from pix2color.lite import FullResolutionColorizer, ImageError, read_image
+    from pix2color.loading import load_network
+
+    if protocol not in PROTOCOLS:
+        raise PollError(f"--protocol must be one of {', '.join(PROTOCOLS)} (got {protocol!r})")
+    if (Path(out) / DATABASE).exists():
+        raise PollError(f"{out} already holds a poll; choose another --out")
+    if not Path(photos).is_dir():
+        raise PollError(f"--photos {photos}: not a folder")
+    chosen = choose_photos(list_image_files(photos, IMAGE_SUFFIXES), pairs, seed)
+    network = load_network(model, mode)
+    recipe = FullResolutionColorizer(network.predict_ab, network.image_size)
+    prepared = []
+    for path in chosen:
+        try:
+            rgb = read_image(path)
+        except ImageError as error:
+            raise PollError(str(error)) from None
+        image = Image.fromarray(rgb)
+        if max(image.size) > max_side:
+            image.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+            rgb = np.asarray(image)
+        prepared.append(PollImages(str(path), recipe.grayscale(rgb), rgb, recipe.colorize(rgb)))
+        log(f"pair {len(prepared)}: {path}")
+    return write_poll(out, prepared, protocol, seed, {"model": str(model), "mode": mode, "photos": str(photos)})

@@ -1,0 +1,336 @@
+"""The web application through the framework's test client: the colorize API and its refusals,
+the poll's participant flow, the admin pages, and the Turing-test arithmetic."""
+
+import asyncio
+import io
+import re
+import threading
+
+import httpx
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from conftest import sample_photo_paths
+from pix2color import turing
+from pix2color.lite import FullResolutionColorizer
+from pix2color.loading import Network, load_network
+from pix2color.web.app import Limits, create_app
+
+
+def png_bytes(image: Image.Image, image_format: str = "PNG") -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, image_format)
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="module")
+def networks(small_generator_file):
+    return {mode: load_network(small_generator_file, mode) for mode in ("deterministic", "paper")}
+
+
+@pytest.fixture(scope="module")
+def client(networks):
+    limits = Limits(upload_bytes=2 * 2**20, pixels=3_000_000, queue=2)
+    with TestClient(create_app(networks, limits=limits)) as test_client:
+        yield test_client
+
+
+@pytest.fixture(scope="module")
+def photo():
+    return Image.open(sample_photo_paths(1)[0]).convert("RGB").resize((301, 157))
+
+
+def upload(client, data: bytes, filename="photo.jpg", content_type="image/jpeg", **params):
+    return client.post("/api/colorize", params=params, files={"image": (filename, data, content_type)})
+
+
+# --------------------------------------------------------------------------- colorize API
+
+
+@pytest.mark.parametrize("image_format, media_type", [("png", "image/png"), ("jpeg", "image/jpeg")])
+def test_colorize_returns_an_image_of_the_upload_size(client, photo, image_format, media_type):
+    response = upload(client, png_bytes(photo, "JPEG"), format=image_format)
+    assert response.status_code == 200 and response.headers["content-type"] == media_type
+    result = Image.open(io.BytesIO(response.content))
+    assert result.size == photo.size and result.mode == "RGB"
+    assert response.headers["x-content-type-options"] == "nosniff"
+
+
+def test_colorize_recognises_the_content_not_the_name_or_declared_type(client, photo):
+    as_text = upload(client, png_bytes(photo), filename="notes.txt", content_type="text/plain")
+    assert as_text.status_code == 200  # a PNG, whatever its name and declared type say
+    fake = upload(client, b"<html>not an image</html>", filename="photo.png", content_type="image/png")
+    assert fake.status_code == 400 and "not an image" in fake.json()["detail"]
+
+
+def test_paper_mode_and_grayscale(client, photo):
+    paper = upload(client, png_bytes(photo), mode="paper")
+    assert paper.status_code == 200 and Image.open(io.BytesIO(paper.content)).size == photo.size
+    gray = client.post("/api/grayscale", files={"image": ("p.png", png_bytes(photo), "image/png")})
+    pixels = np.asarray(Image.open(io.BytesIO(gray.content)).convert("RGB")).astype(int)
+    assert gray.status_code == 200 and np.abs(pixels[..., 0] - pixels[..., 2]).max() <= 2  # neutral grays
+    assert upload(client, png_bytes(photo), mode="sepia").status_code == 400
+
+
+def float64_tiff() -> bytes:
+    """A real TIFF whose pixels (64-bit floats) Pillow cannot convert to RGB."""
+    import tifffile
+
+    buffer = io.BytesIO()
+    tifffile.imwrite(buffer, np.linspace(0, 1, 64).reshape(8, 8))
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("case, status, words", [
+    ("zero bytes", 400, "empty"),
+    ("not an image", 400, "not an image"),
+    ("truncated", 400, "the upload"),
+    ("too large a file", 413, "larger than the limit"),
+    ("too many pixels", 413, "megapixels"),
+    ("unconvertible mode", 415, "cannot be converted"),
+    ("no image field", 400, "field 'image'"),
+])
+def test_bad_uploads_are_one_line_4xx(client, photo, case, status, words):
+    data = {
+        "zero bytes": b"",
+        "not an image": b"hello, world\n" * 10,
+        "truncated": png_bytes(photo, "JPEG")[:700],
+        "too large a file": b"\xff" * (2 * 2**20 + 1),
+        "too many pixels": png_bytes(Image.new("L", (2000, 2000))),  # 4 MP, a small file
+        "unconvertible mode": float64_tiff(),
+    }.get(case)
+    if case == "no image field":
+        response = client.post("/api/colorize", files={"picture": ("p.png", png_bytes(photo), "image/png")})
+    else:
+        response = upload(client, data)
+    assert response.status_code == status, response.text
+    detail = response.json()["detail"]
+    assert words in detail and "\n" not in detail and "Traceback" not in response.text
+    page = client.post("/api/colorize", files={"image": ("x.png", data or b"", "image/png")},
+                       headers={"Accept": "text/html"}) if data is not None else None
+    if page is not None:  # a browser gets a page with the same line
+        assert page.status_code == status and "<p class=\"error\"" in page.text
+
+
+def test_health_and_page(client):
+    health = client.get("/api/health").json()
+    assert health["status"] == "ok" and health["colorize"]["deterministic"]["image_size"] == 32
+    page = client.get("/")
+    assert page.status_code == 200 and 'id="file"' in page.text and "paper" in page.text
+
+
+def test_full_queue_answers_503_with_retry_after(photo):
+    """One colorization runs, `queue` wait, the next is turned away at once."""
+    release = threading.Event()
+    started = threading.Event()
+
+    def slow_network(lightness):
+        started.set()
+        release.wait(30)
+        return np.zeros(lightness.shape[:3] + (2,), np.float32)
+
+    app = create_app({"deterministic": Network(slow_network, 32)}, limits=Limits(queue=1))
+    data = png_bytes(photo)
+
+    async def scenario():
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+            def post():
+                return http.post("/api/colorize", files={"image": ("p.png", data, "image/png")})
+
+            running = asyncio.create_task(post())
+            await asyncio.get_running_loop().run_in_executor(None, started.wait, 30)
+            waiting = asyncio.create_task(post())
+            await asyncio.sleep(0.2)
+            refused = await post()
+            release.set()
+            return refused, await running, await waiting
+
+    refused, running, waiting = asyncio.run(scenario())
+    assert refused.status_code == 503 and refused.headers["retry-after"].isdigit()
+    assert "busy" in refused.json()["detail"]
+    assert running.status_code == 200 and waiting.status_code == 200
+
+
+# --------------------------------------------------------------------------- the Turing test
+
+
+def test_report_confusion_matrix_arithmetic():
+    """Fed the report's own answers, the rates are the report's: TPR 0.7246, TNR 0.5548, FPR 0.4452."""
+    results = turing.Results.from_matrix(turing.REPORT_MATRIX)
+    tpr, tnr, fpr = results.rates()
+    assert (tpr.successes, tpr.trials, tnr.successes, tnr.trials, fpr.successes, fpr.trials) == (
+        1292, 1783, 1231, 2219, 988, 2219)
+    assert (round(tpr.value, 4), round(tnr.value, 4), round(fpr.value, 4)) == (0.7246, 0.5548, 0.4452)
+    text = results.report()
+    assert "Original          1292         491" in text and "Generated          988        1231" in text
+    assert "44.5%" in text
+    low, high = fpr.interval  # Wilson: strictly inside (0, 1), around the rate
+    assert low < fpr.value < high and high - low < 0.05
+
+
+def test_wilson_interval_matches_published_values():
+    """Newcombe (1998), "Two-sided confidence intervals for the single proportion", Table I."""
+    for (successes, trials), expected in {(81, 263): (0.2553, 0.3662), (15, 148): (0.0624, 0.1605),
+                                           (0, 20): (0.0, 0.1611)}.items():
+        low, high = turing.wilson_interval(successes, trials)
+        assert (round(low, 4), round(high, 4)) == expected
+    assert turing.wilson_interval(0, 0) is None
+
+
+def tiny_poll(folder, protocol="report", pairs=4, source_names=None):
+    rng = np.random.default_rng(0)
+    images = []
+    for index in range(pairs):
+        original = rng.integers(0, 256, (24, 32, 3), dtype=np.uint8)
+        generated = (original // 2).astype(np.uint8)
+        gray = np.repeat(original.mean(-1, keepdims=True).astype(np.uint8), 3, -1)
+        name = (source_names or {}).get(index, f"photo{index}.jpg")
+        images.append(turing.PollImages(name, gray, original, generated))
+    return turing.write_poll(folder, images, protocol, seed=7)
+
+
+def test_empty_poll_results_are_n_a(tmp_path):
+    results = turing.results(turing.Poll(tiny_poll(tmp_path / "poll")))
+    assert results.total == 0 and "n/a" in results.report()
+
+
+def test_poll_files_tell_nothing(tmp_path):
+    folder = tiny_poll(tmp_path / "poll")
+    poll = turing.Poll(folder)
+    files = sorted((folder / "images").iterdir())
+    assert len(files) == 12 and all(re.fullmatch(r"[0-9a-f]{32}\.png", f.name) for f in files)
+    images = [Image.open(f) for f in files]
+    assert {(i.size, i.mode, i.format) for i in images} == {((32, 24), "RGB", "PNG")}
+    assert not any(i.info or i.getexif() for i in images)  # no metadata
+    assert poll.image_path("../poll.sqlite") is None and poll.image_path(files[0].name) == files[0]
+
+
+@pytest.fixture
+def poll_client(tmp_path):
+    folder = tiny_poll(tmp_path / "poll", source_names={2: "<script>alert(1)</script>.jpg"})
+    app = create_app(poll=turing.Poll(folder), admin_token="s3cret")
+    with TestClient(app) as test_client:
+        yield test_client, folder
+
+
+def answer_all(client, choose):
+    """Answer every trial through the JSON API; `choose(trial)` -> the answer."""
+    trial = client.get("/poll", headers={"Accept": "application/json"}).json()
+    answered = []
+    while not trial["done"]:
+        body = {"pair": trial["pair"], "shown": trial["images"], "answer": choose(trial)}
+        reply = client.post("/poll/answer", json=body, headers={"Accept": "application/json"})
+        assert reply.status_code == 200 and reply.json()["recorded"], reply.text
+        answered.append(body)
+        trial = reply.json()["next"]
+    return answered, trial
+
+
+def test_participant_sees_every_pair_once_half_originals(poll_client):
+    client, folder = poll_client
+    poll = turing.Poll(folder)
+    page = client.get("/poll")
+    assert page.status_code == 200 and "1 / 4" in page.text and "pix2color_poll" in client.cookies
+    answered, done = answer_all(client, lambda trial: "original")
+    assert sorted(a["pair"] for a in answered) == [1, 2, 3, 4]
+    versions = [row[2] for row in poll.answers()]
+    assert sorted(versions) == ["generated", "generated", "original", "original"]  # balanced
+    assert done == {"done": True, "right": 2, "answered": 4}
+    final = client.get("/poll")
+    assert "You were right 2 times out of 4" in final.text
+    other = TestClient(client.app)
+    other.get("/poll")  # a second participant: their own order
+    assert turing.Poll(folder).answers() and len(poll.answers()) == 4
+
+
+def test_trial_pages_are_the_same_whichever_version_is_shown(poll_client):
+    """Blind: apart from the opaque image names and the trial numbers, every trial page is the
+    same HTML, whether it shows the original or the colorization; no source name appears."""
+    client, folder = poll_client
+    pages, versions = set(), set()
+    for _ in range(4):
+        html = client.get("/poll").text
+        assert not any(f"photo{index}.jpg" in html for index in range(4)) and "script>alert" not in html
+        pair = int(re.search(r'name="pair" value="(\d+)"', html).group(1))
+        shown = re.search(r'name="shown" value="([^"]+)"', html).group(1)
+        pages.add(re.sub(r"[0-9a-f]{32}\.png|value=\"\d+\"|\d+ / 4", "X", html))
+        client.post("/poll/answer", data={"pair": pair, "shown": shown, "answer": "original"})
+    versions = {row[2] for row in turing.Poll(folder).answers()}
+    assert versions == {"original", "generated"} and len(pages) == 1
+
+
+def test_answers_are_checked_and_idempotent(poll_client):
+    client, folder = poll_client
+    trial = client.get("/poll", headers={"Accept": "application/json"}).json()
+    body = {"pair": trial["pair"], "shown": trial["images"], "answer": "generated"}
+    first = client.post("/poll/answer", json=body, headers={"Accept": "application/json"})
+    again = client.post("/poll/answer", json={**body, "answer": "original"}, headers={"Accept": "application/json"})
+    assert first.json()["recorded"] is True and again.status_code == 200 and again.json()["recorded"] is False
+    assert [row[3] for row in turing.Poll(folder).answers()] == ["generated"]  # the first answer stands
+    unknown = client.post("/poll/answer", json={**body, "pair": 99})
+    assert unknown.status_code == 422 and "not one of this participant's pairs" in unknown.json()["detail"]
+    poll = turing.Poll(folder)
+    other_image = next(name for name in poll.image_names if name not in trial["images"] and name != trial["gray"])
+    second = client.get("/poll", headers={"Accept": "application/json"}).json()
+    wrong = client.post("/poll/answer", json={"pair": second["pair"], "shown": [other_image], "answer": "original"})
+    assert wrong.status_code == 422 and "not about the images" in wrong.json()["detail"]
+    bad = client.post("/poll/answer", json={"pair": second["pair"], "shown": second["images"], "answer": "maybe"})
+    assert bad.status_code == 422
+    stranger = TestClient(client.app).post("/poll/answer", json=body)
+    assert stranger.status_code == 403
+
+
+def test_html_form_flow_redirects_to_the_next_trial(poll_client):
+    client, _ = poll_client
+    page = client.get("/poll").text
+    pair = re.search(r'name="pair" value="(\d+)"', page).group(1)
+    shown = re.search(r'name="shown" value="([^"]+)"', page).group(1)
+    reply = client.post("/poll/answer", data={"pair": pair, "shown": shown, "answer": "original"},
+                        follow_redirects=False)
+    assert reply.status_code == 303 and reply.headers["location"] == "/poll"
+    assert "2 / 4" in client.get("/poll").text
+
+
+def test_admin_needs_the_token_and_escapes_what_it_shows(poll_client):
+    client, _ = poll_client
+    answer_all(client, lambda trial: "generated")
+    for path in ("/admin", "/admin/results.csv", "/admin/results.png"):
+        assert client.get(path).status_code == 401
+        assert client.get(path, params={"token": "wrong"}).status_code == 401
+    page = client.get("/admin", params={"token": "s3cret"})
+    assert page.status_code == 200 and "<script>alert(1)</script>" not in page.text
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page.text
+    csv_text = client.get("/admin/results.csv", headers={"Authorization": "Bearer s3cret"}).text
+    assert csv_text.splitlines()[0].startswith("pair,photo,") and len(csv_text.splitlines()) == 5
+    chart = client.get("/admin/results.png", params={"token": "s3cret", "exclude": "2"})
+    assert chart.status_code == 200 and chart.content[:4] == b"\x89PNG"
+    assert "pairs left out: 2" in client.get("/admin", params={"token": "s3cret", "exclude": "2"}).text
+
+
+def test_2afc_poll_reports_percent_fooled(tmp_path):
+    folder = tiny_poll(tmp_path / "poll2", protocol="2afc")
+    poll = turing.Poll(folder)
+    with TestClient(create_app(poll=poll, admin_token="t")) as client:
+        page = client.get("/poll").text
+        assert "Which one is the real photo?" in page and page.count("This one is real") == 2
+
+        def pick_generated(trial):
+            originals = {turing.Poll(folder).image_path(n) for n in trial["images"]}
+            assert len(originals) == 2
+            return next(name for name in trial["images"] if name in generated_names)
+
+        generated_names = set(_column(folder, "generated"))
+        answer_all(client, pick_generated)
+    results = turing.results(poll)
+    assert results.matrix == [[0, 4], [0, 0]]
+    assert "% fooled: 100.0%" in results.report()
+
+
+def _column(folder, column):
+    import sqlite3
+
+    with sqlite3.connect(folder / turing.DATABASE) as database:
+        return [row[0] for row in database.execute(f"SELECT {column} FROM pairs")]

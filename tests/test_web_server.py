@@ -1,0 +1,109 @@
+"""The web app as users run it: `pix2color serve` and `pix2color turing` as commands, a real
+server on loopback under load, and killed mid-poll."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+from pix2color import turing
+from pix2color.bench import bench_poll
+from pix2color.web.local_server import LocalServer
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def command(*args, timeout=600):
+    return subprocess.run([sys.executable, "-m", "pix2color.cli", *map(str, args)], capture_output=True, text=True,
+                          cwd=ROOT, timeout=timeout)
+
+
+def test_fifty_participants_at_once_lose_no_answer(tmp_path):
+    """50 concurrent participants answer 20 pairs each through a real server: every acknowledged
+    answer is stored once, none is lost or doubled."""
+    stats = bench_poll(participants=50, pairs=20, workdir=str(tmp_path), log=print)
+    assert stats["acknowledged"] == stats["stored"] == stats["distinct"] == 1000
+    results = turing.results(turing.Poll(stats["folder"]))
+    assert results.total == 1000 and len(results.per_participant) == 50
+    assert set(results.per_participant.values()) == {20}
+    assert sum(results.matrix[0]) == sum(results.matrix[1]) == 500  # balanced per participant
+
+
+def answer(client, trial):
+    reply = client.post("/poll/answer", json={"pair": trial["pair"], "shown": trial["images"], "answer": "generated"})
+    reply.raise_for_status()
+    return reply.json()
+
+
+def test_sigkill_mid_poll_keeps_every_acknowledged_answer(tmp_path):
+    folder = tmp_path / "poll"
+    turing.write_poll(folder, [turing.PollImages(f"p{i}.jpg", *turing_arrays(i)) for i in range(6)], "report", seed=3)
+
+    server = LocalServer(["--poll", str(folder)])
+    with server:
+        client = httpx.Client(base_url=server.url, headers={"Accept": "application/json"}, timeout=30)
+        trial = client.get("/poll").json()
+        seen = []
+        for _ in range(3):
+            seen.append(trial["pair"])
+            trial = answer(client, trial)["next"]
+        server.kill()  # SIGKILL, right after three acknowledged answers
+    assert len(turing.Poll(folder).answers()) == 3
+    server = LocalServer(["--poll", str(folder)], port=server.port)
+    with server:
+        client.base_url = server.url
+        trial = client.get("/poll").json()  # the same cookie: the same participant
+        assert trial["position"] == 4 and trial["pair"] not in seen
+        while not trial["done"]:
+            trial = answer(client, trial)["next"]
+    answers = turing.Poll(folder).answers()
+    assert len(answers) == 6 and len({row[0] for row in answers}) == 1
+
+
+def turing_arrays(index):
+    """gray, original, generated images of one pair (their content does not matter here)."""
+    original = np.random.default_rng(index).integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    return original, original, original // 2
+
+
+def test_turing_commands_end_to_end(small_generator_file, tmp_path):
+    from conftest import sample_photo_paths
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for path in sample_photo_paths(6):
+        (photos / Path(path).name).write_bytes(Path(path).read_bytes())
+    poll = tmp_path / "poll"
+    built = command("turing", "build", "--model", small_generator_file, "--photos", photos, "--pairs", 4,
+                    "--out", poll, "--seed", 5)
+    assert built.returncode == 0, built.stderr
+    again = command("turing", "build", "--model", small_generator_file, "--photos", photos, "--pairs", 4, "--out", poll)
+    assert again.returncode == 2 and "already holds a poll" in again.stderr and "Traceback" not in again.stderr
+    too_many = command("turing", "build", "--model", small_generator_file, "--photos", photos, "--pairs", 40,
+                       "--out", tmp_path / "poll2")
+    assert too_many.returncode == 2 and "only 6 photos" in too_many.stderr
+    empty = command("turing", "results", poll)
+    assert empty.returncode == 0 and "n/a" in empty.stdout and "0 answers" in empty.stdout
+    with LocalServer(["--poll", str(poll), "--model", str(small_generator_file), "--admin-token", "tok"]) as server:
+        client = httpx.Client(base_url=server.url, headers={"Accept": "application/json"}, timeout=30)
+        trial = client.get("/poll").json()
+        while not trial["done"]:
+            trial = answer(client, trial)["next"]
+        assert httpx.get(server.url + "/admin").status_code == 401
+        assert httpx.get(server.url + "/admin", params={"token": "tok"}).status_code == 200
+        assert httpx.get(server.url + "/").status_code == 200  # one server, both parts
+    counted = command("turing", "results", poll, "--csv", tmp_path / "r.csv", "--png", tmp_path / "r.png",
+                      "--exclude", "1")
+    assert counted.returncode == 0, counted.stderr
+    assert "3 answers from 1 participants; pairs left out: 1" in counted.stdout
+    assert (tmp_path / "r.png").stat().st_size > 0 and len((tmp_path / "r.csv").read_text().splitlines()) == 4
+
+
+def test_serve_refuses_what_it_cannot_serve(tmp_path):
+    nothing = command("serve")
+    assert nothing.returncode == 2 and "give --model" in nothing.stderr
+    not_a_poll = command("serve", "--poll", tmp_path)
+    assert not_a_poll.returncode == 2 and "not a poll folder" in not_a_poll.stderr
+    assert "Traceback" not in not_a_poll.stderr
