@@ -79,6 +79,59 @@ class ChannelDropout(layers.Layer):
         return {**super().get_config(), "rate": self.rate, "always": self.always}
 
 
+@keras.saving.register_keras_serializable(package="pix2color")
+class UpConvolution(layers.Conv2DTranspose):
+    """The U-Net's 4x4, stride-2 transposed convolution (PyTorch's padding 1 = Keras' 'same').
+
+    The same layer and weights as `Conv2DTranspose`. On small inputs (up to `MATMUL_PIXELS`
+    positions: the innermost up blocks) it is computed as one matrix product followed by the
+    overlap-add of its 4x4 taps: on CPUs (oneDNN) the convolution primitive spends most of its
+    time on these weight-heavy, position-poor layers (measured here, 1024 -> 512 channels from
+    2x2: 16.9 ms against 5.5 ms; from 16x16 the convolution is faster). The sums are the same,
+    in another order.
+    """
+
+    MATMUL_PIXELS = 64  # 8 x 8
+
+    def call(self, inputs):
+        height, width, channels = inputs.shape[1:]
+        if (height is None or width is None or height * width > self.MATMUL_PIXELS
+                or self.kernel_size != (4, 4) or self.strides != (2, 2) or self.padding != "same"
+                or self.data_format != "channels_last"):
+            return super().call(inputs)
+        kernel = tf.cast(self.kernel, inputs.dtype)  # (4, 4, out, in)
+        outputs = kernel.shape[2]
+        # Every input position's 16 taps at once: (N, H, W, 4, 4, out).
+        matrix = tf.reshape(tf.transpose(kernel, [3, 0, 1, 2]), [channels, 16 * outputs])
+        taps = tf.reshape(tf.matmul(tf.reshape(inputs, [-1, channels]), matrix), [-1, height, width, 4, 4, outputs])
+        # Overlap-add, rows then columns: output 2i takes tap 1 of input i and tap 3 of input i-1;
+        # output 2i+1 takes tap 2 of input i and tap 0 of input i+1.
+        rows = _overlap_add(taps, axis=1, tap_axis=3)  # (N, H, 2, W, 4, out)
+        columns = _overlap_add(rows, axis=3, tap_axis=4)  # (N, H, 2, W, 2, out)
+        result = tf.reshape(columns, [-1, 2 * height, 2 * width, outputs])
+        if self.use_bias:
+            result = result + tf.cast(self.bias, result.dtype)
+        return result
+
+
+def _overlap_add(taps: tf.Tensor, axis: int, tap_axis: int) -> tf.Tensor:
+    """Along `axis`, interleave even outputs (tap 1 at i + tap 3 at i-1) and odd outputs (tap 2
+    at i + tap 0 at i+1), consuming `tap_axis`; the new size-2 axis follows `axis`. (Splits and
+    concatenations, whose gradients are concatenations and splits.)"""
+    tap0, tap1, tap2, tap3 = tf.unstack(taps, axis=tap_axis)
+    size = taps.shape[axis]
+
+    def shifted(tensor, down: bool):  # down: element i takes element i - 1 (zero at the border)
+        zeros = tf.zeros_like(tf.split(tensor, [1, size - 1], axis)[0])
+        if down:
+            return tf.concat([zeros, tf.split(tensor, [size - 1, 1], axis)[0]], axis)
+        return tf.concat([tf.split(tensor, [1, size - 1], axis)[1], zeros], axis)
+
+    even = tap1 + shifted(tap3, down=True)
+    odd = tap2 + shifted(tap0, down=False)
+    return tf.stack([even, odd], axis=axis + 1)
+
+
 class BatchStatNormalization(layers.Layer):
     """A BatchNormalization layer's gamma and beta applied with the current batch's statistics.
 
@@ -169,7 +222,7 @@ def build_generator(
     # x: the 1x1 bottleneck. Walk back up, innermost level first.
     for level in reversed(range(1, depth)):
         x = layers.ReLU(name=f"up{level}_relu")(x)
-        x = layers.Conv2DTranspose(
+        x = UpConvolution(
             filters[level - 1], 4, strides=2, padding="same", use_bias=False,
             kernel_initializer=_conv_init(), name=f"up{level}_convt",
         )(x)
@@ -179,7 +232,7 @@ def build_generator(
         x = layers.Concatenate(name=f"up{level}_skip")([skips[level], x])  # 2 x filters[level - 1] channels
 
     x = layers.ReLU(name="up0_relu")(x)
-    x = layers.Conv2DTranspose(
+    x = UpConvolution(
         output_channels, 4, strides=2, padding="same", kernel_initializer=_conv_init(),
         name="up0_convt",
     )(x)

@@ -243,3 +243,30 @@ def test_layer_table_reader_sees_a_misplaced_dropout(generator_256):
     shifted["up4"] = shifted["up4"][:7] + (0.5,) + shifted["up4"][8:]
     with pytest.raises(AssertionError, match="up7 dropout"):
         assert_matches_reference(generator, shifted)
+
+
+@pytest.mark.parametrize("size", [1, 2, 4, 8, 16])
+def test_up_convolution_is_conv2d_transpose(size):
+    """The U-Net's transposed convolution: on small inputs a matrix product and an overlap-add,
+    on larger ones the convolution; the same outputs and gradients as Keras' Conv2DTranspose
+    (float64: the sums only differ in order)."""
+    keras.config.set_dtype_policy("float64")
+    try:
+        reference = keras.layers.Conv2DTranspose(6, 4, strides=2, padding="same", bias_initializer="random_normal")
+        ours = models.UpConvolution(6, 4, strides=2, padding="same")
+        inputs = tf.constant(np.random.default_rng(size).standard_normal((3, size, size, 5)))
+        reference(inputs), ours(inputs)
+        ours.set_weights(reference.get_weights())
+        with tf.GradientTape(persistent=True) as tape:
+            tape.watch(inputs)
+            outputs = [layer(inputs) for layer in (reference, ours)]
+            losses = [tf.reduce_sum(tf.sin(output)) for output in outputs]
+        np.testing.assert_allclose(outputs[1], outputs[0], rtol=1e-12, atol=1e-12)
+        for first, second in zip(tape.gradient(losses[0], [inputs, *reference.weights]),
+                                 tape.gradient(losses[1], [inputs, *ours.weights])):
+            np.testing.assert_allclose(second, first, rtol=1e-11, atol=1e-12)
+        graph = tf.function(ours).get_concrete_function(inputs).graph
+        uses_matmul = any(op.type in ("MatMul", "BatchMatMulV2") for op in graph.get_operations())
+        assert uses_matmul == (size * size <= models.UpConvolution.MATMUL_PIXELS)
+    finally:
+        keras.config.set_dtype_policy("float32")
