@@ -27,6 +27,7 @@ import numpy as np
 
 SYSTEMS = ("deterministic", "paper", "grayscale")
 REPORT_BATCH = 4
+METRICS = ("psnr256", "psnr255", "ssim256", "ssim255", "colourfulness", "colourfulness_truth")
 
 
 @dataclass
@@ -98,25 +99,34 @@ def evaluate_generator(generator, images, names: list[str], batch_size: int = RE
     size = int(generator.input_shape[1])
     paper = models.paper_mode_generator(generator) if "paper" in systems else None
     predict = {
-        "deterministic": tf.function(lambda l: generator(l, training=False)),
-        "paper": tf.function(lambda l: paper(l)) if paper is not None else None,
-        "grayscale": lambda l: tf.zeros(tf.concat([tf.shape(l)[:-1], [2]], 0)),
+        "deterministic": lambda lightness: generator(lightness, training=False),
+        "paper": paper,
+        "grayscale": lambda lightness: tf.zeros(tf.concat([tf.shape(lightness)[:-1], [2]], 0)),
     }
-    collected = {s: {k: [] for k in ("psnr256", "psnr255", "ssim256", "ssim255", "colourfulness", "colourfulness_truth")}
-                 for s in systems}
-    progress = keras.utils.Progbar(len(names), verbose=verbose, unit_name="image")
-    for lightness, ab in make_eval_dataset(images, size, batch_size):
+
+    @tf.function  # one graph per batch: the metrics cost as much as the network when run eagerly
+    def measure(lightness, ab):
         truth = metrics.to_uint8_values(lightness, ab)
-        truth_colourfulness = metrics.colourfulness(truth).numpy()
+        truth_colourfulness = metrics.colourfulness(truth)
+        measured = {}
         for system in systems:
             output = metrics.to_uint8_values(lightness, predict[system](lightness))
-            values = collected[system]
-            values["psnr256"].append(metrics.psnr(truth, output, metrics.REPORT_PEAK).numpy())
-            values["psnr255"].append(metrics.psnr(truth, output, metrics.COMMON_PEAK).numpy())
-            values["ssim256"].append(metrics.ssim(truth, output, metrics.REPORT_PEAK).numpy())
-            values["ssim255"].append(metrics.ssim(truth, output, metrics.COMMON_PEAK).numpy())
-            values["colourfulness"].append(metrics.colourfulness(output).numpy())
-            values["colourfulness_truth"].append(truth_colourfulness)
+            measured[system] = {
+                "psnr256": metrics.psnr(truth, output, metrics.REPORT_PEAK),
+                "psnr255": metrics.psnr(truth, output, metrics.COMMON_PEAK),
+                **dict(zip(("ssim256", "ssim255"),
+                           metrics.ssim_for_peaks(truth, output, (metrics.REPORT_PEAK, metrics.COMMON_PEAK)))),
+                "colourfulness": metrics.colourfulness(output),
+                "colourfulness_truth": truth_colourfulness,
+            }
+        return measured
+
+    collected = {s: {k: [] for k in METRICS} for s in systems}
+    progress = keras.utils.Progbar(len(names), verbose=verbose, unit_name="image")
+    for lightness, ab in make_eval_dataset(images, size, batch_size):
+        for system, values in measure(lightness, ab).items():
+            for metric, value in values.items():
+                collected[system][metric].append(value.numpy())
         progress.add(len(lightness))
     result = Evaluation(list(names), batch_size)
     result.values = {s: {m: np.concatenate(v) for m, v in collected[s].items()} for s in systems}

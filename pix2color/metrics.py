@@ -31,7 +31,37 @@ def psnr(rgb_true: tf.Tensor, rgb_pred: tf.Tensor, peak: float = REPORT_PEAK) ->
 def ssim(rgb_true: tf.Tensor, rgb_pred: tf.Tensor, peak: float = REPORT_PEAK) -> tf.Tensor:
     """Per-image SSIM of RGB batches holding 0..255 values: 11x11 Gaussian window (sigma 1.5),
     valid region, channel mean; constants C1 = (0.01 peak)^2, C2 = (0.03 peak)^2."""
-    return tf.image.ssim(rgb_true, rgb_pred, max_val=peak, filter_size=11, filter_sigma=1.5)
+    return ssim_for_peaks(rgb_true, rgb_pred, (peak,))[0]
+
+
+def ssim_for_peaks(rgb_true: tf.Tensor, rgb_pred: tf.Tensor, peaks: tuple[float, ...]) -> list[tf.Tensor]:
+    """`ssim` for several peaks at the cost of one: the local statistics are shared, only the
+    constants differ. The Gaussian window is applied as two 1-D passes (it is separable), which
+    is `tf.image.ssim`'s window at a fifth of its cost."""
+    rgb_true = tf.convert_to_tensor(rgb_true, tf.float32)
+    rgb_pred = tf.convert_to_tensor(rgb_pred, tf.float32)
+    taps = tf.exp(-0.5 * tf.square(tf.range(-5.0, 6.0) / 1.5))
+    taps = taps / tf.reduce_sum(taps)  # (11,)
+    channels = 3 * 5
+    rows = tf.tile(tf.reshape(taps, [11, 1, 1, 1]), [1, 1, channels, 1])
+    columns = tf.tile(tf.reshape(taps, [1, 11, 1, 1]), [1, 1, channels, 1])
+
+    def local_mean(maps):  # valid region: (N, H - 10, W - 10, channels)
+        maps = tf.nn.depthwise_conv2d(maps, rows, [1, 1, 1, 1], "VALID")
+        return tf.nn.depthwise_conv2d(maps, columns, [1, 1, 1, 1], "VALID")
+
+    stacked = tf.concat([rgb_true, rgb_pred, rgb_true * rgb_true, rgb_pred * rgb_pred, rgb_true * rgb_pred], -1)
+    mean_true, mean_pred, square_true, square_pred, product = tf.split(local_mean(stacked), 5, axis=-1)
+    variance_true = square_true - mean_true * mean_true
+    variance_pred = square_pred - mean_pred * mean_pred
+    covariance = product - mean_true * mean_pred
+    results = []
+    for peak in peaks:
+        c1, c2 = (0.01 * peak) ** 2, (0.03 * peak) ** 2
+        luminance = (2.0 * mean_true * mean_pred + c1) / (mean_true * mean_true + mean_pred * mean_pred + c1)
+        structure = (2.0 * covariance + c2) / (variance_true + variance_pred + c2)
+        results.append(tf.reduce_mean(luminance * structure, axis=[-3, -2, -1]))
+    return results
 
 
 def colourfulness(rgb: tf.Tensor) -> tf.Tensor:

@@ -237,5 +237,11 @@ def test_psnr_and_ssim_match_skimage_in_both_protocols():
                 gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
             )
             np.testing.assert_allclose(ours_ssim[index], reference, atol=2e-3)
+        # The separable window is tf.image.ssim's window.
+        np.testing.assert_allclose(
+            ours_ssim, tf.image.ssim(truth, pred, max_val=peak, filter_size=11, filter_sigma=1.5), atol=1e-5
+        )
+    both = metrics.ssim_for_peaks(truth, pred, (256.0, 255.0))
+    np.testing.assert_allclose(both[1], metrics.ssim(truth, pred, 255.0), rtol=1e-6)
     # The constants matter: the two protocols' SSIMs differ by more than the tolerance above.
     assert np.all(np.abs(metrics.ssim(truth, pred, 256.0).numpy() - metrics.ssim(truth, pred, 255.0).numpy()) > 0)
