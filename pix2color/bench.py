@@ -1,11 +1,13 @@
 """Benchmarks that print numbers (tests never time anything).
 
-    python -m pix2color.bench train --image-size 256 --batch-size 4 [--generator resnet18]
+    python -m pix2color.bench train --image-size 256 --batch-size 4 [--generator resnet18] [--json FILE] [--trace DIR]
     python -m pix2color.bench infer [--model RUN] [--generator resnet18]
     python -m pix2color.bench data
     python -m pix2color.bench web [--model RUN]
 
-`train` prints seconds per training step for R1 off, R1 every step and lazy R1, with and without XLA.
+`train` prints seconds per training step for R1 off, R1 every step and lazy R1, with and without XLA,
+and for R1 off / every step (XLA off) the step's parts as the reference benchmark times them: G's
+forward pass, the D step, the G step.
 `--generator resnet18` times the ResNet-18 U-Net too, after the U-Net, in the same process.
 Steps run through `fit` on one fixed batch of sample photos repeated, so only the step is
 timed, not decoding. "per step" is the median over the timed steps; for lazy R1 the mean over
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import json
 import platform
 import statistics
 import sys
@@ -56,7 +59,8 @@ def _machine() -> str:
 
 
 def bench_train(image_size: int, batch_size: int, steps: int, warmup: int, r1_every: int, xla: str,
-                lazy_xla: bool = False, generators: tuple[str, ...] = ("unet",)) -> list[dict]:
+                lazy_xla: bool = False, generators: tuple[str, ...] = ("unet",), breakdown: bool = True,
+                trace: str | None = None) -> list[dict]:
     import keras
     import tensorflow as tf
 
@@ -72,7 +76,7 @@ def bench_train(image_size: int, batch_size: int, steps: int, warmup: int, r1_ev
     results = []
     for generator, jit, (name, gamma, every) in itertools.product(generators, xla_modes, variants):
         if jit and every > 1 and not lazy_xla:
-            print(f"{generator:<9}{name:<24} XLA on   skipped: compiling lazy R1's tf.cond with XLA did not finish "
+            print(f"{name:<24}{generator:<9}XLA on   skipped: compiling lazy R1's tf.cond with XLA did not finish "
                   "in 12 minutes on 2 cores (--lazy-xla to try)", flush=True)
             continue
         config = TrainConfig(image_size=image_size, batch_size=batch_size, r1_gamma=gamma, r1_every=every,
@@ -88,21 +92,109 @@ def bench_train(image_size: int, batch_size: int, steps: int, warmup: int, r1_ev
             "generator": generator,
             "config": name,
             "xla": jit,
+            "image_size": image_size,
+            "batch_size": batch_size,
             "first_step_s": timer.times[0],
             "median_step_s": statistics.median(measured),
             "mean_step_s": statistics.fmean(measured),
             "total_s": total,
         }
+        if breakdown and every == 1 and not jit:
+            row["breakdown_median_s"] = _step_parts(trainer, *batch, repeats=steps)
         results.append(row)
+        parts = "".join(f"  {part[:-2].replace('_', ' ')} {value:.2f} s"
+                        for part, value in row.get("breakdown_median_s", {}).items())
         print(
-            f"{generator:<9}{name:<24} XLA {'on ' if jit else 'off'}  median {row['median_step_s']:.2f} s/step  "
+            f"{name:<24}{generator:<9}XLA {'on ' if jit else 'off'}  median {row['median_step_s']:.2f} s/step  "
             f"mean {row['mean_step_s']:.2f} s/step over {len(measured)} steps  "
-            f"(first step {row['first_step_s']:.1f} s)",
+            f"(first step {row['first_step_s']:.1f} s){parts}",
             flush=True,
         )
+        if trace and len(results) == 1:
+            _trace_steps(trainer, batch, trace)
         del trainer
         keras.backend.clear_session()
     return results
+
+
+def _step_parts(trainer, lightness, real_ab, repeats: int) -> dict:
+    """The step split as the reference benchmark splits it: G forward, D step (with R1 when the
+    configuration has it), G step (D forward, both backward, G update: the time of a G step that
+    recomputes G's forward pass, less that forward pass, as the reference's G step reuses it)."""
+    import tensorflow as tf
+
+    from pix2color import gan
+
+    generator, discriminator = trainer.generator, trainer.discriminator
+
+    @tf.function
+    def g_forward():
+        return generator(lightness, training=True)
+
+    @tf.function
+    def d_step(fake_ab):
+        with tf.GradientTape() as tape:
+            real_logits, r1 = trainer.real_logits_and_r1(lightness, real_ab)
+            loss = trainer.disc_loss(real_logits, discriminator([lightness, fake_ab], training=True)) + r1
+        grads = tape.gradient(loss, discriminator.trainable_variables)
+        trainer.d_optimizer.apply_gradients(zip(grads, discriminator.trainable_variables))
+        return loss
+
+    @tf.function
+    def g_step():
+        with tf.GradientTape() as tape:
+            fake_ab = generator(lightness, training=True)
+            logits = discriminator([lightness, fake_ab], training=True)
+            loss = gan.bce_with_logits(1.0, logits) + trainer.lambda_l1 * tf.reduce_mean(tf.abs(real_ab - fake_ab))
+        grads = tape.gradient(loss, generator.trainable_variables)
+        trainer.g_optimizer.apply_gradients(zip(grads, generator.trainable_variables))
+        return loss
+
+    fake_ab = g_forward()
+    forward = _median_seconds(lambda: g_forward().numpy(), repeats)
+    return {
+        "g_forward_s": forward,
+        "d_step_s": _median_seconds(lambda: d_step(fake_ab).numpy(), repeats),
+        "g_step_s": _median_seconds(lambda: g_step().numpy(), repeats) - forward,
+    }
+
+
+def _trace_steps(trainer, batch, trace: str) -> None:
+    """A TensorFlow profiler trace of two whole training steps (TensorBoard's Profile tab)."""
+    import tensorflow as tf
+
+    step = tf.function(trainer.train_step)
+    tf.nest.map_structure(lambda t: t.numpy(), step(batch))
+    tf.profiler.experimental.start(trace)
+    for _ in range(2):
+        tf.nest.map_structure(lambda t: t.numpy(), step(batch))
+    tf.profiler.experimental.stop()
+    print(f"profiler trace of 2 steps in {trace} (tensorboard --logdir {trace}: Profile tab)")
+    _print_op_types(trace)
+
+
+def _print_op_types(trace: str) -> None:
+    """Time per op type in a profiler trace, if xprof (TensorBoard's profiler) is installed."""
+    import glob
+    import json
+    from collections import Counter
+
+    try:
+        from xprof.convert import raw_to_tool_data
+    except ImportError:
+        print("(pip install xprof for the time per op type)")
+        return
+    latest = sorted(glob.glob(f"{trace}/**/*.xplane.pb", recursive=True))[-1]
+    data, _ = raw_to_tool_data.xspace_to_tool_data([latest], "framework_op_stats^", {})
+    table = json.loads(data)[0]
+    columns = [column["id"] for column in table["cols"]]
+    totals: Counter = Counter()
+    for row in table["rows"]:
+        cells = dict(zip(columns, (cell["v"] if isinstance(cell, dict) else cell for cell in row["c"])))
+        totals[cells["type"]] += cells["total_self_time"]
+    whole = sum(totals.values())
+    for op_type, micros in totals.most_common(12):
+        print(f"  {op_type:<40}{100 * micros / whole:5.1f}% of op time")
 
 
 def _median_seconds(function, repeats: int) -> float:
@@ -378,6 +470,9 @@ def main(argv: list[str] | None = None) -> int:
     train.add_argument("--r1-every", type=int, default=16, help="k of the lazy R1 configuration")
     train.add_argument("--xla", choices=("both", "off", "on"), default="both")
     train.add_argument("--lazy-xla", action="store_true", help="also time lazy R1 under XLA (compiles for long)")
+    train.add_argument("--no-breakdown", action="store_true", help="skip timing G forward, D step and G step apart")
+    train.add_argument("--trace", default=None, help="write a TensorFlow profiler trace of the first configuration")
+    train.add_argument("--json", default=None, help="write one JSON record per configuration to this file")
     data = commands.add_parser("data", help="images/s through the input pipeline")
     data.add_argument("--images", type=int, default=200)
     data.add_argument("--width", type=int, default=640)
@@ -408,8 +503,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"machine: {_machine()}")
     if args.command == "train":
         print(f"training step, image {args.image_size}x{args.image_size}, batch {args.batch_size}")
-        bench_train(args.image_size, args.batch_size, args.steps, args.warmup, args.r1_every, args.xla, args.lazy_xla,
-                    generators(args.generator))
+        rows = bench_train(args.image_size, args.batch_size, args.steps, args.warmup, args.r1_every, args.xla,
+                           args.lazy_xla, generators(args.generator), not args.no_breakdown, args.trace)
+        if args.json:
+            with open(args.json, "w", encoding="utf-8") as handle:
+                handle.writelines(json.dumps({**row, "machine": _machine()}) + "\n" for row in rows)
+            print(f"wrote {args.json}")
     elif args.command == "data":
         bench_data(args.images, args.width, args.height, args.image_size, args.batch_size, args.batches,
                    args.step_seconds)
