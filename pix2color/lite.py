@@ -95,7 +95,7 @@ def read_image(source: str | os.PathLike | typing.BinaryIO, max_pixels: int = DE
     except Exception as error:  # noqa: BLE001 - Pillow raises many kinds for bad files
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
         if isinstance(error, Image.UnidentifiedImageError):
-            container = _image_container(source)
+            container = image_container(source)
             reason = (f"a {container} image in a pixel format that cannot be converted to RGB" if container
                       else "not an image (or a format Pillow cannot read)")
         raise ImageError(f"{name}: {reason}") from None
@@ -105,7 +105,7 @@ _SIGNATURES = {b"II*\x00": "TIFF", b"MM\x00*": "TIFF", b"\x89PNG": "PNG", b"\xff
                b"BM": "BMP"}
 
 
-def _image_container(source) -> str | None:
+def image_container(source) -> str | None:
     """The image format a file's first bytes announce, if any (to tell "not an image" from "an
     image whose pixels Pillow cannot turn into RGB", such as a float64 or complex TIFF)."""
     try:

@@ -8,15 +8,24 @@ TF_CPP_MIN_LOG_LEVEL=0 to see everything) and replays anything else native code 
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import re
 import sys
 import tempfile
+import threading
 
 # Lines TensorFlow's native libraries print at import whatever TF_CPP_MIN_LOG_LEVEL says.
 _IMPORT_NOISE = re.compile(
     r"absl::InitializeLog|oneDNN custom operations|cpu_feature_guard|rebuild TensorFlow|cudart_stub|cuda drivers"
+)
+
+
+# What native image decoders print about files the commands already report in plain words.
+_DECODER_NOISE = re.compile(
+    r"jpeg_mem\.cc|Premature end of JPEG|Corrupt JPEG data|Input file read error|Unsupported marker type|"
+    r"Invalid JPEG file structure|Bogus marker length|Not a JPEG file|Invalid SOS parameters|libpng warning"
 )
 
 
@@ -38,9 +47,49 @@ def quiet_native_stderr():
 
 
 def import_quietly() -> None:
-    """Import TensorFlow and tensorflow-io's colour ops without their start-up noise."""
+    """Import TensorFlow and tensorflow-io's colour ops without their start-up noise, and keep
+    image decoders' warnings out of the terminal from then on (`filter_decoder_warnings`)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before TensorFlow loads
     with quiet_native_stderr():
         import tensorflow  # noqa: F401
 
         import pix2color.color  # noqa: F401
+    filter_decoder_warnings()
+
+
+_filtering = False
+
+
+def filter_decoder_warnings() -> None:
+    """From now on, drop the decoder warnings native code writes to stderr (libjpeg's "Premature
+    end of JPEG data" for a file the command then skips or reports by name); every other line
+    goes through unchanged, in order. For command-line processes: does nothing when stderr is not
+    the process's own (under pytest's capture, in notebooks)."""
+    global _filtering
+    try:
+        if _filtering or sys.stderr.fileno() != 2:
+            return
+    except (AttributeError, OSError, ValueError):
+        return
+    _filtering = True
+    sys.stderr.flush()
+    terminal = os.dup(2)
+    read_end, write_end = os.pipe()
+    os.dup2(write_end, 2)
+    os.close(write_end)
+
+    def forward():
+        with open(read_end, "rb") as lines, open(terminal, "wb", buffering=0, closefd=False) as out:
+            for line in lines:
+                if not _DECODER_NOISE.search(line.decode("utf-8", "replace")):
+                    out.write(line)
+
+    thread = threading.Thread(target=forward, name="stderr-filter", daemon=True)
+    thread.start()
+
+    def stop():  # at exit: send EOF to the thread and let it write what is left
+        sys.stderr.flush()
+        os.dup2(terminal, 2)
+        thread.join(timeout=5)
+
+    atexit.register(stop)

@@ -22,7 +22,7 @@ def messy_folder(tmp_path_factory):
     """A folder of 6 good colour photos plus every kind of troublesome file.
 
     Good but unusual: a CMYK JPEG, a 16-bit PNG, an RGBA PNG (in a subfolder), a WebP, a GIF.
-    Bad: a truncated/corrupt JPEG, a text file named x.jpg, a 1x1 image. Grayscale: one photo.
+    Bad: a corrupt, a truncated and a garbled JPEG, an empty file, a text file named x.jpg, a 1x1 image. Grayscale: one photo.
     """
     import tensorflow as tf
 
@@ -43,11 +43,16 @@ def messy_folder(tmp_path_factory):
     (folder / "x.jpg").write_text("this is not an image\n")
     data = open(photos[0], "rb").read()
     (folder / "corrupt.jpg").write_bytes(data[:600] + b"\x00garbage" * 40)
+    (folder / "truncated.jpg").write_bytes(data[: len(data) // 2])
+    garbled = bytearray(open(photos[1], "rb").read())  # libjpeg prints "Corrupt JPEG data: ..." for it
+    garbled[len(garbled) // 2 : len(garbled) // 2 + 40 : 7] = b"\xff" * len(range(0, 40, 7))
+    (folder / "garbled.jpg").write_bytes(bytes(garbled))
+    (folder / "empty.png").write_bytes(b"")
     (folder / "notes.txt").write_text("not an image extension: ignored\n")
     return folder
 
 
-MESSY_BAD = {"x.jpg", "corrupt.jpg", "tiny.png"}
+MESSY_BAD = {"x.jpg", "corrupt.jpg", "truncated.jpg", "garbled.jpg", "empty.png", "tiny.png"}
 MESSY_GOOD = {
     *(f"good_{i}.jpg" for i in range(6)), "cmyk.jpg", "deep16.png", "alpha.png", "photo.webp", "anim.gif",
 }

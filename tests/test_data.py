@@ -18,12 +18,20 @@ def test_messy_folder_is_vetted(messy_folder):
     assert names(image_set.train + image_set.val) == MESSY_GOOD
     assert not set(image_set.train) & set(image_set.val)
     reasons = {Path(p).name: reason for p, reason in image_set.skipped.items()}
-    assert "1x1" in reasons["tiny.png"]
-    assert "Unknown image file format" in reasons["x.jpg"]
+    # Plain words, never the decoder op's name.
+    assert reasons == {
+        "tiny.png": "too small (1x1 px; need at least 16 px a side)",
+        "x.jpg": "not an image (the content is not JPEG, PNG, GIF, BMP or WebP)",
+        "corrupt.jpg": "corrupt or truncated JPEG",
+        "truncated.jpg": "corrupt or truncated JPEG",
+        "garbled.jpg": "corrupt or truncated JPEG",
+        "empty.png": "empty file (0 bytes)",
+    }
     summary = image_set.summary()
-    assert "3 unusable files skipped" in summary and "1 grayscale left out" in summary
+    assert "6 unusable files skipped" in summary and "1 grayscale left out" in summary
     for name in MESSY_BAD:
         assert name in summary
+    assert "function_node" not in summary and "Decode" not in summary
 
 
 def test_folder_split_is_deterministic_and_by_relative_path(messy_folder, tmp_path):

@@ -17,6 +17,7 @@ import keras
 import tensorflow as tf
 
 from pix2color import color
+from pix2color.lite import image_container
 from pix2color.files import write_json_atomically
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -79,14 +80,20 @@ def _probe(index: tf.Tensor, encoded: tf.Tensor):
     return index, height, width, chroma
 
 
-def _decode_error(path: str) -> str:
-    """The decoder's own one-line reason why `path` cannot be read."""
+def unreadable_reason(path: str) -> str:
+    """Why the decoder rejected `path`, in plain words: what the file's content is, not which op failed."""
     try:
-        decode_image(tf.io.read_file(path))
-    except (tf.errors.OpError, ValueError) as error:
-        message = getattr(error, "message", str(error))
-        return message.strip().splitlines()[0] if message.strip() else type(error).__name__
-    return "could not be decoded in the pipeline"
+        size = os.path.getsize(path)
+    except OSError as error:
+        return f"cannot be read ({error.strerror.lower()})"
+    if size == 0:
+        return "empty file (0 bytes)"
+    container = image_container(path)
+    if container is None:
+        return "not an image (the content is not JPEG, PNG, GIF, BMP or WebP)"
+    if container == "TIFF":
+        return "a TIFF image (convert it to PNG or JPEG to train on it)"
+    return f"corrupt or truncated {container}"
 
 
 def probe_all(indexed_encoded: tf.data.Dataset, total: int, verbose: int) -> dict[int, tuple[int, int, float]]:
@@ -146,7 +153,7 @@ def scan_images(
         found = probe_all(indexed.map(lambda i, p: (i, tf.io.read_file(p))), len(todo), verbose)
         for index, path in enumerate(todo):
             verdict = verdict_of(found.get(index), min_side, grayscale_chroma)
-            verdicts[path] = _decode_error(path) if verdict == "undecodable" else verdict
+            verdicts[path] = unreadable_reason(path) if verdict == "undecodable" else verdict
             cache[path] = [*_cache_key(path), verdicts[path]]
         if cache_file:
             write_json_atomically(cache_file, cache)
