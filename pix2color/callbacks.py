@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import glob
 import os
+import re
 
 import keras
 import numpy as np
 import tensorflow as tf
 
 from pix2color import color, plots
+from pix2color.stopping import NotFiniteError, OutputError
 
 
 class TrainingCheckpoint(keras.callbacks.Callback):
@@ -16,7 +19,12 @@ class TrainingCheckpoint(keras.callbacks.Callback):
 
     Uses `tf.train.CheckpointManager`: the checkpoint files are written first and the
     `checkpoint` index file is replaced atomically afterwards, so a process killed in the
-    middle of a save leaves the previous checkpoint as the latest usable one.
+    middle of a save leaves the previous checkpoint as the latest usable one. A save refuses
+    weights that are not finite, and a write that fails (a full disk) removes its partial files
+    and raises `OutputError`, leaving the previous checkpoint the latest.
+
+    The generator's random-number state (its dropout masks' and noise's seed generators) is part
+    of the checkpoint, so a resumed run draws the same masks a run left alone would have.
     """
 
     def __init__(
@@ -38,10 +46,13 @@ class TrainingCheckpoint(keras.callbacks.Callback):
         tracked = {"generator": generator, "g_optimizer": g_optimizer}
         if discriminator is not None:
             tracked.update(discriminator=discriminator, d_optimizer=d_optimizer)
-        self.checkpoint = tf.train.Checkpoint(epoch=self.epoch, step=self.step, **tracked)
+        random_states = [v for v in generator.variables if "seed_generator_state" in v.path]
+        self.checkpoint = tf.train.Checkpoint(epoch=self.epoch, step=self.step, random_states=random_states, **tracked)
         self.manager = tf.train.CheckpointManager(self.checkpoint, str(directory), max_to_keep)
+        self.directory = str(directory)
         self.every_steps = every_steps
         self.write = write
+        self._owners = [owner for owner in (generator, g_optimizer, discriminator, d_optimizer) if owner is not None]
 
     def restore(self) -> tuple[int, int] | None:
         """Load the latest checkpoint, if any: returns (epochs done, steps done) or None."""
@@ -52,7 +63,28 @@ class TrainingCheckpoint(keras.callbacks.Callback):
         return int(self.epoch.numpy()), int(self.step.numpy())
 
     def save(self) -> str:
-        return self.manager.save(checkpoint_number=int(self.step.numpy()))
+        """Write a checkpoint of the current step; returns its path."""
+        step = int(self.step.numpy())
+        latest = self.manager.latest_checkpoint
+        kept = f"the newest checkpoint, {latest}, is intact" if latest else "no checkpoint was written before"
+        if not self.weights_are_finite():
+            raise NotFiniteError(f"not finite: the weights after step {step}")
+        try:
+            return self.manager.save(checkpoint_number=step)
+        except (OSError, tf.errors.OpError) as error:
+            for partial in glob.glob(os.path.join(self.directory, f"ckpt-{step}[._]*")):
+                if os.path.isdir(partial):
+                    tf.io.gfile.rmtree(partial)
+                else:
+                    os.remove(partial)
+            reason = getattr(error, "strerror", None) or _os_reason(getattr(error, "message", str(error)))
+            raise OutputError(f"could not write the checkpoint of step {step} to {self.directory}: {reason} "
+                              f"({kept})") from None
+
+    def weights_are_finite(self) -> bool:
+        """No NaN or infinity in G, D or their optimizers' state."""
+        values = [v for owner in self._owners for v in owner.variables if "float" in str(v.dtype)]
+        return all(bool(tf.reduce_all(tf.math.is_finite(v))) for v in values)
 
     def on_train_batch_end(self, batch, logs=None):
         self.step.assign_add(1)
@@ -63,6 +95,13 @@ class TrainingCheckpoint(keras.callbacks.Callback):
         self.epoch.assign(epoch + 1)
         if self.write:
             self.save()
+
+
+def _os_reason(message: str) -> str:
+    """'{{function_node ...}} /path/file.tempstate123; No space left on device [Op:SaveV2]' -> the
+    operating system's words ('No space left on device')."""
+    first_line = message.strip().splitlines()[0] if message.strip() else "unknown error"
+    return re.sub(r"\s*\[Op:\w+\]$", "", first_line).rsplit("; ", 1)[-1]
 
 
 class HistoryPlot(keras.callbacks.Callback):

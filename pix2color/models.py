@@ -58,25 +58,32 @@ def _batch_norm(name: str, synchronized: bool = False) -> layers.BatchNormalizat
 class ChannelDropout(layers.Layer):
     """Drops whole feature maps (like `SpatialDropout2D`, as the reference code does).
 
-    The mask comes from the stateful `tf.random.uniform`, not Keras' stateless RNG, so a
-    model run with ``training=True`` (the report's test-time noise) still converts to TFLite
-    with built-in ops only.
+    In training the masks come from Keras' seeded RNG, whose state is saved with the run, so a
+    resumed run draws the masks the uninterrupted run would have. At inference (`always`: the
+    report's test-time noise) they come from the stateful `tf.random.uniform`, so the model
+    still converts to TFLite with built-in ops only.
     """
 
-    def __init__(self, rate: float = DROPOUT_RATE, always: bool = False, **kwargs):
+    def __init__(self, rate: float = DROPOUT_RATE, always: bool = False, seed: int | None = None, **kwargs):
         super().__init__(**kwargs)
         self.rate = rate
         self.always = always  # drop at inference too (the report's test-time noise)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
 
     def call(self, inputs, training=None):
         if not (training or self.always) or self.rate == 0:
             return inputs
         shape = tf.stack([tf.shape(inputs)[0], 1, 1, tf.shape(inputs)[-1]])
-        keep = tf.cast(tf.random.uniform(shape) >= self.rate, inputs.dtype)
+        if training:
+            draw = keras.random.uniform(shape, dtype=inputs.dtype, seed=self.seed_generator)
+        else:
+            draw = tf.random.uniform(shape, dtype=inputs.dtype)
+        keep = tf.cast(draw >= self.rate, inputs.dtype)
         return inputs * keep / (1.0 - self.rate)
 
     def get_config(self):
-        return {**super().get_config(), "rate": self.rate, "always": self.always}
+        return {**super().get_config(), "rate": self.rate, "always": self.always, "seed": self.seed}
 
 
 @keras.saving.register_keras_serializable(package="pix2color")

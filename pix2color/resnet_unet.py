@@ -63,23 +63,29 @@ class EncoderWeightsError(ValueError):
 class NoiseChannel(layers.Layer):
     """lightness (N, S, S, 1) -> concat(lightness, z) (N, S, S, 2).
 
-    z ~ N(0, 1) when training or `always` (the report's test-time mode), z = 0 otherwise. The
-    stateful `tf.random.normal` converts to TFLite's built-in RANDOM_STANDARD_NORMAL.
+    z ~ N(0, 1) when training or `always` (the report's test-time mode), z = 0 otherwise. In
+    training z comes from Keras' seeded RNG, saved with the run (a resumed run draws the same
+    z); at inference from the stateful `tf.random.normal`, TFLite's built-in
+    RANDOM_STANDARD_NORMAL.
     """
 
-    def __init__(self, always: bool = False, **kwargs):
+    def __init__(self, always: bool = False, seed: int | None = None, **kwargs):
         super().__init__(**kwargs)
         self.always = always
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
 
     def call(self, lightness, training=None):
-        if training or self.always:
+        if training:
+            z = keras.random.normal(tf.shape(lightness), dtype=lightness.dtype, seed=self.seed_generator)
+        elif self.always:
             z = tf.random.normal(tf.shape(lightness), dtype=lightness.dtype)
         else:
             z = tf.zeros_like(lightness)
         return tf.concat([lightness, z], axis=-1)
 
     def get_config(self):
-        return {**super().get_config(), "always": self.always}
+        return {**super().get_config(), "always": self.always, "seed": self.seed}
 
 
 @keras.saving.register_keras_serializable(package="pix2color")

@@ -12,7 +12,13 @@ Everything a run writes goes into one folder (`out`):
     workers/worker-N/    multi-worker runs: the other workers' own files (their image-scan cache)
 
 Re-running with the same `out` resumes from the last checkpoint: the same epoch and step, the
-optimizers' state restored, and the data stream positioned after the last batch trained on.
+optimizers' state restored, the data stream positioned after the last batch trained on, and the
+dropout masks' random state restored, so the resumed run computes what the run left alone would
+have (exactly, with `deterministic_ops`; to float rounding otherwise).
+
+A run stops cleanly, with the newest checkpoint usable and one line saying why (`stopping`): on
+SIGINT / SIGTERM (a checkpoint of the current step is written first), when a loss or a weight is
+no longer finite (nothing non-finite is ever saved), or when the disk refuses a write.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
-from pix2color import callbacks, distribute, gan, models, plots
+from pix2color import callbacks, distribute, gan, models, plots, stopping
 from pix2color.data import (
     DEFAULT_VAL_FRACTION,
     ImageSet,
@@ -36,6 +42,7 @@ from pix2color.data import (
     preview_images,
 )
 from pix2color.files import write_json_atomically
+from pix2color.stopping import OutputError, RunError, StopRequested
 
 # Settings that define a run; resuming with different values would silently mix two runs.
 RUN_DEFINING = (
@@ -45,10 +52,6 @@ RUN_DEFINING = (
 )
 SAMPLE_GRID_IMAGES = 4
 ADAM_EPSILON = 1e-8  # PyTorch's (the reference code's); Keras' default is 1e-7
-
-
-class RunError(ValueError):
-    """A run cannot start or resume as asked; the message says why, in one line."""
 
 
 @dataclass
@@ -84,6 +87,7 @@ class TrainConfig:
     download: bool = False  # let tensorflow-datasets download and prepare COCO (~40 GB)
     strategy: str = "auto"
     mixed_precision: bool = False
+    deterministic_ops: bool = False  # bit-identical runs and resumes (`use_deterministic_ops`); slower
 
     def validate(self) -> None:
         if self.gan_only and self.l1_only:
@@ -226,9 +230,45 @@ def _fit_phases(epochs_done: int, steps_done: int, steps_per_epoch: int, epochs:
     return [(last, steps) for last, steps in phases if last > epochs_done]
 
 
+def _prepare_out(out: Path) -> None:
+    """Fail at once, in one line, if the run folder cannot be written (before scanning data)."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as error:
+        raise OutputError(f"cannot write to --out {out}: {error.strerror or error}") from None
+
+
 def train(config: TrainConfig, log=print) -> RunResult:
-    """Train (or resume training) as `config` says; returns where things are."""
+    """Train (or resume training) as `config` says; returns where things are.
+
+    Raises `stopping.RunError` subclasses, each with a one-line message: `StopRequested` after
+    SIGINT / SIGTERM (a checkpoint of the current step written), `NotFiniteError` when the run
+    diverged (nothing non-finite saved), `OutputError` when the run folder cannot be written.
+    """
+    with stopping.StopSignals() as signals:  # from the start: a signal during set-up stops before step 1
+        return _train(config, log, signals)
+
+
+def use_deterministic_ops() -> None:
+    """Bit-identical training from process to process: TensorFlow's op determinism, and one op at
+    a time (measured here: with ops running side by side on the inter-op pool, two identical runs
+    drift apart by float rounding, ~1e-6 after 4 steps, even with op determinism on)."""
+    try:
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    except RuntimeError:
+        if tf.config.threading.get_inter_op_parallelism_threads() != 1:
+            raise RunError("--deterministic-ops must be chosen before TensorFlow starts running "
+                           "(start a new process or kernel)") from None
+    tf.config.experimental.enable_op_determinism()
+
+
+def _train(config: TrainConfig, log, signals: stopping.StopSignals) -> RunResult:
     config.validate()
+    if config.deterministic_ops:
+        use_deterministic_ops()  # before the strategy: it starts TensorFlow's runtime
     strategy = distribute.make_strategy(config.strategy)  # first: a cluster must precede other TF work
     if config.batch_size % strategy.num_replicas_in_sync:
         raise RunError(
@@ -239,6 +279,7 @@ def train(config: TrainConfig, log=print) -> RunResult:
     keras.utils.set_random_seed(config.seed)
     out = Path(config.out)
     own = role.own_folder(out)
+    _prepare_out(own)
     if role.count > 1:
         log(f"Worker {role.index} of {role.count}" + ("" if role.is_chief else f"; its own files go to {own}"))
     image_set = _load_data(config, own, log)
@@ -250,7 +291,6 @@ def train(config: TrainConfig, log=print) -> RunResult:
         _check_resume_settings(out / "run.json", settings)
     with strategy.scope():  # a resumed run's weights all come from its checkpoint
         trainer = build_trainer(config, strategy, encoder_weights="none" if resuming else None)
-    own.mkdir(parents=True, exist_ok=True)
     if role.is_chief:
         write_json_atomically(out / "run.json", settings, indent=2)
     # Every worker restores the chief's checkpoint; only the chief writes checkpoints.
@@ -276,20 +316,39 @@ def train(config: TrainConfig, log=print) -> RunResult:
         return RunResult(out, epochs_done, steps_done, generator_path, image_set)
 
     val_dataset = make_eval_dataset(image_set.val, config.image_size, config.batch_size) if len(image_set.val) else None
-    run_callbacks = [checkpoint] + (_figures_and_logs(trainer, image_set, config, out) if role.is_chief else [])
-    for last_epoch, steps in _fit_phases(epochs_done, steps_done, steps_per_epoch, config.epochs):
-        pipeline = functools.partial(  # pipeline(input_context) -> this worker's stream from steps_done
-            make_train_dataset, image_set.train, config.image_size, config.batch_size, config.seed, steps_done
-        )
-        train_dataset = distribute.training_input(strategy, pipeline)
-        trainer.fit(
-            train_dataset, epochs=last_epoch, initial_epoch=epochs_done, steps_per_epoch=steps,
-            validation_data=val_dataset, validation_steps=config.validation_steps,
-            callbacks=run_callbacks, shuffle=False, verbose=config.verbose,
-        )
-        epochs_done, steps_done = int(checkpoint.epoch.numpy()), int(checkpoint.step.numpy())
-    if role.is_chief:
-        trainer.generator.save(generator_path)
-        log(f"Saved the generator to {generator_path}")
-        plots.run_figures(out)
+    steps = lambda: int(checkpoint.step.numpy())  # noqa: E731 - steps completed so far
+    run_callbacks = (
+        [stopping.FiniteGuard(steps), checkpoint]  # the guard first: a bad step is never saved
+        + (_figures_and_logs(trainer, image_set, config, out) if role.is_chief else [])
+        + [stopping.StopOnRequest(signals, steps)]  # last: the epoch's logs are written first
+    )
+    try:
+        for last_epoch, phase_steps in _fit_phases(epochs_done, steps_done, steps_per_epoch, config.epochs):
+            pipeline = functools.partial(  # pipeline(input_context) -> this worker's stream from steps_done
+                make_train_dataset, image_set.train, config.image_size, config.batch_size, config.seed,
+                steps_done,
+            )
+            train_dataset = distribute.training_input(strategy, pipeline)
+            trainer.fit(
+                train_dataset, epochs=last_epoch, initial_epoch=epochs_done, steps_per_epoch=phase_steps,
+                validation_data=val_dataset, validation_steps=config.validation_steps,
+                callbacks=run_callbacks, shuffle=False, verbose=config.verbose,
+            )
+            epochs_done, steps_done = int(checkpoint.epoch.numpy()), int(checkpoint.step.numpy())
+        if role.is_chief:
+            trainer.generator.save(generator_path)
+            log(f"Saved the generator to {generator_path}")
+            plots.run_figures(out)
+    except StopRequested as stop:
+        saved = f"checkpoint {checkpoint.save()} written" if role.is_chief else "the chief writes the checkpoint"
+        raise StopRequested(f"{stop}; {saved}; run the same command again to resume", stop.signal_number) from None
+    except stopping.NotFiniteError as error:
+        latest = checkpoint.manager.latest_checkpoint
+        kept = f"the newest checkpoint, {latest}, is finite" if latest else "no checkpoint was written"
+        raise stopping.NotFiniteError(f"{error}; nothing after it was saved ({kept}); re-running resumes from "
+                                      "there") from None
+    except OSError as error:  # history, figures, the final generator: a full disk or a vanished folder
+        where = error.filename or out
+        raise OutputError(f"could not write {where}: {error.strerror or error} (the newest checkpoint, "
+                          f"{checkpoint.manager.latest_checkpoint}, is intact)") from None
     return RunResult(out, epochs_done, steps_done, generator_path, image_set)

@@ -27,12 +27,15 @@ SCRIPT = textwrap.dedent('''
     mirrored = comparable_trainer(r1_gamma, two)
     set_weights(mirrored, start)
     mirrored_history = train_one_step(mirrored)
+    # The logged losses are Keras Mean metrics, float32 whatever the policy, summed per replica:
+    # equal to float32 round-off. The weights below are compared in float64.
     for name in ("disc_loss", "r1_penalty", "d_real", "d_fake", "gen_l1_loss"):
-        np.testing.assert_allclose(mirrored_history[name], single_history[name], rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(mirrored_history[name], single_history[name], rtol=3e-7, atol=1e-12)
     worst = worst_update_difference(start, weights(single), weights(mirrored))
     print("WORST", worst)
     assert worst < tolerance, worst
-    np.testing.assert_allclose(mirrored_history["gen_gan_loss"], single_history["gen_gan_loss"], rtol=tolerance)
+    np.testing.assert_allclose(mirrored_history["gen_gan_loss"], single_history["gen_gan_loss"],
+                               rtol=max(tolerance, 3e-7))
     print("REPLICAS-EQUAL")
 ''')
 
@@ -147,8 +150,8 @@ SINGLE_STEP = textwrap.dedent('''
     start, multi = arrays[:count], arrays[count:]
     set_weights(trainer, start)
     history = train_one_step(trainer)
-    for name in ("disc_loss", "r1_penalty", "gen_l1_loss", "gen_gan_loss"):
-        np.testing.assert_allclose(saved["history_" + name], history[name], rtol=1e-9, err_msg=name)
+    for name in ("disc_loss", "r1_penalty", "gen_l1_loss", "gen_gan_loss"):  # float32 metrics, see SCRIPT
+        np.testing.assert_allclose(saved["history_" + name], history[name], rtol=3e-7, err_msg=name)
     worst = worst_update_difference(start, weights(trainer), multi)
     print("WORST", worst)
     assert worst < 1e-9, worst

@@ -35,7 +35,8 @@ def main(argv: list[str] | None = None) -> int:
     import_quietly()
     from pix2color.data import DataError
     from pix2color.resnet_unet import EncoderWeightsError
-    from pix2color.training import RunError, TrainConfig
+    from pix2color.stopping import RunError
+    from pix2color.training import TrainConfig
 
     base = TrainConfig(data=args.data, epochs=args.epochs, steps_per_epoch=args.steps, image_size=args.image_size,
                        batch_size=args.batch_size, seed=args.seed, coco_dir=args.coco_dir, verbose=args.verbose,

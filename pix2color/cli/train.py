@@ -52,6 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
     add("--checkpoint-every", type=int, default=defaults.checkpoint_every,
         help="steps between checkpoints (one is also written after every epoch)")
     add("--jit-compile", action="store_true", help="compile the train step with XLA")
+    add("--deterministic-ops", action="store_true",
+        help="TensorFlow op determinism, one op at a time: identical runs, and a resumed run's weights equal "
+             "the uninterrupted run's bit for bit (slower; without it runs differ by float rounding)")
     add("--coco-dir", default=None,
         help="with --data coco: a folder with train2017/, unlabeled2017/, val2017/, test2017/ "
         "(default: $COCO_DIR or ./coco if present, else tensorflow-datasets)")
@@ -72,17 +75,24 @@ def main(argv: list[str] | None = None) -> int:
     from pix2color.data import DataError
     from pix2color.distribute import StrategyError
     from pix2color.resnet_unet import EncoderWeightsError
-    from pix2color.training import RunError, TrainConfig, train
+    from pix2color.stopping import NotFiniteError, OutputError, RunError, StopRequested
+    from pix2color.training import TrainConfig, train
 
     options = vars(args)
     if options["verbose"] is None:
         options["verbose"] = "auto"
     try:
         result = train(TrainConfig(**options))
+    except StopRequested as stop:
+        print(f"pix2color-train: {stop}", file=sys.stderr)
+        return 128 + stop.signal_number  # the shell's convention: 130 for SIGINT, 143 for SIGTERM
+    except (NotFiniteError, OutputError) as error:
+        print(f"pix2color-train: error: {error}", file=sys.stderr)
+        return 1
     except (DataError, RunError, StrategyError, EncoderWeightsError) as error:
         print(f"pix2color-train: error: {error}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # a second Ctrl-C, or one before the run had anything to save
         print("pix2color-train: interrupted; run the same command again to resume", file=sys.stderr)
         return 130
     print(f"Done: {result.epochs_done} epochs, {result.steps_done} steps; run folder {result.out}")

@@ -1,0 +1,242 @@
+"""Long runs that survive: divergence, kills at random moments, Ctrl-C / SIGTERM, full disks."""
+
+import os
+import random
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SMALL = ["--data", "sample", "--image-size", "32", "--batch-size", "4", "--verbose", "2"]
+
+
+def train_command(out, *args):
+    return [sys.executable, str(ROOT / "train.py"), *SMALL, "--out", str(out), *args]
+
+
+def run(command, timeout=600):
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+
+
+def checkpoint_steps(out) -> list[int]:
+    """Steps of the complete checkpoints on disk (an .index file exists once a write is whole)."""
+    return sorted(int(p.name[5:-6]) for p in (out / "checkpoints").glob("ckpt-*.index"))
+
+
+def latest_step(out) -> int:
+    state = out / "checkpoints" / "checkpoint"
+    if not state.exists():
+        return -1
+    match = re.search(r'^model_checkpoint_path: "ckpt-(\d+)"', state.read_text(), re.M)
+    return int(match.group(1)) if match else -1
+
+
+def checkpoint_values(prefix) -> dict[str, np.ndarray]:
+    import tensorflow as tf
+
+    reader = tf.train.load_checkpoint(str(prefix))
+    return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()
+            if "OBJECT_GRAPH" not in name}
+
+
+def one_line_error(stderr: str) -> str:
+    lines = [line for line in stderr.strip().splitlines() if line.strip()]
+    assert len(lines) == 1, stderr[-3000:]
+    return lines[0]
+
+
+def test_divergence_stops_with_one_line_and_leaves_only_finite_checkpoints(tmp_path):
+    out = tmp_path / "run"
+    command = train_command(out, "--epochs", "1", "--steps-per-epoch", "40", "--checkpoint-every", "1",
+                            "--lr", "1e6", "--gamma", "0")
+    result = run(command)
+    assert result.returncode == 1, result.stdout[-2000:] + result.stderr[-2000:]
+    line = one_line_error(result.stderr)
+    # A loss (checked after every step) or the weights (checked before every save) name the step.
+    diverged = re.search(r"not finite: (?:\w+ is (?:nan|inf|-inf) at step (\d+)|the weights after step (\d+));", line)
+    assert diverged, line
+    step = int(diverged.group(1) or diverged.group(2))
+    steps = checkpoint_steps(out)
+    assert steps and max(steps) == step - 1 == latest_step(out), (steps, line)
+    for saved in steps:
+        for name, value in checkpoint_values(out / "checkpoints" / f"ckpt-{saved}").items():
+            if value.dtype.kind == "f":
+                assert np.all(np.isfinite(value)), (saved, name)
+    assert f"ckpt-{step - 1}, is finite" in line
+    assert not (out / "generator.keras").exists()
+
+    again = run(command)  # resumes from the last finite checkpoint (and diverges again, as it must)
+    assert f"Resuming from {out / 'checkpoints' / f'ckpt-{step - 1}'}" in again.stdout, again.stdout[-2000:]
+
+
+def test_killed_at_random_moments_and_resumed_ends_with_the_same_weights(tmp_path):
+    """Three SIGKILLs (one during a checkpoint write), three resumes: the uninterrupted run's weights to 1e-5.
+
+    With --deterministic-ops: without it, two uninterrupted runs already differ by float rounding
+    (ops running side by side on the inter-op pool), which GAN training grows to ~1e-3 in 24 steps.
+    """
+    args = ["--epochs", "2", "--steps-per-epoch", "12", "--checkpoint-every", "2", "--seed", "7", "--deterministic-ops"]
+    left_alone = tmp_path / "left_alone"
+    assert run(train_command(left_alone, *args)).returncode == 0
+
+    out = tmp_path / "killed"
+    command = train_command(out, *args)
+    rng = random.Random(2026)
+    kills = []
+    for threshold, mid_write in ((2, True), (8, False), (14, False)):
+        process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 300
+        while time.time() < deadline and process.poll() is None:
+            if latest_step(out) >= threshold and (
+                not mid_write or any("_temp" in name for name in os.listdir(out / "checkpoints"))
+            ):
+                break
+            time.sleep(0.001)
+        if not mid_write:
+            time.sleep(rng.uniform(0.0, 0.3))
+        process.send_signal(signal.SIGKILL)
+        assert process.wait() == -signal.SIGKILL, "the run ended before it could be killed"
+        kills.append(latest_step(out))
+    assert kills[0] >= 2 and kills[-1] < 24, kills
+
+    result = run(command)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert re.search(r"Resuming from .*ckpt-\d+: epoch \d, step \d+", result.stdout)
+    assert "Done: 2 epochs, 24 steps" in result.stdout
+    expected = checkpoint_values(left_alone / "checkpoints" / "ckpt-24")
+    resumed = checkpoint_values(out / "checkpoints" / "ckpt-24")
+    assert expected.keys() == resumed.keys()
+    assert any(name.startswith("random_states/") for name in expected)  # the dropout masks' RNG is saved
+    for name, value in expected.items():
+        np.testing.assert_allclose(resumed[name], value, atol=1e-5, rtol=0, err_msg=name)
+
+
+def _ignore_sigint():
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # as for a job a shell script starts in the background
+
+
+def start_and_wait_for(command, text: str, **popen) -> subprocess.Popen:
+    """Start `command` and read its output until a line contains `text`."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                               **popen)
+    seen = []
+    for line in process.stdout:
+        seen.append(line)
+        if text in line:
+            return process
+    raise AssertionError(f"{text!r} never printed: {''.join(seen)[-2000:]} {process.stderr.read()[-2000:]}")
+
+
+@pytest.mark.parametrize("signal_number", [signal.SIGINT, signal.SIGTERM])
+def test_sigint_and_sigterm_write_a_checkpoint_and_the_rerun_resumes_there(tmp_path, signal_number):
+    out = tmp_path / "run"
+    command = train_command(out, "--epochs", "2", "--steps-per-epoch", "30", "--checkpoint-every", "1000")
+    process = start_and_wait_for(command, "Epoch 1/2", preexec_fn=_ignore_sigint)
+    time.sleep(1.0)
+    process.send_signal(signal_number)
+    _, stderr = process.communicate(timeout=300)
+    assert process.returncode == 128 + signal_number, stderr[-2000:]
+    line = one_line_error(stderr)
+    stopped = re.search(rf"stopped by {signal.Signals(signal_number).name} at step (\d+); checkpoint (\S+) written; "
+                        r"run the same command again to resume", line)
+    assert stopped, line
+    step = int(stopped.group(1))
+    assert step < 60 and stopped.group(2) == str(out / "checkpoints" / f"ckpt-{step}")
+    assert checkpoint_steps(out) == [step]
+
+    result = run(command)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert f"Resuming from {out / 'checkpoints' / f'ckpt-{step}'}: epoch {step // 30}, step {step}" in result.stdout
+    assert "Done: 2 epochs, 60 steps" in result.stdout
+
+
+def test_a_stop_before_the_first_step_saves_step_0(tmp_path):
+    out = tmp_path / "run"
+    command = train_command(out, "--epochs", "1", "--steps-per-epoch", "3")
+    process = start_and_wait_for(command, "validation images")  # the data summary: the models are not built yet
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=300)
+    assert process.returncode == 128 + signal.SIGTERM, stderr[-2000:]
+    assert "stopped by SIGTERM at step 0; checkpoint" in one_line_error(stderr)
+    assert checkpoint_steps(out) == [0]
+    result = run(command)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert f"Resuming from {out / 'checkpoints' / 'ckpt-0'}: epoch 0, step 0" in result.stdout
+
+
+def test_unwritable_out_is_one_line_before_any_work(tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder\n")
+    result = run(train_command(blocker / "run", "--epochs", "1", "--steps-per-epoch", "1"), timeout=120)
+    assert result.returncode == 1
+    line = one_line_error(result.stderr)
+    assert line == f"pix2color-train: error: cannot write to --out {blocker / 'run'}: Not a directory", line
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 300 MB tmpfs: room for one checkpoint of the 32 px models (223 MB), not two."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=300m", "tmpfs", str(mount)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small filesystem here: {mounted.stderr.decode().strip()}")
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_a_full_disk_during_a_checkpoint_stops_in_one_line_and_loses_nothing(tmp_path, small_disk):
+    out = small_disk / "run"
+    args = ["--epochs", "1", "--steps-per-epoch", "6", "--checkpoint-every", "2"]
+    result = run(train_command(out, *args))
+    assert result.returncode == 1, result.stdout[-2000:] + result.stderr[-2000:]
+    line = one_line_error(result.stderr)
+    assert re.fullmatch(rf"pix2color-train: error: could not write the checkpoint of step 4 to {out / 'checkpoints'}: "
+                        rf"No space left on device \(the newest checkpoint, {out / 'checkpoints' / 'ckpt-2'}, "
+                        r"is intact\)", line), line
+    assert checkpoint_steps(out) == [2] and latest_step(out) == 2
+    assert not [p for p in (out / "checkpoints").iterdir() if p.name.startswith("ckpt-4")]  # partial files removed
+
+    moved = tmp_path / "bigger_disk"  # the user frees space: here, moves the run to a roomier disk
+    shutil.copytree(out, moved)
+    resumed = run(train_command(moved, *args))
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert f"Resuming from {moved / 'checkpoints' / 'ckpt-2'}: epoch 0, step 2" in resumed.stdout
+
+
+def test_mixed_precision_skipped_steps_are_not_divergence():
+    """An overflowing loss scale makes the loss-scale optimizer skip the step: losses finite, weights unchanged."""
+    import keras
+    import tensorflow as tf
+
+    from pix2color import stopping
+    from pix2color.training import TrainConfig, build_trainer
+
+    try:
+        trainer = build_trainer(TrainConfig(image_size=32, mixed_precision=True, r1_gamma=0.0))
+        for optimizer in (trainer.g_optimizer, trainer.d_optimizer):
+            optimizer.dynamic_scale.assign(2.0**100)  # float16 gradients overflow at once
+        rng = np.random.default_rng(0)
+        lightness = rng.uniform(-1, 1, (4, 32, 32, 1)).astype("float32")
+        ab = rng.uniform(-0.5, 0.5, (4, 32, 32, 2)).astype("float32")
+        trainer.fit(lightness, ab, batch_size=4, epochs=1, verbose=0)  # builds the optimizers
+        before = [v.numpy() for v in trainer.generator.trainable_variables]
+        for optimizer in (trainer.g_optimizer, trainer.d_optimizer):
+            optimizer.dynamic_scale.assign(2.0**100)
+        history = trainer.fit(lightness, ab, batch_size=4, epochs=1, verbose=0,
+                              callbacks=[stopping.FiniteGuard(lambda: 1)])  # would raise on a non-finite loss
+        assert all(np.isfinite(values[-1]) for values in history.history.values())
+        for old, variable in zip(before, trainer.generator.trainable_variables):
+            np.testing.assert_array_equal(old, variable.numpy())  # the step was skipped
+        assert float(trainer.g_optimizer.dynamic_scale) < 2.0**100  # and the scale lowered
+        assert tf.reduce_all([tf.reduce_all(tf.math.is_finite(v)) for v in trainer.generator.trainable_variables])
+    finally:
+        keras.config.set_dtype_policy("float32")
