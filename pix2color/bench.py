@@ -473,6 +473,7 @@ def main(argv: list[str] | None = None) -> int:
     train.add_argument("--no-breakdown", action="store_true", help="skip timing G forward, D step and G step apart")
     train.add_argument("--trace", default=None, help="write a TensorFlow profiler trace of the first configuration")
     train.add_argument("--json", default=None, help="write one JSON record per configuration to this file")
+    train.add_argument("--deterministic-ops", action="store_true", help="as pix2color train --deterministic-ops")
     data = commands.add_parser("data", help="images/s through the input pipeline")
     data.add_argument("--images", type=int, default=200)
     data.add_argument("--width", type=int, default=640)
@@ -502,6 +503,11 @@ def main(argv: list[str] | None = None) -> int:
     tf.get_logger().setLevel("ERROR")  # retracing notices: each configuration is a new model
     print(f"machine: {_machine()}")
     if args.command == "train":
+        if args.deterministic_ops:
+            from pix2color.training import use_deterministic_ops
+
+            use_deterministic_ops()
+            print("deterministic ops (op determinism, one inter-op thread)")
         print(f"training step, image {args.image_size}x{args.image_size}, batch {args.batch_size}")
         rows = bench_train(args.image_size, args.batch_size, args.steps, args.warmup, args.r1_every, args.xla,
                            args.lazy_xla, generators(args.generator), not args.no_breakdown, args.trace)

@@ -275,6 +275,9 @@ def _train(config: TrainConfig, log, signals: stopping.StopSignals) -> RunResult
             f"--batch-size {config.batch_size} (the global batch) must be a multiple of the "
             f"{strategy.num_replicas_in_sync} replicas"
         )
+    if config.deterministic_ops and strategy.num_replicas_in_sync > 1:
+        raise RunError("--deterministic-ops runs one op at a time, for single-device runs; replicas need "
+                       "their collective ops to run side by side")
     role = distribute.worker_role(strategy)
     keras.utils.set_random_seed(config.seed)
     out = Path(config.out)
