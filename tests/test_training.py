@@ -103,7 +103,7 @@ def latest_checkpoint_step(out):
     return int(match.group(1)) if match else -1
 
 
-@pytest.mark.parametrize("generator", ["unet", "resnet18"])
+@pytest.mark.parametrize("generator", ["resnet18"])  # the U-Net: test_stopping's random kills
 def test_sigkill_then_rerun_resumes_where_it_was(tmp_path, generator):
     out = tmp_path / "run"
     command = [sys.executable, str(ROOT / "train.py"), "--data", "sample", "--epochs", "3", "--steps-per-epoch", "6",
