@@ -52,7 +52,9 @@ class TrainingCheckpoint(keras.callbacks.Callback):
         self.directory = str(directory)
         self.every_steps = every_steps
         self.write = write
-        self._owners = [owner for owner in (generator, g_optimizer, discriminator, d_optimizer) if owner is not None]
+        labels = {"generator": "generator's weights", "g_optimizer": "generator's optimizer state",
+                  "discriminator": "discriminator's weights", "d_optimizer": "discriminator's optimizer state"}
+        self._owners = {labels[name]: owner for name, owner in tracked.items()}
 
     def restore(self) -> tuple[int, int] | None:
         """Load the latest checkpoint, if any: returns (epochs done, steps done) or None."""
@@ -67,8 +69,9 @@ class TrainingCheckpoint(keras.callbacks.Callback):
         step = int(self.step.numpy())
         latest = self.manager.latest_checkpoint
         kept = f"the newest checkpoint, {latest}, is intact" if latest else "no checkpoint was written before"
-        if not self.weights_are_finite():
-            raise NotFiniteError(f"not finite: the weights after step {step}")
+        broken = self.not_finite()
+        if broken:
+            raise NotFiniteError(f"not finite: the {broken} after step {step}")
         try:
             return self.manager.save(checkpoint_number=step)
         except (OSError, tf.errors.OpError) as error:
@@ -81,10 +84,13 @@ class TrainingCheckpoint(keras.callbacks.Callback):
             raise OutputError(f"could not write the checkpoint of step {step} to {self.directory}: {reason} "
                               f"({kept})") from None
 
-    def weights_are_finite(self) -> bool:
-        """No NaN or infinity in G, D or their optimizers' state."""
-        values = [v for owner in self._owners for v in owner.variables if "float" in str(v.dtype)]
-        return all(bool(tf.reduce_all(tf.math.is_finite(v))) for v in values)
+    def not_finite(self) -> str | None:
+        """What holds a NaN or an infinity, if anything ("generator's weights", ...)."""
+        for label, owner in self._owners.items():
+            values = [v for v in owner.variables if "float" in str(v.dtype)]
+            if not all(bool(tf.reduce_all(tf.math.is_finite(v))) for v in values):
+                return label
+        return None
 
     def on_train_batch_end(self, batch, logs=None):
         self.step.assign_add(1)

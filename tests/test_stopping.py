@@ -60,7 +60,8 @@ def test_divergence_stops_with_one_line_and_leaves_only_finite_checkpoints(tmp_p
     assert result.returncode == 1, result.stdout[-2000:] + result.stderr[-2000:]
     line = one_line_error(result.stderr)
     # A loss (checked after every step) or the weights (checked before every save) name the step.
-    diverged = re.search(r"not finite: (?:\w+ is (?:nan|inf|-inf) at step (\d+)|the weights after step (\d+));", line)
+    diverged = re.search(r"not finite: (?:\w+ is (?:nan|inf|-inf) at step (\d+)|the (?:generator|discriminator)'s "
+                         r"(?:weights|optimizer state) after step (\d+));", line)
     assert diverged, line
     step = int(diverged.group(1) or diverged.group(2))
     steps = checkpoint_steps(out)
