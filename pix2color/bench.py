@@ -123,8 +123,6 @@ def _step_parts(trainer, lightness, real_ab, repeats: int) -> dict:
     recomputes G's forward pass, less that forward pass, as the reference's G step reuses it)."""
     import tensorflow as tf
 
-    from pix2color import gan
-
     generator, discriminator = trainer.generator, trainer.discriminator
 
     @tf.function
@@ -143,9 +141,7 @@ def _step_parts(trainer, lightness, real_ab, repeats: int) -> dict:
     @tf.function
     def g_step():
         with tf.GradientTape() as tape:
-            fake_ab = generator(lightness, training=True)
-            logits = discriminator([lightness, fake_ab], training=True)
-            loss = gan.bce_with_logits(1.0, logits) + trainer.lambda_l1 * tf.reduce_mean(tf.abs(real_ab - fake_ab))
+            loss = trainer.generator_losses(lightness, real_ab, generator(lightness, training=True))[-1]
         grads = tape.gradient(loss, generator.trainable_variables)
         trainer.g_optimizer.apply_gradients(zip(grads, generator.trainable_variables))
         return loss
@@ -176,7 +172,6 @@ def _trace_steps(trainer, batch, trace: str) -> None:
 def _print_op_types(trace: str) -> None:
     """Time per op type in a profiler trace, if xprof (TensorBoard's profiler) is installed."""
     import glob
-    import json
     from collections import Counter
 
     try:

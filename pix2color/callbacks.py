@@ -49,7 +49,6 @@ class TrainingCheckpoint(keras.callbacks.Callback):
         random_states = [v for v in generator.variables if "seed_generator_state" in v.path]
         self.checkpoint = tf.train.Checkpoint(epoch=self.epoch, step=self.step, random_states=random_states, **tracked)
         self.manager = tf.train.CheckpointManager(self.checkpoint, str(directory), max_to_keep)
-        self.directory = str(directory)
         self.every_steps = every_steps
         self.write = write
         labels = {"generator": "generator's weights", "g_optimizer": "generator's optimizer state",
@@ -75,14 +74,14 @@ class TrainingCheckpoint(keras.callbacks.Callback):
         try:
             return self.manager.save(checkpoint_number=step)
         except (OSError, tf.errors.OpError) as error:
-            for partial in glob.glob(os.path.join(self.directory, f"ckpt-{step}[._]*")):
+            for partial in glob.glob(os.path.join(self.manager.directory, f"ckpt-{step}[._]*")):
                 if os.path.isdir(partial):
                     tf.io.gfile.rmtree(partial)
                 else:
                     os.remove(partial)
             reason = getattr(error, "strerror", None) or _os_reason(getattr(error, "message", str(error)))
-            raise OutputError(f"could not write the checkpoint of step {step} to {self.directory}: {reason} "
-                              f"({kept})") from None
+            raise OutputError(f"could not write the checkpoint of step {step} to {self.manager.directory}: "
+                              f"{reason} ({kept})") from None
 
     def not_finite(self) -> str | None:
         """What holds a NaN or an infinity, if anything ("generator's weights", ...)."""

@@ -127,10 +127,7 @@ class ColorizationGAN(ReplicaAwareModel):
 
         # G step, against the updated D.
         with g_tape:
-            gen_logits = discriminator([lightness, fake_ab], training=True)
-            gen_gan_loss = bce_with_logits(self.real_label, gen_logits)
-            gen_l1_loss = tf.reduce_mean(tf.abs(real_ab - fake_ab))
-            gen_total_loss = gen_gan_loss + self.lambda_l1 * gen_l1_loss
+            gen_gan_loss, gen_l1_loss, gen_total_loss = self.generator_losses(lightness, real_ab, fake_ab)
             g_scaled = self.scale_loss(gen_total_loss, self.g_optimizer)
         g_grads = g_tape.gradient(g_scaled, generator.trainable_variables)
         self.g_optimizer.apply_gradients(zip(g_grads, generator.trainable_variables))
@@ -154,6 +151,13 @@ class ColorizationGAN(ReplicaAwareModel):
         grads = tape.gradient(scaled, self.generator.trainable_variables)
         self.g_optimizer.apply_gradients(zip(grads, self.generator.trainable_variables))
         return self.update_metrics({"gen_l1_loss": gen_l1_loss}, tf.shape(lightness)[0])
+
+    def generator_losses(self, lightness, real_ab, fake_ab):
+        """G's adversarial loss against D (target: the real label, 0.9 with label smoothing, as the
+        reference), its L1 loss, and their weighted sum."""
+        gen_gan_loss = bce_with_logits(self.real_label, self.discriminator([lightness, fake_ab], training=True))
+        gen_l1_loss = tf.reduce_mean(tf.abs(real_ab - fake_ab))
+        return gen_gan_loss, gen_l1_loss, gen_gan_loss + self.lambda_l1 * gen_l1_loss
 
     def disc_loss(self, real_logits, fake_logits):
         """The report's D loss: half the BCE of real (label 1 or 0.9) and fake (label 0) patches."""
