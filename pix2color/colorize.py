@@ -1,4 +1,4 @@
-"""Colorize photos at their full resolution with a trained generator (`pix2color colorize`).
+"""Colorize photos and videos at their full resolution with a trained generator (`pix2color colorize`).
 
 The network sees the photo's lightness resized to its training size S; the predicted ab is
 upsampled to the photo's size and recombined with the photo's own full-resolution L, so edges
@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from pix2color.lite import DEFAULT_MAX_PIXELS, FullResolutionColorizer, ImageError, read_image
+from pix2color.video import DEFAULT_CRF, VIDEO_SUFFIXES, VideoError, colorize_video, is_video, video_output_path
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")  # Pillow reads TIFF too
 OUTPUT_FORMATS = {"jpg": "JPEG", "png": "PNG", "webp": "WEBP"}
@@ -23,7 +24,7 @@ OUTPUT_FORMATS = {"jpg": "JPEG", "png": "PNG", "webp": "WEBP"}
 
 
 def expand_inputs(inputs: list[str]) -> tuple[list[tuple[Path, Path]], list[str]]:
-    """Files, folders (recursive) and globs -> [(file, path relative to its input)], unmatched."""
+    """Files, folders (recursive: photos and videos) and globs -> [(file, path relative to its input)], unmatched."""
     from pix2color.data import list_image_files
 
     found, missing = [], []
@@ -35,7 +36,7 @@ def expand_inputs(inputs: list[str]) -> tuple[list[tuple[Path, Path]], list[str]
         for match in matches:
             path = Path(match)
             if path.is_dir():
-                files = [Path(p) for p in list_image_files(path, IMAGE_SUFFIXES)]
+                files = [Path(p) for p in list_image_files(path, IMAGE_SUFFIXES + VIDEO_SUFFIXES)]
                 found += [(p, p.relative_to(path)) for p in files]
             else:
                 found.append((path, Path(path.name)))
@@ -106,4 +107,73 @@ def colorize_files(
                     comparison = side_by_side(recipe.grayscale(image), result, image)
                     save_image(comparison, target.with_name(f"{target.stem}_compare.jpg"), quality)
         on_progress(len(chunk))
+    return report
+
+
+def split_photos_and_videos(files: list[tuple[Path, Path]]) -> tuple[list[tuple[Path, Path]], list[tuple[Path, Path]]]:
+    videos = [item for item in files if is_video(item[0], IMAGE_SUFFIXES)]
+    return [item for item in files if item not in videos], videos
+
+
+class _NoProgress:
+    def update(self, count: int) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def colorize_videos(
+    files: list[tuple[Path, Path]],
+    out: str | os.PathLike,
+    recipe: FullResolutionColorizer,
+    batch_size: int = 8,
+    video_format: str = "mp4",
+    codec: str | None = None,
+    crf: int = DEFAULT_CRF,
+    stabiliser_factory: Callable[[], Callable] | None = None,
+    on_error: Callable[[str], None] = lambda message: None,
+    on_note: Callable[[str], None] = lambda message: None,
+    progress: Callable[[str, int | None], object] = lambda name, total: _NoProgress(),
+) -> ColorizeReport:
+    """Colorize videos one after the other into OUT/<name>.<video_format>.
+
+    `stabiliser_factory()` makes a fresh stabiliser per video (None: frame by frame).
+    `progress(name, total_frames)` returns a bar with `update(n)` and `close()` (tqdm's).
+    A video that cannot be opened, or that ends early (its decodable frames are still written),
+    is reported through `on_error` in one line; the others still complete.
+    """
+    out = Path(out)
+    report = ColorizeReport()
+    for path, relative in files:
+        bar = None
+
+        def start(total, path=path):
+            nonlocal bar
+            bar = progress(str(path), total)
+
+        try:
+            result = colorize_video(
+                path, video_output_path(out, relative, video_format), recipe, batch_size,
+                stabiliser_factory() if stabiliser_factory else None, codec, crf,
+                on_start=start, on_frames=lambda count: bar.update(count),
+            )
+        except VideoError as error:
+            report.failed.append(str(error))
+            on_error(str(error))
+            continue
+        except OSError as error:  # the output side: disk full, no permission, ...
+            message = f"{path}: could not write {video_output_path(out, relative, video_format)}: {error.strerror or error}"
+            report.failed.append(message)
+            on_error(message)
+            continue
+        finally:
+            if bar is not None:
+                bar.close()
+        report.written.append(result.target)
+        for note in result.notes:
+            on_note(f"{path}: {note}")
+        if result.problem:
+            report.failed.append(result.problem)
+            on_error(result.problem)
     return report

@@ -230,10 +230,16 @@ class FullResolutionColorizer:
         )
         return lab_to_8bit_rgb(np.concatenate([lightness[..., None], ab], axis=-1))
 
-    def colorize_batch(self, images: list[np.ndarray]) -> list[np.ndarray]:
-        """uint8 RGB images (H_i, W_i, 3) -> colorized uint8 RGB images of the same sizes."""
+    def colorize_batch(self, images: list[np.ndarray], ab_filter=None) -> list[np.ndarray]:
+        """uint8 RGB images (H_i, W_i, 3) -> colorized uint8 RGB images of the same sizes.
+
+        `ab_filter(network_input (S, S, 1), ab (S, S, 2)) -> ab`, if given, sees every image's
+        prediction in order before it is upsampled (a video's frames go through a stabiliser).
+        """
         prepared = [self.prepare(image) for image in images]
         ab = self.predict_ab(np.stack([small for _, small in prepared]))
+        if ab_filter is not None:
+            ab = [ab_filter(small, ab_i) for (_, small), ab_i in zip(prepared, ab)]
         return [self.finish(lightness, ab_i) for (lightness, _), ab_i in zip(prepared, ab)]
 
     def colorize(self, rgb: np.ndarray) -> np.ndarray:
