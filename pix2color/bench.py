@@ -4,6 +4,7 @@
     python -m pix2color.bench infer [--model RUN] [--generator resnet18]
     python -m pix2color.bench data
     python -m pix2color.bench web [--model RUN]
+    python -m pix2color.bench video [--model RUN] [--width 640 --height 360] [--json FILE]
 
 `train` prints seconds per training step for R1 off, R1 every step and lazy R1, with and without XLA,
 and for R1 off / every step (XLA off) the step's parts as the reference benchmark times them: G's
@@ -12,6 +13,11 @@ forward pass, the D step, the G step.
 Steps run through `fit` on one fixed batch of sample photos repeated, so only the step is
 timed, not decoding. "per step" is the median over the timed steps; for lazy R1 the mean over
 whole cycles of `--r1-every` steps is printed too, since only one step in k pays for R1.
+`video` makes a clip from the sample photos (`pix2color.clips`: pans, zooms, two cuts), colorizes
+it with `--stabilise off` and `on` through the real decode/colorize/encode path, and prints frames
+per second (and as a ratio to the network's own rate at the same batch size), flicker (mean |delta
+ab| between consecutive output frames after compensating the true camera motion, on pixels whose
+true colour did not change) and PSNR against the true colour frames.
 """
 
 from __future__ import annotations
@@ -445,6 +451,90 @@ def bench_colorize_load(model: str | None, clients: int = 8, requests_each: int 
     return stats
 
 
+def flicker_and_psnr(clip, frames: list, tolerance: float = 2.0) -> tuple[float, float]:
+    """(flicker in Lab ab units, mean per-frame PSNR in dB) of colorized `frames` of `clip`.
+
+    Flicker: mean |ab_t - ab_{t-1} moved by the true motion| over the pixels seen in both frames
+    whose true ab moved with them to within `tolerance`, over every pair of frames in one shot.
+    """
+    import cv2
+    import numpy as np
+
+    from pix2color.clips import motion_to_previous
+    from pix2color.lite import rgb_to_lab
+
+    height, width = frames[0].shape[:2]
+    true_ab = [rgb_to_lab(frame / 255.0)[..., 1:] for frame in clip.frames]
+    output_ab = [rgb_to_lab(frame / 255.0)[..., 1:] for frame in frames]
+    ones = np.ones((height, width), np.float32)
+    changes = []
+    for t in range(1, len(frames)):
+        if clip.shot_of_frame[t] != clip.shot_of_frame[t - 1]:
+            continue
+        motion = motion_to_previous(clip, t)
+
+        def moved(image):
+            return cv2.warpAffine(image, motion, (width, height), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
+
+        steady = ((moved(ones) > 0.999)
+                  & (np.abs(true_ab[t] - moved(true_ab[t - 1])).max(axis=-1) < tolerance))
+        changes.append(np.abs(output_ab[t] - moved(output_ab[t - 1]))[steady].mean())
+    errors = [np.mean((frame.astype(np.float64) - truth) ** 2) for frame, truth in zip(frames, clip.frames)]
+    return float(np.mean(changes)), float(np.mean([10 * np.log10(255.0**2 / max(e, 1e-10)) for e in errors]))
+
+
+def bench_video(model: str | None, width: int, height: int, seconds: float, fps: int, batch_size: int,
+                strength: float, repeats: int, workdir: str | None, log=print) -> list[dict]:
+    import tempfile
+    from pathlib import Path
+
+    import numpy as np
+
+    from pix2color import clips
+    from pix2color.lite import FullResolutionColorizer
+    from pix2color.loading import Network, load_network
+    from pix2color.stabilise import Stabiliser
+    from pix2color.video import colorize_video
+
+    if model:
+        network = load_network(model)
+    else:
+        from pix2color import models
+
+        generator = models.build_generator(256)
+        network = Network(lambda x: generator.predict_on_batch(x), 256)
+        model = "an untrained 256 px U-Net"
+    recipe = FullResolutionColorizer(network.predict_ab, network.image_size)
+    work = Path(workdir or tempfile.mkdtemp(prefix="pix2color-bench-video-"))
+    work.mkdir(parents=True, exist_ok=True)
+    clip = clips.render(clips.default_shots(seconds, fps), width, height, fps)
+    source = clips.write_clip(clip, work / "clip.mp4")
+    log(f"clip: {len(clip.frames)} frames, {width}x{height} at {fps} fps, cuts at frames {clip.cuts}; "
+        f"model: {model} ({network.image_size} px)")
+    batch = np.stack([recipe.prepare(frame)[1] for frame in clip.frames[:batch_size]])
+    network.predict_ab(batch)
+    network_fps = batch_size / _median_seconds(lambda: network.predict_ab(batch), repeats)
+    log(f"network alone: {network_fps:.1f} frames/s at batch {batch_size}")
+    rows = []
+    for stabilise in ("off", "on"):
+        stabiliser = Stabiliser(strength) if stabilise == "on" else None
+        started = time.perf_counter()
+        result = colorize_video(source, work / f"stabilise_{stabilise}.mp4", recipe, batch_size, stabiliser)
+        elapsed = time.perf_counter() - started
+        flicker, psnr = flicker_and_psnr(clip, clips.read_frames(result.target))
+        row = {"config": f"stabilise {stabilise}", "frames": result.frames, "fps": result.frames / elapsed,
+               "network_fps": network_fps, "flicker_ab": flicker, "psnr_db": psnr, "cuts_detected": result.cuts,
+               "cuts": clip.cuts, "strength": strength if stabiliser else None, "width": width, "height": height,
+               "image_size": network.image_size, "batch_size": batch_size}
+        rows.append(row)
+        log(f"stabilise {stabilise}: {row['fps']:.1f} frames/s ({row['fps'] / network_fps:.2f}x the network), "
+            f"flicker {flicker:.3f}, PSNR {psnr:.2f} dB"
+            + (f", cuts detected at {result.cuts}" if stabiliser else ""))
+    off, on = rows
+    log(f"stabiliser: flicker x{on['flicker_ab'] / off['flicker_ab']:.2f}, PSNR {on['psnr_db'] - off['psnr_db']:+.2f} dB")
+    return rows
+
+
 def generators(choice: str) -> tuple[str, ...]:
     """The generators to time: the U-Net always, the ResNet-18 U-Net beside it when asked."""
     return ("unet",) if choice == "unet" else ("unet", choice)
@@ -489,6 +579,17 @@ def main(argv: list[str] | None = None) -> int:
     infer.add_argument("--repeats", type=int, default=5)
     infer.add_argument("--images", type=int, default=8, help="sample photos for the PSNR column")
     infer.add_argument("--workdir", default=None, help="keep the exported files here")
+    video = commands.add_parser("video", help="colorize a clip made from the sample photos: fps, flicker, PSNR")
+    video.add_argument("--model", default=None, help="run folder, .keras or SavedModel (default: an untrained 256 px U-Net)")
+    video.add_argument("--width", type=int, default=640)
+    video.add_argument("--height", type=int, default=360)
+    video.add_argument("--seconds", type=float, default=6.0, help="clip length (three shots)")
+    video.add_argument("--fps", type=int, default=24)
+    video.add_argument("--batch-size", type=int, default=8)
+    video.add_argument("--strength", type=float, default=None, help="stabiliser strength (default: the CLI's)")
+    video.add_argument("--repeats", type=int, default=5, help="timings of the network alone")
+    video.add_argument("--workdir", default=None, help="keep the clip and both outputs here")
+    video.add_argument("--json", default=None, help="write one JSON record per configuration to this file")
     for command in (train, infer):
         command.add_argument("--generator", choices=GENERATORS, default="unet",
                              help="resnet18: the ResNet-18 U-Net too, after the U-Net, in the same process")
@@ -516,6 +617,15 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "web":
         bench_poll(args.participants, args.pairs)
         bench_colorize_load(args.model, args.clients, args.requests)
+    elif args.command == "video":
+        from pix2color.stabilise import DEFAULT_STRENGTH
+
+        rows = bench_video(args.model, args.width, args.height, args.seconds, args.fps, args.batch_size,
+                           DEFAULT_STRENGTH if args.strength is None else args.strength, args.repeats, args.workdir)
+        if args.json:
+            with open(args.json, "w", encoding="utf-8") as handle:
+                handle.writelines(json.dumps({**row, "machine": _machine()}) + "\n" for row in rows)
+            print(f"wrote {args.json}")
     elif args.command == "infer":
         bench_infer(args.model, args.image_size, args.repeats, args.images, args.workdir, generators(args.generator))
     return 0

@@ -105,8 +105,8 @@ class _Writer:
             raise VideoError(f"codec {codec!r} cannot be used: {error}") from None
         context = self.video.codec_context
         context.width, context.height = first_frame.width, first_frame.height
-        context.time_base = video_in.time_base  # every input timestamp kept exactly
-        self.video.time_base = video_in.time_base
+        # Every input timestamp kept exactly (the muxer may pick its own stream time base later).
+        self.time_base = context.time_base = self.video.time_base = video_in.time_base
         self.pixel_format = _pixel_format(codec, first_frame.width, first_frame.height)
         context.pix_fmt = self.pixel_format
         if self.pixel_format != "yuv420p":
@@ -138,7 +138,7 @@ class _Writer:
 
         frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(
             format=self.pixel_format, dst_colorspace=self.colorspace, dst_color_range=self.color_range)
-        frame.pts, frame.time_base = pts, self.video.time_base
+        frame.pts, frame.time_base = pts, self.time_base
         if duration:
             self.durations[pts] = duration
         self._mux_video(self.video.encode(frame))
@@ -199,7 +199,7 @@ def _pixel_format(codec: str, width: int, height: int) -> str:
     return wanted if wanted in supported or not supported else supported[0]
 
 
-def _to_rgb(frame) -> np.ndarray:
+def frame_to_rgb(frame) -> np.ndarray:
     """A decoded frame -> uint8 RGB (H, W, 3) as stored (not rotated), with its own YUV matrix and range."""
     return frame.reformat(format="rgb24", src_color_range=frame.color_range or None).to_ndarray()
 
@@ -256,7 +256,7 @@ def colorize_video(
             writer = _Writer(partial, video_format, codec, crf, video_in, list(container.streams.audio), pending[0],
                              result.notes)
         turns = round(pending[0].rotation / 90) % 4  # players turn the stored frame this much anticlockwise
-        upright = [np.rot90(_to_rgb(frame), turns) for frame in pending]
+        upright = [np.rot90(frame_to_rgb(frame), turns) for frame in pending]
         for frame, rgb in zip(pending, recipe.colorize_batch(upright, ab_filter=stabiliser)):
             writer.write_frame(np.ascontiguousarray(np.rot90(rgb, -turns)), frame.pts, frame.duration)
         result.frames += len(pending)
@@ -312,7 +312,7 @@ def colorize_video(
         if damaged or _ended_early(container, video_in, result.frames, last_end):
             result.problem = (
                 f"{name}: truncated or damaged: {result.frames} frames decoded"
-                + (f" of {total}" if total else "")
+                + (f" of {'' if video_in.frames else 'about '}{total}" if total else "")
                 + f", ending at {result.seconds:.2f} s"
                 + (f" ({damaged})" if damaged else "")
                 + f"; those frames were written to {target}"
