@@ -43,6 +43,7 @@ _XYZ_TO_RGB = np.array(
     np.float32,
 )
 _WHITE = np.array([0.95047, 1.0, 1.08883], np.float32)
+_XYZ_TO_RGB_WHITE = _XYZ_TO_RGB * _WHITE  # XYZ relative to white -> linear RGB
 
 
 class ImageError(ValueError):
@@ -154,12 +155,17 @@ def rgb_to_lab(rgb: np.ndarray) -> np.ndarray:
 def _lab_to_linear_rgb(lab: np.ndarray) -> np.ndarray:
     """Lab (..., 3) -> linear-light RGB (not yet clipped); L clipped to [0, 100] and a, b to +-110."""
     lab = np.asarray(lab, np.float32)
-    lightness = np.clip(lab[..., 0], 0.0, 100.0)
-    a, b = np.clip(lab[..., 1], -110.0, 110.0), np.clip(lab[..., 2], -110.0, 110.0)
+    return _linear_rgb(lab[..., 0], lab[..., 1], lab[..., 2])
+
+
+def _linear_rgb(lightness: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """`_lab_to_linear_rgb` of separate L, a, b arrays (no (..., 3) copy made first)."""
+    lightness = np.clip(lightness, 0.0, 100.0, dtype=np.float32)
+    a, b = np.clip(a, -110.0, 110.0, dtype=np.float32), np.clip(b, -110.0, 110.0, dtype=np.float32)
     fy = (lightness + 16.0) / 116.0
     f = np.stack([a / 500.0 + fy, fy, np.maximum(fy - b / 200.0, 0.0)], axis=-1)
-    xyz = np.where(f > 0.2068966, f**3, (f - 16.0 / 116.0) / 7.787) * _WHITE
-    return xyz @ _XYZ_TO_RGB.T
+    xyz = np.where(f > 0.2068966, f * f * f, (f - 16.0 / 116.0) / 7.787)
+    return xyz @ _XYZ_TO_RGB_WHITE.T
 
 
 def lab_to_rgb(lab: np.ndarray) -> np.ndarray:
@@ -173,6 +179,7 @@ def lab_to_rgb(lab: np.ndarray) -> np.ndarray:
 # through a 65,536-entry table (error < 0.03 of an 8-bit level before rounding).
 _DECODE_8BIT = np.where(np.arange(256) / 255.0 > 0.04045, ((np.arange(256) / 255.0 + 0.055) / 1.055) ** 2.4,
                         np.arange(256) / 255.0 / 12.92).astype(np.float32)
+_DECODE_8BIT_Y = _DECODE_8BIT[None, :] * _RGB_TO_XYZ[1, :, None]  # each channel's share of Y, per 8-bit level
 _ENCODE_LEVELS = 65535
 _ENCODE_8BIT = np.round(
     255.0 * np.clip(np.where(np.linspace(0, 1, _ENCODE_LEVELS + 1) > 0.0031308,
@@ -183,16 +190,21 @@ _ENCODE_8BIT = np.round(
 
 def lightness_of_8bit(rgb: np.ndarray) -> np.ndarray:
     """uint8 RGB (..., 3) -> Lab L (...), the same values as `rgb_to_lab(rgb / 255)[..., 0]`."""
-    linear_y = (_DECODE_8BIT[rgb[..., 0]] * _RGB_TO_XYZ[1, 0] + _DECODE_8BIT[rgb[..., 1]] * _RGB_TO_XYZ[1, 1]
-                + _DECODE_8BIT[rgb[..., 2]] * _RGB_TO_XYZ[1, 2])  # Y / Y_white, Y_white = 1
+    linear_y = (np.take(_DECODE_8BIT_Y[0], rgb[..., 0]) + np.take(_DECODE_8BIT_Y[1], rgb[..., 1])
+                + np.take(_DECODE_8BIT_Y[2], rgb[..., 2]))  # Y / Y_white, Y_white = 1
     f = np.where(linear_y > 0.008856, np.cbrt(linear_y), linear_y * 7.787 + 16.0 / 116.0)
     return (116.0 * f - 16.0).astype(np.float32)
 
 
 def lab_to_8bit_rgb(lab: np.ndarray) -> np.ndarray:
     """Lab (..., 3) -> uint8 RGB: `lab_to_rgb` then rounding, with a table for the sRGB curve."""
-    linear = np.clip(_lab_to_linear_rgb(lab), 0.0, 1.0)
-    return _ENCODE_8BIT[np.rint(linear * _ENCODE_LEVELS).astype(np.int32)]
+    return _encode_8bit(_lab_to_linear_rgb(lab))
+
+
+def _encode_8bit(linear: np.ndarray) -> np.ndarray:
+    """Linear-light RGB -> uint8 sRGB through the table (clipped to [0, 1] first)."""
+    indices = np.rint(np.clip(linear, 0.0, 1.0) * _ENCODE_LEVELS).astype(np.int32)
+    return np.take(_ENCODE_8BIT, indices)
 
 
 def _resize_channel(channel: np.ndarray, size: tuple[int, int], resample) -> np.ndarray:
@@ -224,22 +236,23 @@ class FullResolutionColorizer:
     def finish(lightness: np.ndarray, ab_small: np.ndarray) -> np.ndarray:
         """Full-resolution L (H, W) + predicted normalised ab (S, S, 2) -> uint8 RGB (H, W, 3)."""
         height, width = lightness.shape
-        ab = np.stack(
-            [_resize_channel(ab_small[..., k] * 110.0, (width, height), Image.Resampling.BILINEAR) for k in range(2)],
-            axis=-1,
-        )
-        return lab_to_8bit_rgb(np.concatenate([lightness[..., None], ab], axis=-1))
+        a, b = (_resize_channel(ab_small[..., k] * 110.0, (width, height), Image.Resampling.BILINEAR) for k in range(2))
+        return _encode_8bit(_linear_rgb(lightness, a, b))
 
-    def colorize_batch(self, images: list[np.ndarray], ab_filter=None) -> list[np.ndarray]:
-        """uint8 RGB images (H_i, W_i, 3) -> colorized uint8 RGB images of the same sizes.
+    def colorize_batch(self, images: list[np.ndarray]) -> list[np.ndarray]:
+        """uint8 RGB images (H_i, W_i, 3) -> colorized uint8 RGB images of the same sizes."""
+        return self.finish_batch(*self.predict_batch(images))
 
-        `ab_filter(network_input (S, S, 1), ab (S, S, 2)) -> ab`, if given, sees every image's
-        prediction in order before it is upsampled (a video's frames go through a stabiliser).
-        """
+    def predict_batch(self, images: list[np.ndarray]) -> tuple[list, np.ndarray]:
+        """The network's half: uint8 RGB images -> ([(L, network input)], predicted ab (N, S, S, 2))."""
         prepared = [self.prepare(image) for image in images]
-        ab = self.predict_ab(np.stack([small for _, small in prepared]))
+        return prepared, self.predict_ab(np.stack([small for _, small in prepared]))
+
+    def finish_batch(self, prepared: list, ab: np.ndarray, ab_filter=None) -> list[np.ndarray]:
+        """The full-resolution half of `colorize_batch`. `ab_filter(full-resolution L (H, W), ab
+        (S, S, 2)) -> ab (any size)`, if given, sees every prediction in order (a video's stabiliser)."""
         if ab_filter is not None:
-            ab = [ab_filter(small, ab_i) for (_, small), ab_i in zip(prepared, ab)]
+            ab = [ab_filter(lightness, ab_i) for (lightness, _), ab_i in zip(prepared, ab)]
         return [self.finish(lightness, ab_i) for (lightness, _), ab_i in zip(prepared, ab)]
 
     def colorize(self, rgb: np.ndarray) -> np.ndarray:

@@ -9,8 +9,9 @@ error) the previous colour weighs `strength`; where it does not (occlusions, new
 lighting changes) the prediction takes over. A scene cut, where almost nothing of the previous
 frame can be found in the current one, resets the memory so no colour crosses the cut.
 
-Everything happens at the network's resolution (S x S), on the same lightness the network saw,
-so its cost does not grow with the video's size.
+Everything happens on a RESOLUTION x RESOLUTION image, squashed as the network's input is, so the
+cost does not grow with the video's size; the ab is upsampled to it first, so that warping it
+again and again does not blur a small network's colours.
 """
 
 from __future__ import annotations
@@ -25,26 +26,32 @@ MATCH_LEVEL = 12.0
 CUT_MATCHED = 0.5
 
 
-def _to_gray8(lightness: np.ndarray) -> np.ndarray:
-    """Network lightness in [-1, 1] (S, S) or (S, S, 1) -> uint8 (S, S)."""
-    lightness = np.asarray(lightness, np.float32).reshape(lightness.shape[0], lightness.shape[1])
-    return np.clip(np.rint((lightness + 1.0) * 127.5), 0, 255).astype(np.uint8)
+RESOLUTION = 256
+
+
+def _to_gray8(lightness: np.ndarray, size: int) -> np.ndarray:
+    """Lab L (H, W) in [0, 100] -> uint8 (size, size), squashed as the network's input."""
+    import cv2
+
+    small = cv2.resize(np.asarray(lightness, np.float32), (size, size), interpolation=cv2.INTER_AREA)
+    return np.clip(np.rint(small * 2.55), 0, 255).astype(np.uint8)
 
 
 class Stabiliser:
-    """Feed it a shot's frames in order: `stabiliser(lightness, ab) -> ab`.
+    """Feed it a video's frames in order: `stabiliser(lightness, ab) -> ab`.
 
-    lightness: the network's input (S, S, 1) in [-1, 1]; ab: its prediction (S, S, 2).
-    `cuts` lists the indices (0-based, counting every frame fed) where a new shot was detected.
+    lightness: the frame's Lab L (H, W) in [0, 100]; ab: the network's prediction (S, S, 2).
+    Returns ab at `resolution` x `resolution`. `cuts` lists the indices (0-based, counting every
+    frame fed) where a new shot was detected.
     """
 
-    def __init__(self, strength: float = DEFAULT_STRENGTH):
+    def __init__(self, strength: float = DEFAULT_STRENGTH, resolution: int = RESOLUTION):
         import cv2
 
         if not 0.0 <= strength < 1.0:
             raise ValueError(f"the stabiliser's strength must be in [0, 1) (got {strength})")
-        self.strength = strength
-        self._flow = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+        self.strength, self.resolution = strength, resolution
+        self._flow = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST)
         self._previous: tuple[np.ndarray, np.ndarray] | None = None  # (gray, output ab)
         self._grid: np.ndarray | None = None
         self.frames = 0
@@ -54,8 +61,10 @@ class Stabiliser:
         self._previous = None
 
     def __call__(self, lightness: np.ndarray, ab: np.ndarray) -> np.ndarray:
-        gray = _to_gray8(lightness)
-        ab = np.asarray(ab, np.float32)
+        import cv2
+
+        gray = _to_gray8(lightness, self.resolution)
+        ab = cv2.resize(np.asarray(ab, np.float32), (self.resolution, self.resolution), interpolation=cv2.INTER_LINEAR)
         index, self.frames = self.frames, self.frames + 1
         if self._previous is None or self.strength == 0.0:
             self._previous = (gray, ab)

@@ -95,6 +95,8 @@ class _Writer:
                  first_frame, notes: list[str]):
         import av
 
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
         self.container = av.open(str(path), "w", format=VIDEO_FORMATS[video_format])
         codec = codec or DEFAULT_CODECS[video_format]
         rate = video_in.average_rate or video_in.guessed_rate or 25
@@ -240,74 +242,57 @@ def colorize_video(
         raise VideoError(f"{name}: the output would overwrite the input; choose another output folder")
     container = open_video(source)
     result = VideoResult(target, 0)
-    partial = target.with_name(f".{target.name}.part")
-    writer: _Writer | None = None
     damaged: str | None = None
     pending: list = []  # decoded frames waiting for a full batch
-    pending_audio: list = []  # audio packets read before the first video frame made the output
     last_end: dict[int, float] = {}  # stream index -> end of its last packet (s)
-
-    def colorize_pending():
-        nonlocal writer
-        if not pending:
-            return
-        if writer is None:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            writer = _Writer(partial, video_format, codec, crf, video_in, list(container.streams.audio), pending[0],
-                             result.notes)
-        turns = round(pending[0].rotation / 90) % 4  # players turn the stored frame this much anticlockwise
-        upright = [np.rot90(frame_to_rgb(frame), turns) for frame in pending]
-        for frame, rgb in zip(pending, recipe.colorize_batch(upright, ab_filter=stabiliser)):
-            writer.write_frame(np.ascontiguousarray(np.rot90(rgb, -turns)), frame.pts, frame.duration)
-        result.frames += len(pending)
-        result.seconds = _seconds(pending[-1].pts + (pending[-1].duration or 0) - (video_in.start_time or 0),
-                                  video_in.time_base)
-        on_frames(len(pending))
-        pending.clear()
 
     with container:
         video_in = container.streams.video[0]
         video_in.thread_type = "AUTO"
         audio_in = list(container.streams.audio)
         total = expected_frames(container, video_in)
+        output = _Output(lambda first_frame: _Writer(target.with_name(f".{target.name}.part"), video_format, codec,
+                                                     crf, video_in, audio_in, first_frame, result.notes),
+                         recipe, stabiliser)
+
+        def colorize_pending():
+            if pending:
+                turns = round(pending[0].rotation / 90) % 4  # players turn the stored frame this much anticlockwise
+                output.write_frames(list(pending), turns, *recipe.predict_batch(
+                    [np.rot90(frame_to_rgb(frame), turns) for frame in pending]))
+                result.frames += len(pending)
+                result.seconds = _seconds(pending[-1].pts + (pending[-1].duration or 0) - (video_in.start_time or 0),
+                                          video_in.time_base)
+                on_frames(len(pending))
+                pending.clear()
+
         on_start(total)
         try:
-            for packet in container.demux(video_in, *audio_in):
-                if packet.pts is not None and packet.duration:
-                    end = _seconds(packet.pts + packet.duration, packet.time_base)
-                    last_end[packet.stream.index] = max(end, last_end.get(packet.stream.index, 0.0))
-                if packet.stream is not video_in:
-                    if writer is None:  # audio before the first video frame: muxed once the output exists
-                        pending_audio.append(packet)
-                    else:
-                        for held in pending_audio:
-                            writer.write_audio(held)
-                        pending_audio.clear()
-                        writer.write_audio(packet)
-                    continue
-                try:
-                    frames = packet.decode()
-                except av.error.InvalidDataError:
-                    damaged = damaged or f"undecodable data from {_seconds(packet.pts, packet.time_base):.2f} s"
-                    continue
-                for frame in frames:
-                    pending.append(frame)
-                    if len(pending) == batch_size:
-                        colorize_pending()
-        except av.error.FFmpegError as error:
-            damaged = damaged or f"the file could not be read past this point ({getattr(error, 'strerror', error)})"
-        except BaseException:
-            _discard(writer, partial)
-            raise
-        try:
+            try:
+                for packet in container.demux(video_in, *audio_in):
+                    if packet.pts is not None and packet.duration:
+                        end = _seconds(packet.pts + packet.duration, packet.time_base)
+                        last_end[packet.stream.index] = max(end, last_end.get(packet.stream.index, 0.0))
+                    if packet.stream is not video_in:
+                        output.write_audio(packet)
+                        continue
+                    try:
+                        frames = packet.decode()
+                    except av.error.InvalidDataError:
+                        damaged = damaged or f"undecodable data from {_seconds(packet.pts, packet.time_base):.2f} s"
+                        continue
+                    for frame in frames:
+                        pending.append(frame)
+                        if len(pending) == batch_size:
+                            colorize_pending()
+            except av.error.FFmpegError as error:
+                damaged = damaged or f"the file could not be read past this point ({getattr(error, 'strerror', error)})"
             colorize_pending()
-            if writer is None:
+            if not result.frames:
                 raise VideoError(f"{name}: no frame could be decoded" + (f" ({damaged})" if damaged else ""))
-            for held in pending_audio:
-                writer.write_audio(held)
-            writer.close()
+            partial = output.close()
         except BaseException:
-            _discard(writer, partial)
+            output.discard()
             raise
         if damaged or _ended_early(container, video_in, result.frames, last_end):
             result.problem = (
@@ -318,10 +303,72 @@ def colorize_video(
                 + f"; those frames were written to {target}"
             )
     os.replace(partial, target)
-    if stabiliser is not None and hasattr(stabiliser, "cuts"):
-        result.cuts = list(stabiliser.cuts)
+    result.cuts = list(getattr(stabiliser, "cuts", []))
     return result
 
+
+class _Output:
+    """The output side on its own thread: stabilise, upsample, encode and mux, in input order,
+    while the caller decodes and runs the network on the next batch (on two cores this hides
+    most of the full-resolution work behind the network)."""
+
+    QUEUED_BATCHES = 2  # bounds memory: the caller waits when the output falls this far behind
+
+    def __init__(self, make_writer: Callable, recipe: FullResolutionColorizer, stabiliser):
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.make_writer, self.recipe, self.stabiliser = make_writer, recipe, stabiliser
+        self.pool = ThreadPoolExecutor(1, thread_name_prefix="pix2color-video-output")
+        self.queued: list = []
+        self.writer: _Writer | None = None
+        self.held_audio: list = []  # audio read before the first frame (the output is made from it)
+        self.started = False
+
+    def _submit(self, function, *args) -> None:
+        self.queued.append(self.pool.submit(function, *args))
+        while len(self.queued) > self.QUEUED_BATCHES or (self.queued and self.queued[0].done()):
+            self.queued.pop(0).result()  # the output thread's error is raised here
+
+    def write_frames(self, frames: list, turns: int, prepared: list, ab: np.ndarray) -> None:
+        self._submit(self._write_frames, frames, turns, prepared, ab)
+        self.started = True
+        for packet in self.held_audio:
+            self._submit(self._write_audio, packet)
+        self.held_audio.clear()
+
+    def write_audio(self, packet) -> None:
+        if self.started:
+            self._submit(self._write_audio, packet)
+        else:
+            self.held_audio.append(packet)
+
+    def _write_frames(self, frames, turns, prepared, ab) -> None:
+        if self.writer is None:
+            self.writer = self.make_writer(frames[0])
+        for frame, rgb in zip(frames, self.recipe.finish_batch(prepared, ab, self.stabiliser)):
+            self.writer.write_frame(np.ascontiguousarray(np.rot90(rgb, -turns)), frame.pts, frame.duration)
+
+    def _write_audio(self, packet) -> None:
+        self.writer.write_audio(packet)
+
+    def close(self) -> Path:
+        """Flush everything; returns the finished (still hidden) file."""
+        self._submit(lambda: self.writer.close())
+        while self.queued:
+            self.queued.pop(0).result()
+        self.pool.shutdown()
+        return self.writer.path
+
+    def discard(self) -> None:
+        for future in self.queued:
+            future.cancel()
+        self.pool.shutdown(wait=True)
+        if self.writer is not None:
+            try:
+                self.writer.container.close()
+            except Exception:  # noqa: BLE001 - the original error is the one to report
+                pass
+            self.writer.path.unlink(missing_ok=True)
 
 
 def _ended_early(container, video_in, frames: int, last_end: dict) -> bool:
@@ -331,12 +378,3 @@ def _ended_early(container, video_in, frames: int, last_end: dict) -> bool:
     duration = (container.duration or 0) / 1e6
     rate = float(video_in.average_rate or video_in.guessed_rate or 25)
     return bool(duration and last_end) and max(last_end.values()) < duration - 1.5 / rate
-
-
-def _discard(writer: _Writer | None, partial: Path) -> None:
-    if writer is not None:
-        try:
-            writer.container.close()
-        except Exception:  # noqa: BLE001 - the original error is the one to report
-            pass
-    partial.unlink(missing_ok=True)
