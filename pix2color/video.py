@@ -251,6 +251,10 @@ def colorize_video(
         video_in.thread_type = "AUTO"
         audio_in = list(container.streams.audio)
         total = expected_frames(container, video_in)
+        dropped = [stream.type for stream in container.streams if stream.type not in ("video", "audio")]
+        if len(container.streams.video) > 1 or dropped:
+            result.notes.append("only the first video stream and the audio are written "
+                                f"({len(container.streams.video) - 1} other video, {len(dropped)} subtitle/data streams left out)")
         output = _Output(lambda first_frame: _Writer(target.with_name(f".{target.name}.part"), video_format, codec,
                                                      crf, video_in, audio_in, first_frame, result.notes),
                          recipe, stabiliser)
