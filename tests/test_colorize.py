@@ -75,7 +75,7 @@ def test_colorize_from_a_run_folder_and_pixel_limit(photo_folder, tmp_path):
 
 def test_colorize_without_inputs_or_model_is_a_clear_error(tmp_path):
     missing = colorize(tmp_path / "nothing_here", "-o", tmp_path / "out", "--model", tmp_path)
-    assert missing.returncode == 2 and "no input images" in missing.stderr and "Traceback" not in missing.stderr
+    assert missing.returncode == 2 and "no input photos or videos" in missing.stderr and "Traceback" not in missing.stderr
     photo = tmp_path / "p.jpg"
     Image.open(sample_photo_paths(1)[0]).save(photo)
     bad_model = colorize(photo, "-o", tmp_path / "out", "--model", tmp_path / "no_model")
