@@ -130,9 +130,11 @@ class _Writer:
                 self.audio[stream] = (self.container.add_stream_from_template(stream), None)
                 continue
             audio_codec = self.container.default_audio_codec
-            output = self.container.add_stream(audio_codec, rate=stream.rate, layout=stream.layout)
+            rates = av.Codec(audio_codec, "w").audio_rates  # None: any rate (Opus takes 48 kHz, not 44.1)
+            rate = stream.rate if not rates or stream.rate in rates else max(rates)
+            output = self.container.add_stream(audio_codec, rate=rate, layout=stream.layout)
             sample_format = output.codec_context.codec.audio_formats[0].name
-            self.audio[stream] = (output, av.AudioResampler(format=sample_format, layout=stream.layout, rate=stream.rate))
+            self.audio[stream] = (output, av.AudioResampler(format=sample_format, layout=stream.layout, rate=rate))
             notes.append(f"audio: {stream.codec_context.name} cannot go in {video_format}; re-encoded as {audio_codec}")
 
     def write_frame(self, rgb: np.ndarray, pts: int | None, duration: int | None) -> None:

@@ -137,3 +137,15 @@ def test_stabiliser_steadies_a_steady_scene_and_follows_a_moving_one():
     noise_after = np.mean([np.abs(a - t)[inner].mean() for a, t in zip(steadied[8:], truth[8:])])
     assert stabiliser.cuts == []
     assert noise_after < 0.6 * noise_before  # steadier, and still on the moving scene's colours
+
+
+def test_audio_the_container_cannot_take_is_reencoded_and_said(video_folder, tmp_path):
+    """AAC cannot go in WebM: re-encoded as Opus (44.1 -> 48 kHz), with a note; all frames kept."""
+    from pix2color.lite import FullResolutionColorizer
+    from pix2color.video import colorize_video
+
+    recipe = FullResolutionColorizer(lambda lightness: np.zeros(lightness.shape[:3] + (2,), np.float32), 32)
+    result = colorize_video(video_folder / "home movie.mov", tmp_path / "movie.webm", recipe, 4, codec="libvpx-vp9")
+    assert any("re-encoded as opus" in note for note in result.notes) and result.problem is None
+    produced = describe(tmp_path / "movie.webm")
+    assert produced["frames"] == 16 and produced["audio_codec"] == "opus" and len(produced["audio"]) > 10
