@@ -273,8 +273,10 @@ def test_answers_are_checked_and_idempotent(poll_client):
     unknown = client.post("/poll/answer", json={**body, "pair": 99})
     assert unknown.status_code == 422 and "not one of this participant's pairs" in unknown.json()["detail"]
     poll = turing.Poll(folder)
-    other_image = next(name for name in poll.image_names if name not in trial["images"] and name != trial["gray"])
     second = client.get("/poll", headers={"Accept": "application/json"}).json()
+    other_image = next(name for name in poll.image_names  # an image of neither trial (names are random)
+                       if name not in trial["images"] + second["images"]
+                       + [trial["gray"].rsplit("/", 1)[-1], second["gray"].rsplit("/", 1)[-1]])
     wrong = client.post("/poll/answer", json={"pair": second["pair"], "shown": [other_image], "answer": "original"})
     assert wrong.status_code == 422 and "not about the images" in wrong.json()["detail"]
     bad = client.post("/poll/answer", json={"pair": second["pair"], "shown": second["images"], "answer": "maybe"})
