@@ -121,6 +121,39 @@ class UpConvolution(layers.Conv2DTranspose):
         return result
 
 
+@keras.saving.register_keras_serializable(package="pix2color")
+class NarrowConvolution(layers.Conv2D):
+    """A stride-1, 'valid' convolution to a few channels: the PatchGAN's logits (512 -> 1, 4x4).
+
+    The same layer and weights as `Conv2D`, computed as one matrix product from the input
+    channels to every tap's outputs, then the sum of the taps' shifted windows. On CPUs the
+    convolution primitive with one output channel is slow, its filter gradient above all (a
+    profile put it at ~10% of a step's convolution time for 0.2% of the arithmetic); measured
+    here for D's logits at 256 px, forward + gradients + R1's double backward: 46.5 ms against
+    8.7 ms. The sums are the same, in another order.
+    """
+
+    MAX_FILTERS = 8
+
+    def call(self, inputs):
+        height, width, channels = inputs.shape[1:]
+        if (height is None or width is None or self.filters > self.MAX_FILTERS or self.strides != (1, 1)
+                or self.padding != "valid" or self.dilation_rate != (1, 1) or self.groups != 1
+                or self.data_format != "channels_last"):
+            return super().call(inputs)
+        rows, columns = self.kernel_size
+        kernel = tf.cast(self.kernel, inputs.dtype)  # (rows, columns, in, out)
+        matrix = tf.reshape(tf.transpose(kernel, [2, 0, 1, 3]), [channels, rows * columns * self.filters])
+        taps = tf.reshape(tf.matmul(tf.reshape(inputs, [-1, channels]), matrix),
+                          [-1, height, width, rows * columns, self.filters])  # (N, H, W, taps, out)
+        out_height, out_width = height - rows + 1, width - columns + 1
+        result = tf.add_n([taps[:, i : i + out_height, j : j + out_width, i * columns + j]
+                           for i in range(rows) for j in range(columns)])
+        if self.use_bias:
+            result = result + tf.cast(self.bias, result.dtype)
+        return result
+
+
 def _overlap_add(taps: tf.Tensor, axis: int, tap_axis: int) -> tf.Tensor:
     """Along `axis`, interleave even outputs (tap 1 at i + tap 3 at i-1) and odd outputs (tap 2
     at i + tap 0 at i+1), consuming `tap_axis`; the new size-2 axis follows `axis`. (Splits and
@@ -299,7 +332,7 @@ def build_discriminator(
         x = layers.Conv2D(base_filters * 2, 1, use_bias=False, kernel_initializer=_conv_init(), name="conv1")(x)
         x = _batch_norm("bn1", synchronized=True)(x)
         x = layers.LeakyReLU(LEAKY_SLOPE, name="lrelu1")(x)
-        logits = layers.Conv2D(1, 1, kernel_initializer=_conv_init(), dtype=output_dtype(), name="logits")(x)
+        logits = NarrowConvolution(1, 1, kernel_initializer=_conv_init(), dtype=output_dtype(), name="logits")(x)
         return keras.Model([lightness, ab], logits, name="discriminator")
 
     x = layers.Conv2D(
@@ -318,5 +351,5 @@ def build_discriminator(
         x = _batch_norm(f"bn{index}", synchronized=True)(x)
         x = layers.LeakyReLU(LEAKY_SLOPE, name=f"lrelu{index}")(x)
     x = layers.ZeroPadding2D(1, name="pad_logits")(x)
-    logits = layers.Conv2D(1, 4, kernel_initializer=_conv_init(), dtype=output_dtype(), name="logits")(x)
+    logits = NarrowConvolution(1, 4, kernel_initializer=_conv_init(), dtype=output_dtype(), name="logits")(x)
     return keras.Model([lightness, ab], logits, name="discriminator")

@@ -270,3 +270,32 @@ def test_up_convolution_is_conv2d_transpose(size):
         assert uses_matmul == (size * size <= models.UpConvolution.MATMUL_PIXELS)
     finally:
         keras.config.set_dtype_policy("float32")
+
+
+@pytest.mark.parametrize("kernel_size", [1, 4])
+def test_narrow_convolution_is_conv2d_to_second_order(kernel_size):
+    """D's logits layer: a matrix product and a shifted sum; the same outputs, gradients and R1
+    second derivatives as Keras' Conv2D (float64: the sums only differ in order)."""
+    keras.config.set_dtype_policy("float64")
+    try:
+        reference = keras.layers.Conv2D(1, kernel_size, bias_initializer="random_normal")
+        ours = models.NarrowConvolution(1, kernel_size)
+        inputs = tf.constant(np.random.default_rng(kernel_size).standard_normal((2, 9, 7, 5)))
+        reference(inputs), ours(inputs)
+        ours.set_weights(reference.get_weights())
+        results = []
+        for layer in (reference, ours):
+            with tf.GradientTape() as outer:
+                with tf.GradientTape() as inner:
+                    inner.watch(inputs)
+                    output = layer(inputs)
+                    loss = tf.reduce_sum(tf.sin(output))
+                gradient_inputs, *gradient_weights = inner.gradient(loss, [inputs, *layer.weights])
+                penalty = tf.reduce_sum(gradient_inputs**2)  # R1's shape: D's input gradient, squared
+            results.append([output, gradient_inputs, *gradient_weights, *outer.gradient(penalty, layer.weights)])
+        for first, second in zip(*results):
+            np.testing.assert_allclose(second, first, rtol=1e-11, atol=1e-12)
+        graph = tf.function(ours).get_concrete_function(inputs).graph
+        assert not any(op.type.startswith("Conv2D") for op in graph.get_operations())
+    finally:
+        keras.config.set_dtype_policy("float32")
