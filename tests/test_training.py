@@ -126,10 +126,9 @@ def test_sigkill_then_rerun_resumes_where_it_was(tmp_path, generator):
     assert int(resumed.group(2)) == step // 6
     assert "Done: 3 epochs, 18 steps" in result.stdout
     assert history_epochs(out) == [0, 1, 2]  # no repeated or lost epochs
-    if generator == "resnet18":  # the run is accepted by the other commands as a U-Net run is
+    if generator == "resnet18":  # the run is accepted by the other commands as a U-Net run is (evaluate: the ablation test)
         photo = Path(sorted((ROOT / "pix2color" / "sample_photos").glob("*__view.jpg"))[0])
         for args in (["colorize", str(photo), "-o", str(tmp_path / "colorized"), "--model", str(out), "--verbose", "0"],
-                     ["evaluate", "--model", str(out), "--limit", "8", "--out", str(tmp_path / "eval"), "--verbose", "0"],
                      ["export", "--model", str(out), "--out", str(tmp_path / "exported"), "--formats", "savedmodel"]):
             done = subprocess.run([sys.executable, "-m", "pix2color.cli", *args], capture_output=True, text=True,
                                   cwd=ROOT, timeout=600)
