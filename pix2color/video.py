@@ -104,7 +104,9 @@ class _Writer:
             self.video = self.container.add_stream(codec, rate=rate)
         except (av.error.FFmpegError, ValueError) as error:
             self.container.close()
-            raise VideoError(f"codec {codec!r} cannot be used: {error}") from None
+            path.unlink(missing_ok=True)
+            raise VideoError(f"{path.name.removeprefix('.').removesuffix('.part')}: codec {codec!r} cannot be used: "
+                             f"{error}") from None
         context = self.video.codec_context
         context.width, context.height = first_frame.width, first_frame.height
         # Every input timestamp kept exactly (the muxer may pick its own stream time base later).
