@@ -92,13 +92,15 @@ def write_clip(clip: Clip, path: str | os.PathLike, crf: int = 10, audio_seconds
     optionally a display rotation and each frame's time in seconds (a variable frame rate)."""
     import av
 
+    from pix2color.video import pixel_format
+
     path = Path(path)
     height, width = clip.frames[0].shape[:2]
     with av.open(str(path), "w") as container:
         video = container.add_stream("libx264", rate=clip.fps)
         video.codec_context.time_base = Fraction(1, 1000 * clip.fps)
         video.width, video.height = width, height
-        video.pix_fmt = "yuv420p" if width % 2 == 0 and height % 2 == 0 else "yuv444p"
+        video.pix_fmt = pixel_format("libx264", width, height)
         video.codec_context.options = {"crf": str(crf)}
         if rotation:
             video.set_display_rotation(rotation)

@@ -111,7 +111,7 @@ class _Writer:
         context.width, context.height = first_frame.width, first_frame.height
         # Every input timestamp kept exactly (the muxer may pick its own stream time base later).
         self.time_base = context.time_base = self.video.time_base = video_in.time_base
-        self.pixel_format = _pixel_format(codec, first_frame.width, first_frame.height)
+        self.pixel_format = pixel_format(codec, first_frame.width, first_frame.height)
         context.pix_fmt = self.pixel_format
         if self.pixel_format != "yuv420p":
             notes.append(f"video: {self.pixel_format} (4:2:0 cannot hold a {first_frame.width}x{first_frame.height} frame)")
@@ -195,7 +195,7 @@ def check_codec(codec: str | None, video_format: str) -> str:
     return codec
 
 
-def _pixel_format(codec: str, width: int, height: int) -> str:
+def pixel_format(codec: str, width: int, height: int) -> str:
     """4:2:0 (what every player plays) when the size is even, 4:4:4 when it is odd (4:2:0 would
     need a pixel cropped or added), else the codec's first format."""
     import av
