@@ -105,6 +105,8 @@ def calibration_lightness(image_size: int, count: int = CALIBRATION_IMAGES):
 def tflite_model(network, image_size: int, variant: str, calibration: np.ndarray | None = None) -> bytes:
     """Convert `network` (lightness -> ab) to a TFLite flatbuffer with built-in ops only."""
     tf = _import_tf()
+    from pix2color import models
+
     if variant not in TFLITE_VARIANTS:
         raise ValueError(f"TFLite variant must be one of {TFLITE_VARIANTS} (got {variant!r})")
     from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
@@ -116,7 +118,8 @@ def tflite_model(network, image_size: int, variant: str, calibration: np.ndarray
     )
     # Freeze first: the converter does not fold Keras 3 variables itself and would leave
     # VAR_HANDLE/READ_VARIABLE ops (unusable for calibration, slower, bigger).
-    frozen = convert_variables_to_constants_v2(function.get_concrete_function())
+    with models.litert_ops():
+        frozen = convert_variables_to_constants_v2(function.get_concrete_function())
     converter = tf.lite.TFLiteConverter.from_concrete_functions([frozen], network)
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     if variant == "float16":

@@ -272,6 +272,27 @@ def test_up_convolution_is_conv2d_transpose(size):
         keras.config.set_dtype_policy("float32")
 
 
+@pytest.mark.parametrize("size", [1, 3, 16])
+def test_up_convolution_for_litert_is_conv2d_transpose(size):
+    """Traced for the TFLite converter: four phase convolutions and a depth-to-space, no
+    transposed convolution, and the same outputs as Keras' Conv2DTranspose (float64)."""
+    keras.config.set_dtype_policy("float64")
+    try:
+        reference = keras.layers.Conv2DTranspose(6, 4, strides=2, padding="same", bias_initializer="random_normal")
+        ours = models.UpConvolution(6, 4, strides=2, padding="same", use_bias=True)
+        inputs = tf.constant(np.random.default_rng(size).standard_normal((2, size, size + 1, 5)))
+        reference(inputs), ours(inputs)
+        ours.set_weights(reference.get_weights())
+        with models.litert_ops():
+            graph = tf.function(ours).get_concrete_function(inputs).graph
+            np.testing.assert_allclose(ours(inputs), reference(inputs), rtol=1e-12, atol=1e-12)
+        op_types = {op.type for op in graph.get_operations()}
+        assert "DepthToSpace" in op_types and "Conv2DBackpropInput" not in op_types
+        assert "DepthToSpace" not in {op.type for op in tf.function(ours).get_concrete_function(inputs).graph.get_operations()}
+    finally:
+        keras.config.set_dtype_policy("float32")
+
+
 @pytest.mark.parametrize("kernel_size", [1, 4])
 def test_narrow_convolution_is_conv2d_to_second_order(kernel_size):
     """D's logits layer: a matrix product and a shifted sum; the same outputs, gradients and R1
