@@ -111,6 +111,7 @@ def tflite_model(network, image_size: int, variant: str, calibration: np.ndarray
         raise ValueError(f"TFLite variant must be one of {TFLITE_VARIANTS} (got {variant!r})")
     from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
+    network = models.litert_generator(network, quantized=variant == "int8")
     function = tf.function(
         lambda lightness: {"ab": network(lightness, training=False)},
         input_signature=[tf.TensorSpec([1, image_size, image_size, 1], tf.float32, name="lightness")],
@@ -118,8 +119,7 @@ def tflite_model(network, image_size: int, variant: str, calibration: np.ndarray
     )
     # Freeze first: the converter does not fold Keras 3 variables itself and would leave
     # VAR_HANDLE/READ_VARIABLE ops (unusable for calibration, slower, bigger).
-    with models.litert_ops():
-        frozen = convert_variables_to_constants_v2(function.get_concrete_function())
+    frozen = convert_variables_to_constants_v2(function.get_concrete_function())
     converter = tf.lite.TFLiteConverter.from_concrete_functions([frozen], network)
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     if variant == "float16":

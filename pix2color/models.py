@@ -19,10 +19,7 @@ layer for layer against a table written from that code:
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
 import math
-import typing
 
 import keras
 import tensorflow as tf
@@ -89,61 +86,26 @@ class ChannelDropout(layers.Layer):
         return {**super().get_config(), "rate": self.rate, "always": self.always, "seed": self.seed}
 
 
-_TRACING_FOR_LITERT = contextvars.ContextVar("tracing_for_litert", default=False)
-
-
-@contextlib.contextmanager
-def litert_ops() -> typing.Iterator[None]:
-    """Within it, layers are traced with the ops LiteRT (XNNPACK) runs fastest; the same maths.
-
-    Wrap the tracing of a function meant for the TFLite converter. Measured here (256 px U-Net,
-    2 threads): float32 0.118 -> 0.073 s, full-integer int8 0.061 -> 0.051 s. TensorFlow itself
-    is faster with the default ops, so training and Keras inference never see these.
-    """
-    token = _TRACING_FOR_LITERT.set(True)
-    try:
-        yield
-    finally:
-        _TRACING_FOR_LITERT.reset(token)
-
-
 @keras.saving.register_keras_serializable(package="pix2color")
 class UpConvolution(layers.Conv2DTranspose):
     """The U-Net's 4x4, stride-2 transposed convolution (PyTorch's padding 1 = Keras' 'same').
 
-    The same layer and weights as `Conv2DTranspose`, computed three ways, with the same sums in
-    another order:
-    - on small inputs (up to `MATMUL_PIXELS` positions: the innermost up blocks), one matrix
-      product followed by the overlap-add of its 4x4 taps: on CPUs (oneDNN) the convolution
-      primitive spends most of its time on these weight-heavy, position-poor layers (measured
-      here, 1024 -> 512 channels from 2x2: 16.9 ms against 5.5 ms; from 16x16 the convolution
-      is faster);
-    - under `litert_ops()`, as four 2x2 convolutions, one per output phase (even/odd row and
-      column), interleaved by depth-to-space: XNNPACK runs those as ordinary convolutions, in
-      float32 and int8, where its transposed convolution is slow and splits the graph;
-    - otherwise, the convolution itself.
+    The same layer and weights as `Conv2DTranspose`. On small inputs (up to `MATMUL_PIXELS`
+    positions: the innermost up blocks) it is computed as one matrix product followed by the
+    overlap-add of its 4x4 taps: on CPUs (oneDNN) the convolution primitive spends most of its
+    time on these weight-heavy, position-poor layers (measured here, 1024 -> 512 channels from
+    2x2: 16.9 ms against 5.5 ms; from 16x16 the convolution is faster). The sums are the same,
+    in another order.
     """
 
     MATMUL_PIXELS = 64  # 8 x 8
-    PHASE_TAPS = ((3, 1), (2, 0))  # kernel taps feeding even / odd outputs, from input i-1, i / i, i+1
 
     def call(self, inputs):
         height, width, channels = inputs.shape[1:]
-        if (height is None or width is None or self.kernel_size != (4, 4) or self.strides != (2, 2)
-                or self.padding != "same" or self.data_format != "channels_last"):
+        if (height is None or width is None or height * width > self.MATMUL_PIXELS
+                or self.kernel_size != (4, 4) or self.strides != (2, 2) or self.padding != "same"
+                or self.data_format != "channels_last"):
             return super().call(inputs)
-        if _TRACING_FOR_LITERT.get():
-            result = self._by_phases(inputs)
-        elif height * width <= self.MATMUL_PIXELS:
-            result = self._by_matmul(inputs)
-        else:
-            return super().call(inputs)
-        if self.use_bias:
-            result = result + tf.cast(self.bias, result.dtype)
-        return result
-
-    def _by_matmul(self, inputs):
-        height, width, channels = inputs.shape[1:]
         kernel = tf.cast(self.kernel, inputs.dtype)  # (4, 4, out, in)
         outputs = kernel.shape[2]
         # Every input position's 16 taps at once: (N, H, W, 4, 4, out).
@@ -153,19 +115,10 @@ class UpConvolution(layers.Conv2DTranspose):
         # output 2i+1 takes tap 2 of input i and tap 0 of input i+1.
         rows = _overlap_add(taps, axis=1, tap_axis=3)  # (N, H, 2, W, 4, out)
         columns = _overlap_add(rows, axis=3, tap_axis=4)  # (N, H, 2, W, 2, out)
-        return tf.reshape(columns, [-1, 2 * height, 2 * width, outputs])
-
-    def _by_phases(self, inputs):
-        height, width = inputs.shape[1:3]
-        kernel = tf.transpose(tf.cast(self.kernel, inputs.dtype), [0, 1, 3, 2])  # (4, 4, in, out)
-        padded = tf.pad(inputs, [[0, 0], [1, 1], [1, 1], [0, 0]])  # (N, H+2, W+2, in)
-        phases = []  # output (2i + row, 2j + column) for row, column in 00, 01, 10, 11: (N, H, W, out) each
-        for row in (0, 1):
-            for column in (0, 1):
-                taps = tf.gather(tf.gather(kernel, self.PHASE_TAPS[row], axis=0), self.PHASE_TAPS[column], axis=1)
-                window = padded[:, row : row + height + 1, column : column + width + 1]
-                phases.append(tf.nn.conv2d(window, taps, strides=1, padding="VALID"))
-        return tf.nn.depth_to_space(tf.concat(phases, axis=-1), 2)  # (N, 2H, 2W, out)
+        result = tf.reshape(columns, [-1, 2 * height, 2 * width, outputs])
+        if self.use_bias:
+            result = result + tf.cast(self.bias, result.dtype)
+        return result
 
 
 @keras.saving.register_keras_serializable(package="pix2color")
@@ -260,6 +213,78 @@ def paper_mode_generator(generator: keras.Model) -> keras.Model:
     paper = keras.models.clone_model(generator, clone_function=swap, recursive=True)  # into nested encoders
     paper.name = f"{generator.name}_paper"
     return paper
+
+
+class PhaseUpConvolution(layers.Layer):
+    """A 4x4, stride-2, 'same' transposed convolution as four 2x2 convolutions, one per output
+    phase (even/odd row and column), interleaved by depth-to-space. The same sums.
+
+    For LiteRT only: XNNPACK runs these as ordinary convolutions, in float32 and int8, where its
+    transposed convolution is slower and, in int8, splits the graph (TensorFlow is faster with
+    the transposed convolution, so training never sees this layer).
+    """
+
+    TAPS = ((3, 1), (2, 0))  # kernel taps giving even / odd outputs, from inputs (i-1, i) / (i, i+1)
+
+    def __init__(self, source: layers.Conv2DTranspose, **kwargs):
+        super().__init__(name=f"{source.name}_phases", **kwargs)
+        self.source = source  # shares its variables; no copy
+
+    def call(self, inputs):
+        height, width = inputs.shape[1:3]
+        kernel = tf.transpose(tf.cast(self.source.kernel, inputs.dtype), [0, 1, 3, 2])  # (4, 4, in, out)
+        padded = tf.pad(inputs, [[0, 0], [1, 1], [1, 1], [0, 0]])  # (N, H+2, W+2, in)
+        phases = []  # outputs (2i + row, 2j + column), for (row, column) = 00, 01, 10, 11: (N, H, W, out) each
+        for row in (0, 1):
+            for column in (0, 1):
+                taps = tf.gather(tf.gather(kernel, self.TAPS[row], axis=0), self.TAPS[column], axis=1)
+                window = padded[:, row : row + height + 1, column : column + width + 1]
+                phases.append(tf.nn.conv2d(window, taps, strides=1, padding="VALID"))
+        outputs = tf.nn.depth_to_space(tf.concat(phases, axis=-1), 2)  # (N, 2H, 2W, out)
+        if self.source.use_bias:
+            outputs = outputs + tf.cast(self.source.bias, outputs.dtype)
+        return self.source.activation(outputs)
+
+    @staticmethod
+    def applies_to(layer: layers.Layer) -> bool:
+        return (isinstance(layer, layers.Conv2DTranspose) and layer.kernel_size == (4, 4) and layer.strides == (2, 2)
+                and layer.padding == "same" and layer.data_format == "channels_last")
+
+
+class PooledReLU(layers.Layer):
+    """ReLU as a 1x1 max-pool with the ReLU fused in: the same function.
+
+    For int8 LiteRT only: XNNPACK has no quantized RELU, so each one (the U-Net's, after every
+    skip concatenation) ran outside the delegate and split the graph; a quantized MAX_POOL_2D
+    with a fused ReLU it runs. Measured here, 256 px U-Net, int8: 0.052 -> 0.018 s per image.
+    """
+
+    def call(self, inputs):
+        return tf.nn.relu(tf.nn.max_pool2d(inputs, 1, 1, "VALID"))
+
+    @staticmethod
+    def applies_to(layer: layers.Layer) -> bool:
+        return (type(layer) is layers.ReLU and layer.max_value is None and not layer.negative_slope
+                and not layer.threshold)
+
+
+def litert_generator(generator: keras.Model, quantized: bool) -> keras.Model:
+    """`generator` rebuilt from the ops LiteRT's XNNPACK runs fastest, for the TFLite converter.
+
+    Shares every weight (no copy) and computes the same function; `quantized`: for a full-integer
+    (int8) conversion.
+    """
+
+    def swap(layer):
+        if PhaseUpConvolution.applies_to(layer):
+            return PhaseUpConvolution(layer)
+        if quantized and PooledReLU.applies_to(layer):
+            return PooledReLU(name=f"{layer.name}_pooled")
+        return layer
+
+    lite = keras.models.clone_model(generator, clone_function=swap, recursive=True)
+    lite.name = f"{generator.name}_litert"
+    return lite
 
 
 def unet_depth(image_size: int) -> int:

@@ -273,24 +273,48 @@ def test_up_convolution_is_conv2d_transpose(size):
 
 
 @pytest.mark.parametrize("size", [1, 3, 16])
-def test_up_convolution_for_litert_is_conv2d_transpose(size):
-    """Traced for the TFLite converter: four phase convolutions and a depth-to-space, no
-    transposed convolution, and the same outputs as Keras' Conv2DTranspose (float64)."""
+def test_phase_up_convolution_is_conv2d_transpose(size):
+    """LiteRT's form of the up convolution: four phase convolutions and a depth-to-space, the
+    same outputs as Keras' Conv2DTranspose, bias and activation included (float64)."""
     keras.config.set_dtype_policy("float64")
     try:
-        reference = keras.layers.Conv2DTranspose(6, 4, strides=2, padding="same", bias_initializer="random_normal")
-        ours = models.UpConvolution(6, 4, strides=2, padding="same", use_bias=True)
+        reference = keras.layers.Conv2DTranspose(6, 4, strides=2, padding="same", activation="tanh",
+                                                 bias_initializer="random_normal")
         inputs = tf.constant(np.random.default_rng(size).standard_normal((2, size, size + 1, 5)))
-        reference(inputs), ours(inputs)
-        ours.set_weights(reference.get_weights())
-        with models.litert_ops():
-            graph = tf.function(ours).get_concrete_function(inputs).graph
-            np.testing.assert_allclose(ours(inputs), reference(inputs), rtol=1e-12, atol=1e-12)
-        op_types = {op.type for op in graph.get_operations()}
+        expected = reference(inputs)
+        phases = models.PhaseUpConvolution(reference)
+        np.testing.assert_allclose(phases(inputs), expected, rtol=1e-12, atol=1e-12)
+        op_types = {op.type for op in tf.function(phases).get_concrete_function(inputs).graph.get_operations()}
         assert "DepthToSpace" in op_types and "Conv2DBackpropInput" not in op_types
-        assert "DepthToSpace" not in {op.type for op in tf.function(ours).get_concrete_function(inputs).graph.get_operations()}
     finally:
         keras.config.set_dtype_policy("float32")
+
+
+@pytest.mark.parametrize("kind", ["unet", "resnet18"])
+def test_litert_generator_is_the_same_function(kind):
+    """The generator rebuilt for LiteRT (phase convolutions; for int8, pooled ReLUs) shares the
+    weights and computes the same outputs, in both modes."""
+    generator = models.build_named_generator(kind, 32)
+    lite = models.litert_generator(generator, quantized=True)
+
+    def types_in(model):  # into nested models, not into the wrapped source layers
+        return set().union(*({type(layer).__name__} | (types_in(layer) if isinstance(layer, keras.Model) else set())
+                             for layer in model.layers))
+
+    layer_types = types_in(lite)
+    assert {"PooledReLU"} <= layer_types and not {"UpConvolution", "Conv2DTranspose"} & layer_types
+    if kind == "unet":
+        assert "PhaseUpConvolution" in layer_types
+    lightness = tf.constant(np.random.default_rng(0).uniform(-1, 1, (2, 32, 32, 1)).astype(np.float32))
+    np.testing.assert_allclose(lite(lightness, training=False), generator(lightness, training=False), atol=2e-5)
+    for weight in generator.weights:
+        weight.assign(weight * 1.01)  # shared, not copied
+    np.testing.assert_allclose(lite(lightness, training=False), generator(lightness, training=False), atol=2e-5)
+    paper = models.paper_mode_generator(generator)
+    keras.utils.set_random_seed(3)
+    expected = paper(lightness)
+    keras.utils.set_random_seed(3)
+    np.testing.assert_allclose(models.litert_generator(paper, quantized=True)(lightness), expected, atol=2e-5)
 
 
 @pytest.mark.parametrize("kernel_size", [1, 4])
