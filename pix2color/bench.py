@@ -3,6 +3,7 @@
     python -m pix2color.bench train --image-size 256 --batch-size 4 [--generator resnet18] [--json FILE] [--trace DIR]
     python -m pix2color.bench infer [--model RUN] [--generator resnet18]
     python -m pix2color.bench data
+    python -m pix2color.bench evaluate [--model RUN] [--images 168]
     python -m pix2color.bench web [--model RUN]
     python -m pix2color.bench video [--model RUN] [--width 640 --height 360] [--json FILE]
 
@@ -304,24 +305,71 @@ def _bench_infer_generator(label: str, generator, work, photos: list, big, repea
     return rows
 
 
+def _photo_folder(folder, count: int, width: int, height: int) -> list[str]:
+    """`count` JPEGs of width x height made from the sample photos (repeated if needed) in `folder`."""
+    from PIL import Image
+
+    from pix2color.data import load_image_set
+
+    folder.mkdir(parents=True, exist_ok=True)
+    sources = load_image_set("sample", verbose=0).train
+    files = []
+    for index in range(count):
+        photo = Image.open(sources[index % len(sources)]).convert("RGB").resize((width, height), Image.Resampling.BICUBIC)
+        path = folder / f"{index:05d}.jpg"
+        photo.save(path, quality=90)
+        files.append(str(path))
+    return files
+
+
+def bench_evaluate(model: str | None, images: int, image_size: int, repeats: int, workdir: str | None) -> dict:
+    """`pix2color evaluate` end to end, run as a user runs it (a new process: import, load, trace,
+    evaluate, write), against images x 2 modes x the generator's batch-1 latency measured after it."""
+    import subprocess
+    import tempfile
+    from pathlib import Path
+
+    import numpy as np
+    import tensorflow as tf
+
+    from pix2color import models
+    from pix2color.loading import load_generator
+
+    work = Path(workdir or tempfile.mkdtemp(prefix="pix2color-evaluate-bench-"))
+    _photo_folder(work / "photos", images, image_size, image_size)
+    if model is None:
+        print("no --model: an untrained 256 px U-Net (its time is real, its metrics are not)")
+        model = str(work / "generator.keras")
+        models.build_named_generator("unet", image_size).save(model)
+    command = [sys.executable, "-m", "pix2color.cli", "evaluate", "--model", model, "--data", str(work / "photos"),
+               "--out", str(work / "evaluation"), "--verbose", "0"]
+    started = time.perf_counter()
+    subprocess.run(command, check=True, capture_output=True)
+    total = time.perf_counter() - started
+
+    generator = load_generator(model)
+    size = int(generator.input_shape[1])
+    predict = tf.function(lambda lightness: generator(lightness, training=False))
+    lightness = tf.constant(np.random.default_rng(0).uniform(-1, 1, (1, size, size, 1)).astype(np.float32))
+    latency = _median_seconds(lambda: predict(lightness).numpy(), repeats)
+    network = images * 2 * latency
+    print(f"pix2color evaluate, {images} photos of {image_size}x{image_size}, deterministic + paper mode + gray "
+          f"baseline: {total:.1f} s end to end")
+    print(f"generator latency (batch 1, median of {repeats}): {latency:.3f} s; photos x 2 modes x latency = "
+          f"{network:.1f} s; evaluate takes {total / network:.2f}x that")
+    return {"images": images, "image_size": image_size, "total_s": total, "latency_s": latency,
+            "ratio_to_network": total / network}
+
+
 def bench_data(images: int, width: int, height: int, image_size: int, batch_size: int, batches: int,
                step_seconds: float) -> float:
     """Images per second through the training pipeline, for COCO-sized JPEGs made from the samples."""
     import tempfile
     from pathlib import Path
 
-    from PIL import Image
+    from pix2color.data import make_train_dataset
 
-    from pix2color.data import load_image_set, make_train_dataset
-
-    folder = Path(tempfile.mkdtemp(prefix="pix2color-data-bench-"))
-    sources = load_image_set("sample", verbose=0).train
-    files = []
-    for index in range(images):
-        photo = Image.open(sources[index % len(sources)]).convert("RGB").resize((width, height), Image.Resampling.BICUBIC)
-        path = folder / f"{index:05d}.jpg"
-        photo.save(path, quality=90)
-        files.append(str(path))
+    files = _photo_folder(Path(tempfile.mkdtemp(prefix="pix2color-data-bench-")), images, width, height)
     size_kb = sum(Path(f).stat().st_size for f in files) / len(files) / 1024
     dataset = make_train_dataset(files, image_size, batch_size, seed=0)
     iterator = iter(dataset)
@@ -567,6 +615,12 @@ def main(argv: list[str] | None = None) -> int:
     data.add_argument("--batch-size", type=int, default=4)
     data.add_argument("--batches", type=int, default=100)
     data.add_argument("--step-seconds", type=float, default=3.0, help="training step time to compare with")
+    evaluate = commands.add_parser("evaluate", help="pix2color evaluate end to end vs the generator's latency")
+    evaluate.add_argument("--model", default=None, help="run folder or .keras (default: an untrained 256 px U-Net)")
+    evaluate.add_argument("--images", type=int, default=168)
+    evaluate.add_argument("--image-size", type=int, default=256, help="the photos' size (and the untrained U-Net's)")
+    evaluate.add_argument("--repeats", type=int, default=7)
+    evaluate.add_argument("--workdir", default=None, help="keep the photos and evaluation.md here")
     web = commands.add_parser("web", help="the web app under load on loopback: poll answers, colorize uploads")
     web.add_argument("--model", default=None, help="run folder or .keras (default: an untrained 256 px U-Net)")
     web.add_argument("--participants", type=int, default=50)
@@ -614,6 +668,8 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "data":
         bench_data(args.images, args.width, args.height, args.image_size, args.batch_size, args.batches,
                    args.step_seconds)
+    elif args.command == "evaluate":
+        bench_evaluate(args.model, args.images, args.image_size, args.repeats, args.workdir)
     elif args.command == "web":
         bench_poll(args.participants, args.pairs)
         bench_colorize_load(args.model, args.clients, args.requests)

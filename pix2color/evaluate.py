@@ -104,7 +104,9 @@ def evaluate_generator(generator, images, names: list[str], batch_size: int = RE
         "grayscale": lambda lightness: tf.zeros(tf.concat([tf.shape(lightness)[:-1], [2]], 0)),
     }
 
-    @tf.function  # one graph per batch: the metrics cost as much as the network when run eagerly
+    # One graph per batch: run eagerly, the metrics cost as much as the network. No autograph: the
+    # code has no tensor-dependent Python control flow, and converting it took ~3 s per run.
+    @tf.function(autograph=False)
     def measure(lightness, ab):
         truth = metrics.to_uint8_values(lightness, ab)
         truth_colourfulness = metrics.colourfulness(truth)
