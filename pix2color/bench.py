@@ -209,6 +209,20 @@ def _median_seconds(function, repeats: int) -> float:
     return statistics.median(times)
 
 
+def _interleaved_medians(functions: dict, repeats: int) -> dict:
+    """Median seconds of each function, timed in turn (one call of each per round), so that a
+    slow moment of the machine falls on all of them rather than on one."""
+    for function in functions.values():
+        function()  # warm-up (tracing, delegate set-up)
+    times: dict = {name: [] for name in functions}
+    for _ in range(repeats):
+        for name, function in functions.items():
+            started = time.perf_counter()
+            function()
+            times[name].append(time.perf_counter() - started)
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
 def _size_mb(path) -> float:
     from pathlib import Path
 
@@ -276,6 +290,8 @@ def _bench_infer_generator(label: str, generator, work, photos: list, big, repea
         truth = np.stack(photos).astype(np.float32)
         return float(np.mean(metrics.psnr(truth, np.stack(outputs).astype(np.float32)).numpy()))
 
+    latencies = _interleaved_medians({name: lambda predict=predict: predict(lightness)
+                                      for name, (_, predict) in networks.items()}, repeats)
     rows = []
     for name, (path, predict) in networks.items():
         recipe = lite.FullResolutionColorizer(predict, size)
@@ -283,7 +299,7 @@ def _bench_infer_generator(label: str, generator, work, photos: list, big, repea
             "generator": label,
             "format": name,
             "size_mb": _size_mb(path),
-            "latency_s": _median_seconds(lambda: predict(lightness), repeats),
+            "latency_s": latencies[name],
             "photo_12mp_s": _median_seconds(lambda: recipe.colorize(big), 1),
             "psnr": photo_psnr(predict),
         })
@@ -295,7 +311,7 @@ def _bench_infer_generator(label: str, generator, work, photos: list, big, repea
 
     parameters = sum(int(np.prod(v.shape)) for v in generator.trainable_weights)
     print(f"\n{label}: {parameters / 1e6:.1f} M parameters, {size}x{size}; latency: median of {repeats} network calls "
-          f"on one image; 12 MP: 4000x3000 photo end to end (full-resolution recipe, numpy + network); PSNR: peak 256 "
+          f"on one image, formats in turn; 12 MP: 4000x3000 photo end to end (full-resolution recipe, numpy + network); PSNR: peak 256 "
           f"on {len(photos)} sample photos")
     print(f"{'format':<18}{'size MB':>9}{'latency s':>11}{'12 MP s':>9}{'PSNR dB':>9}{'vs float32':>12}")
     for row in rows:
@@ -324,7 +340,8 @@ def _photo_folder(folder, count: int, width: int, height: int) -> list[str]:
 
 def bench_evaluate(model: str | None, images: int, image_size: int, repeats: int, workdir: str | None) -> dict:
     """`pix2color evaluate` end to end, run as a user runs it (a new process: import, load, trace,
-    evaluate, write), against images x 2 modes x the generator's batch-1 latency measured after it."""
+    evaluate, write), against images x 2 modes x the generator's batch-1 latency, measured before
+    and after it in this process."""
     import subprocess
     import tempfile
     from pathlib import Path
@@ -341,22 +358,32 @@ def bench_evaluate(model: str | None, images: int, image_size: int, repeats: int
         print("no --model: an untrained 256 px U-Net (its time is real, its metrics are not)")
         model = str(work / "generator.keras")
         models.build_named_generator("unet", image_size).save(model)
+    generator = load_generator(model)
+    size = int(generator.input_shape[1])
+    predict = tf.function(lambda lightness: generator(lightness, training=False))
+    lightness = tf.constant(np.random.default_rng(0).uniform(-1, 1, (1, size, size, 1)).astype(np.float32))
+
+    def call_times() -> list[float]:
+        times = []
+        for _ in range(repeats):
+            started = time.perf_counter()
+            predict(lightness).numpy()
+            times.append(time.perf_counter() - started)
+        return times
+
+    predict(lightness)  # tracing
+    before = call_times()  # latency before and after the evaluation, so it sees the same machine
     command = [sys.executable, "-m", "pix2color.cli", "evaluate", "--model", model, "--data", str(work / "photos"),
                "--out", str(work / "evaluation"), "--verbose", "0"]
     started = time.perf_counter()
     subprocess.run(command, check=True, capture_output=True)
     total = time.perf_counter() - started
-
-    generator = load_generator(model)
-    size = int(generator.input_shape[1])
-    predict = tf.function(lambda lightness: generator(lightness, training=False))
-    lightness = tf.constant(np.random.default_rng(0).uniform(-1, 1, (1, size, size, 1)).astype(np.float32))
-    latency = _median_seconds(lambda: predict(lightness).numpy(), repeats)
+    latency = statistics.median(before + call_times())
     network = images * 2 * latency
     print(f"pix2color evaluate, {images} photos of {image_size}x{image_size}, deterministic + paper mode + gray "
           f"baseline: {total:.1f} s end to end")
-    print(f"generator latency (batch 1, median of {repeats}): {latency:.3f} s; photos x 2 modes x latency = "
-          f"{network:.1f} s; evaluate takes {total / network:.2f}x that")
+    print(f"generator latency (batch 1, median of {repeats} calls before and {repeats} after): {latency:.3f} s; "
+          f"photos x 2 modes x latency = {network:.1f} s; evaluate takes {total / network:.2f}x that")
     return {"images": images, "image_size": image_size, "total_s": total, "latency_s": latency,
             "ratio_to_network": total / network}
 
