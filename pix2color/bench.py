@@ -199,14 +199,19 @@ def _print_op_types(trace: str) -> None:
         print(f"  {op_type:<40}{100 * micros / whole:5.1f}% of op time")
 
 
-def _median_seconds(function, repeats: int) -> float:
-    function()  # warm-up (tracing, delegate set-up)
+def _call_seconds(function, repeats: int) -> list[float]:
+    """Seconds of each of `repeats` calls (no warm-up)."""
     times = []
     for _ in range(repeats):
         started = time.perf_counter()
         function()
         times.append(time.perf_counter() - started)
-    return statistics.median(times)
+    return times
+
+
+def _median_seconds(function, repeats: int) -> float:
+    function()  # warm-up (tracing, delegate set-up)
+    return statistics.median(_call_seconds(function, repeats))
 
 
 def _interleaved_medians(functions: dict, repeats: int) -> dict:
@@ -363,22 +368,17 @@ def bench_evaluate(model: str | None, images: int, image_size: int, repeats: int
     predict = tf.function(lambda lightness: generator(lightness, training=False))
     lightness = tf.constant(np.random.default_rng(0).uniform(-1, 1, (1, size, size, 1)).astype(np.float32))
 
-    def call_times() -> list[float]:
-        times = []
-        for _ in range(repeats):
-            started = time.perf_counter()
-            predict(lightness).numpy()
-            times.append(time.perf_counter() - started)
-        return times
+    def network_call():
+        predict(lightness).numpy()
 
-    predict(lightness)  # tracing
-    before = call_times()  # latency before and after the evaluation, so it sees the same machine
+    network_call()  # tracing
+    before = _call_seconds(network_call, repeats)  # latency before and after the evaluation: the same machine
     command = [sys.executable, "-m", "pix2color.cli", "evaluate", "--model", model, "--data", str(work / "photos"),
                "--out", str(work / "evaluation"), "--verbose", "0"]
     started = time.perf_counter()
     subprocess.run(command, check=True, capture_output=True)
     total = time.perf_counter() - started
-    latency = statistics.median(before + call_times())
+    latency = statistics.median(before + _call_seconds(network_call, repeats))
     network = images * 2 * latency
     print(f"pix2color evaluate, {images} photos of {image_size}x{image_size}, deterministic + paper mode + gray "
           f"baseline: {total:.1f} s end to end")

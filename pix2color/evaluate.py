@@ -105,7 +105,7 @@ def evaluate_generator(generator, images, names: list[str], batch_size: int = RE
     }
 
     # One graph per batch: run eagerly, the metrics cost as much as the network. No autograph: the
-    # code has no tensor-dependent Python control flow, and converting it took ~3 s per run.
+    # code has no tensor-dependent Python control flow, and converting it took ~2 s of every run.
     @tf.function(autograph=False)
     def measure(lightness, ab):
         truth = metrics.to_uint8_values(lightness, ab)

@@ -40,7 +40,7 @@ def test_every_variant_is_written_with_builtin_ops_only(exported):
     for path in (exported / "tflite").glob("*.tflite"):
         ops = op_names(path)
         assert not any(op.startswith("Flex") or op in ("CUSTOM", "VAR_HANDLE", "READ_VARIABLE") for op in ops), (path, ops)
-        assert "TRANSPOSE_CONV" not in ops and "DEPTH_TO_SPACE" in ops, (path, ops)  # models.litert_ops
+        assert "TRANSPOSE_CONV" not in ops and "DEPTH_TO_SPACE" in ops, (path, ops)  # models.litert_generator
     assert "RANDOM_UNIFORM" in op_names(exported / "tflite" / "generator_paper_float32.tflite")
     sizes = {v: (exported / "tflite" / f"generator_deterministic_{v}.tflite").stat().st_size for v in TOLERANCE}
     assert sizes["float16"] < 0.6 * sizes["float32"] and sizes["int8"] < 0.35 * sizes["float32"]
