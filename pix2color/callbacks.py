@@ -10,7 +10,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from pix2color import color, plots
+from pix2color import color, plots, run_folder
 from pix2color.stopping import NotFiniteError, OutputError
 
 
@@ -49,30 +49,32 @@ class TrainingCheckpoint(keras.callbacks.Callback):
         random_states = [v for v in generator.variables if "seed_generator_state" in v.path]
         self.checkpoint = tf.train.Checkpoint(epoch=self.epoch, step=self.step, random_states=random_states, **tracked)
         self.manager = tf.train.CheckpointManager(self.checkpoint, str(directory), max_to_keep)
+        self.newest: str | None = None  # the newest checkpoint known to restore: restored, or written here
         self.every_steps = every_steps
         self.write = write
         labels = {"generator": "generator's weights", "g_optimizer": "generator's optimizer state",
                   "discriminator": "discriminator's weights", "d_optimizer": "discriminator's optimizer state"}
         self._owners = {labels[name]: owner for name, owner in tracked.items()}
 
-    def restore(self) -> tuple[int, int] | None:
-        """Load the latest checkpoint, if any: returns (epochs done, steps done) or None."""
-        latest = self.manager.latest_checkpoint
-        if latest is None:
+    def restore(self, log=print) -> tuple[int, int] | None:
+        """Load the newest checkpoint that restores (a damaged newest one is passed over, and
+        overwritten when its step is saved again): returns (epochs done, steps done) or None."""
+        step = run_folder.restore_newest(self.checkpoint, self.manager.directory, whole=True, log=log)
+        if step is None:
             return None
-        self.checkpoint.restore(latest).assert_existing_objects_matched()
+        self.newest = f"{self.manager.directory}/ckpt-{step}"
         return int(self.epoch.numpy()), int(self.step.numpy())
 
     def save(self) -> str:
         """Write a checkpoint of the current step; returns its path."""
         step = int(self.step.numpy())
-        latest = self.manager.latest_checkpoint
-        kept = f"the newest checkpoint, {latest}, is intact" if latest else "no checkpoint was written before"
+        kept = f"the newest checkpoint, {self.newest}, is intact" if self.newest else "no checkpoint was written before"
         broken = self.not_finite()
         if broken:
             raise NotFiniteError(f"not finite: the {broken} after step {step}")
         try:
-            return self.manager.save(checkpoint_number=step)
+            self.newest = self.manager.save(checkpoint_number=step)
+            return self.newest
         except (OSError, tf.errors.OpError) as error:
             for partial in glob.glob(os.path.join(self.manager.directory, f"ckpt-{step}[._]*")):
                 if os.path.isdir(partial):

@@ -30,7 +30,8 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
-STRATEGIES = ("auto", "default", "mirrored", "multiworker", "tpu")
+from pix2color.config import STRATEGIES
+
 KERAS_CHECKED = "3.15"  # the Keras series whose internals the multi-worker workarounds rely on
 EXAMPLE_TF_CONFIG = (
     """'{"cluster": {"worker": ["host0:12345", "host1:12345"]}, "task": {"type": "worker", "index": 0}}'"""

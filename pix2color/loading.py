@@ -11,50 +11,106 @@ loads it here, in one of two inference modes:
 
 from __future__ import annotations
 
-import json
 import os
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from pix2color import run_folder
 
 MODES = ("deterministic", "paper")
 
 
-def load_generator(model: str | os.PathLike):
+def load_generator(model: str | os.PathLike, log=None):
     """A trained generator from a run folder, a `.keras` file, or a run's last checkpoint.
 
-    Returns a Keras model mapping normalised lightness (N, S, S, 1) to ab (N, S, S, 2).
+    Returns a Keras model mapping normalised lightness (N, S, S, 1) to ab (N, S, S, 2). From a
+    run folder it takes whichever is newer, generator.keras or the newest checkpoint that
+    restores (a run resumed after it finished writes checkpoints past its generator.keras);
+    `log`, if given, is told which one ("model: ...").
     """
+    path = Path(model)
+    if not path.exists():
+        raise ValueError(f"{model}: no such file or folder")
+    if path.is_dir() and (path / "saved_model.pb").exists():
+        raise ValueError(f"{path} is a SavedModel; this needs a run folder or a .keras generator")
+    if path.is_dir():
+        if not any((path / name).exists() for name in (run_folder.RUN_JSON, run_folder.GENERATOR,
+                                                       run_folder.CHECKPOINTS)):
+            raise ValueError(f"{model}: not a run folder (no run.json, generator.keras or checkpoints/), a .keras "
+                             "generator or a SavedModel")
+        return _generator_from_run(path, log or (lambda message: None))
+    if path.suffix == ".keras":
+        generator = read_keras_generator(path)
+        if log:
+            log(f"model: {path}")
+        return generator
+    raise ValueError(f"{model}: not a run folder, a .keras generator or a SavedModel")
+
+
+def read_keras_generator(path: Path):
+    """A `.keras` generator file, or `ValueError` saying in plain words why it cannot be read."""
     import keras
 
     from pix2color import models, resnet_unet  # noqa: F401 - their layers are registered for loading
 
-    path = Path(model)
-    if path.is_dir() and (path / "saved_model.pb").exists():
-        raise ValueError(f"{path} is a SavedModel: use load_network() for it")
-    if path.is_dir() and (path / "generator.keras").exists():
-        path = path / "generator.keras"
-    elif path.is_dir() and (path / "run.json").exists():
-        return _generator_from_checkpoint(path)
-    if path.suffix == ".keras" and path.is_file():
+    if not zipfile.is_zipfile(path):
+        raise ValueError(f"{path}: not a Keras model file (a .keras file is a zip archive; this one is damaged "
+                         "or something else)")
+    try:
         return keras.models.load_model(path)
-    raise ValueError(f"{model}: not a run folder, a .keras generator or a SavedModel")
+    except Exception as error:  # noqa: BLE001 - Keras raises many kinds for a file it cannot rebuild
+        reason = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
+        raise ValueError(f"{path}: cannot be read as a pix2color generator ({reason})") from None
 
 
-def _generator_from_checkpoint(run: Path):
-    """An interrupted run has no generator.keras yet: rebuild G and load the last checkpoint."""
+def _generator_from_run(run: Path, log):
+    """The newer of the run's generator.keras and its newest restorable checkpoint."""
+    keras_file = run / run_folder.GENERATOR
+    checkpoints = run / run_folder.CHECKPOINTS
+    steps = run_folder.checkpoint_steps(checkpoints)
+    record = run_folder.read_generator_record(run)
+    if keras_file.exists():
+        if not steps:
+            log(f"model: {keras_file}" + (f" (step {record.steps})" if record else ""))
+            return read_keras_generator(keras_file)
+        if record is not None and record.steps >= steps[0]:
+            log(f"model: {keras_file} (step {record.steps})")
+            return read_keras_generator(keras_file)
+        if record is None and keras_file.stat().st_mtime >= _newest_checkpoint_time(checkpoints, steps[0]):
+            log(f"model: {keras_file} (saved after the newest checkpoint, ckpt-{steps[0]})")
+            return read_keras_generator(keras_file)
+    generator, step = _generator_from_checkpoint(run, log)
+    if keras_file.exists() and record is not None and step <= record.steps:  # the newer checkpoints were damaged
+        log(f"model: {keras_file} (step {record.steps})")
+        return read_keras_generator(keras_file)
+    newer = f", newer than {keras_file.name}" + (f" of step {record.steps}" if record else "") if keras_file.exists() else ""
+    log(f"model: {checkpoints / f'ckpt-{step}'} (step {step}{newer})")
+    return generator
+
+
+def _newest_checkpoint_time(checkpoints: Path, step: int) -> float:
+    return max(path.stat().st_mtime for path in checkpoints.glob(f"ckpt-{step}.*"))
+
+
+def _generator_from_checkpoint(run: Path, log):
+    """Rebuild G as run.json describes it and restore it from the newest checkpoint that restores."""
     import tensorflow as tf
 
     from pix2color import models
 
-    settings = json.loads((run / "run.json").read_text())
+    settings = run_folder.read_run_json(run)
+    if settings is None:
+        raise ValueError(f"{run}: its checkpoints cannot be read without its run.json (the settings that say "
+                         "which network they hold)")
     generator = models.build_named_generator(
         settings.get("generator", "unet"), settings["image_size"], dropout=not settings.get("l1_only", False)
     )
-    latest = tf.train.latest_checkpoint(str(run / "checkpoints"))
-    if latest is None:
+    step = run_folder.restore_newest(tf.train.Checkpoint(generator=generator), run / run_folder.CHECKPOINTS,
+                                     whole=False, log=log)
+    if step is None:
         raise ValueError(f"{run}: a run folder without checkpoints or generator.keras")
-    tf.train.Checkpoint(generator=generator).restore(latest).expect_partial()
-    return generator
+    return generator, step
 
 
 @dataclass
@@ -65,7 +121,7 @@ class Network:
     image_size: int
 
 
-def load_network(model: str | os.PathLike, mode: str = "deterministic") -> Network:
+def load_network(model: str | os.PathLike, mode: str = "deterministic", log=None) -> Network:
     """A run folder, `.keras` file or pix2color SavedModel -> `Network` in the chosen mode.
 
     deterministic: BatchNorm moving statistics, no dropout: the same photo always gets the same
@@ -80,7 +136,15 @@ def load_network(model: str | os.PathLike, mode: str = "deterministic") -> Netwo
         raise ValueError(f"mode must be one of {MODES} (got {mode!r})")
     path = Path(model)
     if path.is_dir() and (path / "saved_model.pb").exists():
-        loaded = tf.saved_model.load(str(path))
+        if log:
+            log(f"model: {path}")
+        try:
+            loaded = tf.saved_model.load(str(path))
+        except Exception as error:  # noqa: BLE001 - TensorFlow raises several kinds for a damaged SavedModel
+            reason = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
+            raise ValueError(f"{path}: cannot be read as a SavedModel ({reason})") from None
+        if not {"ab", "ab_paper"} <= set(loaded.signatures):
+            raise ValueError(f"{path}: not a SavedModel exported by pix2color (no 'ab' signature)")
         signature = loaded.signatures["ab" if mode == "deterministic" else "ab_paper"]
         size = int(signature.structured_input_signature[1]["lightness"].shape[1])
         output_name = next(iter(signature.structured_outputs))
@@ -90,7 +154,7 @@ def load_network(model: str | os.PathLike, mode: str = "deterministic") -> Netwo
 
         return Network(predict_saved, size)
 
-    generator = load_generator(model)
+    generator = load_generator(model, log)
     network = generator if mode == "deterministic" else models.paper_mode_generator(generator)
 
     @tf.function(reduce_retracing=True)

@@ -25,13 +25,14 @@ import keras
 import tensorflow as tf
 from keras import layers
 
+from pix2color.config import GENERATORS, PATCH_SIZES, unet_depth  # noqa: F401 - also read from here
+
 MAX_FILTERS = 512
 BN_MOMENTUM = 0.9
 BN_EPSILON = 1e-5
 LEAKY_SLOPE = 0.2  # the report's slope; Keras' default is 0.3
 DROPOUT_RATE = 0.5
 DROPOUT_BLOCKS = 3  # up blocks with dropout: the bottleneck's own and the next two
-PATCH_SIZES = {1: 0, 16: 1, 34: 2, 70: 3, 142: 4, 286: 5}  # receptive field -> pix2pix n_layers
 
 
 def _conv_init() -> keras.initializers.Initializer:
@@ -291,14 +292,6 @@ def litert_generator(generator: keras.Model, quantized: bool) -> keras.Model:
     return lite
 
 
-def unet_depth(image_size: int) -> int:
-    """Number of U-Net levels: log2(S), so the bottleneck is 1x1."""
-    depth = int(round(math.log2(image_size))) if image_size > 0 else 0
-    if image_size < 32 or 2**depth != image_size:
-        raise ValueError(f"image size must be a power of two >= 32 (got {image_size})")
-    return depth
-
-
 def build_generator(
     image_size: int = 256,
     base_filters: int = 64,
@@ -354,9 +347,6 @@ def build_generator(
     )(x)
     ab = layers.Activation("tanh", dtype=output_dtype(), name="ab")(x)  # (S, S, 2)
     return keras.Model(lightness, ab, name="generator")
-
-
-GENERATORS = ("unet", "resnet18")  # the report's U-Net; its pretrained ResNet-18 variant (report VI.C)
 
 
 def build_named_generator(

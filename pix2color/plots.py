@@ -16,15 +16,33 @@ import numpy as np  # noqa: E402
 EQUILIBRIUM = math.log(2.0)  # BCE of a discriminator that cannot tell: -log(0.5) = 0.69
 
 
+class HistoryError(ValueError):
+    """A history.csv with no epoch to draw; the message names the file."""
+
+
 def read_history(history_csv: str | os.PathLike) -> dict[str, list[float]]:
-    """`history.csv` (Keras' CSVLogger) -> column name -> values, one per epoch."""
+    """`history.csv` (Keras' CSVLogger) -> column name -> values, one per epoch.
+
+    CSVLogger writes NA for a value an epoch did not log (validation, in a run without a
+    validation split): NaN here, drawn as a gap. Raises `HistoryError` if no epoch is in it.
+    """
     with open(history_csv, newline="", encoding="utf-8") as handle:
-        rows = list(csv.DictReader(handle))
+        rows = [row for row in csv.DictReader(handle) if (row.get("epoch") or "").isdigit()]
+    if not rows:
+        raise HistoryError(f"{history_csv}: no finished epoch recorded yet (an interrupted first epoch?)")
     columns: dict[str, list[float]] = {}
     for row in rows:
         for name, value in row.items():
-            columns.setdefault(name, []).append(float(value) if value not in ("", None) else math.nan)
+            if name is not None:  # None: the cells of a line longer than the header
+                columns.setdefault(name, []).append(_number(value))
     return columns
+
+
+def _number(value: str | None) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):  # "NA", "", a torn line
+        return math.nan
 
 
 def _plot_pair(axis, history, name: str, label: str, **style):

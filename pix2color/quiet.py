@@ -51,9 +51,11 @@ def import_quietly() -> None:
     image decoders' warnings out of the terminal from then on (`filter_decoder_warnings`)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before TensorFlow loads
     with quiet_native_stderr():
-        import tensorflow  # noqa: F401
+        import tensorflow
 
         import pix2color.color  # noqa: F401
+    if os.environ["TF_CPP_MIN_LOG_LEVEL"] == "3":  # its Python side too: e.g. the values a checkpoint
+        tensorflow.get_logger().setLevel("ERROR")  # passed over for a damaged one did not restore
     filter_decoder_warnings()
 
 

@@ -14,20 +14,14 @@ import threading
 
 import keras
 
+from pix2color.config import OutputError, RunError  # noqa: F401 - the errors a run stops with
+
 # The losses `ColorizationGAN.train_step` returns; any of them not finite means divergence.
 LOSS_NAMES = ("disc_loss", "gen_gan_loss", "gen_l1_loss", "r1_penalty")
 
 
-class RunError(ValueError):
-    """A run cannot start, resume or go on as asked; the message says why, in one line."""
-
-
 class NotFiniteError(RunError):
     """The run diverged: a loss or a weight is NaN or infinite."""
-
-
-class OutputError(RunError):
-    """The run folder cannot be written (full disk, unwritable --out)."""
 
 
 class StopRequested(RunError):

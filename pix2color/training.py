@@ -24,93 +24,23 @@ no longer finite (nothing non-finite is ever saved), or when the disk refuses a 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import functools
-import json
+import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import keras
 import tensorflow as tf
 
-from pix2color import callbacks, distribute, gan, models, plots, stopping
-from pix2color.data import (
-    DEFAULT_VAL_FRACTION,
-    ImageSet,
-    load_image_set,
-    make_eval_dataset,
-    make_train_dataset,
-    preview_images,
-)
+from pix2color import callbacks, distribute, gan, models, plots, run_folder, stopping
+from pix2color.config import TrainConfig  # noqa: F401 - the options of a run, importable from here too
+from pix2color.data import ImageSet, load_image_set, make_eval_dataset, make_train_dataset, preview_images
 from pix2color.files import write_json_atomically
 from pix2color.stopping import OutputError, RunError, StopRequested
 
-# Settings that define a run; resuming with different values would silently mix two runs.
-RUN_DEFINING = (
-    "data", "image_size", "batch_size", "steps_per_epoch", "lambda_l1", "r1_gamma", "r1_every",
-    "label_smoothing", "gan_only", "l1_only", "lr", "beta1", "beta2", "seed", "patch_size",
-    "val_fraction", "coco_dir", "mixed_precision", "generator", "encoder_weights",
-)
 SAMPLE_GRID_IMAGES = 4
 ADAM_EPSILON = 1e-8  # PyTorch's (the reference code's); Keras' default is 1e-7
-
-
-@dataclass
-class TrainConfig:
-    """Every training option; the defaults are the report's final model."""
-
-    data: str = "coco"
-    out: str = "runs/pix2color"
-    generator: str = "unet"  # or "resnet18": the report's pretrained variant
-    encoder_weights: str = "imagenet"  # resnet18 only: imagenet, none, or a preset folder / .weights.h5
-    epochs: int = 15
-    batch_size: int = 4
-    image_size: int = 256
-    lambda_l1: float = 100.0
-    r1_gamma: float = 0.001
-    r1_every: int = 1
-    label_smoothing: bool = False
-    gan_only: bool = False
-    l1_only: bool = False
-    lr: float = 2e-4
-    beta1: float = 0.5
-    beta2: float = 0.999
-    seed: int = 42
-    patch_size: int = 70
-    steps_per_epoch: int | None = None  # default: one pass over the training images
-    validation_steps: int | None = None  # default: the whole validation split
-    val_fraction: float = DEFAULT_VAL_FRACTION
-    checkpoint_every: int = 200  # steps; a checkpoint is also written after every epoch
-    jit_compile: bool = False  # XLA: no faster on CPU, slow to compile; try it on GPUs
-    verbose: int | str = "auto"
-    coco_dir: str | None = None  # --data coco from the official folders instead of tfds
-    tfds_data_dir: str | None = None
-    download: bool = False  # let tensorflow-datasets download and prepare COCO (~40 GB)
-    strategy: str = "auto"
-    mixed_precision: bool = False
-    deterministic_ops: bool = False  # bit-identical runs and resumes (`use_deterministic_ops`); slower
-
-    def validate(self) -> None:
-        if self.gan_only and self.l1_only:
-            raise RunError("--gan-only and --l1-only exclude each other")
-        for name in ("epochs", "batch_size", "r1_every", "checkpoint_every"):
-            if getattr(self, name) < 1:
-                raise RunError(f"--{name.replace('_', '-')} must be at least 1")
-        if self.r1_gamma < 0:
-            raise RunError("--gamma must be >= 0 (0 turns R1 off)")
-        try:
-            models.unet_depth(self.image_size)
-        except ValueError as error:
-            raise RunError(f"--image-size: {error}") from None
-        if self.strategy not in distribute.STRATEGIES:
-            raise RunError(f"--strategy must be one of {', '.join(distribute.STRATEGIES)}")
-        if self.generator not in models.GENERATORS:
-            raise RunError(f"--generator must be one of {', '.join(models.GENERATORS)}")
-        if self.patch_size not in models.PATCH_SIZES:
-            raise RunError(f"--patch-size must be one of {sorted(models.PATCH_SIZES)}")
-
-    @property
-    def effective_lambda_l1(self) -> float:
-        return 0.0 if self.gan_only else self.lambda_l1
 
 
 @dataclass
@@ -122,21 +52,12 @@ class RunResult:
     image_set: ImageSet
 
 
-def _check_resume_settings(run_json: Path, settings: dict) -> None:
+def _check_resume_settings(out: Path, saved: dict, settings: dict) -> None:
     """A folder holding checkpoints resumes only with the settings it was started with."""
-    if not run_json.exists():
-        return
-    saved = json.loads(run_json.read_text())
-    changed = [
-        f"--{key.replace('_', '-')} {saved.get(key)!r} (now {settings[key]!r})"
-        for key in RUN_DEFINING
-        if saved.get(key) != settings[key]
-    ]
+    changed = run_folder.changed_settings(saved, settings)
     if changed:
-        raise RunError(
-            f"{run_json.parent} holds a run started with " + ", ".join(changed)
-            + "; rerun with the same flags to resume, or choose a new --out"
-        )
+        raise RunError(f"{out} holds a run started with " + ", ".join(changed)
+                       + "; rerun with the same flags to resume, or choose a new --out")
 
 
 def _trim_history(history_csv: Path, epochs_done: int) -> None:
@@ -147,7 +68,8 @@ def _trim_history(history_csv: Path, epochs_done: int) -> None:
         rows = list(csv.reader(handle))
     if not rows:
         return
-    header, body = rows[0], [row for row in rows[1:] if row and int(row[0]) < epochs_done]
+    # Rows of whole epochs only (a second header or a torn line from a killed write is dropped).
+    header, body = rows[0], [row for row in rows[1:] if row and row[0].isdigit() and int(row[0]) < epochs_done]
     with open(history_csv, "w", newline="", encoding="utf-8") as handle:
         csv.writer(handle).writerows([header, *body])
 
@@ -193,13 +115,18 @@ def build_trainer(config: TrainConfig, strategy=None, encoder_weights: str | Non
     return trainer
 
 
-def _load_data(config: TrainConfig, own_folder: Path, log) -> ImageSet:
+def _load_data(config: TrainConfig, own_folder: Path, out: Path, log) -> ImageSet:
+    """The vetted, split images of --data, leaving out this run's own folder (and any other
+    pix2color run or poll folder inside --data)."""
     image_set = load_image_set(
         config.data, config.val_fraction, verbose=1 if config.verbose == "auto" else config.verbose,
         cache_dir=own_folder / "scan_cache", coco_dir=config.coco_dir, tfds_data_dir=config.tfds_data_dir,
-        download=config.download,
+        download=config.download, exclude=(out,),
     )
     log(image_set.summary())
+    if not len(image_set.val):
+        log("No validation images (--val-fraction or too few photos): validation losses, PSNR/SSIM and sample "
+            "grids are left out of this run")
     return image_set
 
 
@@ -241,13 +168,27 @@ def _prepare_out(out: Path) -> None:
         raise OutputError(f"cannot write to --out {out}: {error.strerror or error}") from None
 
 
+def _check_out_is_a_run_folder(out: Path) -> None:
+    """--out must be new, empty, or a pix2color run folder: a run never writes among other files."""
+    if run_folder.is_remote(out) or not out.is_dir():
+        return
+    if run_folder.is_run_or_poll_folder(out) == "a pix2color run folder" or (out / run_folder.CHECKPOINTS).is_dir():
+        return
+    others = sorted(name for name in os.listdir(out) if name != run_folder.LOCK_FILE)
+    if others:
+        raise RunError(f"--out {out} holds other files ({', '.join(others[:3])}{', ...' if len(others) > 3 else ''}) "
+                       "and no pix2color run: choose a new or empty folder")
+
+
 def train(config: TrainConfig, log=print) -> RunResult:
     """Train (or resume training) as `config` says; returns where things are.
 
     Raises `stopping.RunError` subclasses, each with a one-line message: `StopRequested` after
     SIGINT / SIGTERM (a checkpoint of the current step written), `NotFiniteError` when the run
     diverged (nothing non-finite saved), `OutputError` when the run folder cannot be written.
+    While it trains, the run folder is locked: a second trainer on it stops at once.
     """
+    config.validate()
     with stopping.StopSignals() as signals:  # from the start: a signal during set-up stops before step 1
         return _train(config, log, signals)
 
@@ -266,10 +207,24 @@ def use_deterministic_ops() -> None:
 
 
 def _train(config: TrainConfig, log, signals: stopping.StopSignals) -> RunResult:
-    config.validate()
     if config.deterministic_ops:
         use_deterministic_ops()  # before the strategy: it starts TensorFlow's runtime
     strategy = distribute.make_strategy(config.strategy)  # first: a cluster must precede other TF work
+    _check_replicas(config, strategy)
+    role = distribute.worker_role(strategy)
+    keras.utils.set_random_seed(config.seed)
+    out = Path(config.out)
+    if not role.is_chief:  # the chief's lock guards the folder for its whole cluster
+        _prepare_out(role.own_folder(out))
+        return _run(config, log, strategy, role, out, signals)
+    _check_out_is_a_run_folder(out)
+    with run_folder.locked(config.out, log):
+        for name in run_folder.remove_partial_checkpoints(out / run_folder.CHECKPOINTS):
+            log(f"Removed {out / run_folder.CHECKPOINTS / name}: the partial write of an interrupted checkpoint")
+        return _run(config, log, strategy, role, out, signals)
+
+
+def _check_replicas(config: TrainConfig, strategy: tf.distribute.Strategy) -> None:
     if config.batch_size % strategy.num_replicas_in_sync:
         raise RunError(
             f"--batch-size {config.batch_size} (the global batch) must be a multiple of the "
@@ -278,44 +233,50 @@ def _train(config: TrainConfig, log, signals: stopping.StopSignals) -> RunResult
     if config.deterministic_ops and strategy.num_replicas_in_sync > 1:
         raise RunError("--deterministic-ops runs one op at a time, for single-device runs; replicas need "
                        "their collective ops to run side by side")
-    role = distribute.worker_role(strategy)
-    keras.utils.set_random_seed(config.seed)
-    out = Path(config.out)
-    own = role.own_folder(out)
-    _prepare_out(own)
-    if role.count > 1:
-        log(f"Worker {role.index} of {role.count}" + ("" if role.is_chief else f"; its own files go to {own}"))
-    image_set = _load_data(config, own, log)
 
-    steps_per_epoch = config.steps_per_epoch or max(1, len(image_set.train) // config.batch_size)
-    settings = {**asdict(config), "steps_per_epoch": steps_per_epoch}
-    resuming = tf.train.latest_checkpoint(str(out / "checkpoints")) is not None
-    if resuming:
-        _check_resume_settings(out / "run.json", settings)
+
+def _run(config: TrainConfig, log, strategy, role: distribute.WorkerRole, out: Path,
+         signals: stopping.StopSignals) -> RunResult:
+    """Restore, then check, then write: nothing in the run folder changes until the checkpoint
+    has restored and the settings agree with the ones the run was started with."""
+    own = role.own_folder(out)
+    saved = run_folder.read_run_json(out)
+    resuming = bool(run_folder.checkpoint_steps(out / run_folder.CHECKPOINTS))
+    if resuming and saved:  # the data-dependent settings are checked once the data is known
+        explicit = {key: value for key, value in asdict(config).items() if key not in ("steps_per_epoch", "batch_size")}
+        _check_resume_settings(out, saved, explicit)
     with strategy.scope():  # a resumed run's weights all come from its checkpoint
         trainer = build_trainer(config, strategy, encoder_weights="none" if resuming else None)
-    if role.is_chief:
-        write_json_atomically(out / "run.json", settings, indent=2)
     # Every worker restores the chief's checkpoint; only the chief writes checkpoints.
     checkpoint = callbacks.TrainingCheckpoint(
-        out / "checkpoints", trainer.generator, trainer.g_optimizer,
+        out / run_folder.CHECKPOINTS, trainer.generator, trainer.g_optimizer,
         trainer.discriminator, trainer.d_optimizer, every_steps=config.checkpoint_every,
         write=role.is_chief,
     )
-    restored = checkpoint.restore()
+    restored = checkpoint.restore(log)
     epochs_done, steps_done = restored or (0, 0)
     if role.count > 1:
+        log(f"Worker {role.index} of {role.count}" + ("" if role.is_chief else f"; its own files go to {own}"))
         distribute.check_workers_agree(strategy, steps_done, out)
+
+    image_set = _load_data(config, own, out, log)
+    config = _fit_batch_to_data(config, image_set, strategy, log)
+    steps_per_epoch = config.steps_per_epoch or max(1, len(image_set.train) // config.batch_size)
+    settings = {**asdict(config), "steps_per_epoch": steps_per_epoch}
+    if resuming and saved:
+        _check_resume_settings(out, saved, settings)
     if restored:
-        log(f"Resuming from {checkpoint.manager.latest_checkpoint}: epoch {epochs_done}, step {steps_done}")
+        log(f"Resuming from {checkpoint.newest}: epoch {epochs_done}, step {steps_done}")
     if role.is_chief:
+        write_json_atomically(out / run_folder.RUN_JSON, settings, indent=2)
         _trim_history(out / "history.csv", epochs_done)
 
-    generator_path = out / "generator.keras"
+    generator_path = out / run_folder.GENERATOR
     if epochs_done >= config.epochs:
         log(f"{out} already holds {epochs_done} trained epochs (--epochs {config.epochs}); nothing to do")
-        if role.is_chief and not generator_path.exists():
-            trainer.generator.save(generator_path)
+        record = run_folder.read_generator_record(out)
+        if role.is_chief and (not generator_path.exists() or record is None or record.steps < steps_done):
+            _save_generator(trainer.generator, out, steps_done, epochs_done, log)
         return RunResult(out, epochs_done, steps_done, generator_path, image_set)
 
     val_dataset = make_eval_dataset(image_set.val, config.image_size, config.batch_size) if len(image_set.val) else None
@@ -339,19 +300,42 @@ def _train(config: TrainConfig, log, signals: stopping.StopSignals) -> RunResult
             )
             epochs_done, steps_done = int(checkpoint.epoch.numpy()), int(checkpoint.step.numpy())
         if role.is_chief:
-            trainer.generator.save(generator_path)
-            log(f"Saved the generator to {generator_path}")
+            _save_generator(trainer.generator, out, steps_done, epochs_done, log)
             plots.run_figures(out)
     except StopRequested as stop:
-        saved = f"checkpoint {checkpoint.save()} written" if role.is_chief else "the chief writes the checkpoint"
-        raise StopRequested(f"{stop}; {saved}; run the same command again to resume", stop.signal_number) from None
+        saved_now = f"checkpoint {checkpoint.save()} written" if role.is_chief else "the chief writes the checkpoint"
+        raise StopRequested(f"{stop}; {saved_now}; run the same command again to resume", stop.signal_number) from None
     except stopping.NotFiniteError as error:
-        latest = checkpoint.manager.latest_checkpoint
-        kept = f"the newest checkpoint, {latest}, is finite" if latest else "no checkpoint was written"
+        kept = f"the newest checkpoint, {checkpoint.newest}, is finite" if checkpoint.newest else "no checkpoint was written"
         raise stopping.NotFiniteError(f"{error}; nothing after it was saved ({kept}); re-running resumes from "
                                       "there") from None
     except OSError as error:  # history, figures, the final generator: a full disk or a vanished folder
         where = error.filename or out
         raise OutputError(f"could not write {where}: {error.strerror or error} (the newest checkpoint, "
-                          f"{checkpoint.manager.latest_checkpoint}, is intact)") from None
+                          f"{checkpoint.newest}, is intact)") from None
     return RunResult(out, epochs_done, steps_done, generator_path, image_set)
+
+
+def _fit_batch_to_data(config: TrainConfig, image_set: ImageSet, strategy, log) -> TrainConfig:
+    """A batch larger than the training set shrinks to it, and the run says so (and records it)."""
+    count = len(image_set.train)
+    if config.batch_size <= count:
+        return config
+    replicas = strategy.num_replicas_in_sync
+    reduced = count // replicas * replicas
+    if reduced < 1:
+        raise RunError(f"--data {config.data} has {count} training images, fewer than the {replicas} replicas")
+    log(f"--batch-size {config.batch_size} is larger than the {count} training images: training with batches of "
+        f"{reduced}")
+    return dataclasses.replace(config, batch_size=reduced)
+
+
+def _save_generator(generator: keras.Model, out: Path, steps: int, epochs: int, log) -> None:
+    """generator.keras, replaced whole (a kill mid-write leaves the previous file), then the step
+    it holds (generator.json), which `loading` compares with the newest checkpoint."""
+    path = out / run_folder.GENERATOR
+    partial = out / f".partial-{run_folder.GENERATOR}"  # Keras saves only to names ending in .keras
+    generator.save(partial)
+    os.replace(partial, path)
+    run_folder.write_generator_record(out, steps, epochs)
+    log(f"Saved the generator (step {steps}) to {path}")

@@ -1,11 +1,15 @@
 """The command line: `pix2color COMMAND ...`, one module per command, each thin.
 
 A command parses its flags, calls the library, and turns the library's known errors into one
-line and an exit status. The library never imports this package.
+line and an exit status. The library never imports this package. Every command's `main` is
+wrapped by `command`, so that no command ends in a traceback for Ctrl-C or a closed pipe, and
+builds its parser without importing TensorFlow, so `--help` and bad flags answer at once.
 """
 
 from __future__ import annotations
 
+import argparse
+import functools
 import importlib
 import os
 import sys
@@ -25,6 +29,82 @@ COMMANDS = {
 }
 
 
+def command(prog: str, interrupted=None):
+    """Wrap a command's `main(argv) -> status`: Ctrl-C becomes one line and status 130 (`interrupted(argv)`,
+    if given, returns what to say, e.g. what a resume would start from); a reader that closes
+    the pipe (`| head`) ends the command quietly."""
+
+    def wrap(main):
+        @functools.wraps(main)
+        def run(argv: list[str] | None = None) -> int:
+            try:
+                status = main(argv)
+                sys.stdout.flush()
+                return status
+            except KeyboardInterrupt:
+                detail = interrupted(argv) if interrupted else ""
+                print(f"{prog}: interrupted{'; ' + detail if detail else ''}", file=sys.stderr)
+                return 130
+            except BrokenPipeError:
+                # The reader is gone (`| head`): send what is left of stdout nowhere, say nothing,
+                # and exit as a program killed by SIGPIPE would (128 + 13).
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+                return 141
+
+        return run
+
+    return wrap
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse's parser, whose refusals are one line (the usage is in --help)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Defaults in the help, once, and only where there is one to show."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if "default" in text or action.default in (None, False, argparse.SUPPRESS) or not action.option_strings:
+            return text
+        return super()._get_help_string(action)
+
+
+class RawHelpFormatter(argparse.RawDescriptionHelpFormatter, HelpFormatter):
+    """`HelpFormatter` that keeps the description's line breaks (usage examples)."""
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number >= 1."""
+    return _number(text, int, lambda value: value >= 1, "a whole number of at least 1")
+
+
+def non_negative_int(text: str) -> int:
+    return _number(text, int, lambda value: value >= 0, "a whole number >= 0")
+
+
+def positive_float(text: str) -> float:
+    return _number(text, float, lambda value: value > 0, "a number greater than 0")
+
+
+def non_negative_float(text: str) -> float:
+    return _number(text, float, lambda value: value >= 0, "a number >= 0")
+
+
+def _number(text: str, kind, valid, wanted: str):
+    try:
+        value = kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not {wanted}") from None
+    if not valid(value) or value != value:  # value != value: NaN
+        raise argparse.ArgumentTypeError(f"{text} is not {wanted}")
+    return value
+
+
+@command("pix2color")
 def main(argv: list[str] | None = None) -> int:
     """`pix2color COMMAND ...`: one entry point for every command (pix2color.cli.COMMAND.main)."""
     argv = list(sys.argv[1:] if argv is None else argv)

@@ -2,53 +2,75 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 from pix2color import ablation
-from pix2color.quiet import import_quietly
+from pix2color.cli import ArgumentParser, RawHelpFormatter, command, positive_int
+from pix2color.config import RunError, TrainConfig
+
+PROG = "pix2color ablation"
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="pix2color ablation", description=ablation.__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", default="sample")
-    parser.add_argument("--out", default="runs/ablation")
+def build_parser() -> ArgumentParser:
+    parser = ArgumentParser(prog=PROG, description=ablation.__doc__, formatter_class=RawHelpFormatter)
+    parser.add_argument("--data", default="sample", help="sample, coco or a folder of images")
+    parser.add_argument("--out", default="runs/ablation", help="one run folder per configuration inside it")
     parser.add_argument("--configs", default=",".join(ablation.CONFIGURATIONS),
                         help=f"Table II rows to run, from {', '.join(ablation.CONFIGURATIONS)} (p: pretrained ResNet-18)")
-    parser.add_argument("--steps", type=int, default=200, help="training steps per configuration")
-    parser.add_argument("--epochs", type=int, default=1, help="epochs of --steps steps each")
-    parser.add_argument("--image-size", type=int, default=64)
-    parser.add_argument("--batch-size", type=int, default=4)
-    parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--coco-dir", default=None)
+    parser.add_argument("--steps", type=positive_int, default=200, help="training steps per epoch of each configuration")
+    parser.add_argument("--epochs", type=positive_int, default=1, help="epochs of --steps steps each")
+    parser.add_argument("--image-size", type=positive_int, default=64, help="a power of two >= 32")
+    parser.add_argument("--batch-size", type=positive_int, default=4, help="images per step")
+    parser.add_argument("--seed", type=int, default=42, help="weights, data order, flips and dropout")
+    parser.add_argument("--coco-dir", default=None, help="with --data coco: the official COCO folders")
     parser.add_argument("--encoder-weights", default="imagenet",
                         help="for the pretrained rows: imagenet, none, or a keras-hub preset folder / .weights.h5")
-    parser.add_argument("--verbose", type=int, choices=(0, 1, 2), default=2)
+    parser.add_argument("--verbose", type=int, choices=(0, 1, 2), default=2, help="as for train")
+    return parser
+
+
+@command(PROG)
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
     config_ids = [c.strip() for c in args.configs.split(",") if c.strip()]
     unknown = [c for c in config_ids if c not in ablation.CONFIGURATIONS]
-    if unknown:
-        parser.error(f"--configs: unknown configuration {', '.join(unknown)}")
+    if unknown or not config_ids:
+        parser.error(f"--configs: unknown configuration {', '.join(unknown)}" if unknown else "--configs: none given")
+    base = TrainConfig(data=args.data, epochs=args.epochs, steps_per_epoch=args.steps, image_size=args.image_size,
+                       batch_size=args.batch_size, seed=args.seed, coco_dir=args.coco_dir, verbose=args.verbose,
+                       encoder_weights=args.encoder_weights)
+    try:
+        base.validate()
+    except RunError as error:
+        parser.error(str(error))
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        parser.error(f"--out {out}: is a file, not a folder")
+
+    from pix2color.quiet import import_quietly
 
     import_quietly()
     from pix2color.data import DataError
     from pix2color.resnet_unet import EncoderWeightsError
-    from pix2color.stopping import RunError
-    from pix2color.training import TrainConfig
+    from pix2color.stopping import NotFiniteError, OutputError, StopRequested
 
-    base = TrainConfig(data=args.data, epochs=args.epochs, steps_per_epoch=args.steps, image_size=args.image_size,
-                       batch_size=args.batch_size, seed=args.seed, coco_dir=args.coco_dir, verbose=args.verbose,
-                       encoder_weights=args.encoder_weights)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     try:
+        out.mkdir(parents=True, exist_ok=True)
         rows = ablation.run_ablation(base, config_ids, out)
+    except StopRequested as stop:
+        print(f"{PROG}: {stop}", file=sys.stderr)
+        return 128 + stop.signal_number
+    except (NotFiniteError, OutputError) as error:
+        print(f"{PROG}: error: {error}", file=sys.stderr)
+        return 1
     except (DataError, RunError, EncoderWeightsError) as error:
-        print(f"pix2color ablation: error: {error}", file=sys.stderr)
+        print(f"{PROG}: error: {error}", file=sys.stderr)
         return 2
+    except OSError as error:
+        print(f"{PROG}: error: cannot write {error.filename or out}: {error.strerror or error}", file=sys.stderr)
+        return 1
     print((out / "ablation.md").read_text())
     print(f"wrote {out / 'ablation.md'}, {out / 'ablation.csv'} and {out / 'ablation.png'}")
     return 0 if rows else 1
-

@@ -2,28 +2,46 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 from pix2color import evaluate
-from pix2color.quiet import import_quietly
+from pix2color.cli import ArgumentParser, RawHelpFormatter, command, positive_int
+
+PROG = "pix2color evaluate"
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="pix2color evaluate", description=evaluate.__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+def build_parser() -> ArgumentParser:
+    parser = ArgumentParser(prog=PROG, description=evaluate.__doc__, formatter_class=RawHelpFormatter)
     parser.add_argument("--model", required=True, help="run folder or .keras generator")
     parser.add_argument("--data", default="sample", help="sample, coco-val, coco-test or a folder of images")
-    parser.add_argument("--coco-dir", default=None)
-    parser.add_argument("--tfds-data-dir", default=None)
-    parser.add_argument("--batch-size", type=int, default=evaluate.REPORT_BATCH, help="the report's batch is 4")
-    parser.add_argument("--modes", default=",".join(evaluate.SYSTEMS), help="deterministic, paper, grayscale")
-    parser.add_argument("--limit", type=int, default=None, help="first N images only")
-    parser.add_argument("--out", default=None, help="where to write evaluation.md/.csv (default: the run folder or .)")
+    parser.add_argument("--coco-dir", default=None, help="with coco-val / coco-test: the official COCO folders")
+    parser.add_argument("--tfds-data-dir", default=None, help="with coco-val / coco-test: tensorflow-datasets' data_dir")
+    parser.add_argument("--batch-size", type=positive_int, default=evaluate.REPORT_BATCH,
+                        help="images per batch; the report's protocol averages per-batch means over batches of 4")
+    parser.add_argument("--modes", default=",".join(evaluate.SYSTEMS), help="comma-separated: deterministic, paper, "
+                        "grayscale")
+    parser.add_argument("--limit", type=positive_int, default=None, help="the first N images only (default: all)")
+    parser.add_argument("--out", default=None,
+                        help="where to write evaluation.md/.csv (default: the run folder, or . for a file)")
     parser.add_argument("--seed", type=int, default=0, help="for the paper mode's dropout")
-    parser.add_argument("--verbose", type=int, choices=(0, 1), default=1)
+    parser.add_argument("--verbose", type=int, choices=(0, 1), default=1, help="1: a progress bar")
+    return parser
+
+
+@command(PROG)
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
+    systems = tuple(s for s in args.modes.split(",") if s)
+    unknown = set(systems) - set(evaluate.SYSTEMS)
+    if unknown or not systems:
+        parser.error(f"--modes: unknown {', '.join(sorted(unknown))}" if unknown else "--modes: none given")
+    out = Path(args.out) if args.out else (Path(args.model) if Path(args.model).is_dir() else Path("."))
+    if out.exists() and not out.is_dir():
+        parser.error(f"--out {out}: is a file, not a folder")
+
+    from pix2color.quiet import import_quietly
 
     import_quietly()
     import keras
@@ -31,24 +49,24 @@ def main(argv: list[str] | None = None) -> int:
     from pix2color.data import DataError
     from pix2color.loading import load_generator
 
-    systems = tuple(s for s in args.modes.split(",") if s)
-    unknown = set(systems) - set(evaluate.SYSTEMS)
-    if unknown:
-        parser.error(f"--modes: unknown {', '.join(sorted(unknown))}")
     keras.utils.set_random_seed(args.seed)
     try:
-        generator = load_generator(args.model)
+        generator = load_generator(args.model, log=print)
         images, names = evaluate.images_for(args.data, args.coco_dir, args.tfds_data_dir, args.limit)
-    except (DataError, ValueError, OSError) as error:
-        print(f"pix2color evaluate: error: {error}", file=sys.stderr)
+        size = int(generator.input_shape[1])
+        print(f"Evaluating {len(names)} images at {size} x {size} px, the model's size (photos are squashed to it, "
+              "as in training)")
+        result = evaluate.evaluate_generator(generator, images, names, args.batch_size, systems, args.verbose)
+        out.mkdir(parents=True, exist_ok=True)
+        table = result.markdown(f"{args.model} on {args.data}")
+        (out / "evaluation.md").write_text(table)
+        result.write_csv(out / "evaluation.csv")
+    except (DataError, ValueError) as error:
+        print(f"{PROG}: error: {error}", file=sys.stderr)
         return 2
-    result = evaluate.evaluate_generator(generator, images, names, args.batch_size, systems, args.verbose)
-    out = Path(args.out) if args.out else (Path(args.model) if Path(args.model).is_dir() else Path("."))
-    out.mkdir(parents=True, exist_ok=True)
-    table = result.markdown(f"{args.model} on {args.data}")
-    (out / "evaluation.md").write_text(table)
-    result.write_csv(out / "evaluation.csv")
+    except OSError as error:
+        print(f"{PROG}: error: cannot write to {error.filename or out}: {error.strerror or error}", file=sys.stderr)
+        return 1
     print(table)
     print(f"wrote {out / 'evaluation.md'} and {out / 'evaluation.csv'}")
     return 0
-

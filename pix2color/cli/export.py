@@ -2,39 +2,53 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
+from pathlib import Path
 
 from pix2color import export
+from pix2color.cli import ArgumentParser, RawHelpFormatter, command
 from pix2color.export import FORMATS, TFLITE_VARIANTS
 from pix2color.loading import MODES
-from pix2color.quiet import import_quietly
+
+PROG = "pix2color export"
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="pix2color export", description=export.__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+def build_parser() -> ArgumentParser:
+    parser = ArgumentParser(prog=PROG, description=export.__doc__, formatter_class=RawHelpFormatter)
     parser.add_argument("--model", default="runs/pix2color", help="run folder or .keras generator")
-    parser.add_argument("--out", default="exported", help="output folder")
+    parser.add_argument("--out", default="exported", help="output folder (its savedmodel/ and tflite/ are rewritten)")
     parser.add_argument("--formats", default="savedmodel,tflite", help="comma-separated: " + ", ".join(FORMATS))
-    parser.add_argument("--variants", default=",".join(TFLITE_VARIANTS), help="TFLite variants")
+    parser.add_argument("--variants", default=",".join(TFLITE_VARIANTS), help="TFLite variants, comma-separated")
     parser.add_argument("--modes", default=",".join(MODES), help="inference modes to export to TFLite")
+    return parser
+
+
+@command(PROG)
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
     formats, variants, modes = (tuple(v for v in s.split(",") if v) for s in (args.formats, args.variants, args.modes))
     for name, values, allowed in (("--formats", formats, FORMATS), ("--variants", variants, TFLITE_VARIANTS),
                                   ("--modes", modes, MODES)):
         unknown = sorted(set(values) - set(allowed))
-        if unknown:
-            parser.error(f"{name}: unknown {', '.join(unknown)} (choose from {', '.join(allowed)})")
+        if unknown or not values:
+            parser.error(f"{name}: " + (f"unknown {', '.join(unknown)}" if unknown else "none given")
+                         + f" (choose from {', '.join(allowed)})")
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        parser.error(f"--out {args.out}: is a file, not a folder")
+
+    from pix2color.quiet import import_quietly
 
     import_quietly()
     from pix2color.loading import load_generator
 
     try:
-        generator = load_generator(args.model)
-    except (ValueError, OSError) as error:
-        print(f"pix2color export: error: {error}", file=sys.stderr)
+        generator = load_generator(args.model, log=print)
+        export.export_generator(generator, args.out, formats, variants, modes)
+    except ValueError as error:
+        print(f"{PROG}: error: {error}", file=sys.stderr)
         return 2
-    export.export_generator(generator, args.out, formats, variants, modes)
+    except OSError as error:
+        print(f"{PROG}: error: cannot write {error.filename or args.out}: {error.strerror or error}", file=sys.stderr)
+        return 1
     return 0
-

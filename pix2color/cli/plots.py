@@ -2,21 +2,32 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 
-from pix2color import plots
+from pix2color.cli import ArgumentParser, HelpFormatter, command
+
+PROG = "pix2color plots"
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="pix2color plots", description="Figures of a training run, like the report's.")
+def build_parser() -> ArgumentParser:
+    parser = ArgumentParser(prog=PROG, description="Figures of a training run, like the report's.",
+                            formatter_class=HelpFormatter)
     parser.add_argument("run", help="run folder (holding history.csv)")
-    args = parser.parse_args(argv)
+    return parser
+
+
+@command(PROG)
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from pix2color import plots
+
     try:
         for path in plots.run_figures(args.run):
             print(f"wrote {path}")
-    except FileNotFoundError as error:
-        print(f"pix2color plots: error: {error}", file=sys.stderr)
+    except (FileNotFoundError, plots.HistoryError) as error:
+        print(f"{PROG}: error: {error}", file=sys.stderr)
         return 2
+    except OSError as error:
+        print(f"{PROG}: error: cannot write {error.filename or args.run}: {error.strerror or error}", file=sys.stderr)
+        return 1
     return 0
-

@@ -6,34 +6,38 @@
 
 from __future__ import annotations
 
-import argparse
 import secrets
 import sys
 
+from pix2color.cli import ArgumentParser, RawHelpFormatter, command, positive_int
 from pix2color.loading import MODES
-from pix2color.quiet import import_quietly
+
+PROG = "pix2color serve"
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="pix2color serve", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+def build_parser() -> ArgumentParser:
+    parser = ArgumentParser(prog=PROG, description=__doc__, formatter_class=RawHelpFormatter)
     parser.add_argument("--model", default=None, help="run folder, .keras generator or SavedModel: the colorize page")
     parser.add_argument("--poll", default=None, help="a poll folder from `pix2color turing build`")
     parser.add_argument("--host", default="127.0.0.1", help="0.0.0.0 to let other machines in (a poll with friends)")
-    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--port", type=int, choices=range(0, 65536), metavar="PORT", default=8000,
+                        help="0: any free port")
     parser.add_argument("--mode", choices=MODES, default="deterministic", help="the colorize page's default mode")
     parser.add_argument("--admin-token", default=None, help="opens the poll's results (default: a random one, printed)")
-    parser.add_argument("--max-upload-mb", type=int, default=25)
-    parser.add_argument("--max-pixels", type=int, default=50_000_000)
-    parser.add_argument("--queue", type=int, default=8, help="colorize requests that may wait while one runs")
+    parser.add_argument("--max-upload-mb", type=positive_int, default=25, help="largest upload accepted")
+    parser.add_argument("--max-pixels", type=positive_int, default=50_000_000, help="largest photo accepted")
+    parser.add_argument("--queue", type=positive_int, default=8, help="colorize requests that may wait while one runs")
     return parser
 
 
+@command(PROG)
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not args.model and not args.poll:
         parser.error("give --model (the colorize page), --poll (a Turing test), or both")
+    from pix2color.quiet import import_quietly
+
     import_quietly()
     import uvicorn
 
@@ -42,10 +46,11 @@ def main(argv: list[str] | None = None) -> int:
     from pix2color.web.app import Limits, create_app
 
     try:
-        networks = {mode: load_network(args.model, mode) for mode in MODES} if args.model else None
+        networks = {mode: load_network(args.model, mode, log=print if mode == MODES[0] else None)
+                    for mode in MODES} if args.model else None
         poll = Poll(args.poll) if args.poll else None
     except (ValueError, OSError, PollError) as error:
-        print(f"pix2color serve: error: {error}", file=sys.stderr)
+        print(f"{PROG}: error: {error}", file=sys.stderr)
         return 2
     token = args.admin_token or secrets.token_urlsafe(18)
     app = create_app(networks, poll, token, Limits(args.max_upload_mb * 2**20, args.max_pixels, args.queue), args.mode)

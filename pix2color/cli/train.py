@@ -2,54 +2,54 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 
-from pix2color.quiet import import_quietly
+from pix2color.cli import ArgumentParser, HelpFormatter, command, non_negative_float, positive_float, positive_int
+from pix2color.config import GENERATORS, STRATEGIES, TrainConfig
+
+PROG = "pix2color-train"
 
 
-def build_parser() -> argparse.ArgumentParser:
-    import_quietly()
-    from pix2color.distribute import STRATEGIES
-    from pix2color.models import GENERATORS
-    from pix2color.training import TrainConfig
-
+def build_parser() -> ArgumentParser:
     defaults = TrainConfig()
-    parser = argparse.ArgumentParser(
-        prog="pix2color-train",
+    parser = ArgumentParser(
+        prog=PROG,
         description="Train the pix2color colorizer (pix2pix U-Net + PatchGAN with R1). "
         "The defaults are the report's final model; re-running the same command resumes.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     add = parser.add_argument
     add("--data", default=defaults.data,
         help="'coco' (COCO 2017), 'sample' (the built-in sample photos) or a folder of images")
     add("--out", default=defaults.out, help="run folder: checkpoints, logs, plots, generator.keras")
-    add("--epochs", type=int, default=defaults.epochs)
-    add("--batch-size", type=int, default=defaults.batch_size)
-    add("--image-size", type=int, default=defaults.image_size, help="S: images are squashed to S x S")
-    add("--lambda-l1", type=float, default=defaults.lambda_l1, help="weight of the L1 loss")
-    add("--gamma", dest="r1_gamma", type=float, default=defaults.r1_gamma, help="R1 weight; 0 turns R1 off")
-    add("--r1-every", type=int, default=defaults.r1_every,
+    add("--epochs", type=positive_int, default=defaults.epochs, help="epochs to train in all (raise it to train on)")
+    add("--batch-size", type=positive_int, default=defaults.batch_size,
+        help="the global batch (split over replicas)")
+    add("--image-size", type=positive_int, default=defaults.image_size,
+        help="S: images are squashed to S x S; a power of two >= 32")
+    add("--lambda-l1", type=non_negative_float, default=defaults.lambda_l1, help="weight of the L1 loss")
+    add("--gamma", dest="r1_gamma", type=non_negative_float, default=defaults.r1_gamma,
+        help="R1 weight; 0 turns R1 off")
+    add("--r1-every", type=positive_int, default=defaults.r1_every,
         help="lazy R1: penalise every k-th step with gamma*k (1 = every step, as the report)")
     add("--label-smoothing", action="store_true", help="one-sided label smoothing (real label 0.9)")
     add("--gan-only", action="store_true", help="adversarial loss only (lambda = 0)")
     add("--l1-only", action="store_true", help="L1 loss only: no discriminator, no dropout")
-    add("--lr", type=float, default=defaults.lr, help="Adam learning rate (G and D)")
-    add("--beta1", type=float, default=defaults.beta1)
-    add("--beta2", type=float, default=defaults.beta2)
-    add("--seed", type=int, default=defaults.seed)
-    add("--patch-size", type=int, default=defaults.patch_size, help="PatchGAN receptive field")
+    add("--lr", type=positive_float, default=defaults.lr, help="Adam learning rate (G and D)")
+    add("--beta1", type=float, default=defaults.beta1, help="Adam's beta 1")
+    add("--beta2", type=float, default=defaults.beta2, help="Adam's beta 2")
+    add("--seed", type=int, default=defaults.seed, help="weights, data order and flips")
+    add("--patch-size", type=int, default=defaults.patch_size, help="PatchGAN receptive field: 1, 16, 34, 70, 142 or 286")
     add("--generator", default=defaults.generator, choices=GENERATORS,
         help="unet: the report's U-Net; resnet18: its pretrained variant, a U-Net on an ImageNet ResNet-18 encoder")
     add("--encoder-weights", default=defaults.encoder_weights,
         help="with --generator resnet18: imagenet (keras-hub's resnet_18_imagenet, downloaded once), none "
              "(random), or a local keras-hub preset folder or .weights.h5 file")
-    add("--steps-per-epoch", type=int, default=None, help="default: one pass over the training images")
-    add("--validation-steps", type=int, default=None, help="default: the whole validation split")
+    add("--steps-per-epoch", type=positive_int, default=None, help="default: one pass over the training images")
+    add("--validation-steps", type=positive_int, default=None, help="default: the whole validation split")
     add("--val-fraction", type=float, default=defaults.val_fraction,
-        help="share of photos (sample set) or files (folder) held out for validation")
-    add("--checkpoint-every", type=int, default=defaults.checkpoint_every,
+        help="share of photos (sample set) or files (folder) held out for validation; 0: none")
+    add("--checkpoint-every", type=positive_int, default=defaults.checkpoint_every,
         help="steps between checkpoints (one is also written after every epoch)")
     add("--jit-compile", action="store_true", help="compile the train step with XLA")
     add("--deterministic-ops", action="store_true",
@@ -65,35 +65,56 @@ def build_parser() -> argparse.ArgumentParser:
              "TF_CONFIG set, --out on a shared filesystem; auto picks it when TF_CONFIG names several workers)")
     add("--mixed-precision", action="store_true", help="float16 compute with loss scaling (GPUs)")
     add("--verbose", type=int, choices=(0, 1, 2), default=None,
-        help="0 silent, 1 progress bar, 2 one line per epoch (default: 1)")
+        help="0 silent, 1 progress bar (the default), 2 one line per epoch")
     return parser
 
 
+def _what_a_resume_finds(argv) -> str:
+    """After Ctrl-C: what the run folder holds, so the user knows what re-running will do."""
+    from pix2color.run_folder import what_is_saved
+
+    try:
+        args, _ = build_parser().parse_known_args(argv)
+        return what_is_saved(args.out)
+    except (SystemExit, OSError):
+        return ""
+
+
+@command(PROG, interrupted=_what_a_resume_finds)
 def main(argv: list[str] | None = None) -> int:
     """`pix2color-train` / `python train.py`."""
     args = build_parser().parse_args(argv)
-    from pix2color.data import DataError
-    from pix2color.distribute import StrategyError
-    from pix2color.resnet_unet import EncoderWeightsError
-    from pix2color.stopping import NotFiniteError, OutputError, RunError, StopRequested
-    from pix2color.training import TrainConfig, train
-
     options = vars(args)
     if options["verbose"] is None:
         options["verbose"] = "auto"
+    config = TrainConfig(**options)
+    from pix2color.config import RunError
+
     try:
-        result = train(TrainConfig(**options))
+        config.validate()  # bad values are refused before TensorFlow starts
+    except RunError as error:
+        print(f"{PROG}: error: {error}", file=sys.stderr)
+        return 2
+
+    from pix2color.quiet import import_quietly
+
+    import_quietly()
+    from pix2color.data import DataError
+    from pix2color.distribute import StrategyError
+    from pix2color.resnet_unet import EncoderWeightsError
+    from pix2color.stopping import NotFiniteError, OutputError, StopRequested
+    from pix2color.training import train
+
+    try:
+        result = train(config)
     except StopRequested as stop:
-        print(f"pix2color-train: {stop}", file=sys.stderr)
+        print(f"{PROG}: {stop}", file=sys.stderr)
         return 128 + stop.signal_number  # the shell's convention: 130 for SIGINT, 143 for SIGTERM
     except (NotFiniteError, OutputError) as error:
-        print(f"pix2color-train: error: {error}", file=sys.stderr)
+        print(f"{PROG}: error: {error}", file=sys.stderr)
         return 1
     except (DataError, RunError, StrategyError, EncoderWeightsError) as error:
-        print(f"pix2color-train: error: {error}", file=sys.stderr)
+        print(f"{PROG}: error: {error}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:  # a second Ctrl-C, or one before the run had anything to save
-        print("pix2color-train: interrupted; run the same command again to resume", file=sys.stderr)
-        return 130
     print(f"Done: {result.epochs_done} epochs, {result.steps_done} steps; run folder {result.out}")
     return 0

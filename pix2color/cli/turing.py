@@ -7,30 +7,32 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 
+from pix2color.cli import ArgumentParser, HelpFormatter, RawHelpFormatter, command, positive_int
 from pix2color.loading import MODES
-from pix2color.quiet import import_quietly
 from pix2color.turing import PROTOCOLS, Poll, PollError, results
 
+PROG = "pix2color turing"
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="pix2color turing", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+
+def build_parser() -> ArgumentParser:
+    parser = ArgumentParser(prog=PROG, description=__doc__, formatter_class=RawHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
-    build = commands.add_parser("build", help="pick photos, colorize them and write a poll folder")
+    build = commands.add_parser("build", help="pick photos, colorize them and write a poll folder",
+                                formatter_class=HelpFormatter)
     build.add_argument("--model", required=True, help="run folder, .keras generator or SavedModel")
     build.add_argument("--photos", required=True, help="a folder of colour photos (searched recursively)")
-    build.add_argument("--pairs", type=int, default=20, help="the report asked about 20 pairs")
+    build.add_argument("--pairs", type=positive_int, default=20, help="the report asked about 20 pairs")
     build.add_argument("--out", required=True, help="the poll folder to write")
     build.add_argument("--protocol", choices=PROTOCOLS, default="report",
                        help="report: one colour version per trial, 'original or generated?'; "
                             "2afc: both side by side, 'which is real?'")
-    build.add_argument("--mode", choices=MODES, default="deterministic")
-    build.add_argument("--seed", type=int, default=0)
-    build.add_argument("--max-side", type=int, default=768, help="larger photos are scaled down to this")
-    counts = commands.add_parser("results", help="the confusion matrix, rates and per-pair table")
+    build.add_argument("--mode", choices=MODES, default="deterministic", help="the model's inference mode")
+    build.add_argument("--seed", type=int, default=0, help="which photos, and each participant's order")
+    build.add_argument("--max-side", type=positive_int, default=768, help="larger photos are scaled down to this")
+    counts = commands.add_parser("results", help="the confusion matrix, rates and per-pair table",
+                                 formatter_class=HelpFormatter)
     counts.add_argument("poll", help="the poll folder")
     counts.add_argument("--exclude", default="", help="pair numbers to leave out, e.g. 3,17")
     counts.add_argument("--csv", default=None, help="write one row per pair here")
@@ -38,10 +40,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@command(PROG)
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.command == "build":
+            from pix2color.quiet import import_quietly
+
             import_quietly()
             from pix2color.turing import build_poll
 
@@ -63,12 +68,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"pix2color turing: error: {error}", file=sys.stderr)
         return 2
     print(counted.report())
-    if args.csv:
-        counted.write_csv(args.csv)
-        print(f"wrote {args.csv}")
-    if args.png:
-        from pix2color import plots
+    try:
+        if args.csv:
+            counted.write_csv(args.csv)
+            print(f"wrote {args.csv}")
+        if args.png:
+            from pix2color import plots
 
-        plots.turing_chart(counted, args.png)
-        print(f"wrote {args.png}")
+            plots.turing_chart(counted, args.png)
+            print(f"wrote {args.png}")
+    except OSError as error:
+        print(f"{PROG}: error: cannot write {error.filename}: {error.strerror or error}", file=sys.stderr)
+        return 1
     return 0

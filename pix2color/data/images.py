@@ -54,14 +54,19 @@ def encoded_to_rgb(encoded: tf.Tensor, image_size: int) -> tf.Tensor:
     return resize_rgb(decode_image(encoded), image_size)
 
 
-def list_image_files(folder: str | os.PathLike, extensions: tuple[str, ...] = IMAGE_EXTENSIONS) -> list[str]:
-    """All files under `folder` (recursive) whose extension is an image format, sorted."""
-    root = Path(folder)
-    return sorted(
-        str(path)
-        for path in root.rglob("*")
-        if path.suffix.lower() in extensions and path.is_file()
-    )
+def list_image_files(folder: str | os.PathLike, extensions: tuple[str, ...] = IMAGE_EXTENSIONS,
+                     skip_folder=None) -> list[str]:
+    """All files under `folder` (recursive) whose extension is an image format, sorted.
+
+    `skip_folder(path) -> reason or None`: subfolders it gives a reason for are not searched.
+    """
+    found = []
+    for directory, subfolders, files in os.walk(folder):
+        if skip_folder is not None:
+            subfolders[:] = [name for name in subfolders if not skip_folder(os.path.join(directory, name))]
+        found += [os.path.join(directory, name) for name in files
+                  if os.path.splitext(name)[1].lower() in extensions and os.path.isfile(os.path.join(directory, name))]
+    return sorted(str(Path(path)) for path in found)
 
 
 @dataclass

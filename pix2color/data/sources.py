@@ -29,9 +29,9 @@ from pix2color.data.images import (
     scan_images,
     verdict_of,
 )
+from pix2color.config import DEFAULT_VAL_FRACTION
 from pix2color.files import write_json_atomically
-
-DEFAULT_VAL_FRACTION = 0.1
+from pix2color.run_folder import is_run_or_poll_folder
 
 
 class DataError(ValueError):
@@ -82,6 +82,7 @@ class ImageSet:
     skipped: dict[str, str] = field(default_factory=dict)  # name -> reason it cannot be used
     grayscale: list[str] = field(default_factory=list)  # readable but without colour
     test: Images = field(default_factory=list)
+    left_out: dict[str, str] = field(default_factory=dict)  # folder inside the data -> why it was not searched
 
     def summary(self) -> str:
         """Human-readable report: counts, then every skipped file with its reason."""
@@ -90,6 +91,8 @@ class ImageSet:
             f"{self.source}: {len(self.train)} training and {len(self.val)} validation images{test}; "
             f"{len(self.grayscale)} grayscale left out; {len(self.skipped)} unusable files skipped"
         ]
+        for folder, reason in sorted(self.left_out.items()):
+            lines.append(f"  left out {folder}: {reason}, not photos")
         for path, reason in sorted(self.skipped.items()):
             lines.append(f"  skipped {path}: {reason}")
         return "\n".join(lines)
@@ -121,22 +124,40 @@ def sample_image_set(val_fraction: float = DEFAULT_VAL_FRACTION, verbose: int = 
 
 
 def folder_image_set(
-    folder: str | os.PathLike, val_fraction: float = DEFAULT_VAL_FRACTION, verbose: int = 1, cache_dir=None
+    folder: str | os.PathLike, val_fraction: float = DEFAULT_VAL_FRACTION, verbose: int = 1, cache_dir=None,
+    exclude: tuple = (),
 ) -> ImageSet:
-    """Every image under `folder`, split by a hash of its path relative to the folder."""
+    """Every image under `folder`, split by a hash of its path relative to the folder.
+
+    Left out: the folders in `exclude` (a run's own --out) and every pix2color run or poll
+    folder inside `folder`: their sample grids and plots are pictures pix2color drew.
+    """
     root = Path(folder)
     if not root.exists():
         raise DataError(f"--data {folder}: no such folder")
     if not root.is_dir():
         raise DataError(f"--data {folder}: not a folder (give a folder of images, 'sample' or 'coco')")
-    paths = list_image_files(root)
+    excluded = {Path(path).resolve() for path in exclude}
+    left_out = {}
+
+    def skip_folder(path: str) -> bool:
+        reason = "this run's own folder" if Path(path).resolve() in excluded else is_run_or_poll_folder(path)
+        if reason:
+            left_out[path] = reason
+        return reason is not None
+
+    if root.resolve() in excluded or is_run_or_poll_folder(root):
+        raise DataError(f"--data {folder}: this is a pix2color run or poll folder, not a folder of photos")
+    paths = list_image_files(root, skip_folder=skip_folder)
     if not paths:
         raise DataError(
             f"--data {folder}: no image files found (looked recursively for {', '.join(IMAGE_EXTENSIONS)})"
         )
     keys = {path: Path(path).relative_to(root).as_posix() for path in paths}
     scan = scan_images(paths, verbose=verbose, cache_file=_cache_file(cache_dir, str(root.resolve())))
-    return _split(scan, keys, val_fraction, str(folder))
+    image_set = _split(scan, keys, val_fraction, str(folder))
+    image_set.left_out = left_out
+    return image_set
 
 
 # --------------------------------------------------------------------------- COCO 2017
@@ -240,8 +261,14 @@ def load_image_set(
     coco_dir: str | None = None,
     tfds_data_dir: str | None = None,
     download: bool = False,
+    exclude: tuple = (),
 ) -> ImageSet:
-    """`--data` value ('sample', 'coco' or a folder) -> vetted, split `ImageSet`."""
+    """`--data` value ('sample', 'coco' or a folder) -> vetted, split `ImageSet`.
+
+    `exclude`: folders inside a --data folder to leave out (a run's own --out). Raises
+    `DataError` unless at least one usable colour image is found; if the split would leave
+    none for training, all of them train and there is no validation split.
+    """
     if data == "sample":
         image_set = sample_image_set(val_fraction, verbose, cache_dir)
     elif data == "coco":
@@ -251,10 +278,12 @@ def load_image_set(
         else:
             image_set = tfds_image_set("coco/2017", tfds_data_dir, download, verbose, cache_dir)
     else:
-        image_set = folder_image_set(data, val_fraction, verbose, cache_dir)
+        image_set = folder_image_set(data, val_fraction, verbose, cache_dir, exclude)
+    if not len(image_set.train) and isinstance(image_set.val, list) and image_set.val:
+        image_set.train, image_set.val = image_set.val, []  # too few photos to hold any out
     if not len(image_set.train):
         raise DataError(
-            f"--data {data}: no usable colour training images ({len(image_set.skipped)} unusable, "
-            f"{len(image_set.grayscale)} grayscale, {len(image_set.val)} in the validation split)"
+            f"--data {data}: no usable colour images ({len(image_set.skipped)} unusable, "
+            f"{len(image_set.grayscale)} grayscale)"
         )
     return image_set

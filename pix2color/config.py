@@ -1,0 +1,105 @@
+"""The options of a training run, and the names they choose from.
+
+This module imports no TensorFlow: the command line builds its help and checks its flags from
+it in well under a second, and a bad flag is refused before TensorFlow starts.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+GENERATORS = ("unet", "resnet18")  # the report's U-Net; its pretrained ResNet-18 variant (report VI.C)
+STRATEGIES = ("auto", "default", "mirrored", "multiworker", "tpu")
+PATCH_SIZES = {1: 0, 16: 1, 34: 2, 70: 3, 142: 4, 286: 5}  # PatchGAN receptive field -> pix2pix n_layers
+DEFAULT_VAL_FRACTION = 0.1
+
+# Settings that define a run; resuming with different values would silently mix two runs.
+RUN_DEFINING = (
+    "data", "image_size", "batch_size", "steps_per_epoch", "lambda_l1", "r1_gamma", "r1_every",
+    "label_smoothing", "gan_only", "l1_only", "lr", "beta1", "beta2", "seed", "patch_size",
+    "val_fraction", "coco_dir", "mixed_precision", "generator", "encoder_weights",
+)
+
+
+class RunError(ValueError):
+    """A run cannot start, resume or go on as asked; the message says why, in one line."""
+
+
+class OutputError(RunError):
+    """The run folder cannot be written (full disk, unwritable --out)."""
+
+
+def unet_depth(image_size: int) -> int:
+    """Number of U-Net levels: log2(S), so the bottleneck is 1x1."""
+    depth = int(round(math.log2(image_size))) if image_size > 0 else 0
+    if image_size < 32 or 2**depth != image_size:
+        raise ValueError(f"image size must be a power of two >= 32 (got {image_size})")
+    return depth
+
+
+@dataclass
+class TrainConfig:
+    """Every training option; the defaults are the report's final model."""
+
+    data: str = "coco"
+    out: str = "runs/pix2color"
+    generator: str = "unet"  # or "resnet18": the report's pretrained variant
+    encoder_weights: str = "imagenet"  # resnet18 only: imagenet, none, or a preset folder / .weights.h5
+    epochs: int = 15
+    batch_size: int = 4
+    image_size: int = 256
+    lambda_l1: float = 100.0
+    r1_gamma: float = 0.001
+    r1_every: int = 1
+    label_smoothing: bool = False
+    gan_only: bool = False
+    l1_only: bool = False
+    lr: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    seed: int = 42
+    patch_size: int = 70
+    steps_per_epoch: int | None = None  # default: one pass over the training images
+    validation_steps: int | None = None  # default: the whole validation split
+    val_fraction: float = DEFAULT_VAL_FRACTION
+    checkpoint_every: int = 200  # steps; a checkpoint is also written after every epoch
+    jit_compile: bool = False  # XLA: no faster on CPU, slow to compile; try it on GPUs
+    verbose: int | str = "auto"
+    coco_dir: str | None = None  # --data coco from the official folders instead of tfds
+    tfds_data_dir: str | None = None
+    download: bool = False  # let tensorflow-datasets download and prepare COCO (~40 GB)
+    strategy: str = "auto"
+    mixed_precision: bool = False
+    deterministic_ops: bool = False  # bit-identical runs and resumes (`use_deterministic_ops`); slower
+
+    def validate(self) -> None:
+        """Refuse, in one line naming the flag, any value that cannot make a sensible run."""
+        if self.gan_only and self.l1_only:
+            raise RunError("--gan-only and --l1-only exclude each other")
+        for name in ("epochs", "batch_size", "r1_every", "checkpoint_every", "steps_per_epoch", "validation_steps"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise RunError(f"--{name.replace('_', '-')} must be at least 1 (got {value})")
+        if not self.lr > 0:
+            raise RunError(f"--lr must be greater than 0 (got {self.lr:g})")
+        for flag, value in (("--lambda-l1", self.lambda_l1), ("--gamma", self.r1_gamma)):
+            if not value >= 0:
+                raise RunError(f"{flag} must be >= 0 (got {value:g}; 0 turns it off)")
+        for flag, value in (("--beta1", self.beta1), ("--beta2", self.beta2), ("--val-fraction", self.val_fraction)):
+            if not 0 <= value < 1:
+                raise RunError(f"{flag} must be in [0, 1) (got {value:g})")
+        try:
+            unet_depth(self.image_size)
+        except ValueError as error:
+            raise RunError(f"--image-size: {error}") from None
+        if self.strategy not in STRATEGIES:
+            raise RunError(f"--strategy must be one of {', '.join(STRATEGIES)}")
+        if self.generator not in GENERATORS:
+            raise RunError(f"--generator must be one of {', '.join(GENERATORS)}")
+        if self.patch_size not in PATCH_SIZES:
+            raise RunError(f"--patch-size must be one of {', '.join(map(str, sorted(PATCH_SIZES)))}")
+
+    @property
+    def effective_lambda_l1(self) -> float:
+        return 0.0 if self.gan_only else self.lambda_l1

@@ -1,0 +1,323 @@
+"""A training run's folder: who may write it, what it holds, and how to tell its files apart.
+
+    run.json             the settings the run was started with
+    .pix2color.lock      held (an OS file lock) while a trainer uses the folder
+    checkpoints/         ckpt-N.index + ckpt-N.data-*: the state after N steps
+    generator.keras      the trained generator, and generator.json: the step it was saved at
+
+This module imports no TensorFlow: the command line uses it to say what an interrupted run
+left behind, and the data loader to leave run folders out of a photo folder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import os
+import re
+import shutil
+import socket
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from pix2color.config import RUN_DEFINING, OutputError, RunError
+
+RUN_JSON = "run.json"
+LOCK_FILE = ".pix2color.lock"
+CHECKPOINTS = "checkpoints"
+GENERATOR = "generator.keras"
+GENERATOR_RECORD = "generator.json"
+POLL_DATABASE = "poll.sqlite"  # a Turing-test poll folder (pix2color.turing)
+
+_CHECKPOINT_FILE = re.compile(r"^ckpt-(\d+)\.(index|data-\d+-of-\d+)$")
+_PARTIAL_CHECKPOINT = re.compile(r"^ckpt-\d+_temp")
+
+
+def is_remote(folder: str | os.PathLike) -> bool:
+    """A URL such as gs://bucket/run: TensorFlow writes it, the OS cannot lock it."""
+    return "://" in str(folder)
+
+
+# --------------------------------------------------------------------------- the lock
+
+
+class RunLock:
+    """An exclusive OS lock (`flock`) on a run folder, held while one trainer uses it.
+
+    The kernel releases it when the process ends, however it ends (SIGKILL and power loss
+    included), so a stale lock never blocks a resume. The lock file names its holder, so a
+    second trainer can say which process has the folder. (The `filelock` package truncates the
+    file before it knows it has the lock, which would erase that name.)
+    """
+
+    def __init__(self, folder: str | os.PathLike):
+        self.folder = Path(folder)
+        self.path = self.folder / LOCK_FILE
+        self._descriptor: int | None = None
+
+    def acquire(self) -> bool:
+        """Take the lock; False where the filesystem cannot lock (the run is then unguarded).
+
+        Raises `RunError` naming the other process if another trainer holds the folder, and
+        `OutputError` if the folder cannot be written.
+        """
+        import fcntl
+
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            descriptor = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as error:
+            raise OutputError(f"cannot write to --out {self.folder}: {error.strerror or error}") from None
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = self.holder()
+            os.close(descriptor)
+            raise RunError(f"{self.folder} is in use by another training ({holder}); wait for it to end, "
+                           "or choose another --out") from None
+        except OSError as error:
+            os.close(descriptor)
+            if error.errno in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
+                return False
+            raise OutputError(f"cannot lock --out {self.folder}: {error.strerror or error}") from None
+        self._descriptor = descriptor
+        owner = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.strftime("%Y-%m-%d %H:%M:%S"),
+                 "command": " ".join(sys.argv)}
+        os.ftruncate(descriptor, 0)
+        os.pwrite(descriptor, (json.dumps(owner) + "\n").encode(), 0)
+        return True
+
+    def holder(self) -> str:
+        """Who holds the lock, in words, from what the holder wrote into the lock file."""
+        try:
+            owner = json.loads(self.path.read_text())
+            return f"process {owner['pid']} on {owner['host']}, since {owner['since']}: {owner['command']}"
+        except (OSError, ValueError, KeyError, TypeError):
+            return "a process that has not yet written its name"
+
+    def release(self) -> None:
+        if self._descriptor is not None:
+            os.close(self._descriptor)  # closing the descriptor releases the flock
+            self._descriptor = None
+
+
+@contextlib.contextmanager
+def locked(folder: str | os.PathLike, log=print):
+    """Hold `folder`'s lock for the block; where it cannot be locked (gs://, some network
+    filesystems), say once that the run is unguarded and go on."""
+    if is_remote(folder):
+        log(f"note: {folder} cannot be locked (not a local folder): a second trainer on it would not be detected")
+        yield
+        return
+    lock = RunLock(folder)
+    if not lock.acquire():
+        log(f"note: the filesystem of {folder} cannot lock files: a second trainer on it would not be detected")
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+# --------------------------------------------------------------------------- run.json
+
+
+def read_run_json(folder: str | os.PathLike) -> dict | None:
+    """The settings a run was started with, or None if the folder has no run.json.
+
+    Raises `RunError` naming the file if it is not a pix2color run record (damaged, empty, a
+    list, ...): such a folder is not resumed or read as if it were one.
+    """
+    path = Path(folder) / RUN_JSON
+    if is_remote(folder):
+        import tensorflow as tf
+
+        if not tf.io.gfile.exists(str(path)):
+            return None
+        text = tf.io.gfile.GFile(str(path)).read()
+    else:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None
+        except (OSError, UnicodeDecodeError) as error:
+            raise RunError(f"{path} cannot be read: {getattr(error, 'strerror', None) or error}") from None
+    try:
+        settings = json.loads(text)
+    except ValueError as error:
+        raise RunError(f"{path} is damaged (not JSON: {error}); move it away to resume from the checkpoints "
+                       "with the flags the run was started with") from None
+    if not isinstance(settings, dict) or "image_size" not in settings:
+        raise RunError(f"{path} is not a pix2color run record (no settings in it); move it away to resume from "
+                       "the checkpoints with the flags the run was started with")
+    return settings
+
+
+def changed_settings(saved: dict, settings: dict, keys=RUN_DEFINING) -> list[str]:
+    """The run-defining flags whose values differ, as '--flag OLD (now NEW)'."""
+    return [f"--{key.replace('_', '-')} {saved.get(key)!r} (now {settings[key]!r})"
+            for key in keys if key in settings and saved.get(key) != settings[key]]
+
+
+# --------------------------------------------------------------------------- checkpoints
+
+
+def checkpoint_steps(directory: str | os.PathLike) -> list[int]:
+    """Steps of the checkpoints whose files are in `directory` (a run's checkpoints/), newest first.
+
+    Found by their files, not by the `checkpoint` state file, which names only the ones it
+    knows and none at all once the newest one's index file is gone.
+    """
+    steps = {int(match.group(1)) for match in map(_CHECKPOINT_FILE.match, _listdir(directory)) if match}
+    return sorted(steps, reverse=True)
+
+
+def _listdir(directory) -> list[str]:
+    """The names in a local folder or a gs:// one (TensorFlow's file system); [] if it is not there."""
+    if is_remote(directory):
+        import tensorflow as tf
+
+        return [name.rstrip("/") for name in tf.io.gfile.listdir(directory)] if tf.io.gfile.isdir(directory) else []
+    return os.listdir(directory) if os.path.isdir(directory) else []
+
+
+def remove_partial_checkpoints(directory: str | os.PathLike) -> list[str]:
+    """Delete what an interrupted checkpoint write left in `directory` (`ckpt-N_temp...`);
+    returns their names. Only ever call it holding the run's lock: no other process may be
+    writing one. (Local folders only: a gs:// bucket keeps them.)"""
+    directory = Path(directory)
+    if is_remote(directory) or not directory.is_dir():
+        return []
+    removed = []
+    for name in sorted(os.listdir(directory)):
+        if _PARTIAL_CHECKPOINT.match(name):
+            path = directory / name
+            shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
+            removed.append(name)
+    return removed
+
+
+def checkpoints_of(folder: str | os.PathLike) -> str:
+    """A run folder's checkpoint directory (a local path or a gs:// URL)."""
+    return f"{str(folder).rstrip('/')}/{CHECKPOINTS}" if is_remote(folder) else str(Path(folder) / CHECKPOINTS)
+
+
+def what_is_saved(folder: str | os.PathLike) -> str:
+    """One clause on what a resume of `folder` would start from."""
+    steps = checkpoint_steps(checkpoints_of(folder))
+    if not steps:
+        return "no checkpoint was written yet: running the same command again starts from the beginning"
+    return (f"the newest checkpoint is {Path(folder) / CHECKPOINTS / f'ckpt-{steps[0]}'} (step {steps[0]}): "
+            "run the same command again to resume from it")
+
+
+def restore_newest(checkpoint, directory: str | os.PathLike, whole: bool = True, log=print) -> int | None:
+    """Restore the newest checkpoint in `directory` that restores; returns its step (None: none there).
+
+    A newest checkpoint that is damaged (a file missing, truncated or overwritten) is passed
+    over for the one before it, saying which and why (`log`). Every object of `checkpoint` must
+    be in the file; `whole=False`: the file may hold more (a generator read from a training
+    checkpoint).
+    Raises `RunError` if checkpoints are there but none restores.
+    """
+    failures, mismatched = [], 0
+    for step in checkpoint_steps(directory):
+        prefix = f"{str(directory).rstrip('/')}/ckpt-{step}"
+        problem = _restore_problem(checkpoint, prefix, whole)
+        if problem is None:
+            if failures:
+                log(f"note: {'; '.join(failures)}; using ckpt-{step} (step {step}) instead")
+            return step
+        failures.append(f"ckpt-{step} cannot be restored ({problem})")
+        mismatched += problem.startswith(_OTHER_NETWORK)
+    if not failures:
+        return None
+    if mismatched == len(failures):
+        raise RunError(f"the checkpoints in {directory} hold a network of other settings than these ({_OTHER_NETWORK} "
+                       "--image-size, --generator or --patch-size): rerun with the flags the run was started with, or "
+                       "choose a new --out")
+    raise RunError(f"no checkpoint in {directory} can be restored: {'; '.join(failures)}")
+
+
+_OTHER_NETWORK = "another network:"
+
+
+def _restore_problem(checkpoint, prefix: str, whole: bool) -> str | None:
+    """Why `checkpoint` cannot be restored from `prefix`, in plain words; None once it is restored."""
+    import tensorflow as tf
+
+    if not tf.io.gfile.exists(prefix + ".index"):
+        return "its index file is missing"
+    if not tf.io.gfile.glob(prefix + ".data-*"):
+        return "its data file is missing"
+    return _attempt_restore(checkpoint, prefix, whole)
+
+
+def _attempt_restore(checkpoint, prefix: str, whole: bool) -> str | None:
+    try:
+        status = checkpoint.restore(prefix)
+        status.assert_existing_objects_matched()  # every weight asked for is in the file
+        if not whole:
+            status.expect_partial()  # the file's other objects (D, optimizers) are not wanted
+        return None
+    except (ValueError, AssertionError) as error:  # shapes, or objects, that are not this network's
+        return f"{_OTHER_NETWORK} {str(error).splitlines()[0][:200]}"
+    except Exception as error:  # noqa: BLE001 - a damaged file raises OpError, IndexError, ...
+        message = str(error)
+        if "Read less bytes" in message:
+            return "its data file is truncated"
+        if "checksum" in message:
+            return "its data file is damaged (checksum mismatch)"
+        if "sstable" in message:
+            return "its index file is damaged"
+        return message.strip().splitlines()[0][:200] if message.strip() else type(error).__name__
+
+
+# --------------------------------------------------------------------------- the generator file
+
+
+@dataclass
+class GeneratorRecord:
+    """When generator.keras was saved: after `steps` training steps (`epochs` epochs)."""
+
+    steps: int
+    epochs: int
+
+
+def write_generator_record(folder: str | os.PathLike, steps: int, epochs: int) -> None:
+    from pix2color.files import write_json_atomically
+
+    write_json_atomically(Path(folder) / GENERATOR_RECORD, {"steps": steps, "epochs": epochs}, indent=2)
+
+
+def read_generator_record(folder: str | os.PathLike) -> GeneratorRecord | None:
+    """The step generator.keras was saved at; None for runs that did not record it."""
+    try:
+        record = json.loads((Path(folder) / GENERATOR_RECORD).read_text())
+        return GeneratorRecord(int(record["steps"]), int(record["epochs"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+# --------------------------------------------------------------------------- telling folders apart
+
+
+def is_run_or_poll_folder(folder: str | os.PathLike) -> str | None:
+    """'a pix2color run folder' / 'a pix2color poll folder' if `folder` holds one, else None.
+
+    Such folders are left out of training and evaluation data: their sample grids and plots
+    are pictures pix2color drew, not photos.
+    """
+    folder = Path(folder)
+    if (folder / LOCK_FILE).exists():
+        return "a pix2color run folder"
+    try:
+        if "image_size" in json.loads((folder / RUN_JSON).read_text()):
+            return "a pix2color run folder"
+    except (OSError, ValueError, TypeError):
+        pass
+    if (folder / POLL_DATABASE).exists():
+        return "a pix2color poll folder"
+    return None
