@@ -8,6 +8,7 @@ stay as sharp as the original (the recipe lives in `pix2color.lite`, shared with
 from __future__ import annotations
 
 import glob
+import itertools
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -15,48 +16,85 @@ from pathlib import Path
 
 import numpy as np
 
-from pix2color.lite import DEFAULT_MAX_PIXELS, FullResolutionColorizer, ImageError, read_image
-from pix2color.video import DEFAULT_CRF, VIDEO_SUFFIXES, VideoError, colorize_video, is_video, video_output_path
+from pix2color.lite import (DEFAULT_MAX_PIXELS, FullResolutionColorizer, ImageError, OutputExists, Planned, Wanted,
+                            exists_message, plan_outputs, read_image, write_output)
+from pix2color.video import DEFAULT_CRF, VIDEO_SUFFIXES, VideoError, colorize_video, is_video
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")  # Pillow reads TIFF too
 OUTPUT_FORMATS = {"jpg": "JPEG", "png": "PNG", "webp": "WEBP"}
 
 
-
 def expand_inputs(inputs: list[str]) -> tuple[list[tuple[Path, Path]], list[str]]:
-    """Files, folders (recursive: photos and videos) and globs -> [(file, path relative to its input)], unmatched."""
-    from pix2color.data import list_image_files
+    """Files, folders (recursive: photos and videos) and globs -> [(file, its output's path below
+    the output folder, before the suffix)], and the inputs that named nothing.
 
-    found, missing = [], []
+    A folder's files keep their folders below it, a glob's matches their folders below the glob's
+    leading folders without wildcards (`photos/**/*.jpg` keeps those below photos/), and a file
+    named on its own its name: so outputs do not collide where the inputs did not. Each file is
+    listed once, however many inputs name it.
+    """
+    found, missing, seen = [], [], set()
     for item in inputs:
-        matches = sorted(glob.glob(item, recursive=True)) if glob.has_magic(item) else [item]
-        matches = [match for match in matches if os.path.exists(match)]
+        matches, base = _matches(item)
         if not matches:
             missing.append(item)
-        for match in matches:
-            path = Path(match)
-            if path.is_dir():
-                files = [Path(p) for p in list_image_files(path, IMAGE_SUFFIXES + VIDEO_SUFFIXES)]
-                found += [(p, p.relative_to(path)) for p in files]
-            else:
-                found.append((path, Path(path.name)))
+        for path, relative in itertools.chain.from_iterable(_files_of(Path(match), base) for match in matches):
+            if os.path.realpath(path) not in seen:
+                seen.add(os.path.realpath(path))
+                found.append((path, relative))
     return found, missing
 
 
-def output_path(out: Path, relative: Path, image_format: str) -> Path:
+def _matches(item: str) -> tuple[list[str], Path | None]:
+    """The existing paths an input names, and the folder a glob's matches are relative to."""
+    if not glob.has_magic(item):
+        return ([item] if os.path.exists(item) else []), None
+    literal = itertools.takewhile(lambda part: not glob.has_magic(part), Path(item).parts[:-1])
+    matches = [match for match in sorted(glob.glob(item, recursive=True)) if os.path.exists(match)]
+    return matches, Path(*literal)
+
+
+def _files_of(path: Path, base: Path | None) -> list[tuple[Path, Path]]:
+    from pix2color.data import list_image_files
+
+    if not path.is_dir():
+        return [(path, _below(path, base) if base is not None else Path(path.name))]
+    files = [Path(file) for file in list_image_files(path, IMAGE_SUFFIXES + VIDEO_SUFFIXES)]
+    return [(file, _below(file, path if base is None else base)) for file in files]
+
+
+def _below(path: Path, root: Path) -> Path:
+    relative = Path(os.path.relpath(path, root))
+    return Path(path.name) if ".." in relative.parts else relative
+
+
+def output_name(relative: Path, image_format: str) -> Path:
+    """A photo's output path below the output folder: `relative` with the suffix `image_format`
+    asks for ('same' keeps jpg/png/webp and writes png otherwise)."""
     suffix = relative.suffix.lower().lstrip(".")
     if image_format == "same":
         image_format = {"jpeg": "jpg"}.get(suffix, suffix) if suffix in ("jpg", "jpeg", "png", "webp") else "png"
-    return out / relative.with_suffix(f".{image_format}")
+    return relative.with_suffix(f".{image_format}")
 
 
-def save_image(rgb: np.ndarray, path: Path, quality: int) -> None:
+def plan(photos: list[tuple[Path, Path]], videos: list[tuple[Path, Path]], out: str | os.PathLike,
+         image_format: str = "same", video_format: str = "mp4", compare: bool = False,
+         overwrite: bool = False) -> tuple[list[Planned], list[Planned]]:
+    """Every input's outputs (`pix2color.lite.plan_outputs`' rules), photos and videos planned
+    together so that they never share an output either."""
+    wanted = [Wanted(path, output_name(relative, image_format), compare) for path, relative in photos]
+    wanted += [Wanted(path, relative.with_suffix(f".{video_format}")) for path, relative in videos]
+    planned = plan_outputs(wanted, out, overwrite)
+    return planned[: len(photos)], planned[len(photos) :]
+
+
+def save_image(rgb: np.ndarray, path: Path, quality: int, overwrite: bool = False) -> None:
+    """`rgb` in the format the suffix names, with `pix2color.lite.write_output`'s rule."""
     from PIL import Image
 
-    path.parent.mkdir(parents=True, exist_ok=True)
     image_format = OUTPUT_FORMATS[path.suffix.lstrip(".")]
     options = {"quality": quality} if image_format in ("JPEG", "WEBP") else {}
-    Image.fromarray(rgb).save(path, image_format, **options)
+    write_output(path, lambda handle: Image.fromarray(rgb).save(handle, image_format, **options), overwrite)
 
 
 def side_by_side(*images: np.ndarray) -> np.ndarray:
@@ -66,48 +104,73 @@ def side_by_side(*images: np.ndarray) -> np.ndarray:
 @dataclass
 class ColorizeReport:
     written: list[Path] = field(default_factory=list)
-    failed: list[str] = field(default_factory=list)  # one line per file that could not be colorized
+    skipped: list[Path] = field(default_factory=list)  # outputs that appeared after the plan: left alone
+    failed: list[str] = field(default_factory=list)  # one line per file that could not be colorized or written
 
 
 def colorize_files(
-    files: list[tuple[Path, Path]],
-    out: str | os.PathLike,
+    planned: list[Planned],
     recipe: FullResolutionColorizer,
     batch_size: int = 8,
-    image_format: str = "same",
     quality: int = 95,
-    compare: bool = False,
+    overwrite: bool = False,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     on_error: Callable[[str], None] = lambda message: None,
+    on_skip: Callable[[str], None] = lambda message: None,
     on_progress: Callable[[int], None] = lambda count: None,
 ) -> ColorizeReport:
-    """Colorize (file, relative output path) pairs from `expand_inputs` into `out`, a batch at a time.
+    """Colorize photos planned by `plan` (those without a target are skipped), a batch at a time.
 
-    A file that cannot be read is reported (`on_error`, one line naming it) and skipped; the
-    others still complete. `compare` also writes NAME_compare.jpg: grayscale | colorized | input.
+    A file that cannot be read or written is reported (`on_error`, one line naming it); an output
+    that appeared since the plan is left alone (`on_skip`); the others still complete. Where
+    planned, NAME_compare.jpg is written too: grayscale | colorized | input.
     """
-    out = Path(out)
+    todo = [item for item in planned if item.target is not None]
     report = ColorizeReport()
-    for start in range(0, len(files), batch_size):
-        chunk = files[start : start + batch_size]
+    for start in range(0, len(todo), batch_size):
+        chunk = todo[start : start + batch_size]
         readable, images = [], []
-        for path, relative in chunk:
+        for item in chunk:
             try:
-                images.append(read_image(path, max_pixels))
-                readable.append(relative)
+                images.append(read_image(item.source, max_pixels))
+                readable.append(item)
             except ImageError as error:
                 report.failed.append(str(error))
                 on_error(str(error))
-        if images:
-            for relative, image, result in zip(readable, images, recipe.colorize_batch(images)):
-                target = output_path(out, relative, image_format)
-                save_image(result, target, quality)
-                report.written.append(target)
-                if compare:
-                    comparison = side_by_side(recipe.grayscale(image), result, image)
-                    save_image(comparison, target.with_name(f"{target.stem}_compare.jpg"), quality)
+        for item, image, result in zip(readable, images, recipe.colorize_batch(images) if images else []):
+            save = _Saver(item, report, quality, overwrite, on_error, on_skip)
+            if save(result, item.target):
+                report.written.append(item.target)
+                if item.compare:
+                    save(side_by_side(recipe.grayscale(image), result, image), item.compare)
         on_progress(len(chunk))
     return report
+
+
+@dataclass
+class _Saver:
+    """Saves one input's outputs; a failure or a name taken since the plan becomes one line."""
+
+    item: Planned
+    report: ColorizeReport
+    quality: int
+    overwrite: bool
+    on_error: Callable[[str], None]
+    on_skip: Callable[[str], None]
+
+    def __call__(self, rgb: np.ndarray, path: Path) -> bool:
+        try:
+            save_image(rgb, path, self.quality, self.overwrite)
+            return True
+        except OutputExists:
+            if path == self.item.target:
+                self.report.skipped.append(path)
+            self.on_skip(exists_message(path))
+        except OSError as error:
+            message = f"{self.item.source}: could not write {path}: {error.strerror or error}"
+            self.report.failed.append(message)
+            self.on_error(message)
+        return False
 
 
 def split_photos_and_videos(files: list[tuple[Path, Path]]) -> tuple[list[tuple[Path, Path]], list[tuple[Path, Path]]]:
@@ -124,46 +187,48 @@ class _NoProgress:
 
 
 def colorize_videos(
-    files: list[tuple[Path, Path]],
-    out: str | os.PathLike,
+    planned: list[Planned],
     recipe: FullResolutionColorizer,
     batch_size: int = 8,
-    video_format: str = "mp4",
     codec: str | None = None,
     crf: int = DEFAULT_CRF,
     stabiliser_factory: Callable[[], Callable] | None = None,
+    overwrite: bool = False,
     on_error: Callable[[str], None] = lambda message: None,
     on_note: Callable[[str], None] = lambda message: None,
+    on_skip: Callable[[str], None] = lambda message: None,
     progress: Callable[[str, int | None], object] = lambda name, total: _NoProgress(),
 ) -> ColorizeReport:
-    """Colorize videos one after the other into OUT/<name>.<video_format>.
+    """Colorize videos planned by `plan` one after the other (those without a target are skipped).
 
     `stabiliser_factory()` makes a fresh stabiliser per video (None: frame by frame).
     `progress(name, total_frames)` returns a bar with `update(n)` and `close()` (tqdm's).
-    A video that cannot be opened, or that ends early (its decodable frames are still written),
-    is reported through `on_error` in one line; the others still complete.
+    A video that cannot be opened or written, or that ends early (its decodable frames are still
+    written), is reported through `on_error` in one line; an output that appeared since the plan
+    is left alone (`on_skip`); the others still complete.
     """
-    out = Path(out)
     report = ColorizeReport()
-    for path, relative in files:
+    for item in planned:
+        if item.target is None:
+            continue
         bar = None
 
-        def start(total, path=path):
+        def start(total, path=item.source):
             nonlocal bar
             bar = progress(str(path), total)
 
         try:
             result = colorize_video(
-                path, video_output_path(out, relative, video_format), recipe, batch_size,
-                stabiliser_factory() if stabiliser_factory else None, codec, crf,
-                on_start=start, on_frames=lambda count: bar.update(count),
+                item.source, item.target, recipe, batch_size, stabiliser_factory() if stabiliser_factory else None,
+                codec, crf, overwrite, on_start=start, on_frames=lambda count: bar.update(count),
             )
-        except VideoError as error:
-            report.failed.append(str(error))
-            on_error(str(error))
+        except OutputExists:
+            report.skipped.append(item.target)
+            on_skip(exists_message(item.target))
             continue
-        except OSError as error:  # the output side: disk full, no permission, ...
-            message = f"{path}: could not write {video_output_path(out, relative, video_format)}: {error.strerror or error}"
+        except (VideoError, OSError) as error:  # OSError: the output side (disk full, no permission, ...)
+            message = str(error) if isinstance(error, VideoError) else (
+                f"{item.source}: could not write {item.target}: {error.strerror or error}")
             report.failed.append(message)
             on_error(message)
             continue
@@ -172,7 +237,7 @@ def colorize_videos(
                 bar.close()
         report.written.append(result.target)
         for note in result.notes:
-            on_note(f"{path}: {note}")
+            on_note(f"{item.source}: {note}")
         if result.problem:
             report.failed.append(result.problem)
             on_error(result.problem)

@@ -6,7 +6,9 @@ a slim container). It is self-contained: copy this one file next to a `.tflite` 
     python lite.py generator_deterministic_float32.tflite photo.jpg -o colorized/
 
 It also holds the one reader of users' photos (`read_image`: EXIF orientation, pixel limit,
-any Pillow mode), which `pix2color.colorize` uses too.
+any Pillow mode) and the one planner of output names (`plan_outputs`: no output is ever an input,
+no two inputs share an output, an existing file is replaced only when asked), which
+`pix2color.colorize` uses too.
 
 Tensor contract of pix2color's `.tflite` files (see `pix2color.export`):
     input  "lightness": float32 (1, S, S, 1), L / 50 - 1, in [-1, 1]
@@ -22,10 +24,16 @@ full-resolution L. The Lab formulas below are the same as tensorflow-io's (which
 from __future__ import annotations
 
 import argparse
+import errno
+import itertools
 import os
+import secrets
 import sys
+import tempfile
 import threading
 import typing
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +56,15 @@ _XYZ_TO_RGB_WHITE = _XYZ_TO_RGB * _WHITE  # XYZ relative to white -> linear RGB
 
 class ImageError(ValueError):
     """A file that cannot be colorized; the message names it and says why."""
+
+
+class ModelError(ValueError):
+    """A model file LiteRT cannot run as a pix2color generator; the message names it."""
+
+
+class OutputExists(FileExistsError):
+    """An output's name was taken when it came to be written (after the plan was made, say):
+    the file there is left as it is."""
 
 
 # --------------------------------------------------------------------------- reading photos
@@ -267,15 +284,12 @@ class LiteColorizer(FullResolutionColorizer):
     """The recipe with a pix2color `.tflite` generator run by LiteRT."""
 
     def __init__(self, model_path: str | os.PathLike, num_threads: int | None = None):
-        from ai_edge_litert.interpreter import Interpreter
-
-        self.interpreter = Interpreter(model_path=str(model_path), num_threads=num_threads or os.cpu_count())
-        self.interpreter.allocate_tensors()
+        self.interpreter = _interpreter(model_path, num_threads)
         self.input = self.interpreter.get_input_details()[0]
         self.output = self.interpreter.get_output_details()[0]
         _, height, width, channels = self.input["shape"]
         if channels != 1 or height != width:
-            raise ValueError(f"{model_path}: not a pix2color generator (input shape {self.input['shape']})")
+            raise ModelError(f"{model_path}: not a pix2color generator (input shape {self.input['shape']})")
         super().__init__(self._run, int(height))
 
     def _run(self, lightness: np.ndarray) -> np.ndarray:
@@ -288,31 +302,298 @@ class LiteColorizer(FullResolutionColorizer):
         return np.stack(results)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Colorize photos with a pix2color .tflite file (no TensorFlow).")
+def _interpreter(model_path: str | os.PathLike, num_threads: int | None):
+    """A LiteRT interpreter with its tensors allocated, or `ModelError` in plain words (LiteRT's
+    own messages say "model allocation is null/empty" for a missing file and for a folder)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    if os.path.isdir(model_path):
+        raise ModelError(f"{model_path}: is a folder, not a .tflite file")
+    if not os.path.exists(model_path):
+        raise ModelError(f"{model_path}: no such file")
+    try:
+        interpreter = Interpreter(model_path=str(model_path), num_threads=num_threads or os.cpu_count())
+        interpreter.allocate_tensors()
+    except Exception as error:  # noqa: BLE001 - LiteRT raises ValueError or RuntimeError for bad files
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise ModelError(f"{model_path}: not a LiteRT (.tflite) model ({reason})") from None
+    return interpreter
+
+
+# --------------------------------------------------------------------------- where outputs go
+
+COLORIZED = "_colorized"  # NAME_colorized.EXT: the output of an input that is in the output's place
+SKIPPED_SUMMARY = "their outputs exist; --overwrite replaces them"
+
+
+@dataclass(frozen=True)
+class Wanted:
+    """An input and the output it asks for: a path below the output folder, suffix included."""
+
+    source: Path
+    relative: Path
+    compare: bool = False  # also NAME_compare.jpg next to the output
+
+
+@dataclass
+class Planned:
+    """One input's outputs after `plan_outputs`' rules. `target` is None when the input is
+    skipped: its output exists and may not be replaced. `compare` is None unless asked for and free."""
+
+    source: Path
+    target: Path | None = None
+    compare: Path | None = None
+    renamed: list[str] = field(default_factory=list)  # one line per output given another name, saying why
+    skipped: list[str] = field(default_factory=list)  # one line per existing output left as it is
+
+
+def plan_outputs(wanted: list[Wanted], out: str | os.PathLike, overwrite: bool = False) -> list[Planned]:
+    """Where each input's outputs go, so that nothing a user owns is lost:
+
+    - an output that would be one of the inputs (the same path, or the same file through a
+      symlink or a hard link) becomes NAME_colorized.EXT (then NAME_colorized-2.EXT, ...), even
+      with `overwrite`: an input is never written;
+    - an output another input already has becomes NAME-2.EXT (NAME-3.EXT, ...): every input
+      gets its own;
+    - any other output that already exists is skipped unless `overwrite`.
+
+    Names depend on the inputs and `out`, not on which outputs exist already, so the same command
+    run again finds the first run's outputs under the same names (and skips them).
+    """
+    names = _Names([item.source for item in wanted], overwrite)
+    return [names.plan(item, Path(out)) for item in wanted]
+
+
+def _path_key(path: Path) -> str:
+    """Equal for two spellings of one path (symlinks followed as far as they exist)."""
+    return os.path.normcase(os.path.realpath(path))
+
+
+def _file_identity(path: Path) -> tuple[int, int] | None:
+    """What `os.path.samefile` compares (device, inode): equal for hard links; None if absent."""
+    try:
+        status = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    return status.st_dev, status.st_ino
+
+
+class _Names:
+    """The inputs, which no output may be, and the outputs given out so far (to which input)."""
+
+    def __init__(self, sources: list[Path], overwrite: bool):
+        self.overwrite = overwrite
+        self.inputs = {_path_key(source) for source in sources}
+        self.input_files = {identity for identity in map(_file_identity, sources) if identity}
+        self.owners: dict[str, Path] = {}
+
+    def plan(self, item: Wanted, out: Path) -> Planned:
+        planned = Planned(item.source)
+        target = self._claim(item.source, out / item.relative, planned)
+        compare = target.with_name(f"{target.stem}_compare.jpg")
+        compare = self._claim(item.source, compare, planned) if item.compare else None
+        planned.target = self._kept(target, planned)
+        if planned.target is not None and compare is not None:
+            planned.compare = self._kept(compare, planned)
+        return planned
+
+    def is_input(self, path: Path) -> bool:
+        return _path_key(path) in self.inputs or _file_identity(path) in self.input_files
+
+    def _claim(self, source: Path, wanted: Path, planned: Planned) -> Path:
+        path = self._free_name(wanted)
+        if path != wanted:
+            why = "is one of the inputs" if self.is_input(wanted) else f"is {self.owners[_path_key(wanted)]}'s output"
+            planned.renamed.append(f"{source} -> {path} ({wanted} {why})")
+        self.owners[_path_key(path)] = source
+        return path
+
+    def _free_name(self, wanted: Path) -> Path:
+        if self.is_input(wanted):
+            stem = wanted.stem + COLORIZED
+            stems = itertools.chain([stem], (f"{stem}-{n}" for n in itertools.count(2)))
+        elif _path_key(wanted) in self.owners:
+            stems = (f"{wanted.stem}-{n}" for n in itertools.count(2))
+        else:
+            return wanted
+        candidates = (wanted.with_name(stem + wanted.suffix) for stem in stems)
+        return next(path for path in candidates if not self.is_input(path) and _path_key(path) not in self.owners)
+
+    def _kept(self, path: Path, planned: Planned) -> Path | None:
+        """`path`, or None (and a line saying so) when it exists and may not be replaced."""
+        if self.overwrite or not os.path.lexists(path):
+            return path
+        planned.skipped.append(exists_message(path))
+        return None
+
+
+def exists_message(path: Path) -> str:
+    return f"{path} exists; left as it is (--overwrite replaces it)"
+
+
+def summary(written: int, skipped: int, failed: int, out: str | os.PathLike | None = None) -> str:
+    """The last line of a run: inputs colorized, skipped (their outputs exist) and failed."""
+    into = f" into {out}" if out is not None else ""
+    return (f"{written} colorized{into}, {skipped} skipped" + (f" ({SKIPPED_SUMMARY})" if skipped else "")
+            + f", {failed} failed")
+
+
+def check_output_folder(out: str | os.PathLike) -> None:
+    """ValueError in plain words unless `out` is a folder this process can write in, or can
+    create (checked before any work; nothing is created)."""
+    out = Path(out)
+    if os.path.lexists(out) and not out.is_dir():
+        raise ValueError(f"-o {out}: exists and is not a folder")
+    existing = next(folder for folder in [out, *out.absolute().parents] if os.path.lexists(folder))
+    if not existing.is_dir():
+        raise ValueError(f"-o {out}: cannot be created: {existing} is not a folder")
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as error:
+        raise ValueError(f"-o {out}: cannot write in {existing} ({error.strerror or error})") from None
+
+
+def write_output(path: Path, write: Callable[[typing.BinaryIO], None], overwrite: bool = False) -> None:
+    """Write the file `path` through `write(handle)`, never replacing a file unless `overwrite`.
+
+    Without `overwrite` the file is created exclusively: a file there, even one that appeared
+    after the plan was made, raises `OutputExists` and is left alone. With `overwrite` a hidden
+    temporary file in the same folder takes the name when complete (a symlink there is replaced,
+    not the file it points to). A failed write leaves no file behind.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not overwrite:
+        _fill(path, "xb", write)
+        return
+    temporary = reserve_temporary(path)
+    try:
+        _fill(temporary, "wb", write)
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def _fill(path: Path, mode: str, write: Callable[[typing.BinaryIO], None]) -> None:
+    try:
+        handle = open(path, mode)  # noqa: SIM115 - "xb" raises before anything is created
+    except FileExistsError:
+        raise OutputExists(errno.EEXIST, "exists", str(path)) from None
+    try:
+        with handle:
+            write(handle)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+
+
+def reserve_temporary(path: Path) -> Path:
+    """A new, empty hidden file next to `path` (.NAME.RANDOM.part), created exclusively so that
+    whatever is written into it is nobody else's file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.part")
+        try:
+            open(temporary, "xb").close()  # noqa: SIM115
+            return temporary
+        except FileExistsError:
+            continue
+
+
+def move_into_place(temporary: Path, path: Path, overwrite: bool = False) -> None:
+    """Give a finished temporary file its name, with `write_output`'s rule: without `overwrite`
+    only while the name is free (a hard link, which fails on an existing name; a copy into an
+    exclusively created file where the file system has no hard links). The temporary is removed."""
+    try:
+        if overwrite:
+            os.replace(temporary, path)
+            return
+        try:
+            os.link(temporary, path)
+        except FileExistsError:
+            raise OutputExists(errno.EEXIST, "exists", str(path)) from None
+        except OSError:
+            with open(temporary, "rb") as source:
+                write_output(path, lambda handle: _copy(source, handle))
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def _copy(source: typing.BinaryIO, target: typing.BinaryIO) -> None:
+    import shutil
+
+    shutil.copyfileobj(source, target, 1 << 20)
+
+
+def save_png(rgb: np.ndarray, path: Path, overwrite: bool = False) -> None:
+    write_output(path, lambda handle: Image.fromarray(rgb).save(handle, "PNG"), overwrite)
+
+
+# --------------------------------------------------------------------------- the command
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        description="Colorize photos with a pix2color .tflite file (no TensorFlow). OUT/NAME.png for each "
+                    "photo; an input is never written (NAME_colorized.png instead), two inputs never share "
+                    "an output (NAME-2.png), an existing file is skipped unless --overwrite.")
     parser.add_argument("model", help="a pix2color .tflite generator")
     parser.add_argument("inputs", nargs="+", help="image files")
     parser.add_argument("-o", "--out", default="colorized", help="output folder")
     parser.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS)
     parser.add_argument("--threads", type=int, default=None)
-    args = parser.parse_args(argv)
+    parser.add_argument("--overwrite", action="store_true", help="replace outputs that exist (never an input)")
+    return parser
 
-    colorizer = LiteColorizer(args.model, args.threads)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    failed = 0
-    for path in args.inputs:
-        try:
-            result = colorizer.colorize(read_image(path, args.max_pixels))
-        except ImageError as error:
-            print(f"error: {error}", file=sys.stderr)
-            failed += 1
-            continue
-        target = out / f"{Path(path).stem}.png"
-        Image.fromarray(result).save(target)
-        print(f"{path} -> {target}")
-    print(f"{len(args.inputs) - failed} colorized, {failed} failed")
-    return 1 if failed else 0
+
+def _check_options(args: argparse.Namespace) -> None:
+    if args.threads is not None and args.threads < 1:
+        raise ValueError(f"--threads must be at least 1 (got {args.threads})")
+    if args.max_pixels < 1:
+        raise ValueError(f"--max-pixels must be at least 1 (got {args.max_pixels})")
+    check_output_folder(args.out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Exit status: 0 when nothing failed (an output that exists is skipped, and said so), 1 when
+    some photos could not be colorized or written, 2 for a bad model, option or output folder."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        _check_options(args)
+        colorizer = LiteColorizer(args.model, args.threads)
+    except ValueError as error:
+        print(f"{parser.prog}: error: {error}", file=sys.stderr)
+        return 2
+    wanted = [Wanted(Path(path), Path(Path(path).stem + ".png")) for path in args.inputs]
+    counts = [0, 0, 0]  # written, skipped, failed
+    for planned in plan_outputs(wanted, args.out, args.overwrite):
+        counts[_colorize_one(colorizer, planned, args)] += 1
+    print(summary(*counts))
+    return 1 if counts[2] else 0
+
+
+def _colorize_one(colorizer: LiteColorizer, planned: Planned, args: argparse.Namespace) -> int:
+    """Colorize one planned photo, saying what happened: 0 written, 1 skipped, 2 failed."""
+    for line in planned.renamed:
+        print(f"note: {line}", file=sys.stderr)
+    for line in planned.skipped:
+        print(f"skipped: {line}", file=sys.stderr)
+    if planned.target is None:
+        return 1
+    try:
+        save_png(colorizer.colorize(read_image(planned.source, args.max_pixels)), planned.target, args.overwrite)
+    except ImageError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except OutputExists:
+        print(f"skipped: {exists_message(planned.target)}", file=sys.stderr)
+        return 1
+    except OSError as error:
+        print(f"error: {planned.source}: could not write {planned.target}: {error.strerror or error}", file=sys.stderr)
+        return 2
+    print(f"{planned.source} -> {planned.target}")
+    return 0
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ chroma when 4:2:0 cannot hold them), the rotation shown by players, the colour t
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pix2color.lite import FullResolutionColorizer
+from pix2color.lite import FullResolutionColorizer, OutputExists, move_into_place, reserve_temporary
 
 VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts", ".mts", ".m2ts",
                   ".wmv", ".flv", ".3gp", ".ogv", ".vob", ".dv", ".y4m")
@@ -58,10 +59,6 @@ def is_video(path: str | os.PathLike, image_suffixes: tuple[str, ...] = ()) -> b
 _IMAGE_DEMUXERS = {"image2", "png_pipe", "jpeg_pipe", "bmp_pipe", "gif", "webp_pipe", "tiff_pipe"}
 
 
-def video_output_path(out: Path, relative: Path, video_format: str) -> Path:
-    return out / relative.with_suffix(f".{video_format}")
-
-
 def _seconds(value, time_base) -> float:
     return float(value * time_base) if value is not None and time_base is not None else 0.0
 
@@ -91,12 +88,11 @@ def open_video(source: str | os.PathLike):
 class _Writer:
     """The output container: colorized frames in, audio copied or re-encoded alongside."""
 
-    def __init__(self, path: Path, video_format: str, codec: str | None, crf: int, video_in, audio_in: list,
-                 first_frame, notes: list[str]):
+    def __init__(self, path: Path, name: str, video_format: str, codec: str | None, crf: int, video_in,
+                 audio_in: list, first_frame, notes: list[str]):
         import av
 
-        self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path  # a file reserved for it (`pix2color.lite.reserve_temporary`)
         self.container = av.open(str(path), "w", format=VIDEO_FORMATS[video_format])
         codec = codec or DEFAULT_CODECS[video_format]
         rate = video_in.average_rate or video_in.guessed_rate or 25
@@ -104,9 +100,7 @@ class _Writer:
             self.video = self.container.add_stream(codec, rate=rate)
         except (av.error.FFmpegError, ValueError) as error:
             self.container.close()
-            path.unlink(missing_ok=True)
-            raise VideoError(f"{path.name.removeprefix('.').removesuffix('.part')}: codec {codec!r} cannot be used: "
-                             f"{error}") from None
+            raise VideoError(f"{name}: codec {codec!r} cannot be used: {error}") from None
         context = self.video.codec_context
         context.width, context.height = first_frame.width, first_frame.height
         # Every input timestamp kept exactly (the muxer may pick its own stream time base later).
@@ -227,6 +221,7 @@ def colorize_video(
     stabiliser: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
     codec: str | None = None,
     crf: int = DEFAULT_CRF,
+    overwrite: bool = False,
     on_start: Callable[[int | None], None] = lambda total: None,
     on_frames: Callable[[int], None] = lambda count: None,
 ) -> VideoResult:
@@ -234,7 +229,9 @@ def colorize_video(
 
     `stabiliser(network_input, ab) -> ab` sees every frame in order (`pix2color.stabilise`).
     A file that cannot be opened raises `VideoError`; one that ends early (truncated, damaged)
-    has its decodable frames written and `problem` set. The file appears only when complete.
+    has its decodable frames written and `problem` set. The file appears only when complete,
+    written as a hidden temporary file first; an existing `target` raises `OutputExists` (before
+    any work, or at the end if it appeared meanwhile) unless `overwrite`, which replaces it.
     """
     import av
 
@@ -242,8 +239,10 @@ def colorize_video(
     video_format = target.suffix.lstrip(".").lower()
     if video_format not in VIDEO_FORMATS:
         raise ValueError(f"{target}: the output must end in one of {', '.join('.' + f for f in VIDEO_FORMATS)}")
-    if Path(source).exists() and target.exists() and target.resolve() == Path(source).resolve():
+    if Path(source).exists() and target.exists() and os.path.samefile(source, target):
         raise VideoError(f"{name}: the output would overwrite the input; choose another output folder")
+    if not overwrite and os.path.lexists(target):
+        raise OutputExists(errno.EEXIST, "exists", str(target))
     container = open_video(source)
     result = VideoResult(target, 0)
     damaged: str | None = None
@@ -259,8 +258,8 @@ def colorize_video(
         if len(container.streams.video) > 1 or dropped:
             result.notes.append("only the first video stream and the audio are written "
                                 f"({len(container.streams.video) - 1} other video, {len(dropped)} subtitle/data streams left out)")
-        output = _Output(lambda first_frame: _Writer(target.with_name(f".{target.name}.part"), video_format, codec,
-                                                     crf, video_in, audio_in, first_frame, result.notes),
+        output = _Output(lambda first_frame: _Writer(partial, target.name, video_format, codec, crf, video_in,
+                                                     audio_in, first_frame, result.notes),
                          recipe, stabiliser)
 
         def colorize_pending():
@@ -275,6 +274,7 @@ def colorize_video(
                 pending.clear()
 
         on_start(total)
+        partial = reserve_temporary(target)  # the file the writer fills (made at the first frame)
         try:
             try:
                 for packet in container.demux(video_in, *audio_in):
@@ -298,9 +298,10 @@ def colorize_video(
             colorize_pending()
             if not result.frames:
                 raise VideoError(f"{name}: no frame could be decoded" + (f" ({damaged})" if damaged else ""))
-            partial = output.close()
+            output.close()
         except BaseException:
             output.discard()
+            partial.unlink(missing_ok=True)
             raise
         if damaged or _ended_early(container, video_in, result.frames, last_end):
             result.problem = (
@@ -310,7 +311,7 @@ def colorize_video(
                 + (f" ({damaged})" if damaged else "")
                 + f"; those frames were written to {target}"
             )
-    os.replace(partial, target)
+    move_into_place(partial, target, overwrite)
     result.cuts = list(getattr(stabiliser, "cuts", []))
     return result
 

@@ -1,5 +1,7 @@
 """`pix2color colorize` as a user runs it."""
 
+import hashlib
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -132,3 +134,155 @@ def test_tflite_script_in_an_environment_without_tensorflow(exported, photo_fold
         )
         assert result.returncode == 1 and "broken.jpg" in result.stderr, result.stderr
         assert Image.open(out / variant / "small.png").size == (120, 90)
+
+
+# --------------------------------------------------------------------------- nothing a user owns is lost
+
+
+def colorize_here(capsys, *args):
+    """`pix2color colorize ARGS` in this process: (exit status, stdout, stderr)."""
+    from pix2color.cli.colorize import main
+
+    status = main([*map(str, args), "--verbose", "0"])
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
+
+
+def small_photos(folder, names):
+    """A 48x36 photo for each name below `folder` (its suffix picks the format)."""
+    for name, source in zip(names, sample_photo_paths(len(names))):
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        Image.open(source).convert("RGB").resize((48, 36)).save(folder / name)
+    return folder
+
+
+def hashes(folder):
+    return {p.relative_to(folder).as_posix(): hashlib.md5(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_colorizing_a_folder_into_itself_never_touches_an_input(small_generator_file, tmp_path, capsys):
+    """-o the input folder: each output that would be an input is NAME_colorized.EXT. A second
+    run takes the first run's outputs as inputs too: it colorizes them (NAME_colorized_colorized)
+    and gives the originals NAME_colorized-2; a third, with --overwrite, likewise replaces nothing."""
+    album = small_photos(tmp_path / "album", ["a.jpg", "sub/b.png"])
+    expected_new = [{"a_colorized.jpg", "sub/b_colorized.png"},
+                    {"a_colorized-2.jpg", "a_colorized_colorized.jpg", "sub/b_colorized-2.png",
+                     "sub/b_colorized_colorized.png"}, None]
+    before = hashes(album)
+    for new, extra in zip(expected_new, ([], [], ["--overwrite"])):
+        status, out, err = colorize_here(capsys, album, "-o", album, "--model", small_generator_file, *extra)
+        now = hashes(album)
+        assert status == 0 and f"{len(before)} colorized" in out and "0 failed" in out, err
+        assert {name: now[name] for name in before} == before  # every file there before: the same bytes
+        assert len(now) == 2 * len(before) and (new is None or set(now) - set(before) == new)
+        notes = [line for line in err.splitlines() if line.startswith("note:")]
+        assert len(notes) == len(before)  # every input renamed, one line each
+        if new == expected_new[0]:
+            a, renamed = album / "a.jpg", album / "a_colorized.jpg"
+            assert f"note: {a} -> {renamed} ({a} is one of the inputs)" in notes
+        before = now
+
+
+def test_an_input_file_and_links_to_inputs_are_never_written_through(small_generator_file, tmp_path, capsys):
+    inputs = small_photos(tmp_path / "in", ["x.jpg", "y.png"])
+    before = hashes(inputs)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "x.jpg").symlink_to(inputs / "x.jpg")  # an output name that is an input through a symlink
+    os.link(inputs / "y.png", out / "y.png")  # ... and through a hard link
+    for extra in ([], ["--overwrite"]):
+        status, stdout, stderr = colorize_here(capsys, inputs / "x.jpg", inputs / "y.png", "-o", out, "--model",
+                                               small_generator_file, *extra)
+        assert status == 0 and "2 colorized" in stdout, stderr
+        assert hashes(inputs) == before and os.readlink(out / "x.jpg") == str(inputs / "x.jpg")
+        assert Image.open(out / "x_colorized.jpg").size == Image.open(out / "y_colorized.png").size == (48, 36)
+        assert f"note: {inputs / 'y.png'} -> {out / 'y_colorized.png'} ({out / 'y.png'} is one of the inputs)" in stderr
+    # A file named on its own, -o its folder.
+    status, stdout, stderr = colorize_here(capsys, inputs / "x.jpg", "-o", inputs, "--model", small_generator_file)
+    assert status == 0 and "1 colorized" in stdout, stderr
+    assert {name: hashes(inputs)[name] for name in before} == before and (inputs / "x_colorized.jpg").exists()
+
+
+def test_existing_outputs_and_comparisons_are_skipped_unless_overwrite(small_generator_file, tmp_path, capsys):
+    inputs = small_photos(tmp_path / "in", ["x.jpg", "y.jpg"])
+    out = tmp_path / "out"
+    out.mkdir()
+    elsewhere = tmp_path / "elsewhere.jpg"
+    elsewhere.write_bytes(b"a file the symlink points to")
+    (out / "x.jpg").symlink_to(elsewhere)
+    (out / "y_compare.jpg").write_bytes(b"mine")
+    arguments = [inputs, "-o", out, "--model", small_generator_file, "--compare"]
+
+    status, stdout, stderr = colorize_here(capsys, *arguments)
+    assert status == 0, stderr
+    assert "1 colorized" in stdout and "1 skipped (their outputs exist; --overwrite replaces them), 0 failed" in stdout
+    skipped = [line for line in stderr.splitlines() if line.startswith("skipped:")]
+    assert len(skipped) == 2 and all("--overwrite replaces it" in line for line in skipped)
+    assert str(out / "x.jpg") in skipped[0] and str(out / "y_compare.jpg") in skipped[1]
+    assert (out / "x.jpg").is_symlink() and (out / "y_compare.jpg").read_bytes() == b"mine"
+    assert not (out / "x_compare.jpg").exists() and Image.open(out / "y.jpg").size == (48, 36)
+
+    status, stdout, stderr = colorize_here(capsys, *arguments)  # everything there: nothing to do, nothing failed
+    assert status == 0 and "0 colorized" in stdout and "2 skipped" in stdout, stderr
+
+    status, stdout, stderr = colorize_here(capsys, *arguments, "--overwrite")
+    assert status == 0 and "2 colorized" in stdout and "skipped:" not in stderr, stderr
+    assert not (out / "x.jpg").is_symlink() and elsewhere.read_bytes() == b"a file the symlink points to"
+    assert Image.open(out / "x.jpg").size == (48, 36) and Image.open(out / "y_compare.jpg").size == (144, 36)
+    assert [p.name for p in out.iterdir() if p.name.startswith(".")] == []  # no temporary file left
+
+
+def test_inputs_with_the_same_name_get_their_own_outputs(small_generator_file, tmp_path, capsys):
+    inputs = small_photos(tmp_path / "in", ["a/x.jpg", "b/x.jpg", "c/x.bmp", "c/x.gif"])
+    model = ["--model", small_generator_file]
+
+    status, stdout, stderr = colorize_here(capsys, inputs / "a/x.jpg", inputs / "b/x.jpg", "-o", tmp_path / "files",
+                                           *model)
+    assert status == 0 and "2 colorized" in stdout, stderr
+    assert sorted(p.name for p in (tmp_path / "files").iterdir()) == ["x-2.jpg", "x.jpg"]
+    assert (f"note: {inputs / 'b/x.jpg'} -> {tmp_path / 'files/x-2.jpg'} "
+            f"({tmp_path / 'files/x.jpg'} is {inputs / 'a/x.jpg'}'s output)") in stderr
+
+    status, stdout, stderr = colorize_here(capsys, f"{inputs}/*/x.jpg", "-o", tmp_path / "glob", *model)
+    assert status == 0 and "2 colorized" in stdout and "note:" not in stderr, stderr
+    assert hashes(tmp_path / "glob").keys() == {"a/x.jpg", "b/x.jpg"}  # the folders below the glob's literal part
+
+    status, stdout, stderr = colorize_here(capsys, inputs / "c", "-o", tmp_path / "same", "--format", "same", *model)
+    assert status == 0 and "2 colorized" in stdout, stderr
+    assert hashes(tmp_path / "same").keys() == {"x.png", "x-2.png"}
+
+
+def a_file(tmp_path):
+    (tmp_path / "a_file").write_text("")
+    return tmp_path / "a_file"
+
+
+def path_under_a_file(tmp_path):
+    return a_file(tmp_path) / "out"
+
+
+def read_only_folder(tmp_path):
+    if os.geteuid() == 0:
+        pytest.skip("root writes in a read-only folder; path_under_a_file covers an unwritable -o for root")
+    folder = tmp_path / "read_only"
+    folder.mkdir(mode=0o500)
+    return folder
+
+
+@pytest.mark.parametrize("option, value, named", [
+    ("--batch-size", "0", "--batch-size"), ("--batch-size", "-3", "--batch-size"),
+    ("--quality", "0", "--quality"), ("--quality", "101", "--quality"),
+    ("--max-pixels", "0", "--max-pixels"), ("--max-pixels", "-1", "--max-pixels"),
+    ("-o", a_file, "a_file"),
+    ("-o", path_under_a_file, "a_file"),
+    ("-o", read_only_folder, "read_only"),
+])
+def test_bad_options_and_output_folders_are_one_line_and_status_2(option, value, named, small_generator_file,
+                                                                   tmp_path, capsys):
+    photo = small_photos(tmp_path / "in", ["x.jpg"]) / "x.jpg"
+    value = value(tmp_path) if callable(value) else value
+    arguments = [photo, "--model", small_generator_file, option, value]
+    status, _, stderr = colorize_here(capsys, *arguments, *([] if option == "-o" else ["-o", tmp_path / "out"]))
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert status == 2 and len(lines) == 1 and named in lines[0] and "Traceback" not in stderr, stderr

@@ -1,7 +1,9 @@
 """The TensorFlow-free side: photo reading and the numpy Lab conversion."""
 
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -80,3 +82,117 @@ def test_recipe_keeps_size_and_full_resolution_lightness():
     np.testing.assert_allclose(
         lite.rgb_to_lab(outputs[0] / 255.0)[..., 0], lite.rgb_to_lab(big / 255.0)[..., 0], atol=0.6
     )
+
+
+# --------------------------------------------------------------------------- outputs: nothing a user owns is lost
+
+
+def test_write_output_never_replaces_unasked_and_leaves_nothing_when_it_fails(tmp_path):
+    def fails(handle):
+        handle.write(b"half a file")
+        raise OSError("disk full")
+
+    existing = tmp_path / "existing.png"
+    existing.write_bytes(b"mine")
+    with pytest.raises(lite.OutputExists):
+        lite.write_output(existing, lambda handle: handle.write(b"new"))
+    assert existing.read_bytes() == b"mine"
+    for overwrite in (False, True):
+        with pytest.raises(OSError, match="disk full"):
+            lite.write_output(tmp_path / "new.png", fails, overwrite)
+        with pytest.raises(OSError, match="disk full"):
+            lite.write_output(existing, fails, overwrite=True)
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["existing.png"] and existing.read_bytes() == b"mine"
+    finished = lite.reserve_temporary(tmp_path / "video.mp4")  # a file finished after `existing` appeared
+    with pytest.raises(lite.OutputExists):
+        lite.move_into_place(finished, existing)
+    assert not finished.exists() and existing.read_bytes() == b"mine"
+    link = tmp_path / "link.png"
+    link.symlink_to(existing)
+    lite.write_output(link, lambda handle: handle.write(b"new"), overwrite=True)
+    assert not link.is_symlink() and link.read_bytes() == b"new" and existing.read_bytes() == b"mine"
+
+
+def lite_alone(folder, *args):
+    """lite.py copied on its own into `folder` and run from there."""
+    return subprocess.run([sys.executable, "lite.py", *map(str, args)], cwd=folder, capture_output=True, text=True,
+                          timeout=300)
+
+
+def test_lite_copied_alone_follows_the_output_rules(exported, tmp_path):
+    """The rules of `pix2color colorize`: an input is never written (NAME_colorized.png), two
+    inputs never share an output (NAME-2.png), an existing output is skipped unless --overwrite."""
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    shutil.copy(Path(lite.__file__), alone / "lite.py")
+    model = exported / "tflite" / "generator_deterministic_float32.tflite"
+    photos = tmp_path / "photos"
+    for name, source in zip(["x.png", "y.jpg", "a/z.jpg", "b/z.jpg"], sample_photo_paths(4)):
+        (photos / name).parent.mkdir(parents=True, exist_ok=True)
+        Image.open(source).convert("RGB").resize((40, 30)).save(photos / name)
+    originals = {name: (photos / name).read_bytes() for name in ["x.png", "y.jpg", "a/z.jpg", "b/z.jpg"]}
+    arguments = [model, *(photos / name for name in originals), "-o", photos]
+    outputs = ["x_colorized.png", "y.png", "z.png", "z-2.png"]
+
+    first = lite_alone(alone, *arguments)
+    assert first.returncode == 0 and "4 colorized" in first.stdout, first.stderr
+    assert all(Image.open(photos / name).size == (40, 30) for name in outputs)
+    assert f"{photos / 'x.png'} is one of the inputs" in first.stderr
+    assert f"{photos / 'b/z.jpg'} -> {photos / 'z-2.png'} ({photos / 'z.png'} is {photos / 'a/z.jpg'}'s output)" in first.stderr
+    written = {name: (photos / name).read_bytes() for name in outputs}
+    (photos / "z.png").write_bytes(b"changed by hand")
+
+    again = lite_alone(alone, *arguments)
+    assert again.returncode == 0 and "0 colorized, 4 skipped" in again.stdout, again.stderr
+    assert len([line for line in again.stderr.splitlines() if "--overwrite replaces it" in line]) == 4
+    assert (photos / "z.png").read_bytes() == b"changed by hand"
+
+    replaced = lite_alone(alone, *arguments, "--overwrite")
+    assert replaced.returncode == 0 and "4 colorized" in replaced.stdout, replaced.stderr
+    assert {name: (photos / name).read_bytes() for name in originals} == originals
+    assert {name: (photos / name).read_bytes() for name in outputs} == written  # the same colours again
+
+    linked = tmp_path / "linked"
+    linked.mkdir()
+    (linked / "x.png").symlink_to(photos / "x.png")
+    through_link = lite_alone(alone, model, photos / "x.png", "-o", linked, "--overwrite")
+    assert through_link.returncode == 0 and (linked / "x.png").is_symlink(), through_link.stderr
+    assert (photos / "x.png").read_bytes() == originals["x.png"] and (linked / "x_colorized.png").exists()
+
+
+def a_folder(tmp_path):
+    (tmp_path / "folder.tflite").mkdir()
+    return tmp_path / "folder.tflite"
+
+
+def corrupt_model(tmp_path):
+    (tmp_path / "corrupt.tflite").write_bytes(b"TFL3" + bytes(range(256)) * 4)
+    return tmp_path / "corrupt.tflite"
+
+
+def an_output_file(tmp_path):
+    (tmp_path / "taken").write_text("")
+    return tmp_path / "taken"
+
+
+@pytest.mark.parametrize("model, options, named", [
+    (corrupt_model, [], "corrupt.tflite"),
+    (lambda tmp_path: tmp_path / "missing.tflite", [], "missing.tflite"),
+    ("keras", [], "generator.keras"),
+    (a_folder, [], "folder.tflite"),
+    ("tflite", ["--threads", "0"], "--threads"),
+    ("tflite", ["--max-pixels", "0"], "--max-pixels"),
+    ("tflite", ["-o", an_output_file], "taken"),
+], ids=["corrupt", "missing", "keras", "folder", "threads", "max-pixels", "out-is-a-file"])
+def test_bad_model_or_option_is_one_line_and_status_2(model, options, named, exported, small_generator_file,
+                                                      tmp_path, capfd):
+    models = {"keras": small_generator_file, "tflite": exported / "tflite" / "generator_deterministic_float32.tflite"}
+    model = models[model] if isinstance(model, str) else model(tmp_path)
+    options = [option(tmp_path) if callable(option) else option for option in options]
+    photo = tmp_path / "x.png"
+    Image.open(sample_photo_paths(1)[0]).resize((40, 30)).save(photo)
+    out = [] if "-o" in options else ["-o", tmp_path / "out"]
+    status = lite.main([str(argument) for argument in [model, photo, *out, *options]])
+    stderr = capfd.readouterr().err
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert status == 2 and len(lines) == 1 and named in lines[0] and "Traceback" not in stderr, stderr

@@ -103,6 +103,22 @@ def test_unknown_codec_is_refused_before_any_work(video_folder, small_generator_
     assert not (tmp_path / "out").exists()
 
 
+def test_video_outputs_follow_the_rules_of_photos(small_generator_file, tmp_path, capsys):
+    """-o the video's own folder: clip_colorized.mp4 (the input is never written); the output
+    existing: skipped, status 0; --overwrite: replaced, the input still untouched."""
+    from pix2color.cli.colorize import main
+
+    clip = clips.write_clip(two_shots(32, 24, frames_each=2), tmp_path / "clip.mp4", audio_seconds=0)
+    original = clip.read_bytes()
+    arguments = [str(clip), "-o", str(tmp_path), "--model", str(small_generator_file), "--verbose", "0"]
+    for extra, said in (([], "1 colorized"), ([], "1 skipped (their outputs exist"), (["--overwrite"], "1 colorized")):
+        status = main(arguments + extra)
+        captured = capsys.readouterr()
+        assert status == 0 and said in captured.out, captured.err
+        assert clip.read_bytes() == original and describe(tmp_path / "clip_colorized.mp4")["frames"] == 4
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4", "clip_colorized.mp4"]  # no temporary left
+
+
 # --------------------------------------------------------------------------- the stabiliser
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 
 from pix2color.colorize import OUTPUT_FORMATS
 from pix2color.lite import DEFAULT_MAX_PIXELS
@@ -45,27 +46,59 @@ def build_parser() -> argparse.ArgumentParser:
                        help="keep colours steady from frame to frame (off: every frame on its own)")
     video.add_argument("--strength", type=float, default=DEFAULT_STRENGTH,
                        help="stabiliser: weight of the previous frame's colours where they still fit, in [0, 1)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace outputs that exist (an input is never replaced: it gets NAME_colorized.EXT)")
     parser.add_argument("--verbose", type=int, choices=(0, 1), default=1)
     return parser
 
 
+def option_problem(args: argparse.Namespace) -> str | None:
+    """The first option out of its range, or an output folder that cannot be written, in one
+    line; None when all is well. Checked before TensorFlow loads: a mistake costs no wait."""
+    from pix2color.lite import check_output_folder
+
+    checks = [
+        (args.batch_size >= 1, f"--batch-size must be at least 1 (got {args.batch_size})"),
+        (1 <= args.quality <= 100, f"--quality must be in 1..100 (got {args.quality})"),
+        (args.max_pixels >= 1, f"--max-pixels must be at least 1 (got {args.max_pixels})"),
+        (0.0 <= args.strength < 1.0, f"--strength must be in [0, 1) (got {args.strength})"),
+    ]
+    problem = next((message for fine, message in checks if not fine), None)
+    try:
+        check_output_folder(args.out)
+    except ValueError as error:
+        problem = problem or str(error)
+    return problem
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Exit status: 0 all colorized, 1 some files failed (or a video ended early), 2 nothing to do,
-    a bad model or a bad option."""
+    """Exit status: 0 when nothing failed (outputs that exist are skipped, and said so), 1 when
+    some files failed (or a video ended early), 2 for nothing to do, a bad model, a bad option or
+    an output folder that cannot be written."""
     args = build_parser().parse_args(argv)
+    problem = option_problem(args)
+    if problem:
+        print(f"pix2color colorize: error: {problem}", file=sys.stderr)
+        return 2
     import_quietly()
+    return _run(args)
+
+
+def _say(prefix: str) -> Callable[[str], None]:
+    return lambda message: print(f"{prefix}: {message}", file=sys.stderr)
+
+
+def _run(args: argparse.Namespace) -> int:
     import keras
     from tqdm import tqdm
 
-    from pix2color.colorize import (FullResolutionColorizer, colorize_files, colorize_videos, expand_inputs,
+    from pix2color.colorize import (FullResolutionColorizer, colorize_files, colorize_videos, expand_inputs, plan,
                                     split_photos_and_videos)
+    from pix2color.lite import summary
     from pix2color.loading import load_network
     from pix2color.stabilise import Stabiliser
     from pix2color.video import check_codec
 
-    if not 0.0 <= args.strength < 1.0:
-        print(f"pix2color colorize: error: --strength must be in [0, 1) (got {args.strength})", file=sys.stderr)
-        return 2
     files, missing = expand_inputs(args.inputs)
     for item in missing:
         print(f"error: {item}: no such file or no match", file=sys.stderr)
@@ -80,24 +113,25 @@ def main(argv: list[str] | None = None) -> int:
         print(f"pix2color colorize: error: {error}", file=sys.stderr)
         return 2
     recipe = FullResolutionColorizer(network.predict_ab, network.image_size)
-    written, failed = 0, len(missing)
-    if photos:
-        progress = keras.utils.Progbar(len(photos), verbose=args.verbose, unit_name="image")
-        report = colorize_files(
-            photos, args.out, recipe, args.batch_size, args.image_format, args.quality, args.compare,
-            args.max_pixels, on_error=lambda message: print(f"\nerror: {message}", file=sys.stderr),
-            on_progress=progress.add,
-        )
-        written, failed = written + len(report.written), failed + len(report.failed)
-    if videos:
-        report = colorize_videos(
-            videos, args.out, recipe, args.batch_size, args.video_format, codec, args.crf,
-            (lambda: Stabiliser(args.strength)) if args.stabilise == "on" else None,
-            on_error=lambda message: print(f"error: {message}", file=sys.stderr),
-            on_note=lambda message: print(f"note: {message}", file=sys.stderr),
-            progress=lambda name, total: tqdm(total=total, desc=name, unit="frame", disable=not args.verbose,
-                                              dynamic_ncols=True),
-        )
-        written, failed = written + len(report.written), failed + len(report.failed)
-    print(f"{written} colorized into {args.out}, {failed} failed")
+    photos, videos = plan(photos, videos, args.out, args.image_format, args.video_format, args.compare, args.overwrite)
+    for item in photos + videos:
+        for line in item.renamed:
+            _say("note")(line)
+        for line in item.skipped:
+            _say("skipped")(line)
+    todo = [item for item in photos if item.target is not None]
+    progress = keras.utils.Progbar(len(todo), verbose=args.verbose, unit_name="image")
+    reports = [colorize_files(todo, recipe, args.batch_size, args.quality, args.overwrite, args.max_pixels,
+                              on_error=lambda message: print(f"\nerror: {message}", file=sys.stderr),
+                              on_skip=_say("skipped"), on_progress=progress.add)]
+    reports.append(colorize_videos(
+        videos, recipe, args.batch_size, codec, args.crf,
+        (lambda: Stabiliser(args.strength)) if args.stabilise == "on" else None, args.overwrite,
+        on_error=_say("error"), on_note=_say("note"), on_skip=_say("skipped"),
+        progress=lambda name, total: tqdm(total=total, desc=name, unit="frame", disable=not args.verbose,
+                                          dynamic_ncols=True),
+    ))
+    skipped = sum(item.target is None for item in photos + videos) + sum(len(r.skipped) for r in reports)
+    failed = len(missing) + sum(len(r.failed) for r in reports)
+    print(summary(sum(len(r.written) for r in reports), skipped, failed, args.out))
     return 1 if failed else 0
