@@ -457,19 +457,17 @@ def check_output_folder(out: str | os.PathLike) -> None:
 def write_output(path: Path, write: Callable[[typing.BinaryIO], None], overwrite: bool = False) -> None:
     """Write the file `path` through `write(handle)`, never replacing a file unless `overwrite`.
 
-    Without `overwrite` the file is created exclusively: a file there, even one that appeared
-    after the plan was made, raises `OutputExists` and is left alone. With `overwrite` a hidden
-    temporary file in the same folder takes the name when complete (a symlink there is replaced,
-    not the file it points to). A failed write leaves no file behind.
+    The file is written whole under a hidden temporary name in the same folder, then given its
+    name (`move_into_place`): a process killed mid-write leaves no half file under the output's
+    name. Without `overwrite` a file there, even one that appeared after the plan was made,
+    raises `OutputExists` and is left alone; with it, a symlink there is replaced, not the file
+    it points to.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    if not overwrite:
-        _fill(path, "xb", write)
-        return
     temporary = reserve_temporary(path)
     try:
         _fill(temporary, "wb", write)
-        os.replace(temporary, path)
+        move_into_place(temporary, path, overwrite)
     finally:
         temporary.unlink(missing_ok=True)
 
@@ -512,9 +510,9 @@ def move_into_place(temporary: Path, path: Path, overwrite: bool = False) -> Non
             os.link(temporary, path)
         except FileExistsError:
             raise OutputExists(errno.EEXIST, "exists", str(path)) from None
-        except OSError:
+        except OSError:  # no hard links here: an exclusively created file, filled with a copy
             with open(temporary, "rb") as source:
-                write_output(path, lambda handle: _copy(source, handle))
+                _fill(path, "xb", lambda handle: _copy(source, handle))
     finally:
         temporary.unlink(missing_ok=True)
 
@@ -532,8 +530,13 @@ def save_png(rgb: np.ndarray, path: Path, overwrite: bool = False) -> None:
 # --------------------------------------------------------------------------- the command
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line; the usage is in --help
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         description="Colorize photos with a pix2color .tflite file (no TensorFlow). OUT/NAME.png for each "
                     "photo; an input is never written (NAME_colorized.png instead), two inputs never share "
                     "an output (NAME-2.png), an existing file is skipped unless --overwrite.")
@@ -556,9 +559,20 @@ def _check_options(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Exit status: 0 when nothing failed (an output that exists is skipped, and said so), 1 when
-    some photos could not be colorized or written, 2 for a bad model, option or output folder."""
+    some photos could not be colorized or written, 2 for a bad model, option or output folder;
+    130 after Ctrl-C (the photos finished so far are kept, whole)."""
     parser = _parser()
-    args = parser.parse_args(argv)
+    try:
+        return _main(parser, parser.parse_args(argv))
+    except KeyboardInterrupt:
+        print(f"{parser.prog}: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # the reader of stdout is gone (`| head`): end quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+
+
+def _main(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     try:
         _check_options(args)
         colorizer = LiteColorizer(args.model, args.threads)

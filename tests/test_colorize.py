@@ -143,7 +143,10 @@ def colorize_here(capsys, *args):
     """`pix2color colorize ARGS` in this process: (exit status, stdout, stderr)."""
     from pix2color.cli.colorize import main
 
-    status = main([*map(str, args), "--verbose", "0"])
+    try:
+        status = main([*map(str, args), "--verbose", "0"])
+    except SystemExit as refused:  # argparse's refusal of a flag's value
+        status = refused.code
     captured = capsys.readouterr()
     return status, captured.out, captured.err
 

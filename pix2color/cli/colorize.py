@@ -10,6 +10,7 @@ import argparse
 import sys
 from collections.abc import Callable
 
+from pix2color.cli import ArgumentParser, HelpFormatter, command, positive_int
 from pix2color.colorize import OUTPUT_FORMATS
 from pix2color.lite import DEFAULT_MAX_PIXELS
 from pix2color.loading import MODES
@@ -18,18 +19,21 @@ from pix2color.stabilise import DEFAULT_STRENGTH
 from pix2color.video import DEFAULT_CRF, VIDEO_FORMATS
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="pix2color colorize",
+PROG = "pix2color colorize"
+
+
+def build_parser() -> ArgumentParser:
+    parser = ArgumentParser(
+        prog=PROG,
         description="Colorize photos and videos at their original resolution.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     parser.add_argument("inputs", nargs="+", help="photos, videos, folders (searched recursively) or globs")
     parser.add_argument("-o", "--out", required=True, help="output folder")
     parser.add_argument("--model", default="runs/pix2color", help="run folder, .keras generator or SavedModel")
     parser.add_argument("--mode", choices=MODES, default="deterministic",
                         help="deterministic: reproducible colours; paper: dropout and batch statistics as the report")
-    parser.add_argument("--batch-size", type=int, default=8, help="images or video frames per network call")
+    parser.add_argument("--batch-size", type=positive_int, default=8, help="images or video frames per network call")
     parser.add_argument("--format", dest="image_format", choices=("same", *OUTPUT_FORMATS), default="same",
                         help="output format; 'same' keeps jpg/png/webp and writes png otherwise")
     parser.add_argument("--quality", type=int, default=95, help="JPEG/WebP quality")
@@ -48,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="stabiliser: weight of the previous frame's colours where they still fit, in [0, 1)")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace outputs that exist (an input is never replaced: it gets NAME_colorized.EXT)")
-    parser.add_argument("--verbose", type=int, choices=(0, 1), default=1)
+    parser.add_argument("--verbose", type=int, choices=(0, 1), default=1, help="1: progress bars")
     return parser
 
 
@@ -71,6 +75,7 @@ def option_problem(args: argparse.Namespace) -> str | None:
     return problem
 
 
+@command(PROG)
 def main(argv: list[str] | None = None) -> int:
     """Exit status: 0 when nothing failed (outputs that exist are skipped, and said so), 1 when
     some files failed (or a video ended early), 2 for nothing to do, a bad model, a bad option or
@@ -78,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     problem = option_problem(args)
     if problem:
-        print(f"pix2color colorize: error: {problem}", file=sys.stderr)
+        print(f"{PROG}: error: {problem}", file=sys.stderr)
         return 2
     import_quietly()
     return _run(args)
@@ -103,14 +108,14 @@ def _run(args: argparse.Namespace) -> int:
     for item in missing:
         print(f"error: {item}: no such file or no match", file=sys.stderr)
     if not files:
-        print("pix2color colorize: error: no input photos or videos", file=sys.stderr)
+        print(f"{PROG}: error: no input photos or videos", file=sys.stderr)
         return 2
     photos, videos = split_photos_and_videos(files)
     try:
         codec = check_codec(args.codec, args.video_format) if videos else None
-        network = load_network(args.model, args.mode)
+        network = load_network(args.model, args.mode, log=print)
     except (ValueError, OSError) as error:
-        print(f"pix2color colorize: error: {error}", file=sys.stderr)
+        print(f"{PROG}: error: {error}", file=sys.stderr)
         return 2
     recipe = FullResolutionColorizer(network.predict_ab, network.image_size)
     photos, videos = plan(photos, videos, args.out, args.image_format, args.video_format, args.compare, args.overwrite)
