@@ -616,11 +616,11 @@ def generators(choice: str) -> tuple[str, ...]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import_quietly()
-    from pix2color.models import GENERATORS
+    from pix2color.cli import ArgumentParser
+    from pix2color.config import GENERATORS
 
-    parser = argparse.ArgumentParser(prog="python -m pix2color.bench", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(prog="python -m pix2color.bench", description=__doc__,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
     train = commands.add_parser("train", help="seconds per training step")
     train.add_argument("--image-size", type=int, default=256)
@@ -675,6 +675,7 @@ def main(argv: list[str] | None = None) -> int:
         command.add_argument("--generator", choices=GENERATORS, default="unet",
                              help="resnet18: the ResNet-18 U-Net too, after the U-Net, in the same process")
     args = parser.parse_args(argv)
+    import_quietly()
     import tensorflow as tf
 
     tf.get_logger().setLevel("ERROR")  # retracing notices: each configuration is a new model

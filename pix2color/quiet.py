@@ -12,6 +12,7 @@ import atexit
 import contextlib
 import os
 import re
+import signal
 import sys
 import tempfile
 import threading
@@ -46,11 +47,34 @@ def quiet_native_stderr():
             sys.stderr.write("".join(line for line in lines if not _IMPORT_NOISE.search(line)))
 
 
+@contextlib.contextmanager
+def ctrl_c_after():
+    """Hold a Ctrl-C (SIGINT) back until the block is done, then raise KeyboardInterrupt.
+
+    For TensorFlow's import: its native modules run Python code through pybind11, where a
+    KeyboardInterrupt can be swallowed (the import goes on) or leave CPython's "unhandled
+    Ctrl-C" mark, which kills the process with SIGINT at exit even after the command caught it.
+    Outside the main thread (where Python cannot install handlers) it does nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received = []
+    previous = signal.signal(signal.SIGINT, lambda number, frame: received.append(number))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if received:
+        raise KeyboardInterrupt
+
+
 def import_quietly() -> None:
     """Import TensorFlow and tensorflow-io's colour ops without their start-up noise, and keep
-    image decoders' warnings out of the terminal from then on (`filter_decoder_warnings`)."""
+    image decoders' warnings out of the terminal from then on (`filter_decoder_warnings`).
+    A Ctrl-C during the import stops the command once the import is done (`ctrl_c_after`)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before TensorFlow loads
-    with quiet_native_stderr():
+    with ctrl_c_after(), quiet_native_stderr():
         import tensorflow
 
         import pix2color.color  # noqa: F401

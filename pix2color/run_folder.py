@@ -57,6 +57,7 @@ class RunLock:
         self.folder = Path(folder)
         self.path = self.folder / LOCK_FILE
         self._descriptor: int | None = None
+        self.created_folder = False  # this lock made the folder: it may remove it if left empty
 
     def acquire(self) -> bool:
         """Take the lock; False where the filesystem cannot lock (the run is then unguarded).
@@ -67,28 +68,43 @@ class RunLock:
         import fcntl
 
         try:
+            self.created_folder = not self.folder.exists()
             self.folder.mkdir(parents=True, exist_ok=True)
-            descriptor = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as error:
             raise OutputError(f"cannot write to --out {self.folder}: {error.strerror or error}") from None
-        try:
-            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = self.holder()
-            os.close(descriptor)
-            raise RunError(f"{self.folder} is in use by another training ({holder}); wait for it to end, "
-                           "or choose another --out") from None
-        except OSError as error:
-            os.close(descriptor)
-            if error.errno in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
-                return False
-            raise OutputError(f"cannot lock --out {self.folder}: {error.strerror or error}") from None
+        while True:
+            try:
+                descriptor = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError as error:
+                raise OutputError(f"cannot write to --out {self.folder}: {error.strerror or error}") from None
+            try:
+                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = self.holder()
+                os.close(descriptor)
+                raise RunError(f"{self.folder} is in use by another training ({holder}); wait for it to end, "
+                               "or choose another --out") from None
+            except OSError as error:
+                os.close(descriptor)
+                if error.errno in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
+                    return False
+                raise OutputError(f"cannot lock --out {self.folder}: {error.strerror or error}") from None
+            if self._still_named(descriptor):
+                break
+            os.close(descriptor)  # its holder removed the file as we opened it: lock the new one
         self._descriptor = descriptor
         owner = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.strftime("%Y-%m-%d %H:%M:%S"),
                  "command": " ".join(sys.argv)}
         os.ftruncate(descriptor, 0)
         os.pwrite(descriptor, (json.dumps(owner) + "\n").encode(), 0)
         return True
+
+    def _still_named(self, descriptor: int) -> bool:
+        """The locked file is the one the lock's path names (not one unlinked since it was opened)."""
+        try:
+            return os.path.samestat(os.fstat(descriptor), os.stat(self.path))
+        except OSError:
+            return False
 
     def holder(self) -> str:
         """Who holds the lock, in words, from what the holder wrote into the lock file."""
@@ -99,9 +115,16 @@ class RunLock:
             return "a process that has not yet written its name"
 
     def release(self) -> None:
-        if self._descriptor is not None:
-            os.close(self._descriptor)  # closing the descriptor releases the flock
-            self._descriptor = None
+        """Remove the lock file and unlock (a folder this lock created and nothing else was
+        written to goes too: a run that stopped before its first write leaves nothing behind).
+        A process killed while holding it leaves the file, unlocked: the next trainer takes it."""
+        if self._descriptor is None:
+            return
+        self.path.unlink(missing_ok=True)  # while still held: a trainer that opened it now finds it unlinked
+        if self.created_folder and not os.listdir(self.folder):
+            self.folder.rmdir()
+        os.close(self._descriptor)  # closing the descriptor releases the flock
+        self._descriptor = None
 
 
 @contextlib.contextmanager

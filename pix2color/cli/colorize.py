@@ -105,11 +105,12 @@ def _run(args: argparse.Namespace) -> int:
     from pix2color.video import check_codec
 
     files, missing = expand_inputs(args.inputs)
+    if not files:
+        unmatched = f" ({', '.join(missing)}: no such file or no match)" if missing else ""
+        print(f"{PROG}: error: no input photos or videos{unmatched}", file=sys.stderr)
+        return 2
     for item in missing:
         print(f"error: {item}: no such file or no match", file=sys.stderr)
-    if not files:
-        print(f"{PROG}: error: no input photos or videos", file=sys.stderr)
-        return 2
     photos, videos = split_photos_and_videos(files)
     try:
         codec = check_codec(args.codec, args.video_format) if videos else None

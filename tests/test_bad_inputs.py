@@ -1,0 +1,163 @@
+"""Every command of the README, given bad inputs: one plain line on stderr, the right exit
+status, no traceback, and no file that was there before changed."""
+
+import hashlib
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import sample_photo_paths
+
+ROOT = Path(__file__).resolve().parents[1]
+PIX2COLOR = [sys.executable, "-m", "pix2color.cli"]
+TRAIN = [sys.executable, str(ROOT / "train.py")]
+EXPORT = [sys.executable, str(ROOT / "export" / "export_model.py")]
+TFLITE = [sys.executable, str(ROOT / "export" / "colorize_tflite.py")]
+BENCH = [sys.executable, "-m", "pix2color.bench"]
+slow = pytest.mark.slow  # the command imports TensorFlow before it can refuse (~5 s each)
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory, small_generator_file):
+    """What the commands are pointed at: a photo, models good and bad, run and poll folders gone wrong."""
+    folder = tmp_path_factory.mktemp("workspace")
+    shutil.copy(sample_photo_paths(1)[0], folder / "photo.jpg")
+    shutil.copy(small_generator_file, folder / "model.keras")
+    (folder / "corrupt.keras").write_bytes(b"PK\x03\x04 not really a zip")
+    (folder / "corrupt.tflite").write_bytes(bytes(2000))
+    (folder / "a_file").write_text("not a folder\n")
+    for name, content in (("damaged_run", "{"), ("list_run", "[]"), ("empty_run", "")):
+        (folder / name / "checkpoints").mkdir(parents=True)
+        (folder / name / "run.json").write_text(content)
+    (folder / "interrupted_run").mkdir()
+    (folder / "interrupted_run" / "history.csv").write_text("")
+    (folder / "photos").mkdir()
+    (folder / "not_a_poll").mkdir()
+    return folder
+
+
+# (command, expected exit status, words the one line on stderr must hold); W = the workspace.
+BAD_INPUTS = [
+    (TRAIN + ["--lr", "-1"], 2, "--lr"),
+    (TRAIN + ["--lambda-l1", "-1"], 2, "--lambda-l1"),
+    (TRAIN + ["--steps-per-epoch", "0"], 2, "--steps-per-epoch"),
+    (TRAIN + ["--image-size", "48"], 2, "power of two"),
+    (TRAIN + ["--beta1", "1.5"], 2, "--beta1"),
+    (TRAIN + ["--epochs", "ten"], 2, "--epochs"),
+    (PIX2COLOR + ["train", "--val-fraction", "-0.1"], 2, "--val-fraction"),
+    pytest.param(PIX2COLOR + ["train", "--data", "W/missing", "--out", "W/new_run"], 2, "no such folder", marks=slow),
+    pytest.param(TRAIN + ["--data", "sample", "--out", "W/a_file"], 1, "cannot write to --out", marks=slow),
+    pytest.param(TRAIN + ["--data", "sample", "--out", "W/damaged_run"], 2, "run.json is damaged", marks=slow),
+    pytest.param(TRAIN + ["--data", "sample", "--out", "W/list_run"], 2, "not a pix2color run record", marks=slow),
+    pytest.param(TRAIN + ["--data", "sample", "--out", "W/empty_run"], 2, "run.json is damaged", marks=slow),
+    (PIX2COLOR + ["colorize", "W/photo.jpg", "-o", "W/out", "--batch-size", "0"], 2, "--batch-size"),
+    (PIX2COLOR + ["colorize", "W/photo.jpg", "-o", "W/a_file"], 2, "not a folder"),
+    pytest.param(PIX2COLOR + ["colorize", "W/photo.jpg", "-o", "W/out", "--model", "W/missing"], 2, "no such file",
+                 marks=slow),
+    pytest.param(PIX2COLOR + ["colorize", "W/photo.jpg", "-o", "W/out", "--model", "W/corrupt.keras"], 2,
+                 "not a Keras model file", marks=slow),
+    pytest.param(PIX2COLOR + ["colorize", "W/missing.jpg", "-o", "W/out", "--model", "W/model.keras"], 2,
+                 "no such file or no match", marks=slow),
+    pytest.param(PIX2COLOR + ["colorize", "W/photo.jpg", "-o", "W/out", "--model", "W/damaged_run"], 2,
+                 "run.json is damaged", marks=slow),
+    (PIX2COLOR + ["export", "--formats", "onnx"], 2, "--formats"),
+    (EXPORT + ["--model", "W/model.keras", "--out", "W/a_file"], 2, "is a file"),
+    pytest.param(EXPORT + ["--model", "W/missing"], 2, "no such file", marks=slow),
+    pytest.param(PIX2COLOR + ["export", "--model", "W/corrupt.keras", "--out", "W/exported"], 2,
+                 "not a Keras model file", marks=slow),
+    (TFLITE + ["W/corrupt.tflite", "W/photo.jpg", "-o", "W/out"], 2, "not a LiteRT"),
+    (TFLITE + ["W/missing.tflite", "W/photo.jpg", "-o", "W/out"], 2, "no such file"),
+    (TFLITE + ["W/model.keras", "W/photo.jpg", "-o", "W/out"], 2, "model.keras"),
+    (TFLITE + ["W/corrupt.tflite", "W/photo.jpg", "--threads", "0"], 2, "--threads"),
+    (PIX2COLOR + ["evaluate", "--model", "W/model.keras", "--limit", "0"], 2, "--limit"),
+    (PIX2COLOR + ["evaluate", "--model", "W/model.keras", "--limit", "-1"], 2, "--limit"),
+    (PIX2COLOR + ["evaluate", "--model", "W/model.keras", "--batch-size", "0"], 2, "--batch-size"),
+    (PIX2COLOR + ["evaluate", "--model", "W/model.keras", "--modes", "best"], 2, "--modes"),
+    pytest.param(PIX2COLOR + ["evaluate", "--model", "W/missing", "--out", "W/eval"], 2, "no such file", marks=slow),
+    pytest.param(PIX2COLOR + ["evaluate", "--model", "W/model.keras", "--data", "W/photos", "--out", "W/eval"], 2,
+                 "no image files", marks=slow),
+    (PIX2COLOR + ["ablation", "--steps", "0"], 2, "--steps"),
+    (PIX2COLOR + ["ablation", "--configs", "99"], 2, "--configs"),
+    (PIX2COLOR + ["ablation", "--image-size", "100"], 2, "power of two"),
+    (PIX2COLOR + ["plots", "W/interrupted_run"], 2, "no finished epoch"),
+    (PIX2COLOR + ["plots", "W/missing"], 2, "no history.csv"),
+    (PIX2COLOR + ["serve"], 2, "--model"),
+    (PIX2COLOR + ["serve", "--model", "W/model.keras", "--port", "99999"], 2, "--port"),
+    pytest.param(PIX2COLOR + ["serve", "--model", "W/missing"], 2, "no such file", marks=slow),
+    (PIX2COLOR + ["serve", "--poll", "W/not_a_poll"], 2, "not a poll folder"),
+    (PIX2COLOR + ["turing", "results", "W/not_a_poll"], 2, "not a poll folder"),
+    (PIX2COLOR + ["turing", "build", "--model", "W/model.keras", "--photos", "W/missing", "--out", "W/poll"], 2,
+     "not a folder"),
+    (PIX2COLOR + ["turing", "build", "--model", "W/model.keras", "--photos", "W/photos", "--out", "W/poll",
+                  "--pairs", "0"], 2, "--pairs"),
+    (PIX2COLOR + ["nonsense"], 2, "unknown command"),
+    (BENCH + ["nonsense"], 2, "nonsense"),
+]
+
+
+def files_and_hashes(folder: Path) -> dict[str, str]:
+    return {str(path.relative_to(folder)): hashlib.sha256(path.read_bytes()).hexdigest()
+            for path in sorted(folder.rglob("*")) if path.is_file()}
+
+
+@pytest.mark.parametrize("command, status, words", BAD_INPUTS)
+def test_a_bad_input_is_one_line_and_changes_nothing(workspace, command, status, words):
+    command = [str(workspace) + part[1:] if part.startswith("W/") else part for part in command]
+    before = files_and_hashes(workspace)
+    result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=600)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert "Traceback" not in result.stderr, result.stderr[-3000:]
+    assert len(lines) == 1, result.stderr[-3000:]
+    assert result.returncode == status, (result.returncode, lines[0])
+    assert words in lines[0], lines[0]
+    assert files_and_hashes(workspace) == before
+
+
+def test_building_a_command_line_parser_imports_no_tensorflow():
+    """`--help` and refused flags answer at once: TensorFlow takes ~4 s to import."""
+    code = ("import importlib, sys\n"
+            "for name in ('train', 'colorize', 'export', 'evaluate', 'ablation', 'plots', 'serve', 'turing'):\n"
+            "    importlib.import_module('pix2color.cli.' + name).build_parser()\n"
+            "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert result.returncode == 0 and result.stdout.strip() == "[]", result.stdout + result.stderr
+
+
+def test_help_shows_each_default_once_and_no_none():
+    for command in [PIX2COLOR + [name] for name in ("train", "colorize", "export", "evaluate", "ablation", "serve",
+                                                    "plots")] + [TRAIN]:
+        result = subprocess.run(command + ["--help"], capture_output=True, text=True, cwd=ROOT, timeout=60)
+        assert result.returncode == 0, result.stderr
+        text = " ".join(result.stdout.split())
+        assert "(default: None)" not in text and "(default: False)" not in text, command
+        assert not re.search(r"\(default: [^)]*\)\s*\(default:", text), command
+        if command[-1] in ("evaluate", "export"):
+            assert "(default: " in text, command
+    assert "--epochs EPOCHS epochs to train in all (raise it to train on) (default: 15)" in text
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("after", [0.5, 2.0])
+@pytest.mark.parametrize("name", ["train", "colorize", "evaluate", "serve"])
+def test_ctrl_c_during_start_up_is_one_line(workspace, tmp_path, name, after):
+    arguments = {
+        "train": ["train", "--data", "sample", "--image-size", "32", "--out", str(tmp_path / "run")],
+        "colorize": ["colorize", str(workspace / "photo.jpg"), "-o", str(tmp_path / "out"), "--model",
+                     str(workspace / "model.keras")],
+        "evaluate": ["evaluate", "--model", str(workspace / "model.keras"), "--out", str(tmp_path / "eval")],
+        "serve": ["serve", "--model", str(workspace / "model.keras"), "--port", "0"],
+    }[name]
+    process = subprocess.Popen(PIX2COLOR + arguments, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+    time.sleep(after)
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=120)
+    assert "Traceback" not in stderr, stderr[-3000:]
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert process.returncode == 130 and len(lines) == 1 and "interrupted" in lines[0], (process.returncode, stderr)
