@@ -5,8 +5,11 @@ The same as `pix2color export`; see `pix2color/export.py` and `pix2color/cli/exp
 """
 
 import sys
+from pathlib import Path
 
-from pix2color.cli.export import main
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # a checkout, installed or not
+
+from pix2color.cli.export import main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -79,7 +79,7 @@ def test_folder_of_only_bad_or_gray_images_is_a_clear_error(tmp_path):
     from PIL import Image
 
     Image.new("L", (64, 64), 128).save(tmp_path / "gray.png")
-    with pytest.raises(data.DataError, match="no usable colour training images"):
+    with pytest.raises(data.DataError, match="no usable colour images"):
         data.load_image_set(str(tmp_path), verbose=0)
 
 
