@@ -128,8 +128,10 @@ def colorize_notebook():
                           "returns the colorized uint8 image. TFLite: built-in ops only, `lightness (1,S,S,1) -> ab (1,S,S,2)`."),
         new_code_cell("from pix2color import export\nfrom pix2color.loading import load_generator\n"
                       "generator = load_generator(MODEL)  # a run folder or .keras file\n"
-                      "saved = export.export_savedmodel(generator, Path(EXPORT_DIR, 'savedmodel'))\n"
-                      "tflite_files = export.export_tflite(generator, Path(EXPORT_DIR, 'tflite'), TFLITE_VARIANTS, ('deterministic',))"),
+                      "# overwrite=True: running the notebook again replaces the files it wrote\n"
+                      "saved = export.export_savedmodel(generator, Path(EXPORT_DIR, 'savedmodel'), overwrite=True)\n"
+                      "tflite_files = export.export_tflite(generator, Path(EXPORT_DIR, 'tflite'), TFLITE_VARIANTS, ('deterministic',),\n"
+                      "                                   overwrite=True)"),
         new_markdown_cell("## Run the TFLite file with LiteRT\n`pix2color/lite.py` needs only `ai-edge-litert`, numpy and "
                           "Pillow: it is what runs on a phone or a small board."),
         new_code_cell("import time\nfrom pix2color.lite import LiteColorizer\nrows = []\n"

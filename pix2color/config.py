@@ -81,11 +81,13 @@ class TrainConfig:
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise RunError(f"--{name.replace('_', '-')} must be at least 1 (got {value})")
-        if not self.lr > 0:
-            raise RunError(f"--lr must be greater than 0 (got {self.lr:g})")
+        if not 0 < self.lr < math.inf:
+            raise RunError(f"--lr must be a number greater than 0 (got {self.lr:g})")
         for flag, value in (("--lambda-l1", self.lambda_l1), ("--gamma", self.r1_gamma)):
-            if not value >= 0:
-                raise RunError(f"{flag} must be >= 0 (got {value:g}; 0 turns it off)")
+            if not 0 <= value < math.inf:
+                raise RunError(f"{flag} must be a number >= 0 (got {value:g}; 0 turns it off)")
+        if not 0 <= self.seed < 2**32:
+            raise RunError(f"--seed must be in 0 .. {2**32 - 1} (got {self.seed})")
         for flag, value in (("--beta1", self.beta1), ("--beta2", self.beta2), ("--val-fraction", self.val_fraction)):
             if not 0 <= value < 1:
                 raise RunError(f"{flag} must be in [0, 1) (got {value:g})")
@@ -103,3 +105,9 @@ class TrainConfig:
     @property
     def effective_lambda_l1(self) -> float:
         return 0.0 if self.gan_only else self.lambda_l1
+
+    def run_defining(self) -> dict:
+        """The settings a resume must match (`RUN_DEFINING`); --encoder-weights only matters for
+        the ResNet-18 U-Net."""
+        keys = [key for key in RUN_DEFINING if key != "encoder_weights" or self.generator == "resnet18"]
+        return {key: getattr(self, key) for key in keys}

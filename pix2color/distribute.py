@@ -89,9 +89,13 @@ def make_strategy(name: str = "auto") -> tf.distribute.Strategy:
             raise StrategyError(f"--strategy multiworker needs TF_CONFIG naming at least two workers, e.g. {EXAMPLE_TF_CONFIG}")
         check_keras_for_multiworker()
         return tf.distribute.MultiWorkerMirroredStrategy()
-    resolver = tf.distribute.cluster_resolver.TPUClusterResolver()
-    tf.config.experimental_connect_to_cluster(resolver)
-    tf.tpu.experimental.initialize_tpu_system(resolver)
+    try:
+        resolver = tf.distribute.cluster_resolver.TPUClusterResolver()
+        tf.config.experimental_connect_to_cluster(resolver)
+        tf.tpu.experimental.initialize_tpu_system(resolver)
+    except (ValueError, RuntimeError, tf.errors.OpError) as error:
+        reason = str(error).strip().splitlines()[0][:160] if str(error).strip() else type(error).__name__
+        raise StrategyError(f"--strategy tpu: no TPU found ({reason})") from None
     return tf.distribute.TPUStrategy(resolver)
 
 

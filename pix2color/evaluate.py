@@ -20,6 +20,7 @@ Writes evaluation.md (the table) and evaluation.csv (one row per image) into --o
 from __future__ import annotations
 
 import csv
+import io
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -77,14 +78,16 @@ class Evaluation:
         lines += ["", "Report (256x256, COCO test2017, paper mode): PSNR 24.31 +- 2.12, SSIM 0.922."]
         return "\n".join(lines) + "\n"
 
-    def write_csv(self, path: str | Path) -> None:
+    def csv_text(self) -> str:
+        """One row per image: its name, then every system's every metric."""
         columns = [f"{system}_{metric}" for system in self.values for metric in self.values[system]]
-        with open(path, "w", newline="", encoding="utf-8") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(["image", *columns])
-            for index, name in enumerate(self.names):
-                row = [self.values[s][m][index] for s in self.values for m in self.values[s]]
-                writer.writerow([name, *(f"{value:.6f}" for value in row)])
+        text = io.StringIO()
+        writer = csv.writer(text, lineterminator="\n")
+        writer.writerow(["image", *columns])
+        for index, name in enumerate(self.names):
+            row = [self.values[s][m][index] for s in self.values for m in self.values[s]]
+            writer.writerow([name, *(f"{value:.6f}" for value in row)])
+        return text.getvalue()
 
 
 def evaluate_generator(generator, images, names: list[str], batch_size: int = REPORT_BATCH,

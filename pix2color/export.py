@@ -16,11 +16,16 @@ TFLite files `generator_{mode}_{variant}.tflite`, built-in ops only (no Flex), f
 
 from __future__ import annotations
 
+import errno
+import os
+import shutil
+import tempfile
 import warnings
 from pathlib import Path
 
 import numpy as np
 
+from pix2color.lite import write_output
 from pix2color.loading import MODES
 
 TFLITE_VARIANTS = ("float32", "float16", "int8", "dynamic")
@@ -55,8 +60,11 @@ def colorize_in_graph(network, image, image_size: int):
     return tf.cast(tf.round(rgb * 255.0), tf.uint8)
 
 
-def export_savedmodel(generator, out_dir: str | Path) -> Path:
-    """Write a SavedModel with whole-job and raw-network signatures, both inference modes."""
+def export_savedmodel(generator, out_dir: str | Path, overwrite: bool = False) -> Path:
+    """Write a SavedModel with whole-job and raw-network signatures, both inference modes.
+
+    Written into a hidden temporary folder beside `out_dir` and renamed into place when whole;
+    an existing `out_dir` is replaced only with `overwrite`."""
     tf = _import_tf()
     from pix2color import models
 
@@ -89,7 +97,22 @@ def export_savedmodel(generator, out_dir: str | Path) -> Path:
         "ab_paper": module.ab_paper.get_concrete_function(),
     }
     out_dir = Path(out_dir)
-    tf.saved_model.save(module, str(out_dir), signatures=signatures)
+    if out_dir.exists() and not overwrite:
+        raise FileExistsError(errno.EEXIST, "exists (--overwrite replaces it)", str(out_dir))
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    partial = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".partial", dir=out_dir.parent))
+    try:
+        tf.saved_model.save(module, str(partial), signatures=signatures)
+        if out_dir.exists():  # overwrite: the old folder goes only once the new one is whole
+            replaced = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".old", dir=out_dir.parent))
+            os.replace(out_dir, replaced / out_dir.name)
+            os.replace(partial, out_dir)
+            shutil.rmtree(replaced)
+        else:
+            os.replace(partial, out_dir)
+    finally:
+        if partial.exists():
+            shutil.rmtree(partial)
     return out_dir
 
 
@@ -140,9 +163,10 @@ def tflite_model(network, image_size: int, variant: str, calibration: np.ndarray
 
 
 def export_tflite(
-    generator, out_dir: str | Path, variants=TFLITE_VARIANTS, modes=MODES, log=print
+    generator, out_dir: str | Path, variants=TFLITE_VARIANTS, modes=MODES, log=print, overwrite: bool = False
 ) -> list[Path]:
-    """Write `generator_{mode}_{variant}.tflite` files; returns their paths."""
+    """Write `generator_{mode}_{variant}.tflite` files, each whole or not at all; returns their paths.
+    An existing file is replaced only with `overwrite`."""
     from pix2color import models
 
     size = int(generator.input_shape[1])
@@ -154,26 +178,37 @@ def export_tflite(
         network = generator if mode == "deterministic" else models.paper_mode_generator(generator)
         for variant in variants:
             path = out_dir / f"generator_{mode}_{variant}.tflite"
-            path.write_bytes(tflite_model(network, size, variant, calibration))
+            flatbuffer = tflite_model(network, size, variant, calibration)
+            write_output(path, lambda handle: handle.write(flatbuffer), overwrite)
             log(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
             written.append(path)
     return written
 
 
-def export(model: str, out: str, formats=FORMATS, variants=TFLITE_VARIANTS, modes=MODES, log=print):
+def export(model: str, out: str, formats=FORMATS, variants=TFLITE_VARIANTS, modes=MODES, log=print,
+           overwrite: bool = False):
     """Library entry: load a generator (run folder or .keras) and write the requested formats."""
     from pix2color.loading import load_generator
 
-    return export_generator(load_generator(model), out, formats, variants, modes, log)
+    return export_generator(load_generator(model), out, formats, variants, modes, log, overwrite)
+
+
+def export_targets(out: str | Path, formats=FORMATS, variants=TFLITE_VARIANTS, modes=MODES) -> list[Path]:
+    """The files and folders an export writes (to check, before any work, that none exists)."""
+    out = Path(out)
+    targets = [out / "savedmodel"] if "savedmodel" in formats else []
+    if "tflite" in formats:
+        targets += [out / "tflite" / f"generator_{mode}_{variant}.tflite" for mode in modes for variant in variants]
+    return targets
 
 
 def export_generator(generator, out: str, formats=FORMATS, variants=TFLITE_VARIANTS, modes=MODES,
-                     log=print) -> list[Path]:
+                     log=print, overwrite: bool = False) -> list[Path]:
     out_dir = Path(out)
     written = []
     if "savedmodel" in formats:
-        written.append(export_savedmodel(generator, out_dir / "savedmodel"))
+        written.append(export_savedmodel(generator, out_dir / "savedmodel", overwrite))
         log(f"wrote {written[-1]}")
     if "tflite" in formats:
-        written += export_tflite(generator, out_dir / "tflite", variants, modes, log)
+        written += export_tflite(generator, out_dir / "tflite", variants, modes, log, overwrite)
     return written

@@ -58,35 +58,71 @@ def read_keras_generator(path: Path):
         raise ValueError(f"{path}: not a Keras model file (a .keras file is a zip archive; this one is damaged "
                          "or something else)")
     try:
-        return keras.models.load_model(path)
+        model = keras.models.load_model(path)
     except Exception as error:  # noqa: BLE001 - Keras raises many kinds for a file it cannot rebuild
         reason = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
         raise ValueError(f"{path}: cannot be read as a pix2color generator ({reason})") from None
+    check_generator(model, path)
+    return model
+
+
+def check_generator(model, name) -> None:
+    """`ValueError` unless `model` maps lightness (N, S, S, 1) to ab (N, S, S, 2), S a power of two >= 32:
+    any other Keras model fails later, deep inside, with a message about tensors."""
+    from pix2color.config import unet_depth
+
+    inputs, outputs = model.inputs, model.outputs
+    shapes = ([tuple(tensor.shape) for tensor in inputs], [tuple(tensor.shape) for tensor in outputs])
+    fits = len(inputs) == 1 and len(outputs) == 1
+    if fits:
+        (_, height, width, channels), output = shapes[0][0], shapes[1][0]
+        fits = (height == width and channels == 1 and isinstance(height, int) and output[1:] == (height, width, 2))
+    try:
+        fits = fits and unet_depth(height) > 0
+    except ValueError:
+        fits = False
+    if not fits:
+        raise ValueError(f"{name}: not a pix2color generator (it maps {', '.join(map(str, shapes[0]))} to "
+                         f"{', '.join(map(str, shapes[1]))}; a generator maps (None, S, S, 1) to (None, S, S, 2))")
 
 
 def _generator_from_run(run: Path, log):
-    """The newer of the run's generator.keras and its newest restorable checkpoint."""
+    """The newer of the run's generator.keras and its newest restorable checkpoint (either one
+    if the other cannot be read)."""
     keras_file = run / run_folder.GENERATOR
     checkpoints = run / run_folder.CHECKPOINTS
     steps = run_folder.checkpoint_steps(checkpoints)
     record = run_folder.read_generator_record(run)
-    if keras_file.exists():
-        if not steps:
-            log(f"model: {keras_file}" + (f" (step {record.steps})" if record else ""))
-            return read_keras_generator(keras_file)
-        if record is not None and record.steps >= steps[0]:
-            log(f"model: {keras_file} (step {record.steps})")
-            return read_keras_generator(keras_file)
-        if record is None and keras_file.stat().st_mtime >= _newest_checkpoint_time(checkpoints, steps[0]):
-            log(f"model: {keras_file} (saved after the newest checkpoint, ckpt-{steps[0]})")
-            return read_keras_generator(keras_file)
+    readable = keras_file.exists()
+    if readable and _keras_file_is_newer(keras_file, record, checkpoints, steps):
+        try:
+            generator = read_keras_generator(keras_file)
+        except ValueError as error:
+            if not steps:
+                raise
+            log(f"note: {error}; using the newest checkpoint instead")
+            readable = False
+        else:
+            log(f"model: {keras_file}" + (f" (step {record.steps})" if record else
+                                          f" (saved after the newest checkpoint, ckpt-{steps[0]})" if steps else ""))
+            return generator
     generator, step = _generator_from_checkpoint(run, log)
-    if keras_file.exists() and record is not None and step <= record.steps:  # the newer checkpoints were damaged
+    if readable and record is not None and step <= record.steps:  # the newer checkpoints were damaged
         log(f"model: {keras_file} (step {record.steps})")
         return read_keras_generator(keras_file)
     newer = f", newer than {keras_file.name}" + (f" of step {record.steps}" if record else "") if keras_file.exists() else ""
     log(f"model: {checkpoints / f'ckpt-{step}'} (step {step}{newer})")
     return generator
+
+
+def _keras_file_is_newer(keras_file: Path, record, checkpoints: Path, steps: list[int]) -> bool:
+    """generator.keras holds at least the newest checkpoint's step (by its record; for runs without
+    one, by the files' times)."""
+    if not steps:
+        return True
+    if record is not None:
+        return record.steps >= steps[0]
+    return keras_file.stat().st_mtime >= _newest_checkpoint_time(checkpoints, steps[0])
 
 
 def _newest_checkpoint_time(checkpoints: Path, step: int) -> float:

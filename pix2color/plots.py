@@ -24,25 +24,35 @@ def read_history(history_csv: str | os.PathLike) -> dict[str, list[float]]:
     """`history.csv` (Keras' CSVLogger) -> column name -> values, one per epoch.
 
     CSVLogger writes NA for a value an epoch did not log (validation, in a run without a
-    validation split): NaN here, drawn as a gap. Raises `HistoryError` if no epoch is in it.
+    validation split): NaN here, drawn as a gap. Lines that are not whole rows (a torn write,
+    a second header) are left out. Raises `HistoryError` if no epoch is in it.
     """
-    with open(history_csv, newline="", encoding="utf-8") as handle:
-        rows = [row for row in csv.DictReader(handle) if (row.get("epoch") or "").isdigit()]
-    if not rows:
+    with open(history_csv, newline="", encoding="utf-8", errors="replace") as handle:
+        rows = list(csv.reader(handle))
+    header = rows[0] if rows else []
+    body = [row for row in rows[1:] if is_history_row(row, len(header))]
+    if not body:
         raise HistoryError(f"{history_csv}: no finished epoch recorded yet (an interrupted first epoch?)")
-    columns: dict[str, list[float]] = {}
-    for row in rows:
-        for name, value in row.items():
-            if name is not None:  # None: the cells of a line longer than the header
-                columns.setdefault(name, []).append(_number(value))
-    return columns
+    return {name: [_number(row[index]) for row in body] for index, name in enumerate(header)}
 
 
-def _number(value: str | None) -> float:
+def is_history_row(row: list[str], columns: int) -> bool:
+    """A whole history.csv row: an epoch number, then a number (or NA / empty) in every column."""
+    if len(row) != columns or not row or not row[0].isdigit():
+        return False
+    return all(cell in ("", "NA") or _is_number(cell) for cell in row[1:])
+
+
+def _is_number(text: str) -> bool:
     try:
-        return float(value)
-    except (TypeError, ValueError):  # "NA", "", a torn line
-        return math.nan
+        float(text)
+        return True
+    except ValueError:
+        return False
+
+
+def _number(text: str) -> float:
+    return float(text) if _is_number(text) else math.nan
 
 
 def _plot_pair(axis, history, name: str, label: str, **style):

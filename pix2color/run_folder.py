@@ -34,6 +34,11 @@ POLL_DATABASE = "poll.sqlite"  # a Turing-test poll folder (pix2color.turing)
 
 _CHECKPOINT_FILE = re.compile(r"^ckpt-(\d+)\.(index|data-\d+-of-\d+)$")
 _PARTIAL_CHECKPOINT = re.compile(r"^ckpt-\d+_temp")
+_PARTIAL_CHECKPOINT_PART = re.compile(r"^part-\d+-of-\d+(\.index|\.data-\d+-of-\d+)(\.tempstate\d+)?$")
+# Everything a run writes into its folder (and a run's checkpoints/ folder); nothing else is ever touched.
+RUN_ENTRIES = {RUN_JSON, LOCK_FILE, CHECKPOINTS, GENERATOR, GENERATOR_RECORD, "history.csv", "losses.png", "logs",
+               "plots", "samples", "scan_cache", "workers", "evaluation.md", "evaluation.csv"}
+PARTIAL_GENERATOR = f".partial-{GENERATOR}"  # generator.keras while it is written (Keras wants the suffix)
 
 
 def is_remote(folder: str | os.PathLike) -> bool:
@@ -207,19 +212,67 @@ def _listdir(directory) -> list[str]:
 
 
 def remove_partial_checkpoints(directory: str | os.PathLike) -> list[str]:
-    """Delete what an interrupted checkpoint write left in `directory` (`ckpt-N_temp...`);
-    returns their names. Only ever call it holding the run's lock: no other process may be
-    writing one. (Local folders only: a gs:// bucket keeps them.)"""
+    """Delete what an interrupted checkpoint write left in `directory` (`ckpt-N_temp/` holding only
+    TensorFlow's part files); returns their names. Only ever call it holding the run's lock: no
+    other process may be writing one. (Local folders only: a gs:// bucket keeps them.)"""
     directory = Path(directory)
     if is_remote(directory) or not directory.is_dir():
         return []
     removed = []
     for name in sorted(os.listdir(directory)):
-        if _PARTIAL_CHECKPOINT.match(name):
-            path = directory / name
-            shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
+        path = directory / name
+        if not _PARTIAL_CHECKPOINT.match(name) or path.is_symlink():
+            continue
+        if path.is_dir() and all(_PARTIAL_CHECKPOINT_PART.match(part) for part in os.listdir(path)):
+            shutil.rmtree(path)
+            removed.append(name)
+        elif path.is_file():
+            path.unlink()
             removed.append(name)
     return removed
+
+
+def foreign_entries(folder: str | os.PathLike) -> list[str]:
+    """What in `folder` a pix2color run did not write (sorted); [] for a run folder or a new one.
+
+    A folder with a valid run.json is a run's; so is one holding only what a run writes (a run
+    stopped before its run.json). Its checkpoints/ may hold only checkpoints.
+    """
+    folder = Path(folder)
+    if is_remote(folder) or not folder.is_dir():
+        return []
+    try:
+        if read_run_json(folder) is not None:
+            return []
+    except RunError:
+        pass
+    names = os.listdir(folder)
+    foreign = [name for name in names if name not in RUN_ENTRIES and name != PARTIAL_GENERATOR]
+    if CHECKPOINTS in names and (folder / CHECKPOINTS).is_dir():
+        foreign += [f"{CHECKPOINTS}/{name}" for name in os.listdir(folder / CHECKPOINTS)
+                    if not (_CHECKPOINT_FILE.match(name) or _PARTIAL_CHECKPOINT.match(name)
+                            or name in ("checkpoint", DAMAGED_STATE))]
+    return sorted(foreign)
+
+
+DAMAGED_STATE = "checkpoint.damaged"
+
+
+def set_aside_damaged_state(directory: str | os.PathLike) -> str | None:
+    """Move a `checkpoint` state file TensorFlow cannot read to checkpoint.damaged (the checkpoints
+    themselves are found by their files); returns a line saying so, or None. Hold the lock."""
+    import tensorflow as tf
+
+    state = Path(directory) / "checkpoint"
+    if is_remote(directory) or not state.is_file():
+        return None
+    try:
+        tf.train.get_checkpoint_state(str(directory))
+        return None
+    except Exception as error:  # noqa: BLE001 - a damaged text proto raises several kinds
+        os.replace(state, state.with_name(DAMAGED_STATE))
+        reason = str(error).strip().splitlines()[0][:120] if str(error).strip() else type(error).__name__
+        return f"Moved {state} to {DAMAGED_STATE}: TensorFlow cannot read it ({reason}); the checkpoints are found by their files"
 
 
 def checkpoints_of(folder: str | os.PathLike) -> str:

@@ -27,6 +27,7 @@ import csv
 import dataclasses
 import functools
 import os
+import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -61,15 +62,16 @@ def _check_resume_settings(out: Path, saved: dict, settings: dict) -> None:
 
 
 def _trim_history(history_csv: Path, epochs_done: int) -> None:
-    """Drop rows of epochs the checkpoint does not contain (a kill between log and save)."""
+    """Keep the rows of epochs the checkpoint contains (a kill between log and save leaves one
+    more), and only whole rows (a second header, a torn or damaged line is dropped)."""
     if not history_csv.exists():
         return
-    with open(history_csv, newline="", encoding="utf-8") as handle:
+    with open(history_csv, newline="", encoding="utf-8", errors="replace") as handle:
         rows = list(csv.reader(handle))
     if not rows:
         return
-    # Rows of whole epochs only (a second header or a torn line from a killed write is dropped).
-    header, body = rows[0], [row for row in rows[1:] if row and row[0].isdigit() and int(row[0]) < epochs_done]
+    header, body = rows[0], [row for row in rows[1:] if plots.is_history_row(row, len(rows[0]))]
+    body = [row for row in body if int(row[0]) < epochs_done]
     with open(history_csv, "w", newline="", encoding="utf-8") as handle:
         csv.writer(handle).writerows([header, *body])
 
@@ -170,11 +172,7 @@ def _prepare_out(out: Path) -> None:
 
 def _check_out_is_a_run_folder(out: Path) -> None:
     """--out must be new, empty, or a pix2color run folder: a run never writes among other files."""
-    if run_folder.is_remote(out) or not out.is_dir():
-        return
-    if run_folder.is_run_or_poll_folder(out) == "a pix2color run folder" or (out / run_folder.CHECKPOINTS).is_dir():
-        return
-    others = sorted(name for name in os.listdir(out) if name != run_folder.LOCK_FILE)
+    others = run_folder.foreign_entries(out)
     if others:
         raise RunError(f"--out {out} holds other files ({', '.join(others[:3])}{', ...' if len(others) > 3 else ''}) "
                        "and no pix2color run: choose a new or empty folder")
@@ -221,6 +219,10 @@ def _train(config: TrainConfig, log, signals: stopping.StopSignals) -> RunResult
     with run_folder.locked(config.out, log):
         for name in run_folder.remove_partial_checkpoints(out / run_folder.CHECKPOINTS):
             log(f"Removed {out / run_folder.CHECKPOINTS / name}: the partial write of an interrupted checkpoint")
+        (out / run_folder.PARTIAL_GENERATOR).unlink(missing_ok=True)  # an interrupted generator.keras write
+        note = run_folder.set_aside_damaged_state(out / run_folder.CHECKPOINTS)
+        if note:
+            log(note)
         return _run(config, log, strategy, role, out, signals)
 
 
@@ -243,7 +245,8 @@ def _run(config: TrainConfig, log, strategy, role: distribute.WorkerRole, out: P
     saved = run_folder.read_run_json(out)
     resuming = bool(run_folder.checkpoint_steps(out / run_folder.CHECKPOINTS))
     if resuming and saved:  # the data-dependent settings are checked once the data is known
-        explicit = {key: value for key, value in asdict(config).items() if key not in ("steps_per_epoch", "batch_size")}
+        explicit = {key: value for key, value in config.run_defining().items()
+                    if key not in ("steps_per_epoch", "batch_size")}
         _check_resume_settings(out, saved, explicit)
     with strategy.scope():  # a resumed run's weights all come from its checkpoint
         trainer = build_trainer(config, strategy, encoder_weights="none" if resuming else None)
@@ -262,9 +265,10 @@ def _run(config: TrainConfig, log, strategy, role: distribute.WorkerRole, out: P
     image_set = _load_data(config, own, out, log)
     config = _fit_batch_to_data(config, image_set, strategy, log)
     steps_per_epoch = config.steps_per_epoch or max(1, len(image_set.train) // config.batch_size)
-    settings = {**asdict(config), "steps_per_epoch": steps_per_epoch}
+    config = dataclasses.replace(config, steps_per_epoch=steps_per_epoch)
+    settings = asdict(config)
     if resuming and saved:
-        _check_resume_settings(out, saved, settings)
+        _check_resume_settings(out, saved, config.run_defining())
     if restored:
         log(f"Resuming from {checkpoint.newest}: epoch {epochs_done}, step {steps_done}")
     if role.is_chief:
@@ -275,8 +279,13 @@ def _run(config: TrainConfig, log, strategy, role: distribute.WorkerRole, out: P
     if epochs_done >= config.epochs:
         log(f"{out} already holds {epochs_done} trained epochs (--epochs {config.epochs}); nothing to do")
         record = run_folder.read_generator_record(out)
-        if role.is_chief and (not generator_path.exists() or record is None or record.steps < steps_done):
+        if role.is_chief and (not zipfile.is_zipfile(generator_path) or record is None or record.steps < steps_done):
             _save_generator(trainer.generator, out, steps_done, epochs_done, log)
+        if role.is_chief and not (out / "plots").is_dir() and (out / "history.csv").exists():
+            try:
+                plots.run_figures(out)  # a run stopped after its last epoch, before its figures
+            except plots.HistoryError as error:
+                log(f"note: no figures: {error}")
         return RunResult(out, epochs_done, steps_done, generator_path, image_set)
 
     val_dataset = make_eval_dataset(image_set.val, config.image_size, config.batch_size) if len(image_set.val) else None
@@ -286,6 +295,7 @@ def _run(config: TrainConfig, log, strategy, role: distribute.WorkerRole, out: P
         + (_figures_and_logs(trainer, image_set, config, out) if role.is_chief else [])
         + [stopping.StopOnRequest(signals, steps)]  # last: the epoch's logs are written first
     )
+    trained = False
     try:
         for last_epoch, phase_steps in _fit_phases(epochs_done, steps_done, steps_per_epoch, config.epochs):
             pipeline = functools.partial(  # pipeline(input_context) -> this worker's stream from steps_done
@@ -299,12 +309,21 @@ def _run(config: TrainConfig, log, strategy, role: distribute.WorkerRole, out: P
                 callbacks=run_callbacks, shuffle=False, verbose=config.verbose,
             )
             epochs_done, steps_done = int(checkpoint.epoch.numpy()), int(checkpoint.step.numpy())
+        trained = True
         if role.is_chief:
             _save_generator(trainer.generator, out, steps_done, epochs_done, log)
+            _stop_if_asked(signals, steps_done)  # the figures take seconds: a Ctrl-C here is honoured
             plots.run_figures(out)
     except StopRequested as stop:
+        if trained:  # after the last epoch: its checkpoint is on disk
+            raise StopRequested(f"{stop}, after the last epoch ({checkpoint.newest} holds it); run the same command "
+                                "again to write what is missing (generator.keras, the figures)", stop.signal_number) from None
         saved_now = f"checkpoint {checkpoint.save()} written" if role.is_chief else "the chief writes the checkpoint"
         raise StopRequested(f"{stop}; {saved_now}; run the same command again to resume", stop.signal_number) from None
+    except BrokenPipeError:  # stdout's reader is gone (`train | head`): keep the work, then end quietly
+        if role.is_chief and not trained:
+            checkpoint.save()
+        raise
     except stopping.NotFiniteError as error:
         kept = f"the newest checkpoint, {checkpoint.newest}, is finite" if checkpoint.newest else "no checkpoint was written"
         raise stopping.NotFiniteError(f"{error}; nothing after it was saved ({kept}); re-running resumes from "
@@ -314,6 +333,12 @@ def _run(config: TrainConfig, log, strategy, role: distribute.WorkerRole, out: P
         raise OutputError(f"could not write {where}: {error.strerror or error} (the newest checkpoint, "
                           f"{checkpoint.newest}, is intact)") from None
     return RunResult(out, epochs_done, steps_done, generator_path, image_set)
+
+
+def _stop_if_asked(signals: stopping.StopSignals, steps_done: int) -> None:
+    if signals.received is not None:
+        raise StopRequested(f"stopped by {stopping.signal_name(signals.received)} at step {steps_done}",
+                            signals.received)
 
 
 def _fit_batch_to_data(config: TrainConfig, image_set: ImageSet, strategy, log) -> TrainConfig:
@@ -334,7 +359,7 @@ def _save_generator(generator: keras.Model, out: Path, steps: int, epochs: int, 
     """generator.keras, replaced whole (a kill mid-write leaves the previous file), then the step
     it holds (generator.json), which `loading` compares with the newest checkpoint."""
     path = out / run_folder.GENERATOR
-    partial = out / f".partial-{run_folder.GENERATOR}"  # Keras saves only to names ending in .keras
+    partial = out / run_folder.PARTIAL_GENERATOR
     generator.save(partial)
     os.replace(partial, path)
     run_folder.write_generator_record(out, steps, epochs)

@@ -36,7 +36,22 @@ def workspace(tmp_path_factory, small_generator_file):
         (folder / name / "checkpoints").mkdir(parents=True)
         (folder / name / "run.json").write_text(content)
     (folder / "interrupted_run").mkdir()
+    (folder / "interrupted_run" / "run.json").write_text('{"image_size": 32}')
     (folder / "interrupted_run" / "history.csv").write_text("")
+    (folder / "not_a_run").mkdir()
+    (folder / "not_a_run" / "history.csv").write_text("epoch,loss\n0,1.0\n")
+    (folder / "not_a_run" / "losses.png").write_bytes(b"the user's picture")
+    (folder / "foreign").mkdir()
+    (folder / "foreign" / "notes.txt").write_text("mine")
+    (folder / "foreign" / "checkpoints" / "ckpt-7_temp").mkdir(parents=True)
+    (folder / "foreign" / "checkpoints" / "ckpt-7_temp" / "important.txt").write_text("mine too")
+    (folder / "evaluated").mkdir()
+    (folder / "evaluated" / "evaluation.md").write_text("my notes")
+    (folder / "exported" / "tflite").mkdir(parents=True)
+    (folder / "exported" / "tflite" / "generator_deterministic_float32.tflite").write_bytes(b"an earlier export")
+    import keras
+
+    keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Dense(2)]).save(folder / "dense.keras")
     (folder / "photos").mkdir()
     (folder / "not_a_poll").mkdir()
     return folder
@@ -50,6 +65,10 @@ BAD_INPUTS = [
     (TRAIN + ["--image-size", "48"], 2, "power of two"),
     (TRAIN + ["--beta1", "1.5"], 2, "--beta1"),
     (TRAIN + ["--epochs", "ten"], 2, "--epochs"),
+    (TRAIN + ["--seed", "-1"], 2, "--seed"),
+    (TRAIN + ["--lambda-l1", "inf"], 2, "--lambda-l1"),
+    pytest.param(TRAIN + ["--data", "sample", "--out", "W/foreign"], 2, "holds other files", marks=slow),
+    pytest.param(TRAIN + ["--data", "sample", "--strategy", "tpu", "--out", "W/tpu_run"], 2, "no TPU", marks=slow),
     (PIX2COLOR + ["train", "--val-fraction", "-0.1"], 2, "--val-fraction"),
     pytest.param(PIX2COLOR + ["train", "--data", "W/missing", "--out", "W/new_run"], 2, "no such folder", marks=slow),
     pytest.param(TRAIN + ["--data", "sample", "--out", "W/a_file"], 1, "cannot write to --out", marks=slow),
@@ -68,6 +87,7 @@ BAD_INPUTS = [
                  "run.json is damaged", marks=slow),
     (PIX2COLOR + ["export", "--formats", "onnx"], 2, "--formats"),
     (EXPORT + ["--model", "W/model.keras", "--out", "W/a_file"], 2, "is a file"),
+    (EXPORT + ["--model", "W/model.keras", "--out", "W/exported", "--formats", "tflite"], 2, "exists"),
     pytest.param(EXPORT + ["--model", "W/missing"], 2, "no such file", marks=slow),
     pytest.param(PIX2COLOR + ["export", "--model", "W/corrupt.keras", "--out", "W/exported"], 2,
                  "not a Keras model file", marks=slow),
@@ -79,6 +99,10 @@ BAD_INPUTS = [
     (PIX2COLOR + ["evaluate", "--model", "W/model.keras", "--limit", "-1"], 2, "--limit"),
     (PIX2COLOR + ["evaluate", "--model", "W/model.keras", "--batch-size", "0"], 2, "--batch-size"),
     (PIX2COLOR + ["evaluate", "--model", "W/model.keras", "--modes", "best"], 2, "--modes"),
+    (PIX2COLOR + ["evaluate", "--model", "W/model.keras", "--seed", "-1"], 2, "--seed"),
+    (PIX2COLOR + ["evaluate", "--model", "W/model.keras", "--out", "W/evaluated"], 2, "evaluation.md exists"),
+    pytest.param(PIX2COLOR + ["evaluate", "--model", "W/dense.keras", "--out", "W/eval"], 2,
+                 "not a pix2color generator", marks=slow),
     pytest.param(PIX2COLOR + ["evaluate", "--model", "W/missing", "--out", "W/eval"], 2, "no such file", marks=slow),
     pytest.param(PIX2COLOR + ["evaluate", "--model", "W/model.keras", "--data", "W/photos", "--out", "W/eval"], 2,
                  "no image files", marks=slow),
@@ -86,9 +110,15 @@ BAD_INPUTS = [
     (PIX2COLOR + ["ablation", "--configs", "99"], 2, "--configs"),
     (PIX2COLOR + ["ablation", "--image-size", "100"], 2, "power of two"),
     (PIX2COLOR + ["plots", "W/interrupted_run"], 2, "no finished epoch"),
-    (PIX2COLOR + ["plots", "W/missing"], 2, "no history.csv"),
+    (PIX2COLOR + ["plots", "W/missing"], 2, "not a pix2color run folder"),
+    (PIX2COLOR + ["plots", "W/not_a_run"], 2, "not a pix2color run folder"),
     (PIX2COLOR + ["serve"], 2, "--model"),
     (PIX2COLOR + ["serve", "--model", "W/model.keras", "--port", "99999"], 2, "--port"),
+    (PIX2COLOR + ["serve", "--model", "W/model.keras", "--port", "-1"], 2, "--port"),
+    pytest.param(PIX2COLOR + ["serve", "--model", "W/model.keras", "--host", "999.1.1.1"], 2, "cannot listen",
+                 marks=slow),
+    pytest.param(PIX2COLOR + ["colorize", "W/photo.jpg", "-o", "W/out", "--model", "W/dense.keras"], 2,
+                 "not a pix2color generator", marks=slow),
     pytest.param(PIX2COLOR + ["serve", "--model", "W/missing"], 2, "no such file", marks=slow),
     (PIX2COLOR + ["serve", "--poll", "W/not_a_poll"], 2, "not a poll folder"),
     (PIX2COLOR + ["turing", "results", "W/not_a_poll"], 2, "not a poll folder"),
@@ -106,7 +136,14 @@ def files_and_hashes(folder: Path) -> dict[str, str]:
             for path in sorted(folder.rglob("*")) if path.is_file()}
 
 
-@pytest.mark.parametrize("command, status, words", BAD_INPUTS)
+def _id(entry) -> str:
+    command = entry.values[0] if hasattr(entry, "values") else entry[0]
+    program = {"pix2color.cli": "pix2color", "pix2color.bench": "bench"}.get(command[2], Path(command[1]).name)
+    arguments = command[3:] if command[1] == "-m" else command[2:]
+    return " ".join([program, *(arg.replace("W/", "") for arg in arguments)])
+
+
+@pytest.mark.parametrize("command, status, words", BAD_INPUTS, ids=[_id(entry) for entry in BAD_INPUTS])
 def test_a_bad_input_is_one_line_and_changes_nothing(workspace, command, status, words):
     command = [str(workspace) + part[1:] if part.startswith("W/") else part for part in command]
     before = files_and_hashes(workspace)
@@ -161,3 +198,26 @@ def test_ctrl_c_during_start_up_is_one_line(workspace, tmp_path, name, after):
     assert "Traceback" not in stderr, stderr[-3000:]
     lines = [line for line in stderr.splitlines() if line.strip()]
     assert process.returncode == 130 and len(lines) == 1 and "interrupted" in lines[0], (process.returncode, stderr)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stop, status, line", [(signal.SIGINT, 130, "pix2color serve: interrupted"),
+                                                (signal.SIGTERM, 143, "pix2color serve: stopped by SIGTERM")])
+def test_a_serving_server_stops_on_a_signal_in_one_line(workspace, stop, status, line):
+    process = subprocess.Popen(PIX2COLOR + ["serve", "--model", str(workspace / "model.keras"), "--port", "0"],
+                               cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    line_with_port = next(text for text in process.stdout if text.startswith("colorize page:"))
+    port = int(re.search(r":(\d+)/", line_with_port).group(1))  # --port 0: the port the system chose
+    assert port != 0
+    import httpx
+
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=2).status_code == 200:
+                break
+        except httpx.TransportError:
+            time.sleep(0.2)
+    process.send_signal(stop)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == status and stderr.strip() == line, (process.returncode, stderr)

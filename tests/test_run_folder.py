@@ -270,3 +270,59 @@ def test_out_holding_other_files_is_refused(tmp_path):
     assert result.returncode == 2
     assert "holds other files (notes.txt) and no pix2color run" in one_line(result.stderr)
     assert sorted(os.listdir(tmp_path)) == ["notes.txt"]
+
+
+def test_damaged_state_file_history_and_generator_keras_are_no_dead_end(finished_run, tmp_path):
+    """Binary garbage in checkpoints/checkpoint and history.csv, a damaged generator.keras: the run
+    resumes, its figures are drawn, and the generator is read from the checkpoints meanwhile."""
+    from pix2color.loading import load_generator
+
+    out = tmp_path / "run"
+    shutil.copytree(finished_run, out)
+    garbage = bytes(range(256)) * 2
+    (out / "checkpoints" / "checkpoint").write_bytes(garbage)
+    (out / "history.csv").write_bytes((out / "history.csv").read_bytes() + b"1,abc,,\n" + garbage)
+    (out / "generator.keras").write_bytes(b"PK\x03\x04" + garbage)
+    notes = []
+    load_generator(out, log=notes.append)
+    assert "not a Keras model file" in notes[0] and notes[1].startswith(f"model: {out / 'checkpoints' / 'ckpt-4'}")
+    resumed = run(train_command(out, "--epochs", "2", "--steps-per-epoch", "4", "--checkpoint-every", "2"))
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "checkpoint.damaged: TensorFlow cannot read it" in resumed.stdout
+    assert f"Resuming from {out / 'checkpoints' / 'ckpt-4'}: epoch 1, step 4" in resumed.stdout
+    from pix2color import plots
+
+    assert plots.read_history(out / "history.csv")["epoch"] == [0.0, 1.0]
+    load_generator(out, log=notes.append)
+    assert notes[-1] == f"model: {out / 'generator.keras'} (step 8)"
+
+
+def test_a_signal_after_the_last_epoch_stops_before_the_figures_and_a_rerun_draws_them(tmp_path):
+    out = tmp_path / "run"
+    process = subprocess.Popen(train_command(out, "--epochs", "1", "--steps-per-epoch", "2"), cwd=ROOT,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for line in process.stdout:
+        if line.startswith("Saved the generator"):
+            process.send_signal(signal.SIGINT)
+            break
+    _, stderr = process.communicate(timeout=300)
+    assert process.returncode == 130, stderr
+    assert "after the last epoch" in one_line(stderr) and "run the same command again" in stderr
+    assert not (out / "plots").exists() and (out / "generator.keras").exists()
+    again = run(train_command(out, "--epochs", "1", "--steps-per-epoch", "2"))
+    assert again.returncode == 0 and "nothing to do" in again.stdout, again.stderr[-2000:]
+    assert (out / "plots" / "fig09_l1.png").exists()
+
+
+def test_a_closed_stdout_keeps_the_work_of_the_steps_done(tmp_path):
+    """`train | head -1`: the reader goes away; the run saves a checkpoint and ends quietly."""
+    out = tmp_path / "run"
+    process = subprocess.Popen(train_command(out, "--epochs", "1", "--steps-per-epoch", "400", "--verbose", "1"),
+                               cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    wait_for(lambda: (out / "run.json").exists() or process.poll() is not None)
+    time.sleep(8)  # a few steps, whose progress bar lines go to the pipe
+    process.stdout.close()
+    _, stderr = process.communicate(timeout=300)
+    assert process.returncode == 141 and b"Traceback" not in stderr, stderr[-2000:]
+    steps = run_folder.checkpoint_steps(out / "checkpoints")
+    assert steps and steps[0] > 0, steps

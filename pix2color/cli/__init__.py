@@ -94,12 +94,22 @@ def non_negative_float(text: str) -> float:
     return _number(text, float, lambda value: value >= 0, "a number >= 0")
 
 
+def port_number(text: str) -> int:
+    """An argparse type: a TCP port, 0 .. 65535 (0: any free one)."""
+    return _number(text, int, lambda value: 0 <= value <= 65535, "a port number in 0 .. 65535")
+
+
+def seed_number(text: str) -> int:
+    """An argparse type: a random seed, 0 .. 2**32 - 1 (what Keras and NumPy accept)."""
+    return _number(text, int, lambda value: 0 <= value < 2**32, f"a whole number in 0 .. {2**32 - 1}")
+
+
 def _number(text: str, kind, valid, wanted: str):
     try:
         value = kind(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not {wanted}") from None
-    if not valid(value) or value != value:  # value != value: NaN
+    if not valid(value) or value != value or value in (float("inf"), float("-inf")):  # NaN, infinities
         raise argparse.ArgumentTypeError(f"{text} is not {wanted}")
     return value
 

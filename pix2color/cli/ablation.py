@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from pix2color import ablation
-from pix2color.cli import ArgumentParser, RawHelpFormatter, command, positive_int
+from pix2color.cli import ArgumentParser, RawHelpFormatter, command, positive_int, seed_number
 from pix2color.config import RunError, TrainConfig
 
 PROG = "pix2color ablation"
@@ -22,7 +22,7 @@ def build_parser() -> ArgumentParser:
     parser.add_argument("--epochs", type=positive_int, default=1, help="epochs of --steps steps each")
     parser.add_argument("--image-size", type=positive_int, default=64, help="a power of two >= 32")
     parser.add_argument("--batch-size", type=positive_int, default=4, help="images per step")
-    parser.add_argument("--seed", type=int, default=42, help="weights, data order, flips and dropout")
+    parser.add_argument("--seed", type=seed_number, default=42, help="weights, data order, flips and dropout")
     parser.add_argument("--coco-dir", default=None, help="with --data coco: the official COCO folders")
     parser.add_argument("--encoder-weights", default="imagenet",
                         help="for the pretrained rows: imagenet, none, or a keras-hub preset folder / .weights.h5")

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
 from pix2color import evaluate
-from pix2color.cli import ArgumentParser, RawHelpFormatter, command, positive_int
+from pix2color.cli import ArgumentParser, RawHelpFormatter, command, positive_int, seed_number
 
 PROG = "pix2color evaluate"
 
@@ -24,7 +25,8 @@ def build_parser() -> ArgumentParser:
     parser.add_argument("--limit", type=positive_int, default=None, help="the first N images only (default: all)")
     parser.add_argument("--out", default=None,
                         help="where to write evaluation.md/.csv (default: the run folder, or . for a file)")
-    parser.add_argument("--seed", type=int, default=0, help="for the paper mode's dropout")
+    parser.add_argument("--seed", type=seed_number, default=0, help="for the paper mode's dropout")
+    parser.add_argument("--overwrite", action="store_true", help="replace an earlier evaluation.md / .csv in --out")
     parser.add_argument("--verbose", type=int, choices=(0, 1), default=1, help="1: a progress bar")
     return parser
 
@@ -40,6 +42,10 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out) if args.out else (Path(args.model) if Path(args.model).is_dir() else Path("."))
     if out.exists() and not out.is_dir():
         parser.error(f"--out {out}: is a file, not a folder")
+    targets = [out / "evaluation.md", out / "evaluation.csv"]
+    existing = [str(path) for path in targets if os.path.lexists(path)]
+    if existing and not args.overwrite:
+        parser.error(f"{existing[0]} exists (an earlier evaluation?): --overwrite replaces it, or choose another --out")
 
     from pix2color.quiet import import_quietly
 
@@ -47,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     import keras
 
     from pix2color.data import DataError
+    from pix2color.lite import write_output
     from pix2color.loading import load_generator
 
     keras.utils.set_random_seed(args.seed)
@@ -57,15 +64,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Evaluating {len(names)} images at {size} x {size} px, the model's size (photos are squashed to it, "
               "as in training)")
         result = evaluate.evaluate_generator(generator, images, names, args.batch_size, systems, args.verbose)
-        out.mkdir(parents=True, exist_ok=True)
-        table = result.markdown(f"{args.model} on {args.data}")
-        (out / "evaluation.md").write_text(table)
-        result.write_csv(out / "evaluation.csv")
     except (DataError, ValueError) as error:
         print(f"{PROG}: error: {error}", file=sys.stderr)
         return 2
+    table = result.markdown(f"{args.model} on {args.data}")
+    try:
+        for path, text in zip(targets, (table, result.csv_text())):
+            write_output(path, lambda handle, text=text: handle.write(text.encode()), args.overwrite)
     except OSError as error:
-        print(f"{PROG}: error: cannot write to {error.filename or out}: {error.strerror or error}", file=sys.stderr)
+        print(f"{PROG}: error: cannot write {error.filename or out}: {error.strerror or error}", file=sys.stderr)
         return 1
     print(table)
     print(f"wrote {out / 'evaluation.md'} and {out / 'evaluation.csv'}")

@@ -16,10 +16,11 @@ PROG = "pix2color export"
 def build_parser() -> ArgumentParser:
     parser = ArgumentParser(prog=PROG, description=export.__doc__, formatter_class=RawHelpFormatter)
     parser.add_argument("--model", default="runs/pix2color", help="run folder or .keras generator")
-    parser.add_argument("--out", default="exported", help="output folder (its savedmodel/ and tflite/ are rewritten)")
+    parser.add_argument("--out", default="exported", help="output folder: savedmodel/ and tflite/ inside it")
     parser.add_argument("--formats", default="savedmodel,tflite", help="comma-separated: " + ", ".join(FORMATS))
     parser.add_argument("--variants", default=",".join(TFLITE_VARIANTS), help="TFLite variants, comma-separated")
     parser.add_argument("--modes", default=",".join(MODES), help="inference modes to export to TFLite")
+    parser.add_argument("--overwrite", action="store_true", help="replace files an earlier export wrote there")
     return parser
 
 
@@ -36,6 +37,9 @@ def main(argv: list[str] | None = None) -> int:
                          + f" (choose from {', '.join(allowed)})")
     if Path(args.out).exists() and not Path(args.out).is_dir():
         parser.error(f"--out {args.out}: is a file, not a folder")
+    existing = [str(path) for path in export.export_targets(args.out, formats, variants, modes) if path.exists()]
+    if existing and not args.overwrite:
+        parser.error(f"{existing[0]} exists (an earlier export?): --overwrite replaces it, or choose another --out")
 
     from pix2color.quiet import import_quietly
 
@@ -44,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         generator = load_generator(args.model, log=print)
-        export.export_generator(generator, args.out, formats, variants, modes)
+        export.export_generator(generator, args.out, formats, variants, modes, overwrite=args.overwrite)
     except ValueError as error:
         print(f"{PROG}: error: {error}", file=sys.stderr)
         return 2

@@ -19,12 +19,15 @@ def build_parser() -> ArgumentParser:
 @command(PROG)
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from pix2color import plots
+    from pix2color import plots, run_folder
 
     try:
+        if run_folder.read_run_json(args.run) is None:  # the figures go into the run folder: only a run's
+            print(f"{PROG}: error: {args.run}: not a pix2color run folder (no run.json)", file=sys.stderr)
+            return 2
         for path in plots.run_figures(args.run):
             print(f"wrote {path}")
-    except (FileNotFoundError, plots.HistoryError) as error:
+    except (FileNotFoundError, plots.HistoryError, run_folder.RunError) as error:
         print(f"{PROG}: error: {error}", file=sys.stderr)
         return 2
     except OSError as error:

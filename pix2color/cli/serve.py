@@ -7,9 +7,11 @@
 from __future__ import annotations
 
 import secrets
+import signal
+import socket
 import sys
 
-from pix2color.cli import ArgumentParser, RawHelpFormatter, command, positive_int
+from pix2color.cli import ArgumentParser, RawHelpFormatter, command, port_number, positive_int
 from pix2color.loading import MODES
 
 PROG = "pix2color serve"
@@ -20,8 +22,7 @@ def build_parser() -> ArgumentParser:
     parser.add_argument("--model", default=None, help="run folder, .keras generator or SavedModel: the colorize page")
     parser.add_argument("--poll", default=None, help="a poll folder from `pix2color turing build`")
     parser.add_argument("--host", default="127.0.0.1", help="0.0.0.0 to let other machines in (a poll with friends)")
-    parser.add_argument("--port", type=int, choices=range(0, 65536), metavar="PORT", default=8000,
-                        help="0: any free port")
+    parser.add_argument("--port", type=port_number, default=8000, help="0: any free port (the one chosen is printed)")
     parser.add_argument("--mode", choices=MODES, default="deterministic", help="the colorize page's default mode")
     parser.add_argument("--admin-token", default=None, help="opens the poll's results (default: a random one, printed)")
     parser.add_argument("--max-upload-mb", type=positive_int, default=25, help="largest upload accepted")
@@ -54,13 +55,55 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     token = args.admin_token or secrets.token_urlsafe(18)
     app = create_app(networks, poll, token, Limits(args.max_upload_mb * 2**20, args.max_pixels, args.queue), args.mode)
+    try:
+        listening = listen(args.host, args.port)
+    except OSError as error:
+        print(f"{PROG}: error: cannot listen on --host {args.host} --port {args.port}: {error.strerror or error}",
+              file=sys.stderr)
+        return 2
+    port = listening.getsockname()[1]  # --port 0: the one the system chose
     shown_host = "localhost" if args.host in ("127.0.0.1", "0.0.0.0") else args.host
     if networks:
-        print(f"colorize page: http://{shown_host}:{args.port}/   API: POST /api/colorize", flush=True)
+        print(f"colorize page: http://{shown_host}:{port}/   API: POST /api/colorize", flush=True)
     if poll:
-        print(f"poll ({poll.protocol}, {poll.pair_count} pairs): http://{shown_host}:{args.port}/poll", flush=True)
-        print(f"results (admin): http://{shown_host}:{args.port}/admin?token={token}", flush=True)
+        print(f"poll ({poll.protocol}, {poll.pair_count} pairs): http://{shown_host}:{port}/poll", flush=True)
+        print(f"results (admin): http://{shown_host}:{port}/admin?token={token}", flush=True)
     if args.host == "0.0.0.0":
         print("listening on every network interface: anyone on this network can reach the server", flush=True)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
-    return 0
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    signal_number = serve_until_signal(server, listening)
+    if signal_number == signal.SIGINT:
+        raise KeyboardInterrupt  # the command's usual Ctrl-C line and status
+    print(f"{PROG}: stopped by {signal.Signals(signal_number).name}", file=sys.stderr)
+    return 128 + signal_number
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A listening socket (bound here, so that a busy port or a bad host is one line, and --port 0
+    can be told)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    return socket.create_server((host, port), family=family)
+
+
+class _Stopped(Exception):
+    def __init__(self, signal_number: int):
+        super().__init__(signal_number)
+        self.signal_number = signal_number
+
+
+def serve_until_signal(server, listening: socket.socket) -> int:
+    """Run uvicorn until SIGINT or SIGTERM; returns which. uvicorn shuts down gracefully on its
+    own handlers, then raises the signal again for the handlers it found: ours, which end the run."""
+
+    def stop(signal_number, frame):
+        raise _Stopped(signal_number)
+
+    previous = {number: signal.signal(number, stop) for number in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        server.run(sockets=[listening])
+    except _Stopped as stopped:
+        return stopped.signal_number
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+    return signal.SIGTERM  # uvicorn returned on its own (it does so only when asked to stop)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import sys
 
-from pix2color.cli import ArgumentParser, HelpFormatter, command, non_negative_float, positive_float, positive_int
+from pix2color.cli import (
+    ArgumentParser, HelpFormatter, command, non_negative_float, positive_float, positive_int, seed_number,
+)
 from pix2color.config import GENERATORS, STRATEGIES, TrainConfig
 
 PROG = "pix2color-train"
@@ -38,7 +40,7 @@ def build_parser() -> ArgumentParser:
     add("--lr", type=positive_float, default=defaults.lr, help="Adam learning rate (G and D)")
     add("--beta1", type=float, default=defaults.beta1, help="Adam's beta 1")
     add("--beta2", type=float, default=defaults.beta2, help="Adam's beta 2")
-    add("--seed", type=int, default=defaults.seed, help="weights, data order and flips")
+    add("--seed", type=seed_number, default=defaults.seed, help="weights, data order and flips")
     add("--patch-size", type=int, default=defaults.patch_size, help="PatchGAN receptive field: 1, 16, 34, 70, 142 or 286")
     add("--generator", default=defaults.generator, choices=GENERATORS,
         help="unet: the report's U-Net; resnet18: its pretrained variant, a U-Net on an ImageNet ResNet-18 encoder")
