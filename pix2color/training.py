@@ -310,14 +310,18 @@ def _run(config: TrainConfig, log, strategy, role: distribute.WorkerRole, out: P
             )
             epochs_done, steps_done = int(checkpoint.epoch.numpy()), int(checkpoint.step.numpy())
         trained = True
-        if role.is_chief:
+        if role.is_chief:  # a Ctrl-C here is honoured between the steps of a few seconds each
             _save_generator(trainer.generator, out, steps_done, epochs_done, log)
-            _stop_if_asked(signals, steps_done)  # the figures take seconds: a Ctrl-C here is honoured
+            _stop_if_asked(signals, steps_done)
             plots.run_figures(out)
+            _stop_if_asked(signals, steps_done)
     except StopRequested as stop:
         if trained:  # after the last epoch: its checkpoint is on disk
-            raise StopRequested(f"{stop}, after the last epoch ({checkpoint.newest} holds it); run the same command "
-                                "again to write what is missing (generator.keras, the figures)", stop.signal_number) from None
+            missing = [name for name in (run_folder.GENERATOR, "plots") if not (out / name).exists()]
+            rest = (f"run the same command again to write {' and '.join(missing)}" if missing
+                    else "generator.keras and the figures are written")
+            raise StopRequested(f"{stop}, after the last epoch ({checkpoint.newest} holds it); {rest}",
+                                stop.signal_number) from None
         saved_now = f"checkpoint {checkpoint.save()} written" if role.is_chief else "the chief writes the checkpoint"
         raise StopRequested(f"{stop}; {saved_now}; run the same command again to resume", stop.signal_number) from None
     except BrokenPipeError:  # stdout's reader is gone (`train | head`): keep the work, then end quietly

@@ -89,7 +89,7 @@ BAD_INPUTS = [
     (EXPORT + ["--model", "W/model.keras", "--out", "W/a_file"], 2, "is a file"),
     (EXPORT + ["--model", "W/model.keras", "--out", "W/exported", "--formats", "tflite"], 2, "exists"),
     pytest.param(EXPORT + ["--model", "W/missing"], 2, "no such file", marks=slow),
-    pytest.param(PIX2COLOR + ["export", "--model", "W/corrupt.keras", "--out", "W/exported"], 2,
+    pytest.param(PIX2COLOR + ["export", "--model", "W/corrupt.keras", "--out", "W/exported_again"], 2,
                  "not a Keras model file", marks=slow),
     (TFLITE + ["W/corrupt.tflite", "W/photo.jpg", "-o", "W/out"], 2, "not a LiteRT"),
     (TFLITE + ["W/missing.tflite", "W/photo.jpg", "-o", "W/out"], 2, "no such file"),

@@ -90,6 +90,7 @@ def test_plots_command(tmp_path):
 
     run = tmp_path / "run"
     run.mkdir()
+    (run / "run.json").write_text('{"image_size": 32}')
     (run / "history.csv").write_text(
         "epoch,disc_loss,gen_gan_loss,gen_l1_loss,gen_total_loss,r1_penalty,val_disc_loss,val_gen_gan_loss,"
         "val_gen_l1_loss,val_gen_total_loss,val_psnr,val_r1_penalty,val_ssim\n"

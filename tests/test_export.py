@@ -119,7 +119,7 @@ def test_export_command(small_generator_file, tmp_path):
     assert sorted(p.name for p in (out / "tflite").glob("*")) == [
         "generator_deterministic_float32.tflite", "generator_deterministic_int8.tflite"]
     bad = subprocess.run([sys.executable, "-m", "pix2color.cli", "export", "--model", str(tmp_path / "nope"),
-                          "--out", str(out)], capture_output=True, text=True, timeout=600, cwd=root)
+                          "--out", str(tmp_path / "elsewhere")], capture_output=True, text=True, timeout=600, cwd=root)
     assert bad.returncode == 2 and "nope" in bad.stderr and "Traceback" not in bad.stderr
     unknown = subprocess.run([sys.executable, "-m", "pix2color.cli", "export", "--variants", "int4"],
                              capture_output=True, text=True, timeout=600, cwd=root)
