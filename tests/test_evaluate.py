@@ -103,4 +103,4 @@ def test_plots_command(tmp_path):
         assert (run / "plots" / filename).stat().st_size > 0
     missing = subprocess.run([sys.executable, "-m", "pix2color.cli", "plots", str(tmp_path)], capture_output=True, text=True,
                              cwd=ROOT, timeout=300)
-    assert missing.returncode == 2 and "no history.csv" in missing.stderr
+    assert missing.returncode == 2 and "not a pix2color run folder" in missing.stderr
