@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import io
 import itertools
 import os
 import secrets
@@ -457,19 +458,33 @@ def check_output_folder(out: str | os.PathLike) -> None:
 def write_output(path: Path, write: Callable[[typing.BinaryIO], None], overwrite: bool = False) -> None:
     """Write the file `path` through `write(handle)`, never replacing a file unless `overwrite`.
 
+    `write` fills memory first; its bytes are then written with Python's file API and counted,
+    because an encoder writing to a file itself may not notice a full disk (Pillow's JPEG
+    encoder does not): a short file raises OSError (ENOSPC) instead of taking the output's name.
     The file is written whole under a hidden temporary name in the same folder, then given its
     name (`move_into_place`): a process killed mid-write leaves no half file under the output's
     name. Without `overwrite` a file there, even one that appeared after the plan was made,
     raises `OutputExists` and is left alone; with it, a symlink there is replaced, not the file
     it points to.
     """
+    encoded = io.BytesIO()
+    write(encoded)
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = reserve_temporary(path)
     try:
-        _fill(temporary, "wb", write)
+        _fill(temporary, "wb", lambda handle: _write_all(handle, encoded.getbuffer(), path))
         move_into_place(temporary, path, overwrite)
     finally:
         temporary.unlink(missing_ok=True)
+
+
+def _write_all(handle: typing.BinaryIO, data: memoryview, path: Path) -> None:
+    """Write `data`, then check the file holds all of it (OSError ENOSPC naming `path` if not)."""
+    handle.write(data)
+    handle.flush()
+    written = os.fstat(handle.fileno()).st_size
+    if written != len(data):
+        raise OSError(errno.ENOSPC, f"only {written:,} of {len(data):,} bytes written (disk full?)", str(path))
 
 
 def _fill(path: Path, mode: str, write: Callable[[typing.BinaryIO], None]) -> None:

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import sample_photo_paths
+from conftest import on_a_full_disk, sample_photo_paths
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -254,6 +254,18 @@ def test_inputs_with_the_same_name_get_their_own_outputs(small_generator_file, t
     status, stdout, stderr = colorize_here(capsys, inputs / "c", "-o", tmp_path / "same", "--format", "same", *model)
     assert status == 0 and "2 colorized" in stdout, stderr
     assert hashes(tmp_path / "same").keys() == {"x.png", "x-2.png"}
+
+
+@pytest.mark.parametrize("silent", [False, True], ids=["enospc", "short-write"])
+def test_a_full_disk_fails_the_photo_and_leaves_no_file(small_generator_file, tmp_path, capsys, monkeypatch, silent):
+    photo = small_photos(tmp_path / "in", ["x.jpg"]) / "x.jpg"
+    out = tmp_path / "out"
+    on_a_full_disk(monkeypatch, silent)
+    status, stdout, stderr = colorize_here(capsys, photo, "-o", out, "--model", small_generator_file, "--compare")
+    errors = [line for line in stderr.splitlines() if line.strip()]
+    assert status == 1 and "0 colorized" in stdout and "1 failed" in stdout, stdout + stderr
+    assert errors == [errors[0]] and f"could not write {out / 'x.jpg'}" in errors[0], stderr
+    assert list(out.iterdir()) == []
 
 
 def a_file(tmp_path):

@@ -1,5 +1,6 @@
 """The TensorFlow-free side: photo reading and the numpy Lab conversion."""
 
+import errno
 import shutil
 import subprocess
 import sys
@@ -9,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import sample_photo_paths
+from conftest import on_a_full_disk, sample_photo_paths
 from pix2color import color, lite
 
 
@@ -111,6 +112,21 @@ def test_write_output_never_replaces_unasked_and_leaves_nothing_when_it_fails(tm
     link.symlink_to(existing)
     lite.write_output(link, lambda handle: handle.write(b"new"), overwrite=True)
     assert not link.is_symlink() and link.read_bytes() == b"new" and existing.read_bytes() == b"mine"
+
+
+@pytest.mark.parametrize("silent", [False, True], ids=["enospc", "short-write"])
+@pytest.mark.parametrize("image_format", ["JPEG", "PNG"])
+def test_a_full_disk_fails_the_write_and_leaves_no_file(tmp_path, monkeypatch, image_format, silent):
+    """Pillow's JPEG encoder writes straight to a file's descriptor and may not notice a full disk:
+    the image is encoded in memory, and its bytes written and counted by Python's file API."""
+    pixels = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    on_a_full_disk(monkeypatch, silent)
+    for overwrite in (False, True):
+        with pytest.raises(OSError) as raised:
+            lite.write_output(tmp_path / "x.img", lambda handle: Image.fromarray(pixels).save(handle, image_format),
+                              overwrite)
+        assert raised.value.errno == errno.ENOSPC, raised.value
+        assert list(tmp_path.iterdir()) == []
 
 
 def lite_alone(folder, *args):
