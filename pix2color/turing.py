@@ -27,9 +27,11 @@ from __future__ import annotations
 
 import csv
 import math
+import os
 import random
 import secrets
 import sqlite3
+import stat
 import time
 import typing
 from contextlib import closing
@@ -43,6 +45,7 @@ VERSIONS = ("original", "generated")
 DATABASE = "poll.sqlite"
 SECRET_FILE = "secret.key"
 IMAGES = "images"
+SQLITE_HEADER = b"SQLite format 3\x00"  # the first 16 bytes of every SQLite database file
 REPORT_MATRIX = ((1292, 491), (988, 1231))  # the report's answers: rows truth, columns answer (original, generated)
 
 SCHEMA = """
@@ -82,6 +85,36 @@ class PollError(ValueError):
 
 class AnswerError(PollError):
     """An answer the poll does not accept (unknown pair, or an image the participant was not shown)."""
+
+
+def read_meta(database: Path) -> dict[str, str]:
+    """The poll's settings, read without writing anything (`connect` switches a database to WAL):
+    PollError in one line naming the file unless it is an SQLite database holding a complete
+    pix2color poll (a build records its protocol last)."""
+    try:
+        if not stat.S_ISREG(os.stat(database).st_mode):
+            raise PollError(f"{database}: not a regular file, so not a pix2color poll")
+        with open(database, "rb") as handle:
+            header = handle.read(len(SQLITE_HEADER))
+    except OSError as error:
+        raise PollError(f"{database}: cannot be read ({error.strerror or error})") from None
+    if header != SQLITE_HEADER:
+        what = "an empty file" if not header else "not an SQLite database"
+        raise PollError(f"{database}: {what}, so not a pix2color poll")
+    # Read-only, a WAL database without its -wal file would get one (and an -shm): without it no
+    # process has the database open, so it is read as a file that does not change.
+    options = "mode=ro" if os.path.exists(f"{database}-wal") else "mode=ro&immutable=1"
+    try:
+        with closing(sqlite3.connect(f"{database.absolute().as_uri()}?{options}", uri=True)) as connection:
+            meta = dict(connection.execute("SELECT key, value FROM meta"))
+            for table in ("pairs", "participants", "trials", "answers"):
+                connection.execute(f"SELECT * FROM {table} LIMIT 0")
+    except sqlite3.Error as error:
+        raise PollError(f"{database}: not a pix2color poll ({error})") from None
+    if meta.get("protocol") not in PROTOCOLS:
+        raise PollError(f"{database}: an unfinished pix2color poll (no protocol recorded); build a new one with "
+                        "`pix2color turing build`")
+    return meta
 
 
 def connect(database: Path) -> sqlite3.Connection:
@@ -166,10 +199,10 @@ class Poll:
     def __init__(self, folder: str | Path):
         self.folder = Path(folder)
         self.database = self.folder / DATABASE
-        if not self.database.exists():
+        if not os.path.lexists(self.database):
             raise PollError(f"{self.folder}: not a poll folder (no {DATABASE}; make one with `pix2color turing build`)")
+        self.meta = read_meta(self.database)
         with closing(connect(self.database)) as database:
-            self.meta = dict(database.execute("SELECT key, value FROM meta"))
             self.pair_count = database.execute("SELECT COUNT(*) FROM pairs").fetchone()[0]
             self.image_names = {row[0] for row in database.execute(
                 "SELECT gray FROM pairs UNION SELECT original FROM pairs UNION SELECT generated FROM pairs")}

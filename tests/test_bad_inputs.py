@@ -39,6 +39,9 @@ def workspace(tmp_path_factory, small_generator_file):
     (folder / "interrupted_run" / "history.csv").write_text("")
     (folder / "photos").mkdir()
     (folder / "not_a_poll").mkdir()
+    for name, content in (("empty_poll", b""), ("junk_poll", b"not a database\n" * 10)):
+        (folder / name).mkdir()
+        (folder / name / "poll.sqlite").write_bytes(content)
     return folder
 
 
@@ -92,6 +95,8 @@ BAD_INPUTS = [
     pytest.param(PIX2COLOR + ["serve", "--model", "W/missing"], 2, "no such file", marks=slow),
     (PIX2COLOR + ["serve", "--poll", "W/not_a_poll"], 2, "not a poll folder"),
     (PIX2COLOR + ["turing", "results", "W/not_a_poll"], 2, "not a poll folder"),
+    (PIX2COLOR + ["turing", "results", "W/empty_poll"], 2, "empty_poll/poll.sqlite: an empty file"),
+    (PIX2COLOR + ["serve", "--poll", "W/junk_poll"], 2, "junk_poll/poll.sqlite: not an SQLite database"),
     (PIX2COLOR + ["turing", "build", "--model", "W/model.keras", "--photos", "W/missing", "--out", "W/poll"], 2,
      "not a folder"),
     (PIX2COLOR + ["turing", "build", "--model", "W/model.keras", "--photos", "W/photos", "--out", "W/poll",

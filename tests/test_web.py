@@ -192,6 +192,32 @@ def tiny_poll(folder, protocol="report", pairs=4, source_names=None):
     return turing.write_poll(folder, images, protocol, seed=7)
 
 
+def not_a_poll_database(database, kind):
+    """A poll.sqlite that holds no pix2color poll: empty, junk, another database, or a poll whose
+    build was interrupted before it recorded its protocol."""
+    import sqlite3
+    from contextlib import closing
+
+    if kind in ("empty", "junk"):
+        database.write_bytes(b"" if kind == "empty" else b"SQLite format 2\x00" + bytes(range(256)) * 8)
+        return
+    with closing(turing.connect(database) if kind == "unfinished" else sqlite3.connect(database)) as connection:
+        connection.executescript(turing.SCHEMA if kind == "unfinished" else "CREATE TABLE notes (text TEXT);")
+
+
+@pytest.mark.parametrize("kind", ["empty", "junk", "another-database", "unfinished"])
+def test_a_poll_database_that_holds_no_poll_is_one_line_and_left_as_it_is(tmp_path, kind):
+    folder = tmp_path / "poll"
+    folder.mkdir()
+    not_a_poll_database(folder / turing.DATABASE, kind)
+    before = {path.name: path.read_bytes() for path in folder.iterdir()}
+    with pytest.raises(turing.PollError) as raised:
+        turing.Poll(folder)
+    message = str(raised.value)
+    assert str(folder / turing.DATABASE) in message and "\n" not in message, message
+    assert {path.name: path.read_bytes() for path in folder.iterdir()} == before
+
+
 def test_empty_poll_results_are_n_a(tmp_path):
     results = turing.results(turing.Poll(tiny_poll(tmp_path / "poll")))
     assert results.total == 0 and "n/a" in results.report()
