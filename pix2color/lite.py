@@ -439,20 +439,20 @@ def summary(written: int, skipped: int, failed: int, out: str | os.PathLike | No
             + f", {failed} failed")
 
 
-def check_output_folder(out: str | os.PathLike) -> None:
+def check_output_folder(out: str | os.PathLike, flag: str = "-o") -> None:
     """ValueError in plain words unless `out` is a folder this process can write in, or can
-    create (checked before any work; nothing is created)."""
+    create (checked before any work; nothing is created). `flag` names the option in the message."""
     out = Path(out)
     if os.path.lexists(out) and not out.is_dir():
-        raise ValueError(f"-o {out}: exists and is not a folder")
+        raise ValueError(f"{flag} {out}: exists and is not a folder")
     existing = next(folder for folder in [out, *out.absolute().parents] if os.path.lexists(folder))
     if not existing.is_dir():
-        raise ValueError(f"-o {out}: cannot be created: {existing} is not a folder")
+        raise ValueError(f"{flag} {out}: cannot be created: {existing} is not a folder")
     try:
         with tempfile.TemporaryFile(dir=existing):
             pass
     except OSError as error:
-        raise ValueError(f"-o {out}: cannot write in {existing} ({error.strerror or error})") from None
+        raise ValueError(f"{flag} {out}: cannot write in {existing} ({error.strerror or error})") from None
 
 
 def write_output(path: Path, write: Callable[[typing.BinaryIO], None], overwrite: bool = False) -> None:

@@ -30,6 +30,7 @@ import math
 import os
 import random
 import secrets
+import shutil
 import sqlite3
 import stat
 import time
@@ -143,34 +144,74 @@ def opaque_name() -> str:
     return secrets.token_hex(16) + ".png"
 
 
+def check_poll_folder(out: str | Path) -> None:
+    """PollError in one line unless `out` is a new or an empty folder that can be written: a
+    poll never shares its folder with other files, so building one replaces nothing."""
+    from pix2color.lite import check_output_folder
+
+    out = Path(out)
+    try:
+        check_output_folder(out, "--out")
+    except ValueError as error:
+        raise PollError(str(error)) from None
+    if os.path.islink(out):
+        raise PollError(f"--out {out}: is a symlink; give a new or empty folder")
+    if (out / DATABASE).exists():
+        raise PollError(f"{out} already holds a poll; choose another --out")
+    if out.is_dir() and any(out.iterdir()):
+        raise PollError(f"--out {out}: holds other files; give a new or empty folder")
+
+
 def write_poll(out: str | Path, pairs: list[PollImages], protocol: str = "report", seed: int = 0,
                description: dict | None = None) -> Path:
-    """Write a poll folder from prepared images. Fails if `out` already holds a poll."""
-    from PIL import Image
+    """Write a poll folder from prepared images into `out`, a new or empty folder.
 
+    The poll is built in a hidden folder next to `out` and renamed to `out` once complete, so
+    an interruption (Ctrl-C included) leaves no half poll that `turing results` or `serve`
+    could not open and a second build would refuse: a poll folder is whole or absent.
+    """
     if protocol not in PROTOCOLS:
         raise PollError(f"--protocol must be one of {', '.join(PROTOCOLS)} (got {protocol!r})")
     out = Path(out)
-    if (out / DATABASE).exists():
-        raise PollError(f"{out} already holds a poll; choose another --out")
-    (out / IMAGES).mkdir(parents=True, exist_ok=True)
-    (out / SECRET_FILE).write_text(secrets.token_hex(32))
-    (out / SECRET_FILE).chmod(0o600)
-    with closing(connect(out / DATABASE)) as database:
+    check_poll_folder(out)
+    whole = Path(os.path.abspath(out))
+    whole.parent.mkdir(parents=True, exist_ok=True)
+    building = whole.with_name(f".{whole.name}.{secrets.token_hex(4)}.part")
+    building.mkdir()
+    try:
+        _fill_poll(building, pairs, protocol, seed, description)
+        try:
+            os.rename(building, whole)  # replaces an empty folder, never one that holds files
+        except OSError as error:
+            raise PollError(f"--out {out}: cannot be written ({error.strerror or error}); "
+                            "give a new or empty folder") from None
+    except BaseException:
+        shutil.rmtree(building, ignore_errors=True)
+        raise
+    return out
+
+
+def _fill_poll(folder: Path, pairs: list[PollImages], protocol: str, seed: int, description: dict | None) -> None:
+    from PIL import Image
+
+    (folder / IMAGES).mkdir()
+    descriptor = os.open(folder / SECRET_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with open(descriptor, "w") as handle:
+        handle.write(secrets.token_hex(32))
+    with closing(connect(folder / DATABASE)) as database:
         database.executescript(SCHEMA)
         database.execute("BEGIN")
-        meta = {"protocol": protocol, "seed": str(seed), "created": str(time.time()), **(description or {})}
-        database.executemany("INSERT INTO meta VALUES (?, ?)", [(k, str(v)) for k, v in meta.items()])
         for number, pair in enumerate(pairs, start=1):
             names = {}
             for kind in ("gray", "original", "generated"):
                 names[kind] = opaque_name()
                 # The same encoder and settings for every image, and no metadata.
-                Image.fromarray(getattr(pair, kind)).save(out / IMAGES / names[kind], "PNG", optimize=False)
+                Image.fromarray(getattr(pair, kind)).save(folder / IMAGES / names[kind], "PNG", optimize=False)
             database.execute("INSERT INTO pairs VALUES (?, ?, ?, ?, ?)",
                              (number, pair.source, names["gray"], names["original"], names["generated"]))
+        meta = {"protocol": protocol, "seed": str(seed), "created": str(time.time()), **(description or {})}
+        database.executemany("INSERT INTO meta VALUES (?, ?)", [(k, str(v)) for k, v in meta.items()])
         database.execute("COMMIT")
-    return out
 
 
 def choose_photos(paths: list[str], count: int, seed: int) -> list[str]:
@@ -488,8 +529,7 @@ def build_poll(
 
     if protocol not in PROTOCOLS:
         raise PollError(f"--protocol must be one of {', '.join(PROTOCOLS)} (got {protocol!r})")
-    if (Path(out) / DATABASE).exists():
-        raise PollError(f"{out} already holds a poll; choose another --out")
+    check_poll_folder(out)
     if not Path(photos).is_dir():
         raise PollError(f"--photos {photos}: not a folder")
     chosen = choose_photos(list_image_files(photos, IMAGE_SUFFIXES), pairs, seed)

@@ -101,6 +101,10 @@ BAD_INPUTS = [
      "not a folder"),
     (PIX2COLOR + ["turing", "build", "--model", "W/model.keras", "--photos", "W/photos", "--out", "W/poll",
                   "--pairs", "0"], 2, "--pairs"),
+    (PIX2COLOR + ["turing", "build", "--model", "W/model.keras", "--photos", "W/photos", "--out", "W/damaged_run"],
+     2, "holds other files"),
+    (PIX2COLOR + ["turing", "build", "--model", "W/model.keras", "--photos", "W/photos", "--out", "W/a_file"],
+     2, "exists and is not a folder"),
     (PIX2COLOR + ["nonsense"], 2, "unknown command"),
     (BENCH + ["nonsense"], 2, "nonsense"),
 ]

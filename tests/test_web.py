@@ -218,6 +218,39 @@ def test_a_poll_database_that_holds_no_poll_is_one_line_and_left_as_it_is(tmp_pa
     assert {path.name: path.read_bytes() for path in folder.iterdir()} == before
 
 
+def test_a_poll_folder_is_new_or_empty_and_whole_or_absent(tmp_path, monkeypatch):
+    """--out holding other files is refused and left as it is; Ctrl-C while the poll is written
+    leaves no folder, and the same build then succeeds."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    (photos / turing.SECRET_FILE).write_text("mine")
+    with pytest.raises(turing.PollError, match="holds other files"):
+        tiny_poll(photos)
+    assert [(p.name, p.read_text()) for p in photos.iterdir()] == [(turing.SECRET_FILE, "mine")]
+
+    opaque_name = turing.opaque_name
+
+    def interrupted_at(call):
+        calls = iter(range(1000))
+
+        def name():
+            if next(calls) == call:
+                raise KeyboardInterrupt
+            return opaque_name()
+
+        return name
+
+    for call in (1, 7):
+        monkeypatch.setattr(turing, "opaque_name", interrupted_at(call))
+        with pytest.raises(KeyboardInterrupt):
+            tiny_poll(tmp_path / "poll")
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["photos"]
+    monkeypatch.undo()
+    (tmp_path / "poll").mkdir()  # an empty folder is a fine --out
+    assert turing.Poll(tiny_poll(tmp_path / "poll")).pair_count == 4
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["photos", "poll"]
+
+
 def test_empty_poll_results_are_n_a(tmp_path):
     results = turing.results(turing.Poll(tiny_poll(tmp_path / "poll")))
     assert results.total == 0 and "n/a" in results.report()

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 from pix2color.cli import ArgumentParser, HelpFormatter, RawHelpFormatter, command, positive_int
@@ -43,29 +44,44 @@ def build_parser() -> ArgumentParser:
 @command(PROG)
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    return _build(args) if args.command == "build" else _results(args)
+
+
+def _build(args) -> int:
+    from pix2color.turing import check_poll_folder
+
     try:
-        if args.command == "build":
-            from pix2color.quiet import import_quietly
+        check_poll_folder(args.out)  # before TensorFlow loads: a mistake costs no wait
+        if not os.path.isdir(args.photos):
+            raise PollError(f"--photos {args.photos}: not a folder")
+    except PollError as error:
+        print(f"{PROG} build: error: {error}", file=sys.stderr)
+        return 2
+    from pix2color.quiet import import_quietly
 
-            import_quietly()
-            from pix2color.turing import build_poll
+    import_quietly()
+    from pix2color.turing import build_poll
 
-            try:
-                folder = build_poll(args.model, args.photos, args.out, args.pairs, args.protocol, args.mode, args.seed,
-                                    args.max_side)
-            except (ValueError, OSError) as error:  # PollError, and a model that cannot be loaded
-                print(f"pix2color turing build: error: {error}", file=sys.stderr)
-                return 2
-            print(f"wrote the poll to {folder}; serve it with: pix2color serve --poll {folder}")
-            return 0
-        try:
-            excluded = tuple(int(p) for p in args.exclude.split(",") if p.strip())
-        except ValueError:
-            print("pix2color turing results: error: --exclude takes pair numbers separated by commas", file=sys.stderr)
-            return 2
+    try:
+        folder = build_poll(args.model, args.photos, args.out, args.pairs, args.protocol, args.mode, args.seed,
+                            args.max_side)
+    except (ValueError, OSError) as error:  # PollError, and a model that cannot be loaded
+        print(f"{PROG} build: error: {error}", file=sys.stderr)
+        return 2
+    print(f"wrote the poll to {folder}; serve it with: pix2color serve --poll {folder}")
+    return 0
+
+
+def _results(args) -> int:
+    try:
+        excluded = tuple(int(p) for p in args.exclude.split(",") if p.strip())
+    except ValueError:
+        print(f"{PROG} results: error: --exclude takes pair numbers separated by commas", file=sys.stderr)
+        return 2
+    try:
         counted = results(Poll(args.poll), excluded)
     except PollError as error:
-        print(f"pix2color turing: error: {error}", file=sys.stderr)
+        print(f"{PROG}: error: {error}", file=sys.stderr)
         return 2
     print(counted.report())
     try:
