@@ -214,6 +214,28 @@ def _fill_poll(folder: Path, pairs: list[PollImages], protocol: str, seed: int, 
         database.execute("COMMIT")
 
 
+def list_photos(photos: str | Path, log=print) -> list[str]:
+    """The images under `photos` (recursive), leaving out pix2color run and poll folders as
+    training does: their plots and poll images are pictures pix2color drew, not photos."""
+    from pix2color.colorize import IMAGE_SUFFIXES
+    from pix2color.data import list_image_files
+    from pix2color.run_folder import is_run_or_poll_folder
+
+    if not Path(photos).is_dir():
+        raise PollError(f"--photos {photos}: not a folder")
+    reason = is_run_or_poll_folder(photos)
+    if reason:
+        raise PollError(f"--photos {photos}: {reason}, not a folder of photos")
+
+    def skip_folder(path: str) -> bool:
+        why = is_run_or_poll_folder(path)
+        if why:
+            log(f"left out {path}: {why}, not photos")
+        return why is not None
+
+    return list_image_files(photos, IMAGE_SUFFIXES, skip_folder=skip_folder)
+
+
 def choose_photos(paths: list[str], count: int, seed: int) -> list[str]:
     if len(paths) < count:
         raise PollError(f"{count} pairs asked for, but only {len(paths)} photos found")
@@ -522,17 +544,13 @@ def build_poll(
     """
     from PIL import Image
 
-    from pix2color.colorize import IMAGE_SUFFIXES
-    from pix2color.data import list_image_files
     from pix2color.lite import FullResolutionColorizer, ImageError, read_image
     from pix2color.loading import load_network
 
     if protocol not in PROTOCOLS:
         raise PollError(f"--protocol must be one of {', '.join(PROTOCOLS)} (got {protocol!r})")
     check_poll_folder(out)
-    if not Path(photos).is_dir():
-        raise PollError(f"--photos {photos}: not a folder")
-    chosen = choose_photos(list_image_files(photos, IMAGE_SUFFIXES), pairs, seed)
+    chosen = choose_photos(list_photos(photos, log), pairs, seed)
     network = load_network(model, mode)
     recipe = FullResolutionColorizer(network.predict_ab, network.image_size)
     prepared = []

@@ -251,6 +251,32 @@ def test_a_poll_folder_is_new_or_empty_and_whole_or_absent(tmp_path, monkeypatch
     assert sorted(p.name for p in tmp_path.iterdir()) == ["photos", "poll"]
 
 
+def test_a_poll_never_takes_its_photos_from_run_or_poll_folders(small_generator_file, tmp_path):
+    """Run and poll folders inside --photos hold pictures pix2color drew: left out, as training
+    leaves them out, and said so."""
+    import json
+
+    photos = tmp_path / "photos"
+    for name, source in zip(["a.jpg", "sub/b.png"], sample_photo_paths(2)):
+        (photos / name).parent.mkdir(parents=True, exist_ok=True)
+        Image.open(source).convert("RGB").resize((40, 30)).save(photos / name)
+    run = photos / "run"
+    (run / "plots").mkdir(parents=True)
+    (run / "run.json").write_text(json.dumps({"image_size": 32}))
+    for name in ("losses.png", "plots/fig07_samples.png"):
+        Image.new("RGB", (40, 30), (200, 30, 30)).save(run / name)
+    tiny_poll(photos / "old_poll")
+    said = []
+    poll = turing.build_poll(str(small_generator_file), photos, tmp_path / "poll", pairs=2, log=said.append)
+    assert sorted(turing.Poll(poll).sources().values()) == [str(photos / "a.jpg"), str(photos / "sub/b.png")]
+    assert f"left out {run}: a pix2color run folder, not photos" in said
+    assert f"left out {photos / 'old_poll'}: a pix2color poll folder, not photos" in said
+    with pytest.raises(turing.PollError, match="only 2 photos"):
+        turing.build_poll(str(small_generator_file), photos, tmp_path / "poll3", pairs=3, log=said.append)
+    with pytest.raises(turing.PollError, match="a pix2color poll folder, not a folder of photos"):
+        turing.build_poll(str(small_generator_file), photos / "old_poll", tmp_path / "poll4", pairs=1)
+
+
 def test_empty_poll_results_are_n_a(tmp_path):
     results = turing.results(turing.Poll(tiny_poll(tmp_path / "poll")))
     assert results.total == 0 and "n/a" in results.report()
