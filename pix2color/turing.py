@@ -144,6 +144,20 @@ def opaque_name() -> str:
     return secrets.token_hex(16) + ".png"
 
 
+POLL_FILES = (DATABASE, f"{DATABASE}-wal", f"{DATABASE}-shm", f"{DATABASE}-journal", SECRET_FILE)
+
+
+def poll_of(path: str | Path) -> Path | None:
+    """The poll folder `path` is one of the files of (its database and journals, its secret, an
+    image), symlinks followed; None for any other path. Such a file is never written."""
+    real = Path(os.path.realpath(path))
+    if real.name in POLL_FILES and (real.parent / DATABASE).exists():
+        return real.parent
+    if real.parent.name == IMAGES and (real.parent.parent / DATABASE).exists():
+        return real.parent.parent
+    return None
+
+
 def check_poll_folder(out: str | Path) -> None:
     """PollError in one line unless `out` is a new or an empty folder that can be written: a
     poll never shares its folder with other files, so building one replaces nothing."""
@@ -484,13 +498,9 @@ class Results:
             lines += ["", f"answers per participant: min {counts[0]}, median {counts[len(counts) // 2]}, max {counts[-1]}"]
         return "\n".join(lines)
 
-    def write_csv(self, target: str | Path | typing.TextIO) -> None:
+    def write_csv(self, target: typing.TextIO) -> None:
         """One row per pair: the four cells of its confusion matrix, and the photo (2afc: row 1 is
-        real photo chosen / generated chosen, row 2 is empty). `target`: a path or a text file."""
-        if isinstance(target, (str, Path)):
-            with open(target, "w", newline="", encoding="utf-8") as handle:
-                self.write_csv(handle)
-            return
+        real photo chosen / generated chosen, row 2 is empty), into a text file."""
         writer = csv.writer(target)
         writer.writerow(["pair", "photo", "original_judged_original", "original_judged_generated",
                          "generated_judged_original", "generated_judged_generated"])

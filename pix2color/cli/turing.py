@@ -2,13 +2,15 @@
 
     pix2color turing build --model runs/pix2color --photos photos/ --pairs 20 --out poll
     pix2color serve --poll poll --host 0.0.0.0
-    pix2color turing results poll [--exclude 3,17] [--csv results.csv] [--png results.png]
+    pix2color turing results poll [--exclude 3,17] [--csv results.csv] [--png results.png] [--overwrite]
 """
 
 from __future__ import annotations
 
+import io
 import os
 import sys
+from pathlib import Path
 
 from pix2color.cli import ArgumentParser, HelpFormatter, RawHelpFormatter, command, positive_int
 from pix2color.loading import MODES
@@ -38,6 +40,8 @@ def build_parser() -> ArgumentParser:
     counts.add_argument("--exclude", default="", help="pair numbers to leave out, e.g. 3,17")
     counts.add_argument("--csv", default=None, help="write one row per pair here")
     counts.add_argument("--png", default=None, help="write a bar chart per pair here")
+    counts.add_argument("--overwrite", action="store_true",
+                        help="replace --csv and --png files that exist (never a file of a poll)")
     return parser
 
 
@@ -78,22 +82,63 @@ def _results(args) -> int:
     except ValueError:
         print(f"{PROG} results: error: --exclude takes pair numbers separated by commas", file=sys.stderr)
         return 2
+    problem = _output_problem(args)
+    if problem:
+        print(f"{PROG} results: error: {problem}", file=sys.stderr)
+        return 2
     try:
         counted = results(Poll(args.poll), excluded)
     except PollError as error:
         print(f"{PROG}: error: {error}", file=sys.stderr)
         return 2
     print(counted.report())
-    try:
-        if args.csv:
-            counted.write_csv(args.csv)
-            print(f"wrote {args.csv}")
-        if args.png:
-            from pix2color import plots
+    from pix2color.lite import OutputExists, exists_message, write_output
 
-            plots.turing_chart(counted, args.png)
-            print(f"wrote {args.png}")
-    except OSError as error:
-        print(f"{PROG}: error: cannot write {error.filename}: {error.strerror or error}", file=sys.stderr)
-        return 1
+    outputs = [(args.csv, _csv_writer(counted)), (args.png, _chart_writer(counted))]
+    for path, write in [(Path(path), write) for path, write in outputs if path]:
+        try:
+            write_output(path, write, args.overwrite)
+        except OutputExists:
+            print(f"{PROG} results: error: {exists_message(path)}", file=sys.stderr)
+            return 1
+        except OSError as error:
+            print(f"{PROG} results: error: cannot write {path}: {error.strerror or error}", file=sys.stderr)
+            return 1
+        print(f"wrote {path}")
     return 0
+
+
+def _output_problem(args) -> str | None:
+    """Why --csv or --png may not be written, in one line (None if they may): a file of a poll
+    is never replaced, another existing file only with --overwrite, a folder never."""
+    from pix2color.lite import exists_message
+    from pix2color.turing import poll_of
+
+    given = [(flag, path) for flag, path in (("--csv", args.csv), ("--png", args.png)) if path]
+    if len(given) == 2 and os.path.realpath(args.csv) == os.path.realpath(args.png):
+        return f"--csv and --png name the same file ({args.csv})"
+    for flag, path in given:
+        poll = poll_of(path)
+        if poll is not None:
+            return f"{flag} {path}: a file of the poll {poll}; it is never replaced, give another name"
+        if os.path.isdir(path) or (os.path.lexists(path) and not args.overwrite):
+            return f"{flag} {exists_message(Path(path))}"
+    return None
+
+
+def _csv_writer(counted):
+    def write(handle):
+        text = io.TextIOWrapper(handle, encoding="utf-8", newline="")
+        counted.write_csv(text)
+        text.detach()  # flushed; `handle` stays open
+
+    return write
+
+
+def _chart_writer(counted):
+    def write(handle):
+        from pix2color import plots
+
+        plots.turing_chart(counted, handle)
+
+    return write
