@@ -29,6 +29,7 @@ import io
 import itertools
 import os
 import secrets
+import stat
 import sys
 import tempfile
 import threading
@@ -85,6 +86,10 @@ def read_image(source: str | os.PathLike | typing.BinaryIO, max_pixels: int = DE
     converted to RGB.
     """
     name = name or str(source)
+    if isinstance(source, (str, os.PathLike)):
+        problem = not_a_file(source)
+        if problem:
+            raise ImageError(f"{name}: {problem}")
     try:
         with _PILLOW_LIMIT:
             previous_limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None  # ours is checked below
@@ -118,6 +123,25 @@ def read_image(source: str | os.PathLike | typing.BinaryIO, max_pixels: int = DE
             reason = (f"a {container} image in a pixel format that cannot be converted to RGB" if container
                       else "not an image (or a format Pillow cannot read)")
         raise ImageError(f"{name}: {reason}") from None
+
+
+def not_a_file(path: str | os.PathLike) -> str | None:
+    """Why `path` is not a regular file that can be read, or None if it is; told from `stat`,
+    without opening it: a FIFO blocks its reader until something writes into it, a device may
+    never end."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return f"a broken symlink (to {os.readlink(path)})" if os.path.islink(path) else "no such file"
+    except OSError as error:
+        return f"cannot be read ({error.strerror or error})"
+    if stat.S_ISREG(mode):
+        return None
+    if stat.S_ISDIR(mode):
+        return "is a folder"
+    kinds = [(stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a device"),
+             (stat.S_ISBLK, "a device")]
+    return f"not a regular file ({next((kind for test, kind in kinds if test(mode)), 'a special file')})"
 
 
 _SIGNATURES = {b"II*\x00": "TIFF", b"MM\x00*": "TIFF", b"\x89PNG": "PNG", b"\xff\xd8\xff": "JPEG", b"GIF8": "GIF",

@@ -268,6 +268,27 @@ def test_a_full_disk_fails_the_photo_and_leaves_no_file(small_generator_file, tm
     assert list(out.iterdir()) == []
 
 
+def test_inputs_that_are_not_regular_files_fail_in_one_line_each(small_generator_file, tmp_path):
+    """A FIFO named or found as an input would block its reader forever; it, a broken symlink and
+    a symlinked folder named like a photo are failed inputs, one line each, counted."""
+    photos = small_photos(tmp_path / "in", ["a.jpg"])
+    os.mkfifo(photos / "fifo.jpg")
+    (photos / "broken.png").symlink_to(tmp_path / "gone.png")
+    (tmp_path / "album").mkdir()
+    (photos / "linked.jpg").symlink_to(tmp_path / "album")
+    os.mkfifo(tmp_path / "named.jpg")
+    result = subprocess.run([sys.executable, "-m", "pix2color.cli", "colorize", str(photos), str(tmp_path / "named.jpg"),
+                             "-o", str(tmp_path / "out"), "--model", str(small_generator_file), "--verbose", "0"],
+                            capture_output=True, text=True, cwd=ROOT, timeout=120)
+    errors = sorted(line for line in result.stderr.splitlines() if line.strip())
+    assert errors == [f"error: {photos / 'broken.png'}: a broken symlink (to {tmp_path / 'gone.png'})",
+                      f"error: {photos / 'fifo.jpg'}: not a regular file (a FIFO)",
+                      f"error: {photos / 'linked.jpg'}: a symlink to a folder, not searched",
+                      f"error: {tmp_path / 'named.jpg'}: not a regular file (a FIFO)"], result.stderr
+    assert result.returncode == 1 and "1 colorized" in result.stdout and "4 failed" in result.stdout, result.stdout
+    assert hashes(tmp_path / "out").keys() == {"a.jpg"}
+
+
 def a_file(tmp_path):
     (tmp_path / "a_file").write_text("")
     return tmp_path / "a_file"

@@ -1,6 +1,7 @@
 """The TensorFlow-free side: photo reading and the numpy Lab conversion."""
 
 import errno
+import os
 import shutil
 import subprocess
 import sys
@@ -59,6 +60,39 @@ def test_read_image_errors_name_the_file(tmp_path, kind):
         lite.read_image(path, max_pixels=10_000)
     if kind == "huge":
         assert "200x100" in str(raised.value)
+
+
+def test_read_image_refuses_what_is_not_a_regular_file_without_opening_it(tmp_path):
+    """A FIFO would block its reader forever (until something writes into it), a device might
+    never end: they are refused from what `stat` says, in one line naming them."""
+    import socket
+    import threading
+
+    os.mkfifo(tmp_path / "fifo.jpg")
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(str(tmp_path / "socket.jpg"))
+    (tmp_path / "broken.jpg").symlink_to(tmp_path / "gone.jpg")
+    (tmp_path / "folder.jpg").mkdir()
+    cases = {"fifo.jpg": "not a regular file (a FIFO)", "socket.jpg": "not a regular file (a socket)",
+             "broken.jpg": "a broken symlink", "folder.jpg": "is a folder"}
+    for name, reason in [*cases.items(), ("/dev/null", "not a regular file (a device)")]:
+        path = tmp_path / name
+        answer = []
+        reader = threading.Thread(target=lambda: answer.append(refusal(path)), daemon=True)
+        reader.start()
+        reader.join(10)
+        if reader.is_alive():  # blocked in open(): let it go, then fail
+            os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+            reader.join(10)
+            pytest.fail(f"{path}: reading it blocked")
+        assert answer[0].startswith(f"{path}: {reason}") and "\n" not in answer[0], answer
+    server.close()
+
+
+def refusal(path):
+    with pytest.raises(lite.ImageError) as raised:
+        lite.read_image(path)
+    return str(raised.value)
 
 
 def test_lite_module_imports_no_tensorflow():

@@ -104,13 +104,13 @@ def _run(args: argparse.Namespace) -> int:
     from pix2color.stabilise import Stabiliser
     from pix2color.video import check_codec
 
-    files, missing = expand_inputs(args.inputs)
+    files, unreadable = expand_inputs(args.inputs)
     if not files:
-        unmatched = f" ({', '.join(missing)}: no such file or no match)" if missing else ""
-        print(f"{PROG}: error: no input photos or videos{unmatched}", file=sys.stderr)
+        why = f" ({'; '.join(unreadable)})" if unreadable else ""
+        print(f"{PROG}: error: no input photos or videos{why}", file=sys.stderr)
         return 2
-    for item in missing:
-        print(f"error: {item}: no such file or no match", file=sys.stderr)
+    for line in unreadable:
+        _say("error")(line)
     photos, videos = split_photos_and_videos(files)
     try:
         codec = check_codec(args.codec, args.video_format) if videos else None
@@ -138,6 +138,6 @@ def _run(args: argparse.Namespace) -> int:
                                           dynamic_ncols=True),
     ))
     skipped = sum(item.target is None for item in photos + videos) + sum(len(r.skipped) for r in reports)
-    failed = len(missing) + sum(len(r.failed) for r in reports)
+    failed = len(unreadable) + sum(len(r.failed) for r in reports)
     print(summary(sum(len(r.written) for r in reports), skipped, failed, args.out))
     return 1 if failed else 0
