@@ -42,6 +42,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 DEFAULT_MAX_PIXELS = 50_000_000  # 50 MP: far above a phone photo, far below a decompression bomb
+MAX_THREADS = 256  # LiteRT crashes (SIGSEGV) when asked for 100,000
 
 # sRGB (D65) -> XYZ, and the D65 white point (2 degree observer): as tensorflow-io.
 _RGB_TO_XYZ = np.array(
@@ -589,8 +590,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _check_options(args: argparse.Namespace) -> None:
-    if args.threads is not None and args.threads < 1:
-        raise ValueError(f"--threads must be at least 1 (got {args.threads})")
+    if args.threads is not None and not 1 <= args.threads <= MAX_THREADS:
+        raise ValueError(f"--threads must be in 1..{MAX_THREADS} (got {args.threads})")
     if args.max_pixels < 1:
         raise ValueError(f"--max-pixels must be at least 1 (got {args.max_pixels})")
     check_output_folder(args.out)

@@ -78,6 +78,7 @@ BAD_INPUTS = [
     (TFLITE + ["W/missing.tflite", "W/photo.jpg", "-o", "W/out"], 2, "no such file"),
     (TFLITE + ["W/model.keras", "W/photo.jpg", "-o", "W/out"], 2, "model.keras"),
     (TFLITE + ["W/corrupt.tflite", "W/photo.jpg", "--threads", "0"], 2, "--threads"),
+    (TFLITE + ["W/corrupt.tflite", "W/photo.jpg", "--threads", "100000"], 2, "--threads"),
     (PIX2COLOR + ["evaluate", "--model", "W/model.keras", "--limit", "0"], 2, "--limit"),
     (PIX2COLOR + ["evaluate", "--model", "W/model.keras", "--limit", "-1"], 2, "--limit"),
     (PIX2COLOR + ["evaluate", "--model", "W/model.keras", "--batch-size", "0"], 2, "--batch-size"),
