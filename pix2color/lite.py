@@ -61,6 +61,10 @@ class ImageError(ValueError):
     """A file that cannot be colorized; the message names it and says why."""
 
 
+class TooManyPixels(ImageError):
+    """An image larger than the pixel limit (checked before it is decoded)."""
+
+
 class ModelError(ValueError):
     """A model file LiteRT cannot run as a pix2color generator; the message names it."""
 
@@ -101,10 +105,7 @@ def read_image(source: str | os.PathLike | typing.BinaryIO, max_pixels: int = DE
         with image:
             width, height = image.size
             if width * height > max_pixels:
-                raise ImageError(
-                    f"{name}: {width}x{height} is {width * height / 1e6:.1f} megapixels, more than the "
-                    f"limit of {max_pixels / 1e6:.1f}"
-                )
+                raise TooManyPixels(f"{name}: {width}x{height} is {_too_many(width * height, max_pixels)}")
             image.load()
             image = ImageOps.exif_transpose(image)
             try:
@@ -124,6 +125,14 @@ def read_image(source: str | os.PathLike | typing.BinaryIO, max_pixels: int = DE
             reason = (f"a {container} image in a pixel format that cannot be converted to RGB" if container
                       else "not an image (or a format Pillow cannot read)")
         raise ImageError(f"{name}: {reason}") from None
+
+
+def _too_many(pixels: int, limit: int) -> str:
+    """'12.0 megapixels, more than the limit of 1.0', in pixels where megapixels to one decimal
+    would not tell the two apart (a limit below 0.1 MP reads "0.0")."""
+    if limit >= 100_000 and f"{pixels / 1e6:.1f}" != f"{limit / 1e6:.1f}":
+        return f"{pixels / 1e6:.1f} megapixels, more than the limit of {limit / 1e6:.1f}"
+    return f"{pixels:,} pixels, more than the limit of {limit:,}"
 
 
 def not_a_file(path: str | os.PathLike) -> str | None:
@@ -446,15 +455,23 @@ class _Names:
         return next(path for path in candidates if not self.is_input(path) and _path_key(path) not in self.owners)
 
     def _kept(self, path: Path, planned: Planned) -> Path | None:
-        """`path`, or None (and a line saying so) when it exists and may not be replaced."""
-        if self.overwrite or not os.path.lexists(path):
+        """`path`, or None (and a line saying so) when it exists and may not be replaced: a
+        folder never is."""
+        if (self.overwrite and not _is_folder(path)) or not os.path.lexists(path):
             return path
         planned.skipped.append(exists_message(path))
         return None
 
 
 def exists_message(path: Path) -> str:
+    if _is_folder(path):
+        return f"{path} is a folder; left as it is (no option replaces a folder)"
     return f"{path} exists; left as it is (--overwrite replaces it)"
+
+
+def _is_folder(path: Path) -> bool:
+    """A folder itself, not a symlink to one (which --overwrite replaces as it replaces any symlink)."""
+    return os.path.isdir(path) and not os.path.islink(path)
 
 
 def summary(written: int, skipped: int, failed: int, out: str | os.PathLike | None = None) -> str:
@@ -543,6 +560,8 @@ def move_into_place(temporary: Path, path: Path, overwrite: bool = False) -> Non
     only while the name is free (a hard link, which fails on an existing name; a copy into an
     exclusively created file where the file system has no hard links). The temporary is removed."""
     try:
+        if overwrite and _is_folder(path):
+            raise OutputExists(errno.EISDIR, "is a folder", str(path))
         if overwrite:
             os.replace(temporary, path)
             return
@@ -619,7 +638,10 @@ def _main(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     except ValueError as error:
         print(f"{parser.prog}: error: {error}", file=sys.stderr)
         return 2
-    wanted = [Wanted(Path(path), Path(Path(path).stem + ".png")) for path in args.inputs]
+    inputs = {}
+    for path in map(Path, args.inputs):
+        inputs.setdefault(_path_key(path), path)  # a file named twice (or through a link) is colorized once
+    wanted = [Wanted(path, Path(path.stem + ".png")) for path in inputs.values()]
     counts = [0, 0, 0]  # written, skipped, failed
     for planned in plan_outputs(wanted, args.out, args.overwrite):
         counts[_colorize_one(colorizer, planned, args)] += 1

@@ -289,6 +289,22 @@ def test_inputs_that_are_not_regular_files_fail_in_one_line_each(small_generator
     assert hashes(tmp_path / "out").keys() == {"a.jpg"}
 
 
+def test_messages_say_what_is_wrong_in_one_line_each(small_generator_file, tmp_path, capsys):
+    """No blank line without a progress bar; a tiny pixel limit in pixels, not "0.0 megapixels";
+    an output name that is a folder is left as it is, --overwrite or not."""
+    photos = small_photos(tmp_path / "in", ["x.jpg", "y.jpg"])
+    out = tmp_path / "out"
+    (out / "y.jpg").mkdir(parents=True)
+    for extra in ([], ["--overwrite"]):
+        status, stdout, stderr = colorize_here(capsys, photos, "-o", out, "--model", small_generator_file,
+                                               "--max-pixels", "1000", *extra)
+        assert status == 1 and "0 colorized" in stdout and "1 skipped" in stdout and "1 failed" in stdout, stdout
+        assert stderr.splitlines() == [
+            f"skipped: {out / 'y.jpg'} is a folder; left as it is (no option replaces a folder)",
+            f"error: {photos / 'x.jpg'}: 48x36 is 1,728 pixels, more than the limit of 1,000"], stderr
+        assert (out / "y.jpg").is_dir()
+
+
 def a_file(tmp_path):
     (tmp_path / "a_file").write_text("")
     return tmp_path / "a_file"

@@ -59,7 +59,7 @@ def test_read_image_errors_name_the_file(tmp_path, kind):
     with pytest.raises(lite.ImageError, match=str(path)) as raised:
         lite.read_image(path, max_pixels=10_000)
     if kind == "huge":
-        assert "200x100" in str(raised.value)
+        assert "200x100 is 20,000 pixels, more than the limit of 10,000" in str(raised.value)
 
 
 def test_read_image_refuses_what_is_not_a_regular_file_without_opening_it(tmp_path):
@@ -208,6 +208,17 @@ def test_lite_copied_alone_follows_the_output_rules(exported, tmp_path):
     through_link = lite_alone(alone, model, photos / "x.png", "-o", linked, "--overwrite")
     assert through_link.returncode == 0 and (linked / "x.png").is_symlink(), through_link.stderr
     assert (photos / "x.png").read_bytes() == originals["x.png"] and (linked / "x_colorized.png").exists()
+
+
+def test_lite_colorizes_an_input_named_twice_once(exported, tmp_path, capsys):
+    photo = tmp_path / "x.png"
+    Image.open(sample_photo_paths(1)[0]).resize((40, 30)).save(photo)
+    (tmp_path / "link.png").symlink_to(photo)
+    model = exported / "tflite" / "generator_deterministic_float32.tflite"
+    status = lite.main([str(model), str(photo), str(tmp_path / "." / "x.png"), str(tmp_path / "link.png"),
+                        "-o", str(tmp_path / "out")])
+    assert status == 0 and "1 colorized" in capsys.readouterr().out
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["x.png"]
 
 
 def a_folder(tmp_path):

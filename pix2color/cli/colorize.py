@@ -127,8 +127,9 @@ def _run(args: argparse.Namespace) -> int:
             _say("skipped")(line)
     todo = [item for item in photos if item.target is not None]
     progress = keras.utils.Progbar(len(todo), verbose=args.verbose, unit_name="image")
+    below_the_bar = "\n" if args.verbose else ""  # the bar's line ends with no newline
     reports = [colorize_files(todo, recipe, args.batch_size, args.quality, args.overwrite, args.max_pixels,
-                              on_error=lambda message: print(f"\nerror: {message}", file=sys.stderr),
+                              on_error=lambda message: print(f"{below_the_bar}error: {message}", file=sys.stderr),
                               on_skip=_say("skipped"), on_progress=progress.add)]
     reports.append(colorize_videos(
         videos, recipe, args.batch_size, codec, args.crf,
