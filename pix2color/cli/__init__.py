@@ -94,6 +94,16 @@ def non_negative_float(text: str) -> float:
     return _number(text, float, lambda value: value >= 0, "a number >= 0")
 
 
+def int_in(low: int, high: int | None = None):
+    """An argparse type: a whole number in low..high (at least `low` without `high`)."""
+    wanted = f"a whole number in {low}..{high}" if high is not None else f"a whole number of at least {low}"
+
+    def parse(text: str) -> int:
+        return _number(text, int, lambda value: low <= value and (high is None or value <= high), wanted)
+
+    return parse
+
+
 def _number(text: str, kind, valid, wanted: str):
     try:
         value = kind(text)

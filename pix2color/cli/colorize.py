@@ -10,7 +10,7 @@ import argparse
 import sys
 from collections.abc import Callable
 
-from pix2color.cli import ArgumentParser, HelpFormatter, command, positive_int
+from pix2color.cli import ArgumentParser, HelpFormatter, command, int_in, positive_int
 from pix2color.colorize import OUTPUT_FORMATS
 from pix2color.lite import DEFAULT_MAX_PIXELS
 from pix2color.loading import MODES
@@ -45,7 +45,8 @@ def build_parser() -> ArgumentParser:
     video.add_argument("--video-format", choices=tuple(VIDEO_FORMATS), default="mp4", help="output container")
     video.add_argument("--codec", default=None,
                        help="FFmpeg video encoder (default: libx264, i.e. H.264; libvpx-vp9 for webm)")
-    video.add_argument("--crf", type=int, default=DEFAULT_CRF, help="quality for x264/x265/VP9/AV1: lower is better")
+    video.add_argument("--crf", type=int_in(0, 63), default=DEFAULT_CRF,
+                       help="quality for x264/x265/VP9/AV1, 0..63: lower is better")
     video.add_argument("--stabilise", choices=("on", "off"), default="on",
                        help="keep colours steady from frame to frame (off: every frame on its own)")
     video.add_argument("--strength", type=float, default=DEFAULT_STRENGTH,

@@ -12,11 +12,12 @@ import os
 import sys
 from pathlib import Path
 
-from pix2color.cli import ArgumentParser, HelpFormatter, RawHelpFormatter, command, positive_int
+from pix2color.cli import ArgumentParser, HelpFormatter, RawHelpFormatter, command, int_in, positive_int
 from pix2color.loading import MODES
 from pix2color.turing import PROTOCOLS, Poll, PollError, results
 
 PROG = "pix2color turing"
+MIN_SIDE = 16  # smaller photos carry no colour a participant could judge (the training data's minimum too)
 
 
 def build_parser() -> ArgumentParser:
@@ -33,7 +34,8 @@ def build_parser() -> ArgumentParser:
                             "2afc: both side by side, 'which is real?'")
     build.add_argument("--mode", choices=MODES, default="deterministic", help="the model's inference mode")
     build.add_argument("--seed", type=int, default=0, help="which photos, and each participant's order")
-    build.add_argument("--max-side", type=positive_int, default=768, help="larger photos are scaled down to this")
+    build.add_argument("--max-side", type=int_in(MIN_SIDE), default=768,
+                       help=f"larger photos are scaled down to this (at least {MIN_SIDE})")
     counts = commands.add_parser("results", help="the confusion matrix, rates and per-pair table",
                                  formatter_class=HelpFormatter)
     counts.add_argument("poll", help="the poll folder")
@@ -87,7 +89,11 @@ def _results(args) -> int:
         print(f"{PROG} results: error: {problem}", file=sys.stderr)
         return 2
     try:
-        counted = results(Poll(args.poll), excluded)
+        poll = Poll(args.poll)
+        unknown = [str(pair) for pair in excluded if not 1 <= pair <= poll.pair_count]
+        if unknown:
+            raise PollError(f"--exclude {', '.join(unknown)}: the poll's pairs are 1..{poll.pair_count}")
+        counted = results(poll, excluded)
     except PollError as error:
         print(f"{PROG}: error: {error}", file=sys.stderr)
         return 2
