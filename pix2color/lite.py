@@ -24,6 +24,7 @@ full-resolution L. The Lab formulas below are the same as tensorflow-io's (which
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import io
 import itertools
@@ -347,12 +348,41 @@ def _interpreter(model_path: str | os.PathLike, num_threads: int | None):
     if not os.path.exists(model_path):
         raise ModelError(f"{model_path}: no such file")
     try:
-        interpreter = Interpreter(model_path=str(model_path), num_threads=num_threads or os.cpu_count())
-        interpreter.allocate_tensors()
+        with _without_delegate_notice():
+            interpreter = Interpreter(model_path=str(model_path), num_threads=num_threads or os.cpu_count())
+            interpreter.allocate_tensors()
     except Exception as error:  # noqa: BLE001 - LiteRT raises ValueError or RuntimeError for bad files
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise ModelError(f"{model_path}: not a LiteRT (.tflite) model ({reason})") from None
     return interpreter
+
+
+_DELEGATE_NOTICE = b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
+
+
+@contextlib.contextmanager
+def _without_delegate_notice():
+    """LiteRT's C++ side prints _DELEGATE_NOTICE on stderr for every model it loads, and no
+    setting (TF_CPP_MIN_LOG_LEVEL included) turns it off: stderr's file descriptor is caught while
+    the model loads, and every other line is passed on after."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no stderr to filter
+        yield
+        return
+    with tempfile.TemporaryFile() as caught:
+        os.dup2(caught.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            caught.seek(0)
+            kept = [line for line in caught.read().splitlines(keepends=True) if line.rstrip() != _DELEGATE_NOTICE]
+            if kept:
+                os.write(2, b"".join(kept))
 
 
 # --------------------------------------------------------------------------- where outputs go

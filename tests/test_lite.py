@@ -221,6 +221,22 @@ def test_lite_colorizes_an_input_named_twice_once(exported, tmp_path, capsys):
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["x.png"]
 
 
+def test_a_successful_run_says_nothing_on_stderr(exported, tmp_path, capfd):
+    """LiteRT's "INFO: Created TensorFlow Lite XNNPACK delegate for CPU." on every model load is
+    dropped; anything else written to stderr while the model loads is passed on."""
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    shutil.copy(Path(lite.__file__), alone / "lite.py")
+    photo = tmp_path / "x.png"
+    Image.open(sample_photo_paths(1)[0]).resize((40, 30)).save(photo)
+    result = lite_alone(alone, exported / "tflite" / "generator_deterministic_float32.tflite", photo, "-o",
+                        tmp_path / "out")
+    assert result.returncode == 0 and result.stderr == "" and "1 colorized" in result.stdout, result.stderr
+    with lite._without_delegate_notice():
+        os.write(2, b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\nsomething else\n")
+    assert capfd.readouterr().err == "something else\n"
+
+
 def a_folder(tmp_path):
     (tmp_path / "folder.tflite").mkdir()
     return tmp_path / "folder.tflite"
