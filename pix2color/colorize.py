@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from pix2color.lite import (DEFAULT_MAX_PIXELS, FullResolutionColorizer, ImageError, OutputExists, Planned, Wanted,
-                            exists_message, plan_outputs, read_image, write_output)
+                            exists_message, not_a_file, plan_outputs, read_image, write_output)
 from pix2color.video import DEFAULT_CRF, VIDEO_SUFFIXES, VideoError, colorize_video, is_video
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")  # Pillow reads TIFF too
@@ -26,41 +26,58 @@ OUTPUT_FORMATS = {"jpg": "JPEG", "png": "PNG", "webp": "WEBP"}
 
 def expand_inputs(inputs: list[str]) -> tuple[list[tuple[Path, Path]], list[str]]:
     """Files, folders (recursive: photos and videos) and globs -> [(file, its output's path below
-    the output folder, before the suffix)], and the inputs that named nothing.
+    the output folder, before the suffix)], and one line for each input that cannot be read.
 
     A folder's files keep their folders below it, a glob's matches their folders below the glob's
     leading folders without wildcards (`photos/**/*.jpg` keeps those below photos/), and a file
     named on its own its name: so outputs do not collide where the inputs did not. Each file is
-    listed once, however many inputs name it.
+    listed once, however many inputs name it. An input that names nothing, and anything named
+    like a photo or a video that is not a regular file (a broken symlink, a FIFO, which would
+    block its reader, a socket, a device, a symlinked folder, which is not searched) is a line.
     """
-    found, missing, seen = [], [], set()
+    found, failed, seen = [], [], set()
     for item in inputs:
         matches, base = _matches(item)
         if not matches:
-            missing.append(item)
-        for path, relative in itertools.chain.from_iterable(_files_of(Path(match), base) for match in matches):
+            failed.append(f"{item}: no such file or no match")
+        for path, relative in itertools.chain.from_iterable(_files_of(Path(m), base, failed) for m in matches):
             if os.path.realpath(path) not in seen:
                 seen.add(os.path.realpath(path))
                 found.append((path, relative))
-    return found, missing
+    return found, failed
 
 
 def _matches(item: str) -> tuple[list[str], Path | None]:
-    """The existing paths an input names, and the folder a glob's matches are relative to."""
+    """The paths an input names (broken symlinks included), and the folder a glob's matches are
+    relative to."""
     if not glob.has_magic(item):
-        return ([item] if os.path.exists(item) else []), None
+        return ([item] if os.path.lexists(item) else []), None
     literal = itertools.takewhile(lambda part: not glob.has_magic(part), Path(item).parts[:-1])
-    matches = [match for match in sorted(glob.glob(item, recursive=True)) if os.path.exists(match)]
-    return matches, Path(*literal)
+    return sorted(glob.glob(item, recursive=True)), Path(*literal)
 
 
-def _files_of(path: Path, base: Path | None) -> list[tuple[Path, Path]]:
-    from pix2color.data import list_image_files
-
+def _files_of(path: Path, base: Path | None, failed: list[str]) -> list[tuple[Path, Path]]:
+    """The regular files `path` names (itself, or the photos and videos below a folder); a line
+    in `failed` for each other thing."""
     if not path.is_dir():
+        problem = not_a_file(path)
+        if problem:
+            failed.append(f"{path}: {problem}")
+            return []
         return [(path, _below(path, base) if base is not None else Path(path.name))]
-    files = [Path(file) for file in list_image_files(path, IMAGE_SUFFIXES + VIDEO_SUFFIXES)]
-    return [(file, _below(file, path if base is None else base)) for file in files]
+    files = []
+    for directory, subfolders, names in os.walk(path):
+        linked = [name for name in subfolders if os.path.islink(os.path.join(directory, name))]
+        for name in names + linked:
+            file = Path(directory, name)
+            if file.suffix.lower() not in IMAGE_SUFFIXES + VIDEO_SUFFIXES:
+                continue
+            problem = "a symlink to a folder, not searched" if name in linked else not_a_file(file)
+            if problem:
+                failed.append(f"{file}: {problem}")
+            else:
+                files.append(file)
+    return [(file, _below(file, path if base is None else base)) for file in sorted(files, key=str)]
 
 
 def _below(path: Path, root: Path) -> Path:

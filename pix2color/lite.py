@@ -24,10 +24,13 @@ full-resolution L. The Lab formulas below are the same as tensorflow-io's (which
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
+import io
 import itertools
 import os
 import secrets
+import stat
 import sys
 import tempfile
 import threading
@@ -40,6 +43,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 DEFAULT_MAX_PIXELS = 50_000_000  # 50 MP: far above a phone photo, far below a decompression bomb
+MAX_THREADS = 256  # LiteRT crashes (SIGSEGV) when asked for 100,000
 
 # sRGB (D65) -> XYZ, and the D65 white point (2 degree observer): as tensorflow-io.
 _RGB_TO_XYZ = np.array(
@@ -56,6 +60,10 @@ _XYZ_TO_RGB_WHITE = _XYZ_TO_RGB * _WHITE  # XYZ relative to white -> linear RGB
 
 class ImageError(ValueError):
     """A file that cannot be colorized; the message names it and says why."""
+
+
+class TooManyPixels(ImageError):
+    """An image larger than the pixel limit (checked before it is decoded)."""
 
 
 class ModelError(ValueError):
@@ -84,6 +92,10 @@ def read_image(source: str | os.PathLike | typing.BinaryIO, max_pixels: int = DE
     converted to RGB.
     """
     name = name or str(source)
+    if isinstance(source, (str, os.PathLike)):
+        problem = not_a_file(source)
+        if problem:
+            raise ImageError(f"{name}: {problem}")
     try:
         with _PILLOW_LIMIT:
             previous_limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None  # ours is checked below
@@ -94,10 +106,7 @@ def read_image(source: str | os.PathLike | typing.BinaryIO, max_pixels: int = DE
         with image:
             width, height = image.size
             if width * height > max_pixels:
-                raise ImageError(
-                    f"{name}: {width}x{height} is {width * height / 1e6:.1f} megapixels, more than the "
-                    f"limit of {max_pixels / 1e6:.1f}"
-                )
+                raise TooManyPixels(f"{name}: {width}x{height} is {_too_many(width * height, max_pixels)}")
             image.load()
             image = ImageOps.exif_transpose(image)
             try:
@@ -117,6 +126,33 @@ def read_image(source: str | os.PathLike | typing.BinaryIO, max_pixels: int = DE
             reason = (f"a {container} image in a pixel format that cannot be converted to RGB" if container
                       else "not an image (or a format Pillow cannot read)")
         raise ImageError(f"{name}: {reason}") from None
+
+
+def _too_many(pixels: int, limit: int) -> str:
+    """'12.0 megapixels, more than the limit of 1.0', in pixels where megapixels to one decimal
+    would not tell the two apart (a limit below 0.1 MP reads "0.0")."""
+    if limit >= 100_000 and f"{pixels / 1e6:.1f}" != f"{limit / 1e6:.1f}":
+        return f"{pixels / 1e6:.1f} megapixels, more than the limit of {limit / 1e6:.1f}"
+    return f"{pixels:,} pixels, more than the limit of {limit:,}"
+
+
+def not_a_file(path: str | os.PathLike) -> str | None:
+    """Why `path` is not a regular file that can be read, or None if it is; told from `stat`,
+    without opening it: a FIFO blocks its reader until something writes into it, a device may
+    never end."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return f"a broken symlink (to {os.readlink(path)})" if os.path.islink(path) else "no such file"
+    except OSError as error:
+        return f"cannot be read ({error.strerror or error})"
+    if stat.S_ISREG(mode):
+        return None
+    if stat.S_ISDIR(mode):
+        return "is a folder"
+    kinds = [(stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a device"),
+             (stat.S_ISBLK, "a device")]
+    return f"not a regular file ({next((kind for test, kind in kinds if test(mode)), 'a special file')})"
 
 
 _SIGNATURES = {b"II*\x00": "TIFF", b"MM\x00*": "TIFF", b"\x89PNG": "PNG", b"\xff\xd8\xff": "JPEG", b"GIF8": "GIF",
@@ -312,12 +348,41 @@ def _interpreter(model_path: str | os.PathLike, num_threads: int | None):
     if not os.path.exists(model_path):
         raise ModelError(f"{model_path}: no such file")
     try:
-        interpreter = Interpreter(model_path=str(model_path), num_threads=num_threads or os.cpu_count())
-        interpreter.allocate_tensors()
+        with _without_delegate_notice():
+            interpreter = Interpreter(model_path=str(model_path), num_threads=num_threads or os.cpu_count())
+            interpreter.allocate_tensors()
     except Exception as error:  # noqa: BLE001 - LiteRT raises ValueError or RuntimeError for bad files
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise ModelError(f"{model_path}: not a LiteRT (.tflite) model ({reason})") from None
     return interpreter
+
+
+_DELEGATE_NOTICE = b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
+
+
+@contextlib.contextmanager
+def _without_delegate_notice():
+    """LiteRT's C++ side prints _DELEGATE_NOTICE on stderr for every model it loads, and no
+    setting (TF_CPP_MIN_LOG_LEVEL included) turns it off: stderr's file descriptor is caught while
+    the model loads, and every other line is passed on after."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no stderr to filter
+        yield
+        return
+    with tempfile.TemporaryFile() as caught:
+        os.dup2(caught.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            caught.seek(0)
+            kept = [line for line in caught.read().splitlines(keepends=True) if line.rstrip() != _DELEGATE_NOTICE]
+            if kept:
+                os.write(2, b"".join(kept))
 
 
 # --------------------------------------------------------------------------- where outputs go
@@ -420,15 +485,23 @@ class _Names:
         return next(path for path in candidates if not self.is_input(path) and _path_key(path) not in self.owners)
 
     def _kept(self, path: Path, planned: Planned) -> Path | None:
-        """`path`, or None (and a line saying so) when it exists and may not be replaced."""
-        if self.overwrite or not os.path.lexists(path):
+        """`path`, or None (and a line saying so) when it exists and may not be replaced: a
+        folder never is."""
+        if (self.overwrite and not _is_folder(path)) or not os.path.lexists(path):
             return path
         planned.skipped.append(exists_message(path))
         return None
 
 
 def exists_message(path: Path) -> str:
+    if _is_folder(path):
+        return f"{path} is a folder; left as it is (no option replaces a folder)"
     return f"{path} exists; left as it is (--overwrite replaces it)"
+
+
+def _is_folder(path: Path) -> bool:
+    """A folder itself, not a symlink to one (which --overwrite replaces as it replaces any symlink)."""
+    return os.path.isdir(path) and not os.path.islink(path)
 
 
 def summary(written: int, skipped: int, failed: int, out: str | os.PathLike | None = None) -> str:
@@ -438,38 +511,52 @@ def summary(written: int, skipped: int, failed: int, out: str | os.PathLike | No
             + f", {failed} failed")
 
 
-def check_output_folder(out: str | os.PathLike) -> None:
+def check_output_folder(out: str | os.PathLike, flag: str = "-o") -> None:
     """ValueError in plain words unless `out` is a folder this process can write in, or can
-    create (checked before any work; nothing is created)."""
+    create (checked before any work; nothing is created). `flag` names the option in the message."""
     out = Path(out)
     if os.path.lexists(out) and not out.is_dir():
-        raise ValueError(f"-o {out}: exists and is not a folder")
+        raise ValueError(f"{flag} {out}: exists and is not a folder")
     existing = next(folder for folder in [out, *out.absolute().parents] if os.path.lexists(folder))
     if not existing.is_dir():
-        raise ValueError(f"-o {out}: cannot be created: {existing} is not a folder")
+        raise ValueError(f"{flag} {out}: cannot be created: {existing} is not a folder")
     try:
         with tempfile.TemporaryFile(dir=existing):
             pass
     except OSError as error:
-        raise ValueError(f"-o {out}: cannot write in {existing} ({error.strerror or error})") from None
+        raise ValueError(f"{flag} {out}: cannot write in {existing} ({error.strerror or error})") from None
 
 
 def write_output(path: Path, write: Callable[[typing.BinaryIO], None], overwrite: bool = False) -> None:
     """Write the file `path` through `write(handle)`, never replacing a file unless `overwrite`.
 
+    `write` fills memory first; its bytes are then written with Python's file API and counted,
+    because an encoder writing to a file itself may not notice a full disk (Pillow's JPEG
+    encoder does not): a short file raises OSError (ENOSPC) instead of taking the output's name.
     The file is written whole under a hidden temporary name in the same folder, then given its
     name (`move_into_place`): a process killed mid-write leaves no half file under the output's
     name. Without `overwrite` a file there, even one that appeared after the plan was made,
     raises `OutputExists` and is left alone; with it, a symlink there is replaced, not the file
     it points to.
     """
+    encoded = io.BytesIO()
+    write(encoded)
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = reserve_temporary(path)
     try:
-        _fill(temporary, "wb", write)
+        _fill(temporary, "wb", lambda handle: _write_all(handle, encoded.getbuffer(), path))
         move_into_place(temporary, path, overwrite)
     finally:
         temporary.unlink(missing_ok=True)
+
+
+def _write_all(handle: typing.BinaryIO, data: memoryview, path: Path) -> None:
+    """Write `data`, then check the file holds all of it (OSError ENOSPC naming `path` if not)."""
+    handle.write(data)
+    handle.flush()
+    written = os.fstat(handle.fileno()).st_size
+    if written != len(data):
+        raise OSError(errno.ENOSPC, f"only {written:,} of {len(data):,} bytes written (disk full?)", str(path))
 
 
 def _fill(path: Path, mode: str, write: Callable[[typing.BinaryIO], None]) -> None:
@@ -503,6 +590,8 @@ def move_into_place(temporary: Path, path: Path, overwrite: bool = False) -> Non
     only while the name is free (a hard link, which fails on an existing name; a copy into an
     exclusively created file where the file system has no hard links). The temporary is removed."""
     try:
+        if overwrite and _is_folder(path):
+            raise OutputExists(errno.EISDIR, "is a folder", str(path))
         if overwrite:
             os.replace(temporary, path)
             return
@@ -550,8 +639,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _check_options(args: argparse.Namespace) -> None:
-    if args.threads is not None and args.threads < 1:
-        raise ValueError(f"--threads must be at least 1 (got {args.threads})")
+    if args.threads is not None and not 1 <= args.threads <= MAX_THREADS:
+        raise ValueError(f"--threads must be in 1..{MAX_THREADS} (got {args.threads})")
     if args.max_pixels < 1:
         raise ValueError(f"--max-pixels must be at least 1 (got {args.max_pixels})")
     check_output_folder(args.out)
@@ -579,7 +668,10 @@ def _main(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     except ValueError as error:
         print(f"{parser.prog}: error: {error}", file=sys.stderr)
         return 2
-    wanted = [Wanted(Path(path), Path(Path(path).stem + ".png")) for path in args.inputs]
+    inputs = {}
+    for path in map(Path, args.inputs):
+        inputs.setdefault(_path_key(path), path)  # a file named twice (or through a link) is colorized once
+    wanted = [Wanted(path, Path(path.stem + ".png")) for path in inputs.values()]
     counts = [0, 0, 0]  # written, skipped, failed
     for planned in plan_outputs(wanted, args.out, args.overwrite):
         counts[_colorize_one(colorizer, planned, args)] += 1

@@ -27,9 +27,12 @@ from __future__ import annotations
 
 import csv
 import math
+import os
 import random
 import secrets
+import shutil
 import sqlite3
+import stat
 import time
 import typing
 from contextlib import closing
@@ -43,6 +46,7 @@ VERSIONS = ("original", "generated")
 DATABASE = "poll.sqlite"
 SECRET_FILE = "secret.key"
 IMAGES = "images"
+SQLITE_HEADER = b"SQLite format 3\x00"  # the first 16 bytes of every SQLite database file
 REPORT_MATRIX = ((1292, 491), (988, 1231))  # the report's answers: rows truth, columns answer (original, generated)
 
 SCHEMA = """
@@ -84,6 +88,36 @@ class AnswerError(PollError):
     """An answer the poll does not accept (unknown pair, or an image the participant was not shown)."""
 
 
+def read_meta(database: Path) -> dict[str, str]:
+    """The poll's settings, read without writing anything (`connect` switches a database to WAL):
+    PollError in one line naming the file unless it is an SQLite database holding a complete
+    pix2color poll (a build records its protocol last)."""
+    try:
+        if not stat.S_ISREG(os.stat(database).st_mode):
+            raise PollError(f"{database}: not a regular file, so not a pix2color poll")
+        with open(database, "rb") as handle:
+            header = handle.read(len(SQLITE_HEADER))
+    except OSError as error:
+        raise PollError(f"{database}: cannot be read ({error.strerror or error})") from None
+    if header != SQLITE_HEADER:
+        what = "an empty file" if not header else "not an SQLite database"
+        raise PollError(f"{database}: {what}, so not a pix2color poll")
+    # Read-only, a WAL database without its -wal file would get one (and an -shm): without it no
+    # process has the database open, so it is read as a file that does not change.
+    options = "mode=ro" if os.path.exists(f"{database}-wal") else "mode=ro&immutable=1"
+    try:
+        with closing(sqlite3.connect(f"{database.absolute().as_uri()}?{options}", uri=True)) as connection:
+            meta = dict(connection.execute("SELECT key, value FROM meta"))
+            for table in ("pairs", "participants", "trials", "answers"):
+                connection.execute(f"SELECT * FROM {table} LIMIT 0")
+    except sqlite3.Error as error:
+        raise PollError(f"{database}: not a pix2color poll ({error})") from None
+    if meta.get("protocol") not in PROTOCOLS:
+        raise PollError(f"{database}: an unfinished pix2color poll (no protocol recorded); build a new one with "
+                        "`pix2color turing build`")
+    return meta
+
+
 def connect(database: Path) -> sqlite3.Connection:
     """A connection in WAL mode with full syncs: an acknowledged answer survives a killed server."""
     connection = sqlite3.connect(database, timeout=30, isolation_level=None)  # autocommit; explicit transactions
@@ -110,34 +144,110 @@ def opaque_name() -> str:
     return secrets.token_hex(16) + ".png"
 
 
+POLL_FILES = (DATABASE, f"{DATABASE}-wal", f"{DATABASE}-shm", f"{DATABASE}-journal", SECRET_FILE)
+
+
+def poll_of(path: str | Path) -> Path | None:
+    """The poll folder `path` is one of the files of (its database and journals, its secret, an
+    image), symlinks followed; None for any other path. Such a file is never written."""
+    real = Path(os.path.realpath(path))
+    if real.name in POLL_FILES and (real.parent / DATABASE).exists():
+        return real.parent
+    if real.parent.name == IMAGES and (real.parent.parent / DATABASE).exists():
+        return real.parent.parent
+    return None
+
+
+def check_poll_folder(out: str | Path) -> None:
+    """PollError in one line unless `out` is a new or an empty folder that can be written: a
+    poll never shares its folder with other files, so building one replaces nothing."""
+    from pix2color.lite import check_output_folder
+
+    out = Path(out)
+    try:
+        check_output_folder(out, "--out")
+    except ValueError as error:
+        raise PollError(str(error)) from None
+    if os.path.islink(out):
+        raise PollError(f"--out {out}: is a symlink; give a new or empty folder")
+    if (out / DATABASE).exists():
+        raise PollError(f"{out} already holds a poll; choose another --out")
+    if out.is_dir() and any(out.iterdir()):
+        raise PollError(f"--out {out}: holds other files; give a new or empty folder")
+
+
 def write_poll(out: str | Path, pairs: list[PollImages], protocol: str = "report", seed: int = 0,
                description: dict | None = None) -> Path:
-    """Write a poll folder from prepared images. Fails if `out` already holds a poll."""
-    from PIL import Image
+    """Write a poll folder from prepared images into `out`, a new or empty folder.
 
+    The poll is built in a hidden folder next to `out` and renamed to `out` once complete, so
+    an interruption (Ctrl-C included) leaves no half poll that `turing results` or `serve`
+    could not open and a second build would refuse: a poll folder is whole or absent.
+    """
     if protocol not in PROTOCOLS:
         raise PollError(f"--protocol must be one of {', '.join(PROTOCOLS)} (got {protocol!r})")
     out = Path(out)
-    if (out / DATABASE).exists():
-        raise PollError(f"{out} already holds a poll; choose another --out")
-    (out / IMAGES).mkdir(parents=True, exist_ok=True)
-    (out / SECRET_FILE).write_text(secrets.token_hex(32))
-    (out / SECRET_FILE).chmod(0o600)
-    with closing(connect(out / DATABASE)) as database:
+    check_poll_folder(out)
+    whole = Path(os.path.abspath(out))
+    whole.parent.mkdir(parents=True, exist_ok=True)
+    building = whole.with_name(f".{whole.name}.{secrets.token_hex(4)}.part")
+    building.mkdir()
+    try:
+        _fill_poll(building, pairs, protocol, seed, description)
+        try:
+            os.rename(building, whole)  # replaces an empty folder, never one that holds files
+        except OSError as error:
+            raise PollError(f"--out {out}: cannot be written ({error.strerror or error}); "
+                            "give a new or empty folder") from None
+    except BaseException:
+        shutil.rmtree(building, ignore_errors=True)
+        raise
+    return out
+
+
+def _fill_poll(folder: Path, pairs: list[PollImages], protocol: str, seed: int, description: dict | None) -> None:
+    from PIL import Image
+
+    (folder / IMAGES).mkdir()
+    descriptor = os.open(folder / SECRET_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with open(descriptor, "w") as handle:
+        handle.write(secrets.token_hex(32))
+    with closing(connect(folder / DATABASE)) as database:
         database.executescript(SCHEMA)
         database.execute("BEGIN")
-        meta = {"protocol": protocol, "seed": str(seed), "created": str(time.time()), **(description or {})}
-        database.executemany("INSERT INTO meta VALUES (?, ?)", [(k, str(v)) for k, v in meta.items()])
         for number, pair in enumerate(pairs, start=1):
             names = {}
             for kind in ("gray", "original", "generated"):
                 names[kind] = opaque_name()
                 # The same encoder and settings for every image, and no metadata.
-                Image.fromarray(getattr(pair, kind)).save(out / IMAGES / names[kind], "PNG", optimize=False)
+                Image.fromarray(getattr(pair, kind)).save(folder / IMAGES / names[kind], "PNG", optimize=False)
             database.execute("INSERT INTO pairs VALUES (?, ?, ?, ?, ?)",
                              (number, pair.source, names["gray"], names["original"], names["generated"]))
+        meta = {"protocol": protocol, "seed": str(seed), "created": str(time.time()), **(description or {})}
+        database.executemany("INSERT INTO meta VALUES (?, ?)", [(k, str(v)) for k, v in meta.items()])
         database.execute("COMMIT")
-    return out
+
+
+def list_photos(photos: str | Path, log=print) -> list[str]:
+    """The images under `photos` (recursive), leaving out pix2color run and poll folders as
+    training does: their plots and poll images are pictures pix2color drew, not photos."""
+    from pix2color.colorize import IMAGE_SUFFIXES
+    from pix2color.data import list_image_files
+    from pix2color.run_folder import is_run_or_poll_folder
+
+    if not Path(photos).is_dir():
+        raise PollError(f"--photos {photos}: not a folder")
+    reason = is_run_or_poll_folder(photos)
+    if reason:
+        raise PollError(f"--photos {photos}: {reason}, not a folder of photos")
+
+    def skip_folder(path: str) -> bool:
+        why = is_run_or_poll_folder(path)
+        if why:
+            log(f"left out {path}: {why}, not photos")
+        return why is not None
+
+    return list_image_files(photos, IMAGE_SUFFIXES, skip_folder=skip_folder)
 
 
 def choose_photos(paths: list[str], count: int, seed: int) -> list[str]:
@@ -166,10 +276,10 @@ class Poll:
     def __init__(self, folder: str | Path):
         self.folder = Path(folder)
         self.database = self.folder / DATABASE
-        if not self.database.exists():
+        if not os.path.lexists(self.database):
             raise PollError(f"{self.folder}: not a poll folder (no {DATABASE}; make one with `pix2color turing build`)")
+        self.meta = read_meta(self.database)
         with closing(connect(self.database)) as database:
-            self.meta = dict(database.execute("SELECT key, value FROM meta"))
             self.pair_count = database.execute("SELECT COUNT(*) FROM pairs").fetchone()[0]
             self.image_names = {row[0] for row in database.execute(
                 "SELECT gray FROM pairs UNION SELECT original FROM pairs UNION SELECT generated FROM pairs")}
@@ -388,13 +498,9 @@ class Results:
             lines += ["", f"answers per participant: min {counts[0]}, median {counts[len(counts) // 2]}, max {counts[-1]}"]
         return "\n".join(lines)
 
-    def write_csv(self, target: str | Path | typing.TextIO) -> None:
+    def write_csv(self, target: typing.TextIO) -> None:
         """One row per pair: the four cells of its confusion matrix, and the photo (2afc: row 1 is
-        real photo chosen / generated chosen, row 2 is empty). `target`: a path or a text file."""
-        if isinstance(target, (str, Path)):
-            with open(target, "w", newline="", encoding="utf-8") as handle:
-                self.write_csv(handle)
-            return
+        real photo chosen / generated chosen, row 2 is empty), into a text file."""
         writer = csv.writer(target)
         writer.writerow(["pair", "photo", "original_judged_original", "original_judged_generated",
                          "generated_judged_original", "generated_judged_generated"])
@@ -448,18 +554,13 @@ def build_poll(
     """
     from PIL import Image
 
-    from pix2color.colorize import IMAGE_SUFFIXES
-    from pix2color.data import list_image_files
     from pix2color.lite import FullResolutionColorizer, ImageError, read_image
     from pix2color.loading import load_network
 
     if protocol not in PROTOCOLS:
         raise PollError(f"--protocol must be one of {', '.join(PROTOCOLS)} (got {protocol!r})")
-    if (Path(out) / DATABASE).exists():
-        raise PollError(f"{out} already holds a poll; choose another --out")
-    if not Path(photos).is_dir():
-        raise PollError(f"--photos {photos}: not a folder")
-    chosen = choose_photos(list_image_files(photos, IMAGE_SUFFIXES), pairs, seed)
+    check_poll_folder(out)
+    chosen = choose_photos(list_photos(photos, log), pairs, seed)
     network = load_network(model, mode)
     recipe = FullResolutionColorizer(network.predict_ab, network.image_size)
     prepared = []

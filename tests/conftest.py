@@ -1,5 +1,6 @@
 """Shared fixtures: small image folders the tests make, and quiet TensorFlow."""
 
+import errno
 import os
 import shutil
 
@@ -76,3 +77,38 @@ def exported(small_generator_file, tmp_path_factory):
     out = tmp_path_factory.mktemp("exported")
     export.export(str(small_generator_file), str(out), log=lambda *_: None)
     return out
+
+
+class FullDisk:
+    """A file handle on a full disk: `write` raises ENOSPC, or (`silent`) says it wrote everything
+    and writes half, as an encoder that ignores the errors of its writes."""
+
+    def __init__(self, handle, silent):
+        self.handle, self.silent = handle, silent
+
+    def write(self, data):
+        data = bytes(data)
+        if not self.silent:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        self.handle.write(data[: len(data) // 2])
+        return len(data)
+
+    def __getattr__(self, name):
+        return getattr(self.handle, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exception):
+        self.handle.close()
+
+
+def on_a_full_disk(monkeypatch, silent=False):
+    """Files that lite.py opens for writing from now on are on a full disk."""
+    def opened(path, mode="r", *args, **kwargs):
+        handle = open(path, mode, *args, **kwargs)
+        return FullDisk(handle, silent) if set(mode) & set("wxa") else handle
+
+    from pix2color import lite
+
+    monkeypatch.setattr(lite, "open", opened, raising=False)

@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from conftest import sample_photo_paths
@@ -54,6 +55,13 @@ def workspace(tmp_path_factory, small_generator_file):
     keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Dense(2)]).save(folder / "dense.keras")
     (folder / "photos").mkdir()
     (folder / "not_a_poll").mkdir()
+    from pix2color import turing
+
+    pixels = np.zeros((16, 16, 3), np.uint8)
+    turing.write_poll(folder / "poll", [turing.PollImages("p.jpg", pixels, pixels, pixels + 1)], "report")
+    for name, content in (("empty_poll", b""), ("junk_poll", b"not a database\n" * 10)):
+        (folder / name).mkdir()
+        (folder / name / "poll.sqlite").write_bytes(content)
     return folder
 
 
@@ -77,6 +85,8 @@ BAD_INPUTS = [
     pytest.param(TRAIN + ["--data", "sample", "--out", "W/empty_run"], 2, "run.json is damaged", marks=slow),
     (PIX2COLOR + ["colorize", "W/photo.jpg", "-o", "W/out", "--batch-size", "0"], 2, "--batch-size"),
     (PIX2COLOR + ["colorize", "W/photo.jpg", "-o", "W/a_file"], 2, "not a folder"),
+    (PIX2COLOR + ["colorize", "W/photo.jpg", "-o", "W/out", "--crf", "64"], 2, "--crf"),
+    (PIX2COLOR + ["colorize", "W/photo.jpg", "-o", "W/out", "--crf", "-1"], 2, "--crf"),
     pytest.param(PIX2COLOR + ["colorize", "W/photo.jpg", "-o", "W/out", "--model", "W/missing"], 2, "no such file",
                  marks=slow),
     pytest.param(PIX2COLOR + ["colorize", "W/photo.jpg", "-o", "W/out", "--model", "W/corrupt.keras"], 2,
@@ -95,6 +105,7 @@ BAD_INPUTS = [
     (TFLITE + ["W/missing.tflite", "W/photo.jpg", "-o", "W/out"], 2, "no such file"),
     (TFLITE + ["W/model.keras", "W/photo.jpg", "-o", "W/out"], 2, "model.keras"),
     (TFLITE + ["W/corrupt.tflite", "W/photo.jpg", "--threads", "0"], 2, "--threads"),
+    (TFLITE + ["W/corrupt.tflite", "W/photo.jpg", "--threads", "100000"], 2, "--threads"),
     (PIX2COLOR + ["evaluate", "--model", "W/model.keras", "--limit", "0"], 2, "--limit"),
     (PIX2COLOR + ["evaluate", "--model", "W/model.keras", "--limit", "-1"], 2, "--limit"),
     (PIX2COLOR + ["evaluate", "--model", "W/model.keras", "--batch-size", "0"], 2, "--batch-size"),
@@ -122,10 +133,20 @@ BAD_INPUTS = [
     pytest.param(PIX2COLOR + ["serve", "--model", "W/missing"], 2, "no such file", marks=slow),
     (PIX2COLOR + ["serve", "--poll", "W/not_a_poll"], 2, "not a poll folder"),
     (PIX2COLOR + ["turing", "results", "W/not_a_poll"], 2, "not a poll folder"),
-    (PIX2COLOR + ["turing", "build", "--model", "W/model.keras", "--photos", "W/missing", "--out", "W/poll"], 2,
+    (PIX2COLOR + ["turing", "results", "W/empty_poll"], 2, "empty_poll/poll.sqlite: an empty file"),
+    (PIX2COLOR + ["serve", "--poll", "W/junk_poll"], 2, "junk_poll/poll.sqlite: not an SQLite database"),
+    (PIX2COLOR + ["turing", "build", "--model", "W/model.keras", "--photos", "W/missing", "--out", "W/new_poll"], 2,
      "not a folder"),
-    (PIX2COLOR + ["turing", "build", "--model", "W/model.keras", "--photos", "W/photos", "--out", "W/poll",
+    (PIX2COLOR + ["turing", "build", "--model", "W/model.keras", "--photos", "W/photos", "--out", "W/new_poll",
                   "--pairs", "0"], 2, "--pairs"),
+    (PIX2COLOR + ["turing", "build", "--model", "W/model.keras", "--photos", "W/photos", "--out", "W/new_poll",
+                  "--max-side", "15"], 2, "--max-side"),
+    (PIX2COLOR + ["turing", "results", "W/poll", "--exclude", "2"], 2, "--exclude"),
+    (PIX2COLOR + ["turing", "results", "W/poll", "--exclude", "0"], 2, "--exclude"),
+    (PIX2COLOR + ["turing", "build", "--model", "W/model.keras", "--photos", "W/photos", "--out", "W/damaged_run"],
+     2, "holds other files"),
+    (PIX2COLOR + ["turing", "build", "--model", "W/model.keras", "--photos", "W/photos", "--out", "W/a_file"],
+     2, "exists and is not a folder"),
     (PIX2COLOR + ["nonsense"], 2, "unknown command"),
     (BENCH + ["nonsense"], 2, "nonsense"),
 ]

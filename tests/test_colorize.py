@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import sample_photo_paths
+from conftest import on_a_full_disk, sample_photo_paths
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -254,6 +254,55 @@ def test_inputs_with_the_same_name_get_their_own_outputs(small_generator_file, t
     status, stdout, stderr = colorize_here(capsys, inputs / "c", "-o", tmp_path / "same", "--format", "same", *model)
     assert status == 0 and "2 colorized" in stdout, stderr
     assert hashes(tmp_path / "same").keys() == {"x.png", "x-2.png"}
+
+
+@pytest.mark.parametrize("silent", [False, True], ids=["enospc", "short-write"])
+def test_a_full_disk_fails_the_photo_and_leaves_no_file(small_generator_file, tmp_path, capsys, monkeypatch, silent):
+    photo = small_photos(tmp_path / "in", ["x.jpg"]) / "x.jpg"
+    out = tmp_path / "out"
+    on_a_full_disk(monkeypatch, silent)
+    status, stdout, stderr = colorize_here(capsys, photo, "-o", out, "--model", small_generator_file, "--compare")
+    errors = [line for line in stderr.splitlines() if line.strip()]
+    assert status == 1 and "0 colorized" in stdout and "1 failed" in stdout, stdout + stderr
+    assert errors == [errors[0]] and f"could not write {out / 'x.jpg'}" in errors[0], stderr
+    assert list(out.iterdir()) == []
+
+
+def test_inputs_that_are_not_regular_files_fail_in_one_line_each(small_generator_file, tmp_path):
+    """A FIFO named or found as an input would block its reader forever; it, a broken symlink and
+    a symlinked folder named like a photo are failed inputs, one line each, counted."""
+    photos = small_photos(tmp_path / "in", ["a.jpg"])
+    os.mkfifo(photos / "fifo.jpg")
+    (photos / "broken.png").symlink_to(tmp_path / "gone.png")
+    (tmp_path / "album").mkdir()
+    (photos / "linked.jpg").symlink_to(tmp_path / "album")
+    os.mkfifo(tmp_path / "named.jpg")
+    result = subprocess.run([sys.executable, "-m", "pix2color.cli", "colorize", str(photos), str(tmp_path / "named.jpg"),
+                             "-o", str(tmp_path / "out"), "--model", str(small_generator_file), "--verbose", "0"],
+                            capture_output=True, text=True, cwd=ROOT, timeout=120)
+    errors = sorted(line for line in result.stderr.splitlines() if line.strip())
+    assert errors == [f"error: {photos / 'broken.png'}: a broken symlink (to {tmp_path / 'gone.png'})",
+                      f"error: {photos / 'fifo.jpg'}: not a regular file (a FIFO)",
+                      f"error: {photos / 'linked.jpg'}: a symlink to a folder, not searched",
+                      f"error: {tmp_path / 'named.jpg'}: not a regular file (a FIFO)"], result.stderr
+    assert result.returncode == 1 and "1 colorized" in result.stdout and "4 failed" in result.stdout, result.stdout
+    assert hashes(tmp_path / "out").keys() == {"a.jpg"}
+
+
+def test_messages_say_what_is_wrong_in_one_line_each(small_generator_file, tmp_path, capsys):
+    """No blank line without a progress bar; a tiny pixel limit in pixels, not "0.0 megapixels";
+    an output name that is a folder is left as it is, --overwrite or not."""
+    photos = small_photos(tmp_path / "in", ["x.jpg", "y.jpg"])
+    out = tmp_path / "out"
+    (out / "y.jpg").mkdir(parents=True)
+    for extra in ([], ["--overwrite"]):
+        status, stdout, stderr = colorize_here(capsys, photos, "-o", out, "--model", small_generator_file,
+                                               "--max-pixels", "1000", *extra)
+        assert status == 1 and "0 colorized" in stdout and "1 skipped" in stdout and "1 failed" in stdout, stdout
+        assert stderr.splitlines() == [
+            f"skipped: {out / 'y.jpg'} is a folder; left as it is (no option replaces a folder)",
+            f"error: {photos / 'x.jpg'}: 48x36 is 1,728 pixels, more than the limit of 1,000"], stderr
+        assert (out / "y.jpg").is_dir()
 
 
 def a_file(tmp_path):

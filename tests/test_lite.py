@@ -1,5 +1,7 @@
 """The TensorFlow-free side: photo reading and the numpy Lab conversion."""
 
+import errno
+import os
 import shutil
 import subprocess
 import sys
@@ -9,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import sample_photo_paths
+from conftest import on_a_full_disk, sample_photo_paths
 from pix2color import color, lite
 
 
@@ -57,7 +59,40 @@ def test_read_image_errors_name_the_file(tmp_path, kind):
     with pytest.raises(lite.ImageError, match=str(path)) as raised:
         lite.read_image(path, max_pixels=10_000)
     if kind == "huge":
-        assert "200x100" in str(raised.value)
+        assert "200x100 is 20,000 pixels, more than the limit of 10,000" in str(raised.value)
+
+
+def test_read_image_refuses_what_is_not_a_regular_file_without_opening_it(tmp_path):
+    """A FIFO would block its reader forever (until something writes into it), a device might
+    never end: they are refused from what `stat` says, in one line naming them."""
+    import socket
+    import threading
+
+    os.mkfifo(tmp_path / "fifo.jpg")
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(str(tmp_path / "socket.jpg"))
+    (tmp_path / "broken.jpg").symlink_to(tmp_path / "gone.jpg")
+    (tmp_path / "folder.jpg").mkdir()
+    cases = {"fifo.jpg": "not a regular file (a FIFO)", "socket.jpg": "not a regular file (a socket)",
+             "broken.jpg": "a broken symlink", "folder.jpg": "is a folder"}
+    for name, reason in [*cases.items(), ("/dev/null", "not a regular file (a device)")]:
+        path = tmp_path / name
+        answer = []
+        reader = threading.Thread(target=lambda: answer.append(refusal(path)), daemon=True)
+        reader.start()
+        reader.join(10)
+        if reader.is_alive():  # blocked in open(): let it go, then fail
+            os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+            reader.join(10)
+            pytest.fail(f"{path}: reading it blocked")
+        assert answer[0].startswith(f"{path}: {reason}") and "\n" not in answer[0], answer
+    server.close()
+
+
+def refusal(path):
+    with pytest.raises(lite.ImageError) as raised:
+        lite.read_image(path)
+    return str(raised.value)
 
 
 def test_lite_module_imports_no_tensorflow():
@@ -113,6 +148,21 @@ def test_write_output_never_replaces_unasked_and_leaves_nothing_when_it_fails(tm
     assert not link.is_symlink() and link.read_bytes() == b"new" and existing.read_bytes() == b"mine"
 
 
+@pytest.mark.parametrize("silent", [False, True], ids=["enospc", "short-write"])
+@pytest.mark.parametrize("image_format", ["JPEG", "PNG"])
+def test_a_full_disk_fails_the_write_and_leaves_no_file(tmp_path, monkeypatch, image_format, silent):
+    """Pillow's JPEG encoder writes straight to a file's descriptor and may not notice a full disk:
+    the image is encoded in memory, and its bytes written and counted by Python's file API."""
+    pixels = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    on_a_full_disk(monkeypatch, silent)
+    for overwrite in (False, True):
+        with pytest.raises(OSError) as raised:
+            lite.write_output(tmp_path / "x.img", lambda handle: Image.fromarray(pixels).save(handle, image_format),
+                              overwrite)
+        assert raised.value.errno == errno.ENOSPC, raised.value
+        assert list(tmp_path.iterdir()) == []
+
+
 def lite_alone(folder, *args):
     """lite.py copied on its own into `folder` and run from there."""
     return subprocess.run([sys.executable, "lite.py", *map(str, args)], cwd=folder, capture_output=True, text=True,
@@ -158,6 +208,33 @@ def test_lite_copied_alone_follows_the_output_rules(exported, tmp_path):
     through_link = lite_alone(alone, model, photos / "x.png", "-o", linked, "--overwrite")
     assert through_link.returncode == 0 and (linked / "x.png").is_symlink(), through_link.stderr
     assert (photos / "x.png").read_bytes() == originals["x.png"] and (linked / "x_colorized.png").exists()
+
+
+def test_lite_colorizes_an_input_named_twice_once(exported, tmp_path, capsys):
+    photo = tmp_path / "x.png"
+    Image.open(sample_photo_paths(1)[0]).resize((40, 30)).save(photo)
+    (tmp_path / "link.png").symlink_to(photo)
+    model = exported / "tflite" / "generator_deterministic_float32.tflite"
+    status = lite.main([str(model), str(photo), str(tmp_path / "." / "x.png"), str(tmp_path / "link.png"),
+                        "-o", str(tmp_path / "out")])
+    assert status == 0 and "1 colorized" in capsys.readouterr().out
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["x.png"]
+
+
+def test_a_successful_run_says_nothing_on_stderr(exported, tmp_path, capfd):
+    """LiteRT's "INFO: Created TensorFlow Lite XNNPACK delegate for CPU." on every model load is
+    dropped; anything else written to stderr while the model loads is passed on."""
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    shutil.copy(Path(lite.__file__), alone / "lite.py")
+    photo = tmp_path / "x.png"
+    Image.open(sample_photo_paths(1)[0]).resize((40, 30)).save(photo)
+    result = lite_alone(alone, exported / "tflite" / "generator_deterministic_float32.tflite", photo, "-o",
+                        tmp_path / "out")
+    assert result.returncode == 0 and result.stderr == "" and "1 colorized" in result.stdout, result.stderr
+    with lite._without_delegate_notice():
+        os.write(2, b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\nsomething else\n")
+    assert capfd.readouterr().err == "something else\n"
 
 
 def a_folder(tmp_path):

@@ -192,6 +192,91 @@ def tiny_poll(folder, protocol="report", pairs=4, source_names=None):
     return turing.write_poll(folder, images, protocol, seed=7)
 
 
+def not_a_poll_database(database, kind):
+    """A poll.sqlite that holds no pix2color poll: empty, junk, another database, or a poll whose
+    build was interrupted before it recorded its protocol."""
+    import sqlite3
+    from contextlib import closing
+
+    if kind in ("empty", "junk"):
+        database.write_bytes(b"" if kind == "empty" else b"SQLite format 2\x00" + bytes(range(256)) * 8)
+        return
+    with closing(turing.connect(database) if kind == "unfinished" else sqlite3.connect(database)) as connection:
+        connection.executescript(turing.SCHEMA if kind == "unfinished" else "CREATE TABLE notes (text TEXT);")
+
+
+@pytest.mark.parametrize("kind", ["empty", "junk", "another-database", "unfinished"])
+def test_a_poll_database_that_holds_no_poll_is_one_line_and_left_as_it_is(tmp_path, kind):
+    folder = tmp_path / "poll"
+    folder.mkdir()
+    not_a_poll_database(folder / turing.DATABASE, kind)
+    before = {path.name: path.read_bytes() for path in folder.iterdir()}
+    with pytest.raises(turing.PollError) as raised:
+        turing.Poll(folder)
+    message = str(raised.value)
+    assert str(folder / turing.DATABASE) in message and "\n" not in message, message
+    assert {path.name: path.read_bytes() for path in folder.iterdir()} == before
+
+
+def test_a_poll_folder_is_new_or_empty_and_whole_or_absent(tmp_path, monkeypatch):
+    """--out holding other files is refused and left as it is; Ctrl-C while the poll is written
+    leaves no folder, and the same build then succeeds."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    (photos / turing.SECRET_FILE).write_text("mine")
+    with pytest.raises(turing.PollError, match="holds other files"):
+        tiny_poll(photos)
+    assert [(p.name, p.read_text()) for p in photos.iterdir()] == [(turing.SECRET_FILE, "mine")]
+
+    opaque_name = turing.opaque_name
+
+    def interrupted_at(call):
+        calls = iter(range(1000))
+
+        def name():
+            if next(calls) == call:
+                raise KeyboardInterrupt
+            return opaque_name()
+
+        return name
+
+    for call in (1, 7):
+        monkeypatch.setattr(turing, "opaque_name", interrupted_at(call))
+        with pytest.raises(KeyboardInterrupt):
+            tiny_poll(tmp_path / "poll")
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["photos"]
+    monkeypatch.undo()
+    (tmp_path / "poll").mkdir()  # an empty folder is a fine --out
+    assert turing.Poll(tiny_poll(tmp_path / "poll")).pair_count == 4
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["photos", "poll"]
+
+
+def test_a_poll_never_takes_its_photos_from_run_or_poll_folders(small_generator_file, tmp_path):
+    """Run and poll folders inside --photos hold pictures pix2color drew: left out, as training
+    leaves them out, and said so."""
+    import json
+
+    photos = tmp_path / "photos"
+    for name, source in zip(["a.jpg", "sub/b.png"], sample_photo_paths(2)):
+        (photos / name).parent.mkdir(parents=True, exist_ok=True)
+        Image.open(source).convert("RGB").resize((40, 30)).save(photos / name)
+    run = photos / "run"
+    (run / "plots").mkdir(parents=True)
+    (run / "run.json").write_text(json.dumps({"image_size": 32}))
+    for name in ("losses.png", "plots/fig07_samples.png"):
+        Image.new("RGB", (40, 30), (200, 30, 30)).save(run / name)
+    tiny_poll(photos / "old_poll")
+    said = []
+    poll = turing.build_poll(str(small_generator_file), photos, tmp_path / "poll", pairs=2, log=said.append)
+    assert sorted(turing.Poll(poll).sources().values()) == [str(photos / "a.jpg"), str(photos / "sub/b.png")]
+    assert f"left out {run}: a pix2color run folder, not photos" in said
+    assert f"left out {photos / 'old_poll'}: a pix2color poll folder, not photos" in said
+    with pytest.raises(turing.PollError, match="only 2 photos"):
+        turing.build_poll(str(small_generator_file), photos, tmp_path / "poll3", pairs=3, log=said.append)
+    with pytest.raises(turing.PollError, match="a pix2color poll folder, not a folder of photos"):
+        turing.build_poll(str(small_generator_file), photos / "old_poll", tmp_path / "poll4", pairs=1)
+
+
 def test_empty_poll_results_are_n_a(tmp_path):
     results = turing.results(turing.Poll(tiny_poll(tmp_path / "poll")))
     assert results.total == 0 and "n/a" in results.report()

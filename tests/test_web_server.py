@@ -101,6 +101,37 @@ def test_turing_commands_end_to_end(small_generator_file, tmp_path):
     assert (tmp_path / "r.png").stat().st_size > 0 and len((tmp_path / "r.csv").read_text().splitlines()) == 4
 
 
+def test_turing_results_never_replace_a_poll_file_and_others_only_with_overwrite(tmp_path):
+    folder = tmp_path / "poll"
+    turing.write_poll(folder, [turing.PollImages(f"p{i}.jpg", *turing_arrays(i)) for i in range(2)], "report")
+    image = next((folder / turing.IMAGES).iterdir())
+    mine = {tmp_path / "results.csv": b"my results", tmp_path / "mine.jpg": b"my photo"}
+    for path, content in mine.items():
+        path.write_bytes(content)
+
+    def files():
+        return {path: path.read_bytes() for path in sorted(tmp_path.rglob("*")) if path.is_file()}
+
+    before = files()
+    for extra in ([], ["--overwrite"]):
+        for flag, path in [("--csv", folder / turing.DATABASE), ("--png", folder / turing.SECRET_FILE),
+                           ("--png", image), ("--csv", folder / "poll.sqlite-wal")]:
+            refused = command("turing", "results", folder, flag, path, *extra)
+            lines = [line for line in refused.stderr.splitlines() if line.strip()]
+            assert refused.returncode == 2 and len(lines) == 1 and str(path) in lines[0], refused.stderr
+            assert "a file of the poll" in lines[0] and files() == before
+    kept = command("turing", "results", folder, "--csv", tmp_path / "results.csv", "--png", tmp_path / "mine.jpg")
+    assert kept.returncode == 2 and "results.csv exists" in kept.stderr and "--overwrite" in kept.stderr, kept.stderr
+    assert files() == before and "Traceback" not in kept.stderr
+    replaced = command("turing", "results", folder, "--csv", tmp_path / "results.csv", "--png", tmp_path / "mine.jpg",
+                       "--overwrite")
+    assert replaced.returncode == 0, replaced.stderr
+    assert (tmp_path / "results.csv").read_text().startswith("pair,photo")
+    assert (tmp_path / "mine.jpg").read_bytes().startswith(b"\x89PNG")
+    assert {path: content for path, content in files().items() if path not in mine} == {
+        path: content for path, content in before.items() if path not in mine}
+
+
 def test_serve_refuses_what_it_cannot_serve(tmp_path):
     nothing = command("serve")
     assert nothing.returncode == 2 and "give --model" in nothing.stderr

@@ -77,13 +77,22 @@ class RawHelpFormatter(argparse.RawDescriptionHelpFormatter, HelpFormatter):
     """`HelpFormatter` that keeps the description's line breaks (usage examples)."""
 
 
-def positive_int(text: str) -> int:
-    """An argparse type: a whole number >= 1."""
-    return _number(text, int, lambda value: value >= 1, "a whole number of at least 1")
+def int_in(low: int, high: int | None = None):
+    """An argparse type: a whole number in low..high (at least `low` without `high`)."""
+    wanted = f"a whole number in {low}..{high}" if high is not None else f"a whole number of at least {low}"
+
+    def parse(text: str) -> int:
+        return _number(text, int, lambda value: low <= value and (high is None or value <= high), wanted)
+
+    return parse
 
 
-def non_negative_int(text: str) -> int:
-    return _number(text, int, lambda value: value >= 0, "a whole number >= 0")
+port_number = int_in(0, 65535)  # 0: any free port
+seed_number = int_in(0, 2**32 - 1)  # what Keras and NumPy accept
+
+
+positive_int = int_in(1)
+non_negative_int = int_in(0)
 
 
 def positive_float(text: str) -> float:
@@ -92,16 +101,6 @@ def positive_float(text: str) -> float:
 
 def non_negative_float(text: str) -> float:
     return _number(text, float, lambda value: value >= 0, "a number >= 0")
-
-
-def port_number(text: str) -> int:
-    """An argparse type: a TCP port, 0 .. 65535 (0: any free one)."""
-    return _number(text, int, lambda value: 0 <= value <= 65535, "a port number in 0 .. 65535")
-
-
-def seed_number(text: str) -> int:
-    """An argparse type: a random seed, 0 .. 2**32 - 1 (what Keras and NumPy accept)."""
-    return _number(text, int, lambda value: 0 <= value < 2**32, f"a whole number in 0 .. {2**32 - 1}")
 
 
 def _number(text: str, kind, valid, wanted: str):

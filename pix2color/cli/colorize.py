@@ -10,7 +10,7 @@ import argparse
 import sys
 from collections.abc import Callable
 
-from pix2color.cli import ArgumentParser, HelpFormatter, command, positive_int
+from pix2color.cli import ArgumentParser, HelpFormatter, command, int_in, positive_int
 from pix2color.colorize import OUTPUT_FORMATS
 from pix2color.lite import DEFAULT_MAX_PIXELS
 from pix2color.loading import MODES
@@ -45,7 +45,8 @@ def build_parser() -> ArgumentParser:
     video.add_argument("--video-format", choices=tuple(VIDEO_FORMATS), default="mp4", help="output container")
     video.add_argument("--codec", default=None,
                        help="FFmpeg video encoder (default: libx264, i.e. H.264; libvpx-vp9 for webm)")
-    video.add_argument("--crf", type=int, default=DEFAULT_CRF, help="quality for x264/x265/VP9/AV1: lower is better")
+    video.add_argument("--crf", type=int_in(0, 63), default=DEFAULT_CRF,
+                       help="quality for x264/x265/VP9/AV1, 0..63: lower is better")
     video.add_argument("--stabilise", choices=("on", "off"), default="on",
                        help="keep colours steady from frame to frame (off: every frame on its own)")
     video.add_argument("--strength", type=float, default=DEFAULT_STRENGTH,
@@ -104,13 +105,13 @@ def _run(args: argparse.Namespace) -> int:
     from pix2color.stabilise import Stabiliser
     from pix2color.video import check_codec
 
-    files, missing = expand_inputs(args.inputs)
+    files, unreadable = expand_inputs(args.inputs)
     if not files:
-        unmatched = f" ({', '.join(missing)}: no such file or no match)" if missing else ""
-        print(f"{PROG}: error: no input photos or videos{unmatched}", file=sys.stderr)
+        why = f" ({'; '.join(unreadable)})" if unreadable else ""
+        print(f"{PROG}: error: no input photos or videos{why}", file=sys.stderr)
         return 2
-    for item in missing:
-        print(f"error: {item}: no such file or no match", file=sys.stderr)
+    for line in unreadable:
+        _say("error")(line)
     photos, videos = split_photos_and_videos(files)
     try:
         codec = check_codec(args.codec, args.video_format) if videos else None
@@ -127,8 +128,9 @@ def _run(args: argparse.Namespace) -> int:
             _say("skipped")(line)
     todo = [item for item in photos if item.target is not None]
     progress = keras.utils.Progbar(len(todo), verbose=args.verbose, unit_name="image")
+    below_the_bar = "\n" if args.verbose else ""  # the bar's line ends with no newline
     reports = [colorize_files(todo, recipe, args.batch_size, args.quality, args.overwrite, args.max_pixels,
-                              on_error=lambda message: print(f"\nerror: {message}", file=sys.stderr),
+                              on_error=lambda message: print(f"{below_the_bar}error: {message}", file=sys.stderr),
                               on_skip=_say("skipped"), on_progress=progress.add)]
     reports.append(colorize_videos(
         videos, recipe, args.batch_size, codec, args.crf,
@@ -138,6 +140,6 @@ def _run(args: argparse.Namespace) -> int:
                                           dynamic_ncols=True),
     ))
     skipped = sum(item.target is None for item in photos + videos) + sum(len(r.skipped) for r in reports)
-    failed = len(missing) + sum(len(r.failed) for r in reports)
+    failed = len(unreadable) + sum(len(r.failed) for r in reports)
     print(summary(sum(len(r.written) for r in reports), skipped, failed, args.out))
     return 1 if failed else 0

@@ -27,7 +27,7 @@ from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware.sessions import SessionMiddleware
 
-from pix2color.lite import FullResolutionColorizer, ImageError, read_image
+from pix2color.lite import FullResolutionColorizer, ImageError, TooManyPixels, read_image
 from pix2color.turing import Poll
 
 HERE = Path(__file__).resolve().parent
@@ -151,7 +151,7 @@ def create_app(
                 return read_image(io.BytesIO(data), limits.pixels, name="the upload")
             except ImageError as error:
                 message = str(error)
-                status = 413 if "megapixels" in message else 415 if "cannot be converted" in message else 400
+                status = 413 if isinstance(error, TooManyPixels) else 415 if "cannot be converted" in message else 400
                 raise HTTPException(status, message) from None
 
         def encode(rgb: np.ndarray, image_format: str) -> bytes:
