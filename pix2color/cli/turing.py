@@ -12,7 +12,7 @@ import os
 import sys
 from pathlib import Path
 
-from pix2color.cli import ArgumentParser, HelpFormatter, RawHelpFormatter, command, int_in, positive_int
+from pix2color.cli import ArgumentParser, HelpFormatter, RawHelpFormatter, command, int_in, positive_int, seed_number
 from pix2color.loading import MODES
 from pix2color.turing import PROTOCOLS, Poll, PollError, results
 
@@ -33,7 +33,7 @@ def build_parser() -> ArgumentParser:
                        help="report: one colour version per trial, 'original or generated?'; "
                             "2afc: both side by side, 'which is real?'")
     build.add_argument("--mode", choices=MODES, default="deterministic", help="the model's inference mode")
-    build.add_argument("--seed", type=int, default=0, help="which photos, and each participant's order")
+    build.add_argument("--seed", type=seed_number, default=0, help="which photos, and each participant's order")
     build.add_argument("--max-side", type=int_in(MIN_SIDE), default=768,
                        help=f"larger photos are scaled down to this (at least {MIN_SIDE})")
     counts = commands.add_parser("results", help="the confusion matrix, rates and per-pair table",
