@@ -245,9 +245,10 @@ def bench_infer(model: str | None, image_size: int, repeats: int, images: int, w
     import numpy as np
     from PIL import Image
 
-    from pix2color import lite, models
+    from pix2color import lite
     from pix2color.data import load_image_set
     from pix2color.loading import load_generator
+    from pix2color.networks import build_named_generator
 
     work = Path(workdir or tempfile.mkdtemp(prefix="pix2color-bench-"))
     if model:
@@ -255,7 +256,7 @@ def bench_infer(model: str | None, image_size: int, repeats: int, images: int, w
     else:
         print("no --model: untrained generators (sizes and latencies are real; PSNR changes only "
               "measure numerical drift)")
-        subjects = [(kind, models.build_named_generator(kind, image_size, encoder_weights="none")) for kind in generators]
+        subjects = [(kind, build_named_generator(kind, image_size, encoder_weights="none")) for kind in generators]
     photos = [lite.read_image(p) for p in load_image_set("sample", verbose=0).val[:images]]
     big = np.asarray(Image.fromarray(photos[0]).resize((4000, 3000), Image.Resampling.BICUBIC))
     rows = []
@@ -356,15 +357,15 @@ def bench_evaluate(model: str | None, images: int, image_size: int, repeats: int
     import numpy as np
     import tensorflow as tf
 
-    from pix2color import models
     from pix2color.loading import load_generator
+    from pix2color.networks import build_named_generator
 
     work = Path(workdir or tempfile.mkdtemp(prefix="pix2color-evaluate-bench-"))
     _photo_folder(work / "photos", images, image_size, image_size)
     if model is None:
         print("no --model: an untrained 256 px U-Net (its time is real, its metrics are not)")
         model = str(work / "generator.keras")
-        models.build_named_generator("unet", image_size).save(model)
+        build_named_generator("unet", image_size).save(model)
     generator = load_generator(model)
     size = int(generator.input_shape[1])
     predict = tf.function(lambda lightness: generator(lightness, training=False))
@@ -486,13 +487,14 @@ def bench_colorize_load(model: str | None, clients: int = 8, requests_each: int 
     import numpy as np
     from PIL import Image
 
-    from pix2color import lite, models
+    from pix2color import lite
     from pix2color.data import load_image_set
+    from pix2color.networks import build_generator
     from pix2color.web.local_server import LocalServer
 
     if model is None:  # an untrained 256 px U-Net: the latency is real, the colours are not
         model = str(Path(tempfile.mkdtemp(prefix="pix2color-web-bench-")) / "generator.keras")
-        models.build_generator(256).save(model)
+        build_generator(256).save(model)
     photo = lite.read_image(load_image_set("sample", verbose=0).val[0])
     side = int((megapixels * 1e6 / (4 / 3)) ** 0.5)
     buffer = io.BytesIO()
@@ -576,9 +578,9 @@ def bench_video(model: str | None, width: int, height: int, seconds: float, fps:
     if model:
         network = load_network(model)
     else:
-        from pix2color import models
+        from pix2color.networks import build_generator
 
-        generator = models.build_generator(256)
+        generator = build_generator(256)
         network = Network(lambda x: generator.predict_on_batch(x), 256)
         model = "an untrained 256 px U-Net"
     recipe = FullResolutionColorizer(network.predict_ab, network.image_size)

@@ -96,11 +96,12 @@ def evaluate_generator(generator, images, names: list[str], batch_size: int = RE
     import keras
     import tensorflow as tf
 
-    from pix2color import metrics, models
+    from pix2color import metrics
     from pix2color.data import make_eval_dataset
+    from pix2color.paper_mode import paper_mode_generator
 
     size = int(generator.input_shape[1])
-    paper = models.paper_mode_generator(generator) if "paper" in systems else None
+    paper = paper_mode_generator(generator) if "paper" in systems else None
     predict = {
         "deterministic": lambda lightness: generator(lightness, training=False),
         "paper": paper,

@@ -66,12 +66,12 @@ def export_savedmodel(generator, out_dir: str | Path, overwrite: bool = False) -
     Written into a hidden temporary folder beside `out_dir` and renamed into place when whole;
     an existing `out_dir` is replaced only with `overwrite`."""
     tf = _import_tf()
-    from pix2color import models
+    from pix2color.paper_mode import paper_mode_generator
 
     size = int(generator.input_shape[1])
     module = tf.Module()
     module.generator = generator
-    module.paper_generator = models.paper_mode_generator(generator)
+    module.paper_generator = paper_mode_generator(generator)
     image_spec = tf.TensorSpec([None, None, None], tf.uint8, name="image")
     lightness_spec = tf.TensorSpec([None, size, size, 1], tf.float32, name="lightness")
 
@@ -128,13 +128,13 @@ def calibration_lightness(image_size: int, count: int = CALIBRATION_IMAGES):
 def tflite_model(network, image_size: int, variant: str, calibration: np.ndarray | None = None) -> bytes:
     """Convert `network` (lightness -> ab) to a TFLite flatbuffer with built-in ops only."""
     tf = _import_tf()
-    from pix2color import models
+    from pix2color.litert_graph import litert_generator
 
     if variant not in TFLITE_VARIANTS:
         raise ValueError(f"TFLite variant must be one of {TFLITE_VARIANTS} (got {variant!r})")
     from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
-    network = models.litert_generator(network, quantized=variant == "int8")
+    network = litert_generator(network, quantized=variant == "int8")
     function = tf.function(
         lambda lightness: {"ab": network(lightness, training=False)},
         input_signature=[tf.TensorSpec([1, image_size, image_size, 1], tf.float32, name="lightness")],
@@ -167,7 +167,7 @@ def export_tflite(
 ) -> list[Path]:
     """Write `generator_{mode}_{variant}.tflite` files, each whole or not at all; returns their paths.
     An existing file is replaced only with `overwrite`."""
-    from pix2color import models
+    from pix2color.paper_mode import paper_mode_generator
 
     size = int(generator.input_shape[1])
     out_dir = Path(out_dir)
@@ -175,7 +175,7 @@ def export_tflite(
     calibration = calibration_lightness(size) if "int8" in variants else None
     written = []
     for mode in modes:
-        network = generator if mode == "deterministic" else models.paper_mode_generator(generator)
+        network = generator if mode == "deterministic" else paper_mode_generator(generator)
         for variant in variants:
             path = out_dir / f"generator_{mode}_{variant}.tflite"
             flatbuffer = tflite_model(network, size, variant, calibration)

@@ -34,10 +34,11 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
-from pix2color import callbacks, distribute, gan, models, plots, run_folder, stopping
+from pix2color import callbacks, distribute, gan, networks, plots, run_folder, stopping
 from pix2color.config import TrainConfig  # noqa: F401 - the options of a run, importable from here too
 from pix2color.data import ImageSet, load_image_set, make_eval_dataset, make_train_dataset, preview_images
 from pix2color.files import write_json_atomically
+from pix2color.networks.speed import fast_layers
 from pix2color.stopping import OutputError, RunError, StopRequested
 
 SAMPLE_GRID_IMAGES = 4
@@ -76,10 +77,11 @@ def _trim_history(history_csv: Path, epochs_done: int) -> None:
         csv.writer(handle).writerows([header, *body])
 
 
-def build_trainer(config: TrainConfig, strategy=None, encoder_weights: str | None = None) -> gan.ColorizationGAN:
-    """G, D (unless L1 only) and their Adam optimizers, compiled into the GAN trainer.
+def build_networks(config: TrainConfig, strategy=None, encoder_weights: str | None = None):
+    """G and D (None for L1 only) as `config` describes them, built from stock layers: what a run
+    checkpoints and saves.
 
-    Build it inside `strategy.scope()` to train on several replicas; BatchNorm then uses the
+    Build them inside `strategy.scope()` to train on several replicas; BatchNorm then uses the
     statistics of the global batch, so the maths is that of one device with the global batch.
     Without mixed precision the networks take Keras' global dtype policy (float32 unless the
     caller chose another, as the exactness tests do with float64). `encoder_weights` overrides
@@ -90,21 +92,28 @@ def build_trainer(config: TrainConfig, strategy=None, encoder_weights: str | Non
         keras.config.set_dtype_policy("mixed_float16")
     elif keras.config.dtype_policy().name.startswith("mixed"):  # left by an earlier trainer in this process
         keras.config.set_dtype_policy("float32")
-    sync = strategy.num_replicas_in_sync > 1
-    generator = models.build_named_generator(
-        config.generator, config.image_size, dropout=not config.l1_only, sync_batch_norm=sync,
+    generator = networks.build_named_generator(
+        config.generator, config.image_size, dropout=not config.l1_only,
+        sync_batch_norm=strategy.num_replicas_in_sync > 1,
         encoder_weights=config.encoder_weights if encoder_weights is None else encoder_weights,
     )
-    discriminator = (
-        None if config.l1_only
-        else models.build_discriminator(config.image_size, config.patch_size)
-    )
+    discriminator = None if config.l1_only else networks.build_discriminator(config.image_size, config.patch_size)
+    return generator, discriminator
+
+
+def build_trainer(config: TrainConfig, strategy=None, encoder_weights: str | None = None,
+                  stock_networks: tuple | None = None) -> gan.ColorizationGAN:
+    """The GAN trainer, compiled with Adam for G and D, computing with `speed.fast_layers` of the
+    networks (`stock_networks`, or new ones from `build_networks`): every weight is the stock
+    networks'. Build it inside `strategy.scope()` to train on several replicas."""
+    strategy = strategy or tf.distribute.get_strategy()
+    generator, discriminator = stock_networks or build_networks(config, strategy, encoder_weights)
 
     def adam():
         optimizer = keras.optimizers.Adam(config.lr, beta_1=config.beta1, beta_2=config.beta2, epsilon=ADAM_EPSILON)
         return keras.optimizers.LossScaleOptimizer(optimizer) if config.mixed_precision else optimizer
 
-    trainer = gan.ColorizationGAN(generator, discriminator)
+    trainer = gan.ColorizationGAN(fast_layers(generator), None if discriminator is None else fast_layers(discriminator))
     trainer.compile(
         g_optimizer=adam(),
         d_optimizer=None if discriminator is None else adam(),
@@ -249,11 +258,12 @@ def _run(config: TrainConfig, log, strategy, role: distribute.WorkerRole, out: P
                     if key not in ("steps_per_epoch", "batch_size")}
         _check_resume_settings(out, saved, explicit)
     with strategy.scope():  # a resumed run's weights all come from its checkpoint
-        trainer = build_trainer(config, strategy, encoder_weights="none" if resuming else None)
+        generator, discriminator = build_networks(config, strategy, encoder_weights="none" if resuming else None)
+        trainer = build_trainer(config, strategy, stock_networks=(generator, discriminator))
     # Every worker restores the chief's checkpoint; only the chief writes checkpoints.
     checkpoint = callbacks.TrainingCheckpoint(
-        out / run_folder.CHECKPOINTS, trainer.generator, trainer.g_optimizer,
-        trainer.discriminator, trainer.d_optimizer, every_steps=config.checkpoint_every,
+        out / run_folder.CHECKPOINTS, generator, trainer.g_optimizer,
+        discriminator, trainer.d_optimizer, every_steps=config.checkpoint_every,
         write=role.is_chief,
     )
     restored = checkpoint.restore(log)
@@ -280,7 +290,7 @@ def _run(config: TrainConfig, log, strategy, role: distribute.WorkerRole, out: P
         log(f"{out} already holds {epochs_done} trained epochs (--epochs {config.epochs}); nothing to do")
         record = run_folder.read_generator_record(out)
         if role.is_chief and (not zipfile.is_zipfile(generator_path) or record is None or record.steps < steps_done):
-            _save_generator(trainer.generator, out, steps_done, epochs_done, log)
+            _save_generator(generator, out, steps_done, epochs_done, log)
         if role.is_chief and not (out / "plots").is_dir() and (out / "history.csv").exists():
             try:
                 plots.run_figures(out)  # a run stopped after its last epoch, before its figures
@@ -311,7 +321,7 @@ def _run(config: TrainConfig, log, strategy, role: distribute.WorkerRole, out: P
             epochs_done, steps_done = int(checkpoint.epoch.numpy()), int(checkpoint.step.numpy())
         trained = True
         if role.is_chief:  # a Ctrl-C here is honoured between the steps of a few seconds each
-            _save_generator(trainer.generator, out, steps_done, epochs_done, log)
+            _save_generator(generator, out, steps_done, epochs_done, log)
             _stop_if_asked(signals, steps_done)
             plots.run_figures(out)
             _stop_if_asked(signals, steps_done)

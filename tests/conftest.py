@@ -62,10 +62,10 @@ MESSY_GOOD = {
 @pytest.fixture(scope="session")
 def small_generator_file(tmp_path_factory):
     """A small (base 16 filters) 32 px generator saved as .keras: fast to export and run."""
-    from pix2color import models
+    from pix2color.networks import build_generator
 
     path = tmp_path_factory.mktemp("model") / "generator.keras"
-    models.build_generator(32, base_filters=16).save(path)
+    build_generator(32, base_filters=16).save(path)
     return path
 
 

@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from pix2color import gan, metrics, models
+from pix2color import gan, metrics
+from pix2color.networks import build_discriminator, build_generator
 
 
 def linear_discriminator(weights):
@@ -44,7 +45,7 @@ def test_r1_gradient_through_batch_norm_matches_finite_differences():
     keras.utils.set_random_seed(0)
     keras.config.set_dtype_policy("float64")
     try:
-        discriminator = models.build_discriminator(32, base_filters=8)
+        discriminator = build_discriminator(32, base_filters=8)
     finally:
         keras.config.set_dtype_policy("float32")
     for layer in discriminator.layers:
@@ -79,8 +80,8 @@ def test_r1_gradient_through_batch_norm_matches_finite_differences():
 
 
 def make_trainer(size=32, discriminator=True, **compile_options):
-    generator = models.build_generator(size, dropout=discriminator)
-    trainer = gan.ColorizationGAN(generator, models.build_discriminator(size) if discriminator else None)
+    generator = build_generator(size, dropout=discriminator)
+    trainer = gan.ColorizationGAN(generator, build_discriminator(size) if discriminator else None)
     trainer.compile(
         keras.optimizers.Adam(2e-4, beta_1=0.5),
         keras.optimizers.Adam(2e-4, beta_1=0.5) if discriminator else None,
@@ -151,7 +152,7 @@ def bce(target, logit):
 def deterministic_trainer(d_optimizer, real_label=1.0):
     """A trainer whose G has no dropout, so a step can be recomputed outside it."""
     keras.utils.set_random_seed(3)
-    trainer = gan.ColorizationGAN(models.build_generator(32, dropout=False), models.build_discriminator(32))
+    trainer = gan.ColorizationGAN(build_generator(32, dropout=False), build_discriminator(32))
     trainer.compile(keras.optimizers.SGD(0.01), d_optimizer, real_label=real_label)
     return trainer
 
@@ -201,7 +202,7 @@ def test_l1_only_trains_the_generator_alone():
     assert set(history) == {"gen_l1_loss"}
     assert changed(before, trainer.generator)
     with pytest.raises(ValueError, match="discriminator optimizer"):
-        gan.ColorizationGAN(models.build_generator(32), models.build_discriminator(32)).compile(
+        gan.ColorizationGAN(build_generator(32), build_discriminator(32)).compile(
             keras.optimizers.Adam()
         )
 
