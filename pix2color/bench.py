@@ -127,10 +127,11 @@ def bench_train(image_size: int, batch_size: int, steps: int, warmup: int, r1_ev
 def _step_parts(trainer, lightness, real_ab, repeats: int) -> dict:
     """The step split as the reference benchmark splits it: G forward, D step (with R1 when the
     configuration has it), G step (D forward, both backward, G update: the time of a G step that
-    recomputes G's forward pass, less that forward pass, as the reference's G step reuses it)."""
+    recomputes G's forward pass, less that forward pass, as the reference's G step reuses it).
+    Each part is the trainer's own (`discriminator_step`, `generator_step`)."""
     import tensorflow as tf
 
-    generator, discriminator = trainer.generator, trainer.discriminator
+    generator = trainer.generator
 
     @tf.function
     def g_forward():
@@ -138,20 +139,13 @@ def _step_parts(trainer, lightness, real_ab, repeats: int) -> dict:
 
     @tf.function
     def d_step(fake_ab):
-        with tf.GradientTape() as tape:
-            real_logits, r1 = trainer.real_logits_and_r1(lightness, real_ab)
-            loss = trainer.disc_loss(real_logits, discriminator([lightness, fake_ab], training=True)) + r1
-        grads = tape.gradient(loss, discriminator.trainable_variables)
-        trainer.d_optimizer.apply_gradients(zip(grads, discriminator.trainable_variables))
-        return loss
+        return trainer.discriminator_step(lightness, real_ab, fake_ab)["disc_loss"]
 
     @tf.function
     def g_step():
         with tf.GradientTape() as tape:
-            loss = trainer.generator_losses(lightness, real_ab, generator(lightness, training=True))[-1]
-        grads = tape.gradient(loss, generator.trainable_variables)
-        trainer.g_optimizer.apply_gradients(zip(grads, generator.trainable_variables))
-        return loss
+            fake_ab = generator(lightness, training=True)
+        return trainer.generator_step(lightness, real_ab, fake_ab, tape)["gen_total_loss"]
 
     fake_ab = g_forward()
     forward = _median_seconds(lambda: g_forward().numpy(), repeats)

@@ -113,7 +113,10 @@ def build_trainer(config: TrainConfig, strategy=None, encoder_weights: str | Non
         optimizer = keras.optimizers.Adam(config.lr, beta_1=config.beta1, beta_2=config.beta2, epsilon=ADAM_EPSILON)
         return keras.optimizers.LossScaleOptimizer(optimizer) if config.mixed_precision else optimizer
 
-    trainer = gan.ColorizationGAN(fast_layers(generator), None if discriminator is None else fast_layers(discriminator))
+    trainer_class = gan.ColorizationGAN
+    if distribute.is_multi_worker(strategy):
+        trainer_class = distribute.for_multi_worker(trainer_class)
+    trainer = trainer_class(fast_layers(generator), None if discriminator is None else fast_layers(discriminator))
     trainer.compile(
         g_optimizer=adam(),
         d_optimizer=None if discriminator is None else adam(),

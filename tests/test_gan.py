@@ -140,8 +140,8 @@ def test_lazy_r1_penalises_every_kth_step_with_scaled_gamma():
 def test_label_smoothing_changes_the_real_target():
     real_logits, fake_logits = tf.fill((2, 3, 3, 1), 8.0), tf.fill((2, 3, 3, 1), -8.0)
     plain, smooth = make_trainer(real_label=1.0), make_trainer(real_label=0.9)
-    np.testing.assert_allclose(plain.disc_loss(real_logits, fake_logits), 0.5 * (bce(1.0, 8.0) + bce(0.0, -8.0)), rtol=1e-4)
-    np.testing.assert_allclose(smooth.disc_loss(real_logits, fake_logits), 0.5 * (bce(0.9, 8.0) + bce(0.0, -8.0)), rtol=1e-4)
+    np.testing.assert_allclose(gan.discriminator_loss(real_logits, fake_logits, plain.real_label), 0.5 * (bce(1.0, 8.0) + bce(0.0, -8.0)), rtol=1e-4)
+    np.testing.assert_allclose(gan.discriminator_loss(real_logits, fake_logits, smooth.real_label), 0.5 * (bce(0.9, 8.0) + bce(0.0, -8.0)), rtol=1e-4)
 
 
 def bce(target, logit):
@@ -246,3 +246,14 @@ def test_psnr_and_ssim_match_skimage_in_both_protocols():
     np.testing.assert_allclose(both[1], metrics.ssim(truth, pred, 255.0), rtol=1e-6)
     # The constants matter: the two protocols' SSIMs differ by more than the tolerance above.
     assert np.all(np.abs(metrics.ssim(truth, pred, 256.0).numpy() - metrics.ssim(truth, pred, 255.0).numpy()) > 0)
+
+
+def test_the_trainer_overrides_no_private_keras_method():
+    """A reader of `ColorizationGAN` meets only Keras' public API: neither it nor a pix2color base
+    class defines a method named with an underscore that keras.Model has."""
+    for cls in gan.ColorizationGAN.__mro__:
+        if not cls.__module__.startswith("pix2color"):
+            continue
+        private = [name for name in vars(cls) if name.startswith("_") and not name.startswith("__")
+                   and hasattr(keras.Model, name)]
+        assert not private, (cls, private)
