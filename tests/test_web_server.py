@@ -9,7 +9,7 @@ import httpx
 import numpy as np
 
 from pix2color import turing
-from pix2color.bench import bench_poll
+from pix2color.bench.web import bench_poll
 from pix2color.web.local_server import LocalServer
 
 ROOT = Path(__file__).resolve().parents[1]
