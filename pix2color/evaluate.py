@@ -26,6 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
+# Keras, TensorFlow and the networks are imported inside the functions that need them: `pix2color
+# evaluate` checks its arguments and paths before paying for TensorFlow's start-up.
+
 SYSTEMS = ("deterministic", "paper", "grayscale")
 REPORT_BATCH = 4
 METRICS = ("psnr256", "psnr255", "ssim256", "ssim255", "colourfulness", "colourfulness_truth")

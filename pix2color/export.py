@@ -28,6 +28,9 @@ import numpy as np
 from pix2color.lite import write_output
 from pix2color.loading import MODES
 
+# TensorFlow and the networks are imported inside the functions that need them: `pix2color export`
+# checks its arguments and paths before paying for TensorFlow's start-up.
+
 TFLITE_VARIANTS = ("float32", "float16", "int8", "dynamic")
 FORMATS = ("savedmodel", "tflite")
 CALIBRATION_IMAGES = 64

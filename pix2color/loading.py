@@ -18,6 +18,9 @@ from pathlib import Path
 
 from pix2color import run_folder
 
+# Keras, TensorFlow and the networks are imported inside the functions that need them: commands check
+# their arguments and paths before paying for TensorFlow's start-up.
+
 MODES = ("deterministic", "paper")
 
 
