@@ -144,7 +144,8 @@ def tflite_model(network, image_size: int, variant: str, calibration: np.ndarray
         autograph=False,
     )
     # Freeze first: the converter does not fold Keras 3 variables itself and would leave
-    # VAR_HANDLE/READ_VARIABLE ops (unusable for calibration, slower, bigger).
+    # VAR_HANDLE/READ_VARIABLE ops (unusable for calibration, slower, bigger). TensorFlow's only
+    # freezing function is private (tensorflow.python, checked with TensorFlow 2.21).
     frozen = convert_variables_to_constants_v2(function.get_concrete_function())
     converter = tf.lite.TFLiteConverter.from_concrete_functions([frozen], network)
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
