@@ -1,4 +1,5 @@
-"""What the networks share: the report's initialisation and BatchNorm settings, and the output dtype."""
+"""What the networks share: the report's initialisation and BatchNorm settings, the output dtype,
+and the dtype of random draws."""
 
 from __future__ import annotations
 
@@ -40,3 +41,10 @@ def output_dtype() -> str | None:
     """Outputs stay float32 under mixed precision (losses and metrics need the range);
     otherwise they follow the global policy (float32, or float64 in exactness tests)."""
     return "float32" if keras.config.dtype_policy().name.startswith("mixed") else None
+
+
+# Random draws (dropout masks, the ResNet-18 U-Net's noise) are made in float32 whatever the layers
+# compute in: from the same seed, float32, bfloat16, float16 and float64 networks draw the same
+# masks, so their training steps can be compared; and bfloat16 has 8 significant bits, so its
+# uniform draws in [0.5, 1) could take only 128 values.
+DRAW_DTYPE = "float32"

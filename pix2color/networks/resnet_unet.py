@@ -34,7 +34,7 @@ import numpy as np
 import tensorflow as tf
 from keras import layers
 
-from pix2color.networks.common import batch_norm, output_dtype
+from pix2color.networks.common import DRAW_DTYPE, batch_norm, output_dtype
 
 PRESET = "resnet_18_imagenet"
 RESNET18 = dict(  # the resnet_18_imagenet preset's architecture
@@ -77,12 +77,12 @@ class NoiseChannel(layers.Layer):
 
     def call(self, lightness, training=None):
         if training:
-            z = keras.random.normal(tf.shape(lightness), dtype=lightness.dtype, seed=self.seed_generator)
+            z = keras.random.normal(tf.shape(lightness), dtype=DRAW_DTYPE, seed=self.seed_generator)
         elif self.always:
-            z = tf.random.normal(tf.shape(lightness), dtype=lightness.dtype)
+            z = tf.random.normal(tf.shape(lightness), dtype=DRAW_DTYPE)
         else:
             z = tf.zeros_like(lightness)
-        return tf.concat([lightness, z], axis=-1)
+        return tf.concat([lightness, tf.cast(z, lightness.dtype)], axis=-1)
 
     def get_config(self):
         return {**super().get_config(), "always": self.always, "seed": self.seed}

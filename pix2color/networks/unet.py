@@ -31,7 +31,7 @@ import tensorflow as tf
 from keras import layers
 
 from pix2color.config import unet_depth
-from pix2color.networks.common import LEAKY_SLOPE, batch_norm, normal_init, output_dtype
+from pix2color.networks.common import DRAW_DTYPE, LEAKY_SLOPE, batch_norm, normal_init, output_dtype
 
 MAX_FILTERS = 512
 DROPOUT_RATE = 0.5
@@ -43,9 +43,10 @@ class ChannelDropout(layers.Layer):
     """Drops whole feature maps (like `SpatialDropout2D`, as the reference code does).
 
     In training the masks come from Keras' seeded RNG, whose state is saved with the run, so a
-    resumed run draws the masks the uninterrupted run would have. At inference (`always`: the
-    report's test-time noise) they come from the stateful `tf.random.uniform`, so the model
-    still converts to TFLite with built-in ops only.
+    resumed run draws the masks the uninterrupted run would have; they are drawn in float32
+    whatever the layers compute in (`common.DRAW_DTYPE`). At inference (`always`: the report's
+    test-time noise) they come from the stateful `tf.random.uniform`, so the model still
+    converts to TFLite with built-in ops only.
     """
 
     def __init__(self, rate: float = DROPOUT_RATE, always: bool = False, seed: int | None = None, **kwargs):
@@ -60,9 +61,9 @@ class ChannelDropout(layers.Layer):
             return inputs
         shape = tf.stack([tf.shape(inputs)[0], 1, 1, tf.shape(inputs)[-1]])  # one draw per image and channel
         if training:
-            draw = keras.random.uniform(shape, dtype=inputs.dtype, seed=self.seed_generator)
+            draw = keras.random.uniform(shape, dtype=DRAW_DTYPE, seed=self.seed_generator)
         else:
-            draw = tf.random.uniform(shape, dtype=inputs.dtype)
+            draw = tf.random.uniform(shape, dtype=DRAW_DTYPE)
         keep = tf.cast(draw >= self.rate, inputs.dtype)
         return inputs * keep / (1.0 - self.rate)
 
