@@ -9,6 +9,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from pix2color.precision import PRECISIONS
+
 GENERATORS = ("unet", "resnet18")  # the report's U-Net; its pretrained ResNet-18 variant (report VI.C)
 STRATEGIES = ("auto", "default", "mirrored", "multiworker", "tpu")
 PATCH_SIZES = {1: 0, 16: 1, 34: 2, 70: 3, 142: 4, 286: 5}  # PatchGAN receptive field -> pix2pix n_layers
@@ -18,7 +20,7 @@ DEFAULT_VAL_FRACTION = 0.1
 RUN_DEFINING = (
     "data", "image_size", "batch_size", "steps_per_epoch", "lambda_l1", "r1_gamma", "r1_every",
     "label_smoothing", "gan_only", "l1_only", "lr", "beta1", "beta2", "seed", "patch_size",
-    "val_fraction", "coco_dir", "mixed_precision", "generator", "encoder_weights",
+    "val_fraction", "coco_dir", "precision", "generator", "encoder_weights",
 )
 
 
@@ -70,7 +72,7 @@ class TrainConfig:
     tfds_data_dir: str | None = None
     download: bool = False  # let tensorflow-datasets download and prepare COCO (~40 GB)
     strategy: str = "auto"
-    mixed_precision: bool = False
+    precision: str = "float32"  # the report's; bfloat16, float16, or auto (see `precision`)
     deterministic_ops: bool = False  # bit-identical runs and resumes (`use_deterministic_ops`); slower
 
     def validate(self) -> None:
@@ -99,6 +101,8 @@ class TrainConfig:
             raise RunError(f"--strategy must be one of {', '.join(STRATEGIES)}")
         if self.generator not in GENERATORS:
             raise RunError(f"--generator must be one of {', '.join(GENERATORS)}")
+        if self.precision not in PRECISIONS:
+            raise RunError(f"--precision must be one of {', '.join(PRECISIONS)} (got {self.precision})")
         if self.patch_size not in PATCH_SIZES:
             raise RunError(f"--patch-size must be one of {', '.join(map(str, sorted(PATCH_SIZES)))}")
 

@@ -26,7 +26,7 @@ LOSSES = ("disc_loss", "r1_penalty", "gen_gan_loss", "gen_l1_loss", "gen_total_l
 GAN_LOGS = LOSSES + ("d_real", "d_fake")  # d_real / d_fake: D's mean probability of "real" on each
 L1_ONLY_LOGS = ("gen_l1_loss",)
 IMAGE_METRICS = ("psnr", "ssim")
-R1_MIXED_PRECISION_SCALE = 1024.0
+R1_FLOAT16_SCALE = 1024.0
 
 
 # ---------------------------------------------------------------------------- the losses
@@ -66,16 +66,18 @@ def r1_penalty(
     Called under an outer tape, the penalty is differentiable w.r.t. D's weights (double
     backprop). The gradient is of the sum of D's patch logits, as in the reference code.
     """
-    mixed = discriminator.compute_dtype == "float16"
+    scaled = discriminator.compute_dtype == "float16"
     with tf.GradientTape() as tape:
         tape.watch(real_ab)
         real_logits = discriminator([lightness, real_ab], training=training)
-        # Under mixed precision D's backward pass runs in float16, where these small input
-        # gradients would underflow: scale them up there, and back down in float32.
-        logit_sum = tf.reduce_sum(real_logits) * (R1_MIXED_PRECISION_SCALE if mixed else 1.0)
-    gradients = tf.cast(tape.gradient(logit_sum, real_ab), real_logits.dtype)  # (N, S, S, 2); float32 if mixed
-    if mixed:
-        gradients = gradients / R1_MIXED_PRECISION_SCALE
+        # In float16 D's backward pass would underflow on these small input gradients: scale
+        # them up there, and back down in float32. bfloat16 has float32's range: no scaling.
+        logit_sum = tf.reduce_sum(real_logits) * (R1_FLOAT16_SCALE if scaled else 1.0)
+    # (N, S, S, 2) in the logits' dtype: float32 under bfloat16 and float16, so that the squares
+    # and their sum over S x S x 2 values are taken in float32.
+    gradients = tf.cast(tape.gradient(logit_sum, real_ab), real_logits.dtype)
+    if scaled:
+        gradients = gradients / R1_FLOAT16_SCALE
     squared_norms = tf.reduce_sum(tf.square(gradients), axis=[1, 2, 3])  # (N,)
     return 0.5 * gamma * tf.reduce_mean(squared_norms), real_logits
 

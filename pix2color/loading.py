@@ -52,10 +52,12 @@ def load_generator(model: str | os.PathLike, log=None):
 
 
 def read_keras_generator(path: Path):
-    """A `.keras` generator file, or `ValueError` saying in plain words why it cannot be read."""
+    """A `.keras` generator file, its layers computing in float32, or `ValueError` saying in plain
+    words why it cannot be read."""
     import keras
 
     import pix2color.networks  # noqa: F401 - registers the networks' own layers for loading
+    from pix2color.precision import float32_layers
 
     if not zipfile.is_zipfile(path):
         raise ValueError(f"{path}: not a Keras model file (a .keras file is a zip archive; this one is damaged "
@@ -66,7 +68,7 @@ def read_keras_generator(path: Path):
         reason = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
         raise ValueError(f"{path}: cannot be read as a pix2color generator ({reason})") from None
     check_generator(model, path)
-    return model
+    return float32_layers(model)  # a file saved with 16-bit layers computes in float32 too
 
 
 def check_generator(model, name) -> None:

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pix2color.config import RUN_DEFINING, OutputError, RunError
+from pix2color.precision import recorded_precision
 
 RUN_JSON = "run.json"
 LOCK_FILE = ".pix2color.lock"
@@ -180,6 +181,7 @@ def read_run_json(folder: str | os.PathLike) -> dict | None:
     if not isinstance(settings, dict) or "image_size" not in settings:
         raise RunError(f"{path} is not a pix2color run record (no settings in it); move it away to resume from "
                        "the checkpoints with the flags the run was started with")
+    settings["precision"] = recorded_precision(settings)  # also where run.json says `mixed_precision` instead
     return settings
 
 

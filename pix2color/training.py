@@ -34,7 +34,7 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
-from pix2color import callbacks, distribute, gan, networks, plots, run_folder, stopping
+from pix2color import callbacks, distribute, gan, networks, plots, precision, run_folder, stopping
 from pix2color.config import TrainConfig  # noqa: F401 - the options of a run, importable from here too
 from pix2color.data import ImageSet, load_image_set, make_eval_dataset, make_train_dataset, preview_images
 from pix2color.files import write_json_atomically
@@ -83,21 +83,19 @@ def build_networks(config: TrainConfig, strategy=None, encoder_weights: str | No
 
     Build them inside `strategy.scope()` to train on several replicas; BatchNorm then uses the
     statistics of the global batch, so the maths is that of one device with the global batch.
-    Without mixed precision the networks take Keras' global dtype policy (float32 unless the
-    caller chose another, as the exactness tests do with float64). `encoder_weights` overrides
-    the config's (a resumed run takes every weight from its checkpoint: "none").
+    Their layers compute in `config.precision` (resolved: not `auto`); in float32 they take
+    Keras' global dtype policy (float32 unless the caller chose another, as the exactness tests
+    do with float64). `encoder_weights` overrides the config's (a resumed run takes every weight
+    from its checkpoint: "none").
     """
     strategy = strategy or tf.distribute.get_strategy()
-    if config.mixed_precision:
-        keras.config.set_dtype_policy("mixed_float16")
-    elif keras.config.dtype_policy().name.startswith("mixed"):  # left by an earlier trainer in this process
-        keras.config.set_dtype_policy("float32")
-    generator = networks.build_named_generator(
-        config.generator, config.image_size, dropout=not config.l1_only,
-        sync_batch_norm=strategy.num_replicas_in_sync > 1,
-        encoder_weights=config.encoder_weights if encoder_weights is None else encoder_weights,
-    )
-    discriminator = None if config.l1_only else networks.build_discriminator(config.image_size, config.patch_size)
+    with precision.building_for(config.precision):
+        generator = networks.build_named_generator(
+            config.generator, config.image_size, dropout=not config.l1_only,
+            sync_batch_norm=strategy.num_replicas_in_sync > 1,
+            encoder_weights=config.encoder_weights if encoder_weights is None else encoder_weights,
+        )
+        discriminator = None if config.l1_only else networks.build_discriminator(config.image_size, config.patch_size)
     return generator, discriminator
 
 
@@ -111,7 +109,8 @@ def build_trainer(config: TrainConfig, strategy=None, encoder_weights: str | Non
 
     def adam():
         optimizer = keras.optimizers.Adam(config.lr, beta_1=config.beta1, beta_2=config.beta2, epsilon=ADAM_EPSILON)
-        return keras.optimizers.LossScaleOptimizer(optimizer) if config.mixed_precision else optimizer
+        # float16 needs loss scaling (its gradients underflow); bfloat16 has float32's range.
+        return keras.optimizers.LossScaleOptimizer(optimizer) if config.precision == "float16" else optimizer
 
     trainer_class = gan.ColorizationGAN
     if distribute.is_multi_worker(strategy):
@@ -266,6 +265,7 @@ def _run(config: TrainConfig, log, strategy, role: distribute.WorkerRole, out: P
     has restored and the settings agree with the ones the run was started with."""
     saved = run_folder.read_run_json(out)
     resuming = bool(run_folder.checkpoint_steps(out / run_folder.CHECKPOINTS))
+    config = _settle_precision(config, saved if resuming else None, strategy, log)
     if resuming and saved:  # the data-dependent settings are checked once the data is known
         explicit = {key: value for key, value in config.run_defining().items()
                     if key not in ("steps_per_epoch", "batch_size")}
@@ -393,6 +393,17 @@ def _explain_stop(error: BaseException, trained: bool, checkpoint: callbacks.Tra
                        f"{checkpoint.newest}, is intact)")
 
 
+def _settle_precision(config: TrainConfig, saved: dict | None, strategy, log) -> TrainConfig:
+    """`config` with its precision resolved (`auto`: the one the resumed run was started with, or
+    the hardware's), said in one line."""
+    choice = precision.resolve(
+        config.precision, precision.this_machine(strategy) if config.precision == "auto" else None,
+        recorded=saved.get("precision") if saved else None,
+    )
+    log(f"Precision: {choice.precision}" + (f" ({choice.reason})" if choice.reason else ""))
+    return dataclasses.replace(config, precision=choice.precision)
+
+
 def _stop_if_asked(signals: stopping.StopSignals, steps_done: int) -> None:
     if signals.received is not None:
         raise StopRequested(f"stopped by {stopping.signal_name(signals.received)} at step {steps_done}",
@@ -415,10 +426,11 @@ def _fit_batch_to_data(config: TrainConfig, image_set: ImageSet, strategy, log) 
 
 def _save_generator(generator: keras.Model, out: Path, steps: int, epochs: int, log) -> None:
     """generator.keras, replaced whole (a kill mid-write leaves the previous file), then the step
-    it holds (generator.json), which `loading` compares with the newest checkpoint."""
+    it holds (generator.json), which `loading` compares with the newest checkpoint. Its layers
+    compute in float32 whatever the run trained in (`precision.float32_layers`)."""
     path = out / run_folder.GENERATOR
     partial = out / run_folder.PARTIAL_GENERATOR
-    generator.save(partial)
+    precision.float32_layers(generator).save(partial)
     os.replace(partial, path)
     run_folder.write_generator_record(out, steps, epochs)
     log(f"Saved the generator (step {steps}) to {path}")

@@ -75,6 +75,7 @@ BAD_INPUTS = [
     (TRAIN + ["--epochs", "ten"], 2, "--epochs"),
     (TRAIN + ["--seed", "-1"], 2, "--seed"),
     (TRAIN + ["--lambda-l1", "inf"], 2, "--lambda-l1"),
+    (TRAIN + ["--precision", "float8"], 2, "--precision"),
     pytest.param(TRAIN + ["--data", "sample", "--out", "W/foreign"], 2, "holds other files", marks=slow),
     pytest.param(TRAIN + ["--data", "sample", "--strategy", "tpu", "--out", "W/tpu_run"], 2, "no TPU", marks=slow),
     (PIX2COLOR + ["train", "--val-fraction", "-0.1"], 2, "--val-fraction"),

@@ -58,14 +58,14 @@ def test_two_replicas_equal_one_replica_with_the_same_global_batch(r1_gamma):
     assert "REPLICAS-EQUAL" in result.stdout, result.stderr[-3000:]
 
 
-def test_mixed_precision_step_is_finite_and_uses_loss_scaling():
+def test_float16_step_is_finite_and_uses_loss_scaling():
     script = textwrap.dedent('''
         import os
         os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
         import numpy as np, tensorflow as tf, keras
         from pix2color import gan
         from pix2color.training import TrainConfig, build_trainer
-        trainer = build_trainer(TrainConfig(image_size=32, batch_size=2, r1_gamma=1.0, mixed_precision=True))
+        trainer = build_trainer(TrainConfig(image_size=32, batch_size=2, r1_gamma=1.0, precision="float16"))
         assert isinstance(trainer.g_optimizer, keras.optimizers.LossScaleOptimizer)
         assert trainer.generator.get_layer("down1_conv").compute_dtype == "float16"
         assert trainer.generator.output.dtype == "float32"

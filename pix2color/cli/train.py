@@ -8,6 +8,7 @@ from pix2color.cli import (
     ArgumentParser, HelpFormatter, command, non_negative_float, positive_float, positive_int, seed_number,
 )
 from pix2color.config import GENERATORS, STRATEGIES, TrainConfig
+from pix2color.precision import PRECISIONS
 
 PROG = "pix2color-train"
 
@@ -65,7 +66,13 @@ def build_parser() -> ArgumentParser:
     add("--strategy", default=defaults.strategy, choices=STRATEGIES,
         help="tf.distribute strategy; --batch-size is the global batch (multiworker: one process per machine, "
              "TF_CONFIG set, --out on a shared filesystem; auto picks it when TF_CONFIG names several workers)")
-    add("--mixed-precision", action="store_true", help="float16 compute with loss scaling (GPUs)")
+    add("--precision", default=defaults.precision, choices=PRECISIONS,
+        help="float32 (the report's); bfloat16: layers compute in bfloat16, variables, losses and BatchNorm "
+             "statistics stay float32 (CPUs with AVX512_BF16 or AMX, TPUs, GPUs of compute capability >= 8.0); "
+             "float16: the same with loss scaling (older GPUs); auto: the fastest of these the hardware has. "
+             "The saved generator is float32 whatever the choice")
+    add("--mixed-precision", dest="precision", action="store_const", const="float16",
+        help="the same as --precision float16")
     add("--verbose", type=int, choices=(0, 1, 2), default=None,
         help="0 silent, 1 progress bar (the default), 2 one line per epoch")
     return parser
