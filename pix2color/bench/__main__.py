@@ -12,6 +12,7 @@ import sys
 import pix2color.bench
 from pix2color.cli import ArgumentParser
 from pix2color.config import GENERATORS
+from pix2color.precision import PRECISIONS
 from pix2color.quiet import import_quietly
 
 
@@ -36,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--trace", default=None, help="write a TensorFlow profiler trace of the first configuration")
     train.add_argument("--json", default=None, help="write one JSON record per configuration to this file")
     train.add_argument("--deterministic-ops", action="store_true", help="as pix2color train --deterministic-ops")
+    train.add_argument("--precision", choices=PRECISIONS, default="float32", help="as pix2color train --precision")
     data = commands.add_parser("data", help="images/s through the input pipeline")
     data.add_argument("--images", type=int, default=200)
     data.add_argument("--width", type=int, default=640)
@@ -62,6 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
     infer.add_argument("--repeats", type=int, default=5)
     infer.add_argument("--images", type=int, default=8, help="sample photos for the PSNR column")
     infer.add_argument("--workdir", default=None, help="keep the exported files here")
+    infer.add_argument("--precision", choices=("float32", "bfloat16", "float16"), default="float32",
+                       help="bfloat16 or float16: also time the Keras and SavedModel generator computing in it "
+                            "(variables and output float32), beside the float32 formats")
     video = commands.add_parser("video", help="colorize a clip made from the sample photos: fps, flicker, PSNR")
     video.add_argument("--model", default=None, help="run folder, .keras or SavedModel (default: an untrained 256 px U-Net)")
     video.add_argument("--width", type=int, default=640)
@@ -80,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run_train(args) -> None:
+    from pix2color import precision
     from pix2color.bench.timing import write_json_lines
     from pix2color.bench.train import bench_train
     from pix2color.training import use_deterministic_ops
@@ -87,9 +93,12 @@ def run_train(args) -> None:
     if args.deterministic_ops:
         use_deterministic_ops()
         print("deterministic ops (op determinism, one inter-op thread)")
-    print(f"training step, image {args.image_size}x{args.image_size}, batch {args.batch_size}")
+    choice = precision.resolve(args.precision, precision.this_machine() if args.precision == "auto" else None)
+    print(f"training step, image {args.image_size}x{args.image_size}, batch {args.batch_size}, "
+          f"precision {choice.precision}" + (f" ({choice.reason})" if choice.reason else ""))
     rows = bench_train(args.image_size, args.batch_size, args.steps, args.warmup, args.r1_every, args.xla,
-                       args.lazy_xla, generators(args.generator), not args.no_breakdown, args.trace)
+                       args.lazy_xla, generators(args.generator), not args.no_breakdown, args.trace,
+                       choice.precision)
     if args.json:
         write_json_lines(args.json, rows)
 
@@ -129,7 +138,8 @@ def run_video(args) -> None:
 def run_infer(args) -> None:
     from pix2color.bench.infer import bench_infer
 
-    bench_infer(args.model, args.image_size, args.repeats, args.images, args.workdir, generators(args.generator))
+    bench_infer(args.model, args.image_size, args.repeats, args.images, args.workdir, generators(args.generator),
+                args.precision)
 
 
 COMMANDS = {"train": run_train, "data": run_data, "evaluate": run_evaluate, "web": run_web, "video": run_video,

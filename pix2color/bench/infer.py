@@ -1,4 +1,5 @@
-"""`bench infer`: per generator and export format, file size, latency and accuracy."""
+"""`bench infer`: per generator and export format, file size, latency and accuracy; with
+`--precision bfloat16` (or float16) also the Keras and SavedModel generator computing in it."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import tensorflow as tf
 from PIL import Image
 
 from pix2color import export, lite, metrics
+from pix2color.precision import computing_in
 from pix2color.bench.timing import interleaved_medians, median_seconds
 from pix2color.data import load_image_set
 from pix2color.loading import load_generator
@@ -19,8 +21,9 @@ from pix2color.networks.speed import fast_layers
 
 
 def bench_infer(model: str | None, image_size: int, repeats: int, images: int, workdir: str | None,
-                generators: tuple[str, ...] = ("unet",)) -> list[dict]:
-    """Per generator and format: file size, latency at S x S and for a 12 MP photo, PSNR change vs float32."""
+                generators: tuple[str, ...] = ("unet",), precision: str = "float32") -> list[dict]:
+    """Per generator and format: file size, latency at S x S and for a 12 MP photo, PSNR change vs
+    float32; with `precision` bfloat16 or float16, also the Keras and SavedModel generator in it."""
     work = Path(workdir or tempfile.mkdtemp(prefix="pix2color-bench-"))
     if model:
         subjects = [(Path(model).name, load_generator(model))]
@@ -32,7 +35,7 @@ def bench_infer(model: str | None, image_size: int, repeats: int, images: int, w
     big = np.asarray(Image.fromarray(photos[0]).resize((4000, 3000), Image.Resampling.BICUBIC))
     rows = []
     for label, generator in subjects:
-        rows += bench_infer_generator(label, generator, work / label, photos, big, repeats)
+        rows += bench_infer_generator(label, generator, work / label, photos, big, repeats, precision)
     return rows
 
 
@@ -42,10 +45,11 @@ def size_mb(path) -> float:
     return sum(p.stat().st_size for p in files) / 1e6
 
 
-def exported_networks(generator, work: Path) -> tuple[dict, object]:
+def exported_networks(generator, work: Path, precision: str = "float32") -> tuple[dict, object]:
     """Format -> (file, batched lightness -> ab) for the generator in Keras (its stock layers and
-    `speed.fast_layers`), as a SavedModel and as each TFLite variant, exported into `work`; and
-    the loaded SavedModel."""
+    `speed.fast_layers`), as a SavedModel and as each TFLite variant, exported into `work`, and
+    with `precision` other than float32 the Keras generator (stock and fast layers) and its
+    SavedModel computing in that precision; and the loaded float32 SavedModel."""
     work.mkdir(parents=True, exist_ok=True)
     keras_file = work / "generator.keras"
     generator.save(keras_file)
@@ -69,12 +73,41 @@ def exported_networks(generator, work: Path) -> tuple[dict, object]:
     for variant in export.TFLITE_VARIANTS:
         path = work / "tflite" / f"generator_deterministic_{variant}.tflite"
         networks[f"tflite {variant}"] = (path, lite.LiteColorizer(path)._run)
+    if precision != "float32":
+        networks.update(networks_computing_in(generator, precision, work))
     return networks, saved
 
 
-def bench_infer_generator(label: str, generator, work: Path, photos: list, big, repeats: int) -> list[dict]:
+def networks_computing_in(generator, precision: str, work: Path) -> dict:
+    """Format -> (file, batched lightness -> ab) for a copy of the generator computing in
+    `precision` (its variables and output float32): Keras, stock and fast layers, and its
+    SavedModel."""
+    low = computing_in(generator, precision)
+    keras_file = work / f"generator_{precision}.keras"
+    low.save(keras_file)
+    fast = fast_layers(low)
+    saved_path = export.export_savedmodel(low, work / f"savedmodel_{precision}", overwrite=True)
+    saved = tf.saved_model.load(str(saved_path))
+
+    @tf.function
+    def keras_ab(x):
+        return low(x, training=False)
+
+    @tf.function
+    def fast_ab(x):
+        return fast(x, training=False)
+
+    return {
+        f"keras {precision}": (keras_file, lambda x: keras_ab(tf.constant(x)).numpy()),
+        f"keras fast {precision}": (keras_file, lambda x: fast_ab(tf.constant(x)).numpy()),
+        f"savedmodel {precision}": (saved_path, lambda x: saved.signatures["ab"](lightness=tf.constant(x))["ab"].numpy()),
+    }
+
+
+def bench_infer_generator(label: str, generator, work: Path, photos: list, big, repeats: int,
+                          precision: str = "float32") -> list[dict]:
     size = int(generator.input_shape[1])
-    networks, saved = exported_networks(generator, work)
+    networks, saved = exported_networks(generator, work, precision)
     lightness = np.random.default_rng(0).uniform(-1, 1, (1, size, size, 1)).astype(np.float32)
     truth = np.stack(photos).astype(np.float32)
     outputs = {name: np.stack(lite.FullResolutionColorizer(predict, size).colorize_batch(photos)).astype(np.float32)
@@ -110,8 +143,8 @@ def print_table(label: str, generator, size: int, rows: list[dict], repeats: int
           f"on one image, formats in turn; 12 MP: 4000x3000 photo end to end (full-resolution recipe, numpy + network); PSNR: peak 256 "
           f"on {photos} sample photos, against the originals; levels from float32: mean |output - TFLite "
           "float32's output| in 8-bit levels")
-    print(f"{'format':<18}{'size MB':>9}{'latency s':>11}{'12 MP s':>9}{'PSNR dB':>9}{'vs float32':>12}"
+    print(f"{'format':<22}{'size MB':>9}{'latency s':>11}{'12 MP s':>9}{'PSNR dB':>9}{'vs float32':>12}"
           f"{'levels from float32':>21}")
     for row in rows:
-        print(f"{row['format']:<18}{row['size_mb']:>9.1f}{row['latency_s']:>11.3f}{row['photo_12mp_s']:>9.2f}"
+        print(f"{row['format']:<22}{row['size_mb']:>9.1f}{row['latency_s']:>11.3f}{row['photo_12mp_s']:>9.2f}"
               f"{row['psnr']:>9.2f}{row['psnr'] - reference_psnr:>+12.3f}{row['levels_from_float32']:>21.2f}")

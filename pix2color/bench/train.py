@@ -37,9 +37,10 @@ class StepTimer(keras.callbacks.Callback):
 
 def bench_train(image_size: int, batch_size: int, steps: int, warmup: int, r1_every: int, xla: str,
                 lazy_xla: bool = False, generators: tuple[str, ...] = ("unet",), breakdown: bool = True,
-                trace: str | None = None) -> list[dict]:
+                trace: str | None = None, precision: str = "float32") -> list[dict]:
     """Times `fit` on one fixed batch of sample photos, repeated, for R1 off, every step and lazy,
-    with and without XLA; prints one line per configuration."""
+    with and without XLA, in `precision` (resolved: not auto); prints one line per configuration,
+    each naming the precision (shared/bench/side_by_side.sh reads the lines with "median")."""
     image_set = load_image_set("sample", verbose=0)
     batch = next(iter(make_eval_dataset(image_set.train[:batch_size], image_size, batch_size)))
     dataset = tf.data.Dataset.from_tensors(batch).repeat()
@@ -49,13 +50,13 @@ def bench_train(image_size: int, batch_size: int, steps: int, warmup: int, r1_ev
     results = []
     for generator, jit, (name, gamma, every) in itertools.product(generators, xla_modes, variants):
         if jit and every > 1 and not lazy_xla:
-            print(f"{name:<24}{generator:<9}XLA on   {LAZY_XLA_NOTE}", flush=True)
+            print(f"{name:<24}{generator:<9}XLA on   {precision:<10}{LAZY_XLA_NOTE}", flush=True)
             continue
         config = TrainConfig(image_size=image_size, batch_size=batch_size, r1_gamma=gamma, r1_every=every,
-                             jit_compile=jit, generator=generator, encoder_weights="none")
+                             jit_compile=jit, generator=generator, encoder_weights="none", precision=precision)
         trainer = build_trainer(config)
         timed = max(steps, every)
-        row = {"generator": generator, "config": name, "xla": jit, "image_size": image_size,
+        row = {"generator": generator, "config": name, "xla": jit, "precision": precision, "image_size": image_size,
                "batch_size": batch_size, **time_configuration(trainer, dataset, warmup, timed)}
         if breakdown and every == 1 and not jit:
             row["breakdown_median_s"] = step_parts(trainer, *batch, repeats=steps)
@@ -87,7 +88,7 @@ def print_row(row: dict, timed: int) -> None:
     parts = "".join(f"  {part[:-2].replace('_', ' ')} {value:.2f} s"
                     for part, value in row.get("breakdown_median_s", {}).items())
     print(
-        f"{row['config']:<24}{row['generator']:<9}XLA {'on ' if row['xla'] else 'off'}  "
+        f"{row['config']:<24}{row['generator']:<9}XLA {'on ' if row['xla'] else 'off'}  {row['precision']:<10}"
         f"median {row['median_step_s']:.2f} s/step  "
         f"mean {row['mean_step_s']:.2f} s/step over {timed} steps  "
         f"(first step {row['first_step_s']:.1f} s){parts}",
