@@ -85,6 +85,39 @@ def test_ablation_runner_two_configurations(tmp_path):
     assert not (out / "l1-only" / "plots" / "fig07_gan_losses.png").exists()  # no GAN losses without D
 
 
+def test_the_precision_table_gives_means_spreads_and_the_difference_from_float32(tmp_path):
+    from pix2color import ablation
+
+    rows = [dict(id="6", name="r1-0.001 (final)", precision=precision, seed=seed, psnr=psnr, ssim=ssim,
+                 report_psnr=24.2536, report_ssim=0.9214)
+            for precision, values in (("float32", [(20.0, 0.80), (21.0, 0.82), (22.0, 0.84)]),
+                                      ("bfloat16", [(20.5, 0.81), (21.0, 0.81), (21.9, 0.83)]))
+            for seed, (psnr, ssim) in zip((1, 2, 3), values)]
+    table = ablation.write_table(rows, tmp_path)
+    assert "| 6 (r1-0.001 (final)) | float32 | 1, 2, 3 | 21.0000 | 1.0000 (20.0000 .. 22.0000) | 0.8200 |" in table
+    assert "| 20.5000 21.0000 21.9000 |" in table  # each seed's value
+    assert "6 (r1-0.001 (final)), bfloat16 - float32: PSNR +0.1333 dB, SSIM -0.0033 (means over seeds)" in table
+    assert (tmp_path / "ablation.md").read_text().endswith(table)
+    with open(tmp_path / "ablation.csv", newline="") as handle:
+        assert [(row["precision"], row["seed"]) for row in csv.DictReader(handle)][:2] == [("float32", "1"), ("float32", "2")]
+
+
+@pytest.mark.slow
+def test_ablation_in_two_precisions_and_two_seeds(tmp_path):
+    out = tmp_path / "ablation"
+    result = subprocess.run(
+        [sys.executable, "-m", "pix2color.cli", "ablation", "--data", "sample", "--configs", "11", "--steps", "1",
+         "--image-size", "32", "--out", str(out), "--verbose", "0", "--precision", "float32,bfloat16",
+         "--seed", "1,2"], capture_output=True, text=True, cwd=ROOT, timeout=1800)
+    assert result.returncode == 0, result.stderr[-3000:]
+    for precision in ("float32", "bfloat16"):
+        for seed in (1, 2):
+            settings = json.loads((out / f"l1-only-{precision}-seed{seed}" / "run.json").read_text())
+            assert (settings["precision"], settings["seed"]) == (precision, seed)
+    table = (out / "ablation.md").read_text()
+    assert "| 11 (l1-only) | bfloat16 | 1, 2 |" in table and "bfloat16 - float32: PSNR " in table
+
+
 def test_plots_command(tmp_path):
     from pix2color import plots
 

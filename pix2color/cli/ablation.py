@@ -5,11 +5,34 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import argparse
+
 from pix2color import ablation
 from pix2color.cli import ArgumentParser, RawHelpFormatter, command, positive_int, seed_number
 from pix2color.config import RunError, TrainConfig
+from pix2color.precision import PRECISIONS
 
 PROG = "pix2color ablation"
+
+
+def comma_list(parse_one):
+    """An argparse type: one value or several, comma-separated, each read by `parse_one`."""
+
+    def parse(text: str) -> list:
+        values = [parse_one(part.strip()) for part in text.split(",") if part.strip()]
+        if not values:
+            raise argparse.ArgumentTypeError("none given")
+        if len(set(values)) < len(values):
+            raise argparse.ArgumentTypeError(f"{text!r} names one value twice")
+        return values
+
+    return parse
+
+
+def precision_name(text: str) -> str:
+    if text not in PRECISIONS:
+        raise argparse.ArgumentTypeError(f"{text!r} is not one of {', '.join(PRECISIONS)}")
+    return text
 
 
 def build_parser() -> ArgumentParser:
@@ -22,7 +45,12 @@ def build_parser() -> ArgumentParser:
     parser.add_argument("--epochs", type=positive_int, default=1, help="epochs of --steps steps each")
     parser.add_argument("--image-size", type=positive_int, default=64, help="a power of two >= 32")
     parser.add_argument("--batch-size", type=positive_int, default=4, help="images per step")
-    parser.add_argument("--seed", type=seed_number, default=42, help="weights, data order, flips and dropout")
+    parser.add_argument("--seed", type=comma_list(seed_number), default=[42],
+                        help="weights, data order, flips and dropout; several, comma-separated: each configuration "
+                             "is trained once per seed, and the table gives the mean over seeds and the spread")
+    parser.add_argument("--precision", type=comma_list(precision_name), default=["float32"],
+                        help=f"{', '.join(PRECISIONS)} (see pix2color train --help); several, comma-separated: each "
+                             "configuration is trained in each, and the table gives each one's difference from float32")
     parser.add_argument("--coco-dir", default=None, help="with --data coco: the official COCO folders")
     parser.add_argument("--encoder-weights", default="imagenet",
                         help="for the pretrained rows: imagenet, none, or a keras-hub preset folder / .weights.h5")
@@ -39,8 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     if unknown or not config_ids:
         parser.error(f"--configs: unknown configuration {', '.join(unknown)}" if unknown else "--configs: none given")
     base = TrainConfig(data=args.data, epochs=args.epochs, steps_per_epoch=args.steps, image_size=args.image_size,
-                       batch_size=args.batch_size, seed=args.seed, coco_dir=args.coco_dir, verbose=args.verbose,
-                       encoder_weights=args.encoder_weights)
+                       batch_size=args.batch_size, seed=args.seed[0], coco_dir=args.coco_dir, verbose=args.verbose,
+                       encoder_weights=args.encoder_weights, precision=args.precision[0])
     try:
         base.validate()
     except RunError as error:
@@ -58,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         out.mkdir(parents=True, exist_ok=True)
-        rows = ablation.run_ablation(base, config_ids, out)
+        rows = ablation.run_ablation(base, config_ids, out, precisions=args.precision, seeds=args.seed)
     except StopRequested as stop:
         print(f"{PROG}: {stop}", file=sys.stderr)
         return 128 + stop.signal_number
