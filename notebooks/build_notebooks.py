@@ -56,6 +56,8 @@ def train_notebook():
                    "GAMMA = 0.001          # R1 weight; the report's final model\n"
                    'GENERATOR = "unet"     # or "resnet18": the report\'s pretrained variant (good colours sooner)\n'
                    'ENCODER_WEIGHTS = "imagenet"  # resnet18 only: ImageNet weights from keras-hub, or "none"\n'
+                   'PRECISION = "auto"     # bfloat16 on TPUs, recent GPUs and CPUs with AVX512_BF16/AMX; float16 on\n'
+                   '                       # older GPUs; float32 elsewhere (the report\'s); the saved model is float32\n'
                    "USE_DRIVE = True       # keep the run on Google Drive, so it survives a disconnect\n"
                    'RUN_NAME = "pix2color-demo"'),
         new_markdown_cell("## Where the run lives\nOn Drive, a disconnect loses nothing: re-running the training "
@@ -71,12 +73,14 @@ def train_notebook():
         new_markdown_cell("## TensorBoard\nLosses update live while the next cell trains (Colab only)."),
         new_code_cell('if IN_COLAB:\n    get_ipython().run_line_magic("load_ext", "tensorboard")\n'
                       '    get_ipython().run_line_magic("tensorboard", f"--logdir {OUT}/logs")'),
-        new_markdown_cell("## Train (re-run to resume)"),
+        new_markdown_cell("## Train (re-run to resume)\nThe first lines say which precision `auto` picked and why; "
+                          "a resumed run keeps the precision it was started with."),
         new_code_cell("from pix2color.training import TrainConfig, train\n"
                       "config = TrainConfig(data=DATA, coco_dir=COCO_DIR, out=OUT, image_size=IMAGE_SIZE, epochs=EPOCHS,\n"
                       "                     steps_per_epoch=STEPS_PER_EPOCH, r1_gamma=GAMMA, generator=GENERATOR,\n"
-                      "                     encoder_weights=ENCODER_WEIGHTS, verbose=2)\n"
-                      "result = train(config)\nprint(result.epochs_done, 'epochs,', result.steps_done, 'steps ->', result.generator_path)"),
+                      "                     encoder_weights=ENCODER_WEIGHTS, precision=PRECISION, verbose=2)\n"
+                      "result = train(config)\nprint(result.epochs_done, 'epochs,', result.steps_done, 'steps ->', result.generator_path)\n"
+                      "import json\nfrom pathlib import Path\nprint('trained in', json.loads(Path(OUT, 'run.json').read_text())['precision'])"),
         new_markdown_cell("## Loss curves\nThe adversarial losses should drift towards log 2 = 0.69 (dotted): "
                           "a discriminator that can no longer tell. L1 falls; R1 stays small."),
         new_code_cell("from IPython.display import Image, display\nfrom pathlib import Path\n"

@@ -1,5 +1,6 @@
 """Every notebook runs top to bottom, offline, in a tiny configuration; outputs are stripped."""
 
+import re
 from pathlib import Path
 
 import nbformat
@@ -38,8 +39,11 @@ def test_notebooks_are_stripped_and_have_a_badge(name):
 def test_01_train(workdir):
     notebook = execute("01_train_colorizer.ipynb", 'IMAGE_SIZE = 32\nEPOCHS = 1\nSTEPS_PER_EPOCH = 2\n'
                        'USE_DRIVE = False\nRUN_NAME = "tiny"', workdir)
-    assert "1 epochs, 2 steps" in outputs_text(notebook)
+    text = outputs_text(notebook)
+    assert "1 epochs, 2 steps" in text
     assert (workdir / "runs" / "tiny" / "generator.keras").exists()
+    picked = re.search(r"Precision: (float32|bfloat16|float16) \(auto: [^)]+\)", text)  # what auto picked, and why
+    assert picked and f"trained in {picked.group(1)}" in text, text[-2000:]
 
 
 def test_02_colorize_and_export(workdir):
