@@ -77,13 +77,16 @@ def test_divergence_stops_with_one_line_and_leaves_only_finite_checkpoints(tmp_p
     assert f"Resuming from {out / 'checkpoints' / f'ckpt-{step - 1}'}" in again.stdout, again.stdout[-2000:]
 
 
-def test_killed_at_random_moments_and_resumed_ends_with_the_same_weights(tmp_path):
-    """Three SIGKILLs (one during a checkpoint write), three resumes: the uninterrupted run's weights to 1e-5.
+@pytest.mark.parametrize("precision", ["float32", pytest.param("bfloat16", marks=pytest.mark.slow)])
+def test_killed_at_random_moments_and_resumed_ends_with_the_same_weights(tmp_path, precision):
+    """Three SIGKILLs (one during a checkpoint write), three resumes: the uninterrupted run's weights to 1e-5,
+    in float32 and in bfloat16.
 
     With --deterministic-ops: without it, two uninterrupted runs already differ by float rounding
     (ops running side by side on the inter-op pool), which GAN training grows to ~1e-3 in 24 steps.
     """
-    args = ["--epochs", "2", "--steps-per-epoch", "12", "--checkpoint-every", "2", "--seed", "7", "--deterministic-ops"]
+    args = ["--epochs", "2", "--steps-per-epoch", "12", "--checkpoint-every", "2", "--seed", "7", "--deterministic-ops",
+            "--precision", precision]
     left_alone = tmp_path / "left_alone"
     assert run(train_command(left_alone, *args)).returncode == 0
 
@@ -222,7 +225,7 @@ def test_float16_skipped_steps_are_not_divergence():
     from pix2color.training import TrainConfig, build_trainer
 
     try:
-        trainer = build_trainer(TrainConfig(image_size=32, mixed_precision=True, r1_gamma=0.0))
+        trainer = build_trainer(TrainConfig(image_size=32, precision="float16", r1_gamma=0.0))
         for optimizer in (trainer.g_optimizer, trainer.d_optimizer):
             optimizer.dynamic_scale.assign(2.0**100)  # float16 gradients overflow at once
         rng = np.random.default_rng(0)
