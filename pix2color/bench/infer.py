@@ -48,28 +48,15 @@ def size_mb(path) -> float:
 def exported_networks(generator, work: Path, precision: str = "float32") -> tuple[dict, object]:
     """Format -> (file, batched lightness -> ab) for the generator in Keras (its stock layers and
     `speed.fast_layers`), as a SavedModel and as each TFLite variant, exported into `work`, and
-    with `precision` other than float32 the Keras generator (stock and fast layers) and its
-    SavedModel computing in that precision; and the loaded float32 SavedModel."""
+    with `precision` other than float32 the same Keras and SavedModel forms of a copy computing in
+    that precision (`networks_computing_in`); and the loaded float32 SavedModel."""
     work.mkdir(parents=True, exist_ok=True)
     keras_file = work / "generator.keras"
     generator.save(keras_file)
     export.export(str(keras_file), str(work), modes=("deterministic",), log=lambda *_: None)
-    fast = fast_layers(generator)
-
-    @tf.function
-    def keras_ab(x):
-        return generator(x, training=False)
-
-    @tf.function
-    def fast_ab(x):
-        return fast(x, training=False)
-
     saved = tf.saved_model.load(str(work / "savedmodel"))
-    networks = {
-        "keras": (keras_file, lambda x: keras_ab(tf.constant(x)).numpy()),
-        "keras fast layers": (keras_file, lambda x: fast_ab(tf.constant(x)).numpy()),
-        "savedmodel": (work / "savedmodel", lambda x: saved.signatures["ab"](lightness=tf.constant(x))["ab"].numpy()),
-    }
+    networks = keras_and_savedmodel(generator, keras_file, work / "savedmodel", saved,
+                                    ("keras", "keras fast layers", "savedmodel"))
     for variant in export.TFLITE_VARIANTS:
         path = work / "tflite" / f"generator_deterministic_{variant}.tflite"
         networks[f"tflite {variant}"] = (path, lite.LiteColorizer(path)._run)
@@ -81,26 +68,26 @@ def exported_networks(generator, work: Path, precision: str = "float32") -> tupl
 def networks_computing_in(generator, precision: str, work: Path) -> dict:
     """Format -> (file, batched lightness -> ab) for a copy of the generator computing in
     `precision` (its variables and output float32): Keras, stock and fast layers, and its
-    SavedModel."""
+    SavedModel, written into `work`."""
     low = computing_in(generator, precision)
     keras_file = work / f"generator_{precision}.keras"
     low.save(keras_file)
-    fast = fast_layers(low)
     saved_path = export.export_savedmodel(low, work / f"savedmodel_{precision}", overwrite=True)
-    saved = tf.saved_model.load(str(saved_path))
+    return keras_and_savedmodel(low, keras_file, saved_path, tf.saved_model.load(str(saved_path)),
+                                (f"keras {precision}", f"keras fast {precision}", f"savedmodel {precision}"))
 
-    @tf.function
-    def keras_ab(x):
-        return low(x, training=False)
 
-    @tf.function
-    def fast_ab(x):
-        return fast(x, training=False)
-
+def keras_and_savedmodel(generator, keras_file: Path, saved_path: Path, saved, names: tuple) -> dict:
+    """The generator's stock and fast layers, and its loaded SavedModel's raw signature, under
+    `names`: format -> (file, batched lightness -> ab)."""
+    fast = fast_layers(generator)
+    stock_ab = tf.function(lambda x: generator(x, training=False))
+    fast_ab = tf.function(lambda x: fast(x, training=False))
+    stock_name, fast_name, saved_name = names
     return {
-        f"keras {precision}": (keras_file, lambda x: keras_ab(tf.constant(x)).numpy()),
-        f"keras fast {precision}": (keras_file, lambda x: fast_ab(tf.constant(x)).numpy()),
-        f"savedmodel {precision}": (saved_path, lambda x: saved.signatures["ab"](lightness=tf.constant(x))["ab"].numpy()),
+        stock_name: (keras_file, lambda x: stock_ab(tf.constant(x)).numpy()),
+        fast_name: (keras_file, lambda x: fast_ab(tf.constant(x)).numpy()),
+        saved_name: (saved_path, lambda x: saved.signatures["ab"](lightness=tf.constant(x))["ab"].numpy()),
     }
 
 
