@@ -6,12 +6,14 @@ the README's pictures come from there).
 """
 
 import os
+import re
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
+from playwright.sync_api import expect
 
 from conftest import sample_photo_paths
 from pix2color import turing
@@ -41,29 +43,85 @@ def screenshot(page, path: Path) -> None:
         shutil.copy(path, folder / path.name)
 
 
-def test_upload_a_photo_and_download_its_colorization(browser, small_generator_file, tmp_path):
-    photo = tmp_path / "holiday.jpg"
-    Image.open(sample_photo_paths(3)[2]).convert("RGB").resize((400, 300)).save(photo, quality=92)
+@pytest.fixture(scope="module")
+def colorize_server(small_generator_file):
     with LocalServer(["--model", str(small_generator_file)]) as server:
-        page = browser.new_page(accept_downloads=True)
-        page.goto(server.url + "/")
-        page.set_input_files("#file", str(photo))
-        page.wait_for_selector("#result:not([hidden])", timeout=60_000)
-        assert page.inner_text("#status").startswith("Done")
-        for image in ("gray", "colorized", "original"):  # all three shown, at the photo's size
-            size = page.eval_on_selector(f"#{image}", "img => [img.naturalWidth, img.naturalHeight]")
-            assert size == [400, 300], (image, size)
-        with page.expect_download() as download:
-            page.click("#download")
-        saved = tmp_path / download.value.suggested_filename
-        download.value.save_as(saved)
-        assert saved.name == "holiday_colorized.png" and Image.open(saved).size == (400, 300)
-        screenshot(page, tmp_path / "colorize_page.png")
+        yield server
 
-        page.set_input_files("#file", {"name": "broken.jpg", "mimeType": "image/jpeg", "buffer": b"not a photo"})
-        page.wait_for_selector("#error:not([hidden])", timeout=30_000)
-        assert "not an image" in page.inner_text("#error")
-        page.close()
+
+def small_photo(folder: Path, name: str = "holiday.jpg", index: int = 2) -> Path:
+    photo = folder / name
+    Image.open(sample_photo_paths(3)[index]).convert("RGB").resize((400, 300)).save(photo, quality=92)
+    return photo
+
+
+def shows_no_result(page) -> None:
+    """No result area, no image box and no download link: nothing of a photo that is not there."""
+    for selector in ("#result", "#gray", "#colorized", "#original", "#download"):
+        assert not page.is_visible(selector), selector
+    assert page.get_attribute("#download", "href") is None
+    for image in ("gray", "colorized", "original"):
+        assert not page.get_attribute(f"#{image}", "src"), image
+
+
+def wait_until(page, condition, seconds: float = 30):
+    """Let the page run until `condition()` holds (events such as held requests arrive meanwhile)."""
+    for _ in range(int(seconds * 20)):
+        if condition():
+            return
+        page.wait_for_timeout(50)
+    raise AssertionError(f"still not so after {seconds} s")
+
+
+def test_the_empty_colorize_page_shows_no_result(browser, colorize_server):
+    page = browser.new_page()
+    page.goto(colorize_server.url + "/")
+    shows_no_result(page)
+    page.close()
+
+
+def test_upload_a_photo_and_download_its_colorization(browser, colorize_server, tmp_path):
+    photo = small_photo(tmp_path)
+    page = browser.new_page(accept_downloads=True)
+    page.goto(colorize_server.url + "/")
+    page.set_input_files("#file", str(photo))
+    page.wait_for_selector("#result:not([hidden])", timeout=60_000)
+    assert page.inner_text("#status").startswith("Done")
+    for image in ("gray", "colorized", "original"):  # all three shown, at the photo's size
+        size = page.eval_on_selector(f"#{image}", "img => [img.naturalWidth, img.naturalHeight]")
+        assert size == [400, 300], (image, size)
+    with page.expect_download() as download:
+        page.click("#download")
+    saved = tmp_path / download.value.suggested_filename
+    download.value.save_as(saved)
+    assert saved.name == "holiday_colorized.png" and Image.open(saved).size == (400, 300)
+    screenshot(page, tmp_path / "colorize_page.png")
+    page.close()
+
+
+def test_a_new_upload_and_an_error_clear_the_old_result(browser, colorize_server, tmp_path):
+    page = browser.new_page()
+    page.goto(colorize_server.url + "/")
+    page.set_input_files("#file", str(small_photo(tmp_path)))
+    page.wait_for_selector("#result:not([hidden])", timeout=60_000)
+    old_link = page.get_attribute("#download", "href")
+    assert old_link.startswith("blob:")
+
+    held = []  # the next photo's colorization is held back: meanwhile no old result shows
+    page.route("**/api/colorize*", lambda route: held.append(route))
+    page.set_input_files("#file", str(small_photo(tmp_path, "second.jpg", 1)))
+    wait_until(page, lambda: held)
+    shows_no_result(page)
+    held[0].continue_()
+    page.unroute("**/api/colorize*")
+    expect(page.locator("#status")).to_have_text(re.compile("^Done: second"), timeout=60_000)
+    assert page.is_visible("#result") and page.get_attribute("#download", "href") not in (None, old_link)
+
+    page.set_input_files("#file", {"name": "broken.jpg", "mimeType": "image/jpeg", "buffer": b"not a photo"})
+    page.wait_for_selector("#error:not([hidden])", timeout=30_000)
+    assert "not an image" in page.inner_text("#error")
+    shows_no_result(page)
+    page.close()
 
 
 def test_take_a_whole_poll_to_the_score_page(browser, tmp_path):

@@ -5,7 +5,10 @@ const drop = document.getElementById("drop");
 const statusLine = document.getElementById("status");
 const errorLine = document.getElementById("error");
 const result = document.getElementById("result");
-let urls = [];
+const download = document.getElementById("download");
+const pictures = ["gray", "colorized", "original"].map((id) => document.getElementById(id));
+let urls = [];  // the object URLs the result shows, released when it is cleared
+let newest = 0;  // the number of the newest colorization asked for: answers to older ones are dropped
 
 function selectedMode() {
   const checked = document.querySelector('input[name="mode"]:checked');
@@ -25,30 +28,48 @@ async function post(path, file) {
   return URL.createObjectURL(await response.blob());
 }
 
-async function colorize(file) {
+// Nothing of an earlier photo stays: no images, no download link, no result area.
+function clearResult() {
+  result.hidden = true;
+  pictures.forEach((picture) => picture.removeAttribute("src"));
+  download.removeAttribute("href");
   urls.forEach((url) => URL.revokeObjectURL(url));
   urls = [];
+}
+
+async function colorize(file) {
+  const number = ++newest;
+  clearResult();
   errorLine.hidden = true;
-  result.hidden = true;
+  errorLine.textContent = "";
   statusLine.textContent = "Colorizing " + file.name + "…";
+  const made = [];
   try {
-    const colorized = await post("/api/colorize?format=png", file);
-    const gray = await post("/api/grayscale", file);
-    const original = URL.createObjectURL(file);
-    urls = [colorized, gray, original];
-    document.getElementById("colorized").src = colorized;
-    document.getElementById("gray").src = gray;
-    document.getElementById("original").src = original;
-    const download = document.getElementById("download");
-    download.href = colorized;
-    download.download = file.name.replace(/\.[^.]*$/, "") + "_colorized.png";
-    result.hidden = false;
-    statusLine.textContent = "Done: " + file.name;
+    made.push(await post("/api/colorize?format=png", file));
+    made.push(await post("/api/grayscale", file));
+    made.push(URL.createObjectURL(file));
   } catch (error) {
-    statusLine.textContent = "";
-    errorLine.textContent = error.message;  // text, never HTML
-    errorLine.hidden = false;
+    made.forEach((url) => URL.revokeObjectURL(url));
+    if (number === newest) {
+      statusLine.textContent = "";
+      errorLine.textContent = error.message;  // text, never HTML
+      errorLine.hidden = false;
+    }
+    return;
   }
+  if (number !== newest) {  // another photo or mode was asked for meanwhile
+    made.forEach((url) => URL.revokeObjectURL(url));
+    return;
+  }
+  const [colorized, gray, original] = made;
+  urls = made;
+  document.getElementById("colorized").src = colorized;
+  document.getElementById("gray").src = gray;
+  document.getElementById("original").src = original;
+  download.href = colorized;
+  download.download = file.name.replace(/\.[^.]*$/, "") + "_colorized.png";
+  result.hidden = false;
+  statusLine.textContent = "Done: " + file.name;
 }
 
 fileInput.addEventListener("change", () => { if (fileInput.files.length) colorize(fileInput.files[0]); });
