@@ -99,6 +99,28 @@ def test_upload_a_photo_and_download_its_colorization(browser, colorize_server, 
     page.close()
 
 
+def test_switching_the_mode_colorizes_the_photo_again(browser, colorize_server, tmp_path):
+    page = browser.new_page()
+    page.goto(colorize_server.url + "/")
+    labels = {page.get_attribute(f'label:has(input[value="{mode}"])', "title"): page.inner_text(
+        f'label:has(input[value="{mode}"])').strip() for mode in ("deterministic", "paper")}
+    assert list(labels.values()) == ["Same colours every time", "Random variation, as in the report"]
+    deterministic, paper = labels  # the technical names are in the tooltips
+    assert deterministic.startswith("deterministic mode") and paper.startswith("paper mode: dropout on at test time")
+
+    page.set_input_files("#file", str(small_photo(tmp_path)))
+    page.wait_for_selector("#result:not([hidden])", timeout=60_000)
+    first = page.get_attribute("#colorized", "src")
+    with page.expect_request(lambda request: "/api/colorize" in request.url) as sent:
+        page.check('input[name="mode"][value="paper"]')
+    assert "mode=paper" in sent.value.url
+    expect(page.locator("#status")).to_have_text(re.compile("^Done: holiday"), timeout=60_000)
+    second = page.get_attribute("#colorized", "src")
+    assert second.startswith("blob:") and second != first and page.get_attribute("#download", "href") == second
+    assert page.is_visible("#result")
+    page.close()
+
+
 def test_a_new_upload_and_an_error_clear_the_old_result(browser, colorize_server, tmp_path):
     page = browser.new_page()
     page.goto(colorize_server.url + "/")

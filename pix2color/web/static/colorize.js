@@ -8,6 +8,7 @@ const result = document.getElementById("result");
 const download = document.getElementById("download");
 const pictures = ["gray", "colorized", "original"].map((id) => document.getElementById(id));
 let urls = [];  // the object URLs the result shows, released when it is cleared
+let photo = null;  // the photo shown or being colorized: a change of mode colorizes it again
 let newest = 0;  // the number of the newest colorization asked for: answers to older ones are dropped
 
 function selectedMode() {
@@ -15,11 +16,11 @@ function selectedMode() {
   return checked ? checked.value : "deterministic";
 }
 
-async function post(path, file) {
+async function post(path, file, mode) {
   const form = new FormData();
   form.append("image", file);
-  form.append("mode", selectedMode());
-  const response = await fetch(path, { method: "POST", body: form, headers: { Accept: "application/json" } });
+  const url = path + (path.includes("?") ? "&" : "?") + "mode=" + encodeURIComponent(mode);
+  const response = await fetch(url, { method: "POST", body: form, headers: { Accept: "application/json" } });
   if (!response.ok) {
     let message = "the server answered " + response.status;
     try { message = (await response.json()).detail || message; } catch (ignored) { /* not JSON */ }
@@ -39,14 +40,16 @@ function clearResult() {
 
 async function colorize(file) {
   const number = ++newest;
+  photo = file;
   clearResult();
   errorLine.hidden = true;
   errorLine.textContent = "";
   statusLine.textContent = "Colorizing " + file.name + "…";
   const made = [];
   try {
-    made.push(await post("/api/colorize?format=png", file));
-    made.push(await post("/api/grayscale", file));
+    const mode = selectedMode();
+    made.push(await post("/api/colorize?format=png", file, mode));
+    made.push(await post("/api/grayscale", file, mode));
     made.push(URL.createObjectURL(file));
   } catch (error) {
     made.forEach((url) => URL.revokeObjectURL(url));
@@ -72,6 +75,9 @@ async function colorize(file) {
   statusLine.textContent = "Done: " + file.name;
 }
 
+document.querySelectorAll('input[name="mode"]').forEach((choice) => choice.addEventListener("change", () => {
+  if (photo) colorize(photo);
+}));
 fileInput.addEventListener("change", () => { if (fileInput.files.length) colorize(fileInput.files[0]); });
 ["dragenter", "dragover"].forEach((name) => drop.addEventListener(name, (event) => {
   event.preventDefault();
