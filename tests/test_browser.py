@@ -8,6 +8,9 @@ the README's pictures come from there).
 import os
 import re
 import shutil
+import threading
+import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +20,7 @@ from playwright.sync_api import expect
 
 from conftest import sample_photo_paths
 from pix2color import turing
-from pix2color.web.local_server import LocalServer
+from pix2color.web.local_server import LocalServer, free_port
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="no Chromium (apt-get install chromium)")
@@ -146,15 +149,60 @@ def test_a_new_upload_and_an_error_clear_the_old_result(browser, colorize_server
     page.close()
 
 
-def test_take_a_whole_poll_to_the_score_page(browser, tmp_path):
+def poll_pairs(sizes: list[tuple[int, int]]) -> list[turing.PollImages]:
+    """A pair per (width, height): a sample photo, its grayscale and a "colorization" (shifted colours)."""
     rng = np.random.default_rng(0)
     pairs = []
-    for index, path in enumerate(sample_photo_paths(4)):
-        original = np.asarray(Image.open(path).convert("RGB").resize((256, 192)))
+    for path, size in zip(sample_photo_paths(len(sizes)), sizes):
+        original = np.asarray(Image.open(path).convert("RGB").resize(size))
         generated = np.clip(original.astype(int) + rng.integers(-30, 30, 3), 0, 255).astype(np.uint8)
         gray = np.repeat(original.mean(-1, keepdims=True).astype(np.uint8), 3, -1)
         pairs.append(turing.PollImages(path, gray, original, generated))
-    folder = turing.write_poll(tmp_path / "poll", pairs, "report", seed=2)
+    return pairs
+
+
+@contextmanager
+def poll_server(folder: Path):
+    """The poll served from this process on a free loopback port (no TensorFlow to start, unlike
+    `pix2color serve`); yields its address."""
+    import uvicorn
+
+    from pix2color.web.app import create_app
+
+    port = free_port()
+    app = create_app(poll=turing.Poll(folder), admin_token="tok")
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        for _ in range(600):
+            if server.started:
+                break
+            time.sleep(0.05)
+        assert server.started, "the poll server did not start"
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(30)
+
+
+def test_error_pages_link_back_without_javascript(browser, tmp_path):
+    folder = turing.write_poll(tmp_path / "poll", poll_pairs([(256, 192)] * 2), "report")
+    with poll_server(folder) as url:
+        page = browser.new_page()
+        for address, back in [("/poll/images/no-such-image.png", "/poll"), ("/nowhere", "/")]:
+            page.goto(url + address)
+            assert page.inner_text(".error")
+            assert not page.query_selector_all('[href^="javascript:"], [onclick]')
+            page.click("#back")
+            page.wait_for_url(url + back + "*")
+            assert page.is_visible("main") and not page.query_selector(".error")
+        page.close()
+
+
+@pytest.mark.slow
+def test_take_a_whole_poll_to_the_score_page(browser, tmp_path):
+    folder = turing.write_poll(tmp_path / "poll", poll_pairs([(256, 192)] * 4), "report", seed=2)
     with LocalServer(["--poll", str(folder), "--admin-token", "tok"]) as server:
         page = browser.new_page()
         page.goto(server.url + "/")  # a poll-only server sends participants to /poll
