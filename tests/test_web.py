@@ -282,6 +282,28 @@ def test_empty_poll_results_are_n_a(tmp_path):
     assert results.total == 0 and "n/a" in results.report()
 
 
+@pytest.mark.parametrize("protocol", ["report", "2afc"])
+def test_results_chart_keeps_its_legend_off_the_bars_and_tells_n_a_from_0(protocol):
+    """Pair 1: every colorization caught (a share of 0); pair 2: no answers (n/a); pair 3: some."""
+    from pix2color import plots
+
+    per_pair = {1: [[2, 0], [0, 2]], 2: [[0, 0], [0, 0]], 3: [[1, 1], [1, 1]]}
+    results = turing.Results(protocol, [[3, 1], [1, 3]], per_pair)
+    figure = plots.turing_figure(results)
+    figure.canvas.draw()
+    axis, = figure.axes
+    legends = [*figure.legends, *([axis.get_legend()] if axis.get_legend() else [])]
+    assert legends and not any(legend.get_window_extent().overlaps(axis.get_window_extent()) for legend in legends)
+    labels = sorted((round(text.get_position()[0], 1), text.get_text()) for text in axis.texts)
+    if protocol == "report":  # bars at pair index - 0.2 (originals) and + 0.2 (colorizations)
+        assert labels == [(0.2, "0"), (0.8, "n/a"), (1.2, "n/a")]
+    else:  # one bar per pair: the share fooled
+        assert labels == [(0.0, "0"), (1.0, "n/a")]
+    import matplotlib.pyplot as plt
+
+    plt.close(figure)
+
+
 def test_poll_files_tell_nothing(tmp_path):
     folder = tiny_poll(tmp_path / "poll")
     poll = turing.Poll(folder)
