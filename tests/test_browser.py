@@ -200,12 +200,51 @@ def test_error_pages_link_back_without_javascript(browser, tmp_path):
         page.close()
 
 
+PHOTO_SIZES = [(256, 192), (192, 256), (256, 256), (640, 427)]  # the network's 256 px, upright, square, larger
+SCREENS = {"laptop": {"viewport": {"width": 1366, "height": 768}},
+           "phone": {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 3, "is_mobile": True,
+                     "has_touch": True}}
+
+
+@contextmanager
+def poll_page(browser, tmp_path, protocol: str, screen: str = "laptop", sizes=PHOTO_SIZES):
+    """A new participant's page on a poll of photos of `sizes`, on a screen of SCREENS; yields the
+    page and the poll's folder."""
+    folder = turing.write_poll(tmp_path / f"poll_{protocol}_{screen}", poll_pairs(sizes), protocol, seed=1)
+    with poll_server(folder) as url:
+        context = browser.new_context(**SCREENS[screen])
+        page = context.new_page()
+        page.goto(url + "/poll")
+        try:
+            yield page, folder
+        finally:
+            context.close()
+
+
+def answer_buttons(page) -> list:
+    return page.query_selector_all('button[name="answer"]')
+
+
+def test_the_poll_starts_with_what_the_study_is(browser, tmp_path):
+    for protocol, task in [("report", "Say which you think it is"), ("2afc", "Pick the real one")]:
+        with poll_page(browser, tmp_path, protocol) as (page, _):
+            text = page.inner_text("main")
+            assert "tell a real photo from a colorized one" in text and task in text
+            assert f"You will see {len(PHOTO_SIZES)} photos" in text and "anonymous" in text
+            assert not page.query_selector("#progress") and not answer_buttons(page)
+            page.click("#start")
+            expect(page.locator("#progress")).to_have_text(f"1 / {len(PHOTO_SIZES)}")
+            page.reload()  # the participant's cookie: the trials go on, no second introduction
+            expect(page.locator("#progress")).to_have_text(f"1 / {len(PHOTO_SIZES)}")
+
+
 @pytest.mark.slow
 def test_take_a_whole_poll_to_the_score_page(browser, tmp_path):
     folder = turing.write_poll(tmp_path / "poll", poll_pairs([(256, 192)] * 4), "report", seed=2)
     with LocalServer(["--poll", str(folder), "--admin-token", "tok"]) as server:
         page = browser.new_page()
         page.goto(server.url + "/")  # a poll-only server sends participants to /poll
+        page.click("#start")
         for number in range(1, 5):
             assert page.inner_text("#progress") == f"{number} / 4"
             if number == 2:

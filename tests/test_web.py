@@ -339,6 +339,11 @@ def answer_all(client, choose):
 def test_participant_sees_every_pair_once_half_originals(poll_client):
     client, folder = poll_client
     poll = turing.Poll(folder)
+    intro = client.get("/poll")
+    assert intro.status_code == 200 and "You will see 4 photos" in intro.text and 'id="progress"' not in intro.text
+    assert not poll.answers() and "pix2color_poll" not in client.cookies  # no participant until Start
+    started = client.post("/poll/start", follow_redirects=False)
+    assert started.status_code == 303 and started.headers["location"] == "/poll"
     page = client.get("/poll")
     assert page.status_code == 200 and "1 / 4" in page.text and "pix2color_poll" in client.cookies
     answered, done = answer_all(client, lambda trial: "original")
@@ -349,7 +354,7 @@ def test_participant_sees_every_pair_once_half_originals(poll_client):
     final = client.get("/poll")
     assert "You were right 2 times out of 4" in final.text
     other = TestClient(client.app)
-    other.get("/poll")  # a second participant: their own order
+    other.post("/poll/start")  # a second participant: their own order
     assert turing.Poll(folder).answers() and len(poll.answers()) == 4
 
 
@@ -357,6 +362,7 @@ def test_trial_pages_are_the_same_whichever_version_is_shown(poll_client):
     """Blind: apart from the opaque image names and the trial numbers, every trial page is the
     same HTML, whether it shows the original or the colorization; no source name appears."""
     client, folder = poll_client
+    client.post("/poll/start")
     pages, versions = set(), set()
     for _ in range(4):
         html = client.get("/poll").text
@@ -394,7 +400,7 @@ def test_answers_are_checked_and_idempotent(poll_client):
 
 def test_html_form_flow_redirects_to_the_next_trial(poll_client):
     client, _ = poll_client
-    page = client.get("/poll").text
+    page = client.post("/poll/start").text  # redirected to the first trial
     pair = re.search(r'name="pair" value="(\d+)"', page).group(1)
     shown = re.search(r'name="shown" value="([^"]+)"', page).group(1)
     reply = client.post("/poll/answer", data={"pair": pair, "shown": shown, "answer": "original"},
@@ -423,7 +429,7 @@ def test_2afc_poll_reports_percent_fooled(tmp_path):
     folder = tiny_poll(tmp_path / "poll2", protocol="2afc")
     poll = turing.Poll(folder)
     with TestClient(create_app(poll=poll, admin_token="t")) as client:
-        page = client.get("/poll").text
+        page = client.post("/poll/start").text
         assert "Which one is the real photo?" in page and page.count("This one is real") == 2
 
         def pick_generated(trial):

@@ -1,9 +1,11 @@
 """The Turing-test pages: one trial at a time for participants, results for the admin.
 
 Participants are anonymous: an id in a cookie signed with the poll's own secret (kept in the
-poll folder, so a restarted server still knows them). Every page works without JavaScript: a
-trial is a form whose buttons post the answer, and the server redirects to the next trial.
-Programs (the load test) use the same routes with JSON (`Accept: application/json`).
+poll folder, so a restarted server still knows them). A newcomer first sees what the study is;
+its Start button posts /poll/start, which makes them a participant. Every page works without
+JavaScript: a trial is a form whose buttons post the answer, and the server redirects to the
+next trial. Programs (the load test) use the same routes with JSON (`Accept: application/json`),
+and GET /poll makes them a participant at once.
 """
 
 from __future__ import annotations
@@ -40,9 +42,15 @@ def add(app: FastAPI, poll: Poll, templates: Jinja2Templates) -> None:
 
     @app.get("/poll", response_class=HTMLResponse)
     async def poll_page(request: Request):
-        participant = await run_in_threadpool(participant_of, request, True)
+        wants_json = "application/json" in request.headers.get("accept", "")
+        # People first read what the study is, and its Start button posts /poll/start; programs start at once.
+        participant = await run_in_threadpool(participant_of, request, wants_json)
+        if participant is None:
+            return templates.TemplateResponse(request, "poll_intro.html", {
+                "protocol": poll.protocol, "pairs": poll.pair_count,
+            })
         trial = await run_in_threadpool(poll.next_trial, participant)
-        if "application/json" in request.headers.get("accept", ""):
+        if wants_json:
             return JSONResponse(trial_json(trial, participant))
         if trial is None:
             right, given = await run_in_threadpool(poll.score, participant)
@@ -53,11 +61,16 @@ def add(app: FastAPI, poll: Poll, templates: Jinja2Templates) -> None:
             "trial": trial, "protocol": poll.protocol, "shown": ",".join(trial.images),
         })
 
+    @app.post("/poll/start")
+    async def start(request: Request):
+        await run_in_threadpool(participant_of, request, True)
+        return RedirectResponse("/poll", status_code=303)
+
     @app.post("/poll/answer")
     async def answer(request: Request):
         participant = await run_in_threadpool(participant_of, request, False)
         if participant is None:
-            raise HTTPException(403, "no participant here: open /poll first (cookies must be on)")
+            raise HTTPException(403, "no participant here: open /poll and press Start first (cookies must be on)")
         if "application/json" in request.headers.get("content-type", ""):
             try:
                 body = await request.json()
