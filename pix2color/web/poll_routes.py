@@ -33,6 +33,17 @@ def add(app: FastAPI, poll: Poll, templates: Jinja2Templates) -> None:
         request.session["participant"] = participant
         return participant
 
+    sizes: dict[str, tuple[int, int]] = {}
+
+    def image_size(name: str) -> tuple[int, int]:
+        """(width, height) of a poll image, read from its header once; the images of a pair share it."""
+        if name not in sizes:
+            from PIL import Image
+
+            with Image.open(poll.image_path(name)) as image:
+                sizes[name] = image.size
+        return sizes[name]
+
     def trial_json(trial: turing.Trial | None, participant: str) -> dict:
         if trial is None:
             right, given = poll.score(participant)
@@ -57,8 +68,10 @@ def add(app: FastAPI, poll: Poll, templates: Jinja2Templates) -> None:
             return templates.TemplateResponse(request, "poll_done.html", {
                 "right": right, "answered": given, "protocol": poll.protocol,
             })
+        width, height = await run_in_threadpool(image_size, trial.gray)
         return templates.TemplateResponse(request, "poll_trial.html", {
             "trial": trial, "protocol": poll.protocol, "shown": ",".join(trial.images),
+            "width": width, "height": height,
         })
 
     @app.post("/poll/start")
