@@ -225,6 +225,15 @@ def answer_buttons(page) -> list:
     return page.query_selector_all('button[name="answer"]')
 
 
+def images_loaded(page) -> list[dict]:
+    """The trial's images once the page has loaded: their natural and displayed sizes and scaling."""
+    page.wait_for_load_state("load")  # images loaded, and the page's handlers of their load events run
+    return page.eval_on_selector_all(".pair img", """images => images.map((image) => ({
+        natural: [image.naturalWidth, image.naturalHeight],
+        box: [image.getBoundingClientRect().width, image.getBoundingClientRect().height],
+        rendering: getComputedStyle(image).imageRendering}))""")
+
+
 def test_the_poll_starts_with_what_the_study_is(browser, tmp_path):
     for protocol, task in [("report", "Say which you think it is"), ("2afc", "Pick the real one")]:
         with poll_page(browser, tmp_path, protocol) as (page, _):
@@ -236,6 +245,46 @@ def test_the_poll_starts_with_what_the_study_is(browser, tmp_path):
             expect(page.locator("#progress")).to_have_text(f"1 / {len(PHOTO_SIZES)}")
             page.reload()  # the participant's cookie: the trials go on, no second introduction
             expect(page.locator("#progress")).to_have_text(f"1 / {len(PHOTO_SIZES)}")
+
+
+@pytest.mark.parametrize("screen", SCREENS)
+@pytest.mark.parametrize("protocol", turing.PROTOCOLS)
+def test_every_trial_fits_the_screen_without_scrolling(browser, tmp_path, protocol, screen):
+    with poll_page(browser, tmp_path, protocol, screen) as (page, _):
+        viewport = page.viewport_size
+        page.click("#start")
+        for number in range(1, len(PHOTO_SIZES) + 1):
+            expect(page.locator("#progress")).to_have_text(f"{number} / {len(PHOTO_SIZES)}")
+            images_loaded(page)
+            buttons = answer_buttons(page)
+            assert len(buttons) == 2
+            for button in buttons:
+                box = button.bounding_box()
+                assert box["x"] >= 0 and box["x"] + box["width"] <= viewport["width"], box
+                assert box["y"] >= 0 and box["y"] + box["height"] <= viewport["height"], box
+            scroll = page.evaluate("[document.documentElement.scrollWidth, document.documentElement.scrollHeight]")
+            assert scroll == [viewport["width"], viewport["height"]], scroll  # nothing to scroll to
+            if number == 1:
+                screenshot(page, tmp_path / f"poll_{protocol}_{screen}.png")
+            buttons[0].click()
+        expect(page.locator("#score")).to_be_visible()
+
+
+def test_poll_images_are_at_most_twice_their_size_and_the_two_alike(browser, tmp_path):
+    for protocol in turing.PROTOCOLS:
+        with poll_page(browser, tmp_path, protocol, sizes=[(256, 192), (192, 256)]) as (page, _):
+            page.click("#start")
+            for number in (1, 2):
+                expect(page.locator("#progress")).to_have_text(f"{number} / 2")
+                images = images_loaded(page)
+                assert len(images) == 2
+                for image in images:
+                    (width, height), (shown_width, shown_height) = image["natural"], image["box"]
+                    assert shown_width <= 2 * width and shown_height <= 2 * height, image
+                    if shown_width > width:  # enlarged: crisp pixels, not a blur
+                        assert image["rendering"] == "pixelated", image
+                assert images[0]["box"] == images[1]["box"]
+                answer_buttons(page)[1].click()
 
 
 @pytest.mark.slow
