@@ -512,8 +512,9 @@ def _share(part: int, whole: int) -> str:
     return "n/a" if whole == 0 else f"{part / whole:.2f}"
 
 
-def results(poll: Poll, exclude: tuple[int, ...] = ()) -> Results:
-    """Count the poll's answers into a confusion matrix (overall, per pair, per participant).
+def results(poll: Poll, exclude: tuple[int, ...] = (), participant: str | None = None) -> Results:
+    """Count the poll's answers (or one participant's) into a confusion matrix (overall, per
+    pair, per participant).
 
     2afc answers are counted on the first row: (real photo chosen, generated chosen)."""
     def empty():
@@ -524,14 +525,14 @@ def results(poll: Poll, exclude: tuple[int, ...] = ()) -> Results:
     for pair in sources:
         if pair not in exclude:
             per_pair[pair] = empty()
-    for participant, pair, version, answer, _, _ in poll.answers():
-        if pair in exclude:
+    for who, pair, version, answer, _, _ in poll.answers():
+        if pair in exclude or participant not in (None, who):
             continue
         truth = 0 if poll.protocol == "2afc" else VERSIONS.index(version)
         judged = VERSIONS.index(answer)
         matrix[truth][judged] += 1
         per_pair[pair][truth][judged] += 1
-        per_participant[participant] = per_participant.get(participant, 0) + 1
+        per_participant[who] = per_participant.get(who, 0) + 1
     return Results(poll.protocol, matrix, per_pair, per_participant, sources, tuple(exclude))
 
 

@@ -65,8 +65,9 @@ def add(app: FastAPI, poll: Poll, templates: Jinja2Templates) -> None:
             return JSONResponse(trial_json(trial, participant))
         if trial is None:
             right, given = await run_in_threadpool(poll.score, participant)
+            mine = await run_in_threadpool(lambda: turing.results(poll, participant=participant))
             return templates.TemplateResponse(request, "poll_done.html", {
-                "right": right, "answered": given, "protocol": poll.protocol,
+                "right": right, "answered": given, "protocol": poll.protocol, "fooled": mine.rates()[-1],
             })
         width, height = await run_in_threadpool(image_size, trial.gray)
         return templates.TemplateResponse(request, "poll_trial.html", {
