@@ -287,6 +287,27 @@ def test_poll_images_are_at_most_twice_their_size_and_the_two_alike(browser, tmp
                 answer_buttons(page)[1].click()
 
 
+def test_the_score_page_says_what_the_score_means(browser, tmp_path):
+    """report: every answer "Real photo", so every colorized photo was taken for real; 2afc:
+    always the left one, which is the colorization about half the time."""
+    for protocol, button in [("report", "#answer-original"), ("2afc", "#answer-1")]:
+        with poll_page(browser, tmp_path, protocol) as (page, folder):
+            page.click("#start")
+            for number in range(1, len(PHOTO_SIZES) + 1):
+                expect(page.locator("#progress")).to_have_text(f"{number} / {len(PHOTO_SIZES)}")
+                page.click(button)
+            score, meaning = page.inner_text("#score"), " ".join(page.inner_text("#meaning").split())
+            if protocol == "report":  # half the photos shown were colorized
+                assert score == "You were right 2 times out of 4."
+                assert "Of the 2 colorized photos you saw, you took 2 for real ones (100%)." in meaning
+                assert "guessing at random is right about half the time" in meaning
+            else:  # 2afc answers are the version picked as the real photo
+                fooled = [answer for *_, answer, _, _ in turing.Poll(folder).answers()].count("generated")
+                assert score == f"You picked the real photo {4 - fooled} times out of 4."
+                assert f"the colorized one looked more real to you {fooled} times ({25 * fooled}%)" in meaning
+                assert "at 50% you could not tell the colorizations from the real photos" in meaning
+
+
 @pytest.mark.slow
 def test_take_a_whole_poll_to_the_score_page(browser, tmp_path):
     folder = turing.write_poll(tmp_path / "poll", poll_pairs([(256, 192)] * 4), "report", seed=2)
