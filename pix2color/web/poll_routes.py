@@ -136,6 +136,8 @@ def add(app: FastAPI, poll: Poll, templates: Jinja2Templates) -> None:
         return templates.TemplateResponse(request, "poll_results.html", {
             "results": results, "report": results.report(), "token": request.query_params.get("token", ""),
             "exclude": ",".join(map(str, excluded)),
+            "pairs": {pair: turing.Results.from_matrix(matrix, results.protocol)
+                      for pair, matrix in sorted(results.per_pair.items())},
         })
 
     @app.get("/admin/results.csv")
