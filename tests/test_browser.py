@@ -308,6 +308,34 @@ def test_the_score_page_says_what_the_score_means(browser, tmp_path):
                 assert "at 50% you could not tell the colorizations from the real photos" in meaning
 
 
+def table(page, selector: str) -> list[list[str]]:
+    return page.eval_on_selector_all(f"{selector} tr", """rows => rows.map(
+        (row) => [...row.children].map((cell) => cell.innerText.trim()))""")
+
+
+def test_the_results_page_shows_tables_and_the_chart(browser, tmp_path):
+    """One participant answers "Real photo" to all 4 trials (2 originals, 2 colorizations shown)."""
+    with poll_page(browser, tmp_path, "report") as (page, folder):
+        page.click("#start")
+        for number in range(1, len(PHOTO_SIZES) + 1):
+            expect(page.locator("#progress")).to_have_text(f"{number} / {len(PHOTO_SIZES)}")
+            page.click("#answer-original")
+        page.goto(page.url.replace("/poll", "/admin?token=tok"))
+        assert page.inner_text("#summary") == "Turing test (report protocol): 4 answers from 1 participants"
+        assert table(page, "#matrix")[1:] == [["original shown", "2", "0"], ["colorization shown", "2", "0"]]
+        rates = {row[0].split(" ")[0]: row[1:] for row in table(page, "#rates")[1:]}
+        assert rates["TPR"][:2] == ["1.0000", "2/2"] and rates["FPR"][:2] == ["1.0000", "2/2"]
+        assert rates["TNR"][:2] == ["0.0000", "0/2"] and rates["TNR"][2].startswith("0.0000 to 0.")
+        pairs = table(page, "#pairs")[1:]
+        assert [row[0] for row in pairs] == ["1", "2", "3", "4"] and all(row[1] == "1" for row in pairs)
+        shares = sorted(row[2:4] for row in pairs)  # each pair was shown once: its original or its colorization
+        assert shares == [["1.00 (1/1)", "n/a"]] * 2 + [["n/a", "1.00 (1/1)"]] * 2
+        sources = turing.Poll(folder).sources()
+        assert [row[4] for row in pairs] == [sources[pair] for pair in (1, 2, 3, 4)]
+        assert page.eval_on_selector("img.chart", "image => image.complete && image.naturalWidth") > 0
+        screenshot(page, tmp_path / "poll_results.png")
+
+
 @pytest.mark.slow
 def test_take_a_whole_poll_to_the_score_page(browser, tmp_path):
     folder = turing.write_poll(tmp_path / "poll", poll_pairs([(256, 192)] * 4), "report", seed=2)
@@ -327,6 +355,6 @@ def test_take_a_whole_poll_to_the_score_page(browser, tmp_path):
         assert page.is_visible("#score")
         admin = browser.new_page()
         admin.goto(server.url + "/admin?token=tok")
-        assert "4 answers from 1 participants" in admin.inner_text("#report")
+        assert "4 answers from 1 participants" in admin.inner_text("#summary")
         screenshot(admin, tmp_path / "poll_results.png")
     assert len(turing.Poll(folder).answers()) == 4
