@@ -48,10 +48,46 @@ def screenshot(page, path: Path) -> None:
         shutil.copy(path, folder / path.name)
 
 
+@contextmanager
+def serving(app):
+    """`app` served from this process on a free loopback port (no TensorFlow to start, unlike
+    `pix2color serve`); yields its address."""
+    import uvicorn
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        for _ in range(600):
+            if server.started:
+                break
+            time.sleep(0.05)
+        assert server.started, "the server did not start"
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(30)
+
+
+def stand_in_networks() -> dict:
+    """The two modes without TensorFlow: a fixed warm tint, and a random one each time."""
+    rng = np.random.default_rng(0)
+
+    def fixed(lightness):
+        return np.full(lightness.shape[:3] + (2,), 0.15, np.float32)
+
+    def random(lightness):
+        return rng.uniform(-0.3, 0.3, lightness.shape[:3] + (2,)).astype(np.float32)
+
+    return {"deterministic": Network(fixed, 32), "paper": Network(random, 32)}
+
+
 @pytest.fixture(scope="module")
-def colorize_server(small_generator_file):
-    with LocalServer(["--model", str(small_generator_file)]) as server:
-        yield server
+def colorize_url():
+    """The colorize page and API, with stand-in networks (the page is under test, not a model)."""
+    with serving(create_app(stand_in_networks())) as url:
+        yield url
 
 
 def small_photo(folder: Path, name: str = "holiday.jpg", index: int = 2) -> Path:
@@ -78,17 +114,17 @@ def wait_until(page, condition, seconds: float = 30):
     raise AssertionError(f"still not so after {seconds} s")
 
 
-def test_the_empty_colorize_page_shows_no_result(browser, colorize_server):
+def test_the_empty_colorize_page_shows_no_result(browser, colorize_url):
     page = browser.new_page()
-    page.goto(colorize_server.url + "/")
+    page.goto(colorize_url + "/")
     shows_no_result(page)
     page.close()
 
 
-def test_upload_a_photo_and_download_its_colorization(browser, colorize_server, tmp_path):
+def test_upload_a_photo_and_download_its_colorization(browser, colorize_url, tmp_path):
     photo = small_photo(tmp_path)
     page = browser.new_page(accept_downloads=True)
-    page.goto(colorize_server.url + "/")
+    page.goto(colorize_url + "/")
     page.set_input_files("#file", str(photo))
     page.wait_for_selector("#result:not([hidden])", timeout=60_000)
     assert page.inner_text("#status").startswith("Done")
@@ -104,9 +140,9 @@ def test_upload_a_photo_and_download_its_colorization(browser, colorize_server, 
     page.close()
 
 
-def test_switching_the_mode_colorizes_the_photo_again(browser, colorize_server, tmp_path):
+def test_switching_the_mode_colorizes_the_photo_again(browser, colorize_url, tmp_path):
     page = browser.new_page()
-    page.goto(colorize_server.url + "/")
+    page.goto(colorize_url + "/")
     labels = {page.get_attribute(f'label:has(input[value="{mode}"])', "title"): page.inner_text(
         f'label:has(input[value="{mode}"])').strip() for mode in ("deterministic", "paper")}
     assert list(labels.values()) == ["Same colours every time", "Random variation, as in the report"]
@@ -126,9 +162,9 @@ def test_switching_the_mode_colorizes_the_photo_again(browser, colorize_server, 
     page.close()
 
 
-def test_a_new_upload_and_an_error_clear_the_old_result(browser, colorize_server, tmp_path):
+def test_a_new_upload_and_an_error_clear_the_old_result(browser, colorize_url, tmp_path):
     page = browser.new_page()
-    page.goto(colorize_server.url + "/")
+    page.goto(colorize_url + "/")
     page.set_input_files("#file", str(small_photo(tmp_path)))
     page.wait_for_selector("#result:not([hidden])", timeout=60_000)
     old_link = page.get_attribute("#download", "href")
@@ -161,28 +197,6 @@ def poll_pairs(sizes: list[tuple[int, int]]) -> list[turing.PollImages]:
         gray = np.repeat(original.mean(-1, keepdims=True).astype(np.uint8), 3, -1)
         pairs.append(turing.PollImages(path, gray, original, generated))
     return pairs
-
-
-@contextmanager
-def serving(app):
-    """`app` served from this process on a free loopback port (no TensorFlow to start, unlike
-    `pix2color serve`); yields its address."""
-    import uvicorn
-
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        for _ in range(600):
-            if server.started:
-                break
-            time.sleep(0.05)
-        assert server.started, "the server did not start"
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(30)
 
 
 def poll_server(folder: Path):
@@ -238,17 +252,17 @@ def images_loaded(page) -> list[dict]:
         rendering: getComputedStyle(image).imageRendering}))""")
 
 
-def test_the_poll_starts_with_what_the_study_is(browser, tmp_path):
-    for protocol, task in [("report", "Say which you think it is"), ("2afc", "Pick the real one")]:
-        with poll_page(browser, tmp_path, protocol) as (page, _):
-            text = page.inner_text("main")
-            assert "tell a real photo from a colorized one" in text and task in text
-            assert f"You will see {len(PHOTO_SIZES)} photos" in text and "anonymous" in text
-            assert not page.query_selector("#progress") and not answer_buttons(page)
-            page.click("#start")
-            expect(page.locator("#progress")).to_have_text(f"1 / {len(PHOTO_SIZES)}")
-            page.reload()  # the participant's cookie: the trials go on, no second introduction
-            expect(page.locator("#progress")).to_have_text(f"1 / {len(PHOTO_SIZES)}")
+@pytest.mark.parametrize("protocol, task", [("report", "Say which you think it is"), ("2afc", "Pick the real one")])
+def test_the_poll_starts_with_what_the_study_is(browser, tmp_path, protocol, task):
+    with poll_page(browser, tmp_path, protocol) as (page, _):
+        text = page.inner_text("main")
+        assert "tell a real photo from a colorized one" in text and task in text
+        assert f"You will see {len(PHOTO_SIZES)} photos" in text and "anonymous" in text
+        assert not page.query_selector("#progress") and not answer_buttons(page)
+        page.click("#start")
+        expect(page.locator("#progress")).to_have_text(f"1 / {len(PHOTO_SIZES)}")
+        page.reload()  # the participant's cookie: the trials go on, no second introduction
+        expect(page.locator("#progress")).to_have_text(f"1 / {len(PHOTO_SIZES)}")
 
 
 @pytest.mark.parametrize("screen", SCREENS)
@@ -274,42 +288,42 @@ def test_every_trial_fits_the_screen_without_scrolling(browser, tmp_path, protoc
         expect(page.locator("#score")).to_be_visible()
 
 
-def test_poll_images_are_at_most_twice_their_size_and_the_two_alike(browser, tmp_path):
-    for protocol in turing.PROTOCOLS:
-        with poll_page(browser, tmp_path, protocol, sizes=[(256, 192), (192, 256)]) as (page, _):
-            page.click("#start")
-            for number in (1, 2):
-                expect(page.locator("#progress")).to_have_text(f"{number} / 2")
-                images = images_loaded(page)
-                assert len(images) == 2
-                for image in images:
-                    (width, height), (shown_width, shown_height) = image["natural"], image["box"]
-                    assert shown_width <= 2 * width and shown_height <= 2 * height, image
-                    if shown_width > width:  # enlarged: crisp pixels, not a blur
-                        assert image["rendering"] == "pixelated", image
-                assert images[0]["box"] == images[1]["box"]
-                answer_buttons(page)[1].click()
+@pytest.mark.parametrize("protocol", turing.PROTOCOLS)
+def test_poll_images_are_at_most_twice_their_size_and_the_two_alike(browser, tmp_path, protocol):
+    with poll_page(browser, tmp_path, protocol, sizes=[(256, 192), (192, 256)]) as (page, _):
+        page.click("#start")
+        for number in (1, 2):
+            expect(page.locator("#progress")).to_have_text(f"{number} / 2")
+            images = images_loaded(page)
+            assert len(images) == 2
+            for image in images:
+                (width, height), (shown_width, shown_height) = image["natural"], image["box"]
+                assert shown_width <= 2 * width and shown_height <= 2 * height, image
+                if shown_width > width:  # enlarged: crisp pixels, not a blur
+                    assert image["rendering"] == "pixelated", image
+            assert images[0]["box"] == images[1]["box"]
+            answer_buttons(page)[1].click()
 
 
-def test_the_score_page_says_what_the_score_means(browser, tmp_path):
+@pytest.mark.parametrize("protocol, button", [("report", "#answer-original"), ("2afc", "#answer-1")])
+def test_the_score_page_says_what_the_score_means(browser, tmp_path, protocol, button):
     """report: every answer "Real photo", so every colorized photo was taken for real; 2afc:
     always the left one, which is the colorization about half the time."""
-    for protocol, button in [("report", "#answer-original"), ("2afc", "#answer-1")]:
-        with poll_page(browser, tmp_path, protocol) as (page, folder):
-            page.click("#start")
-            for number in range(1, len(PHOTO_SIZES) + 1):
-                expect(page.locator("#progress")).to_have_text(f"{number} / {len(PHOTO_SIZES)}")
-                page.click(button)
-            score, meaning = page.inner_text("#score"), " ".join(page.inner_text("#meaning").split())
-            if protocol == "report":  # half the photos shown were colorized
-                assert score == "You were right 2 times out of 4."
-                assert "Of the 2 colorized photos you saw, you took 2 for real ones (100%)." in meaning
-                assert "guessing at random is right about half the time" in meaning
-            else:  # 2afc answers are the version picked as the real photo
-                fooled = [answer for *_, answer, _, _ in turing.Poll(folder).answers()].count("generated")
-                assert score == f"You picked the real photo {4 - fooled} times out of 4."
-                assert f"the colorized one looked more real to you {fooled} times ({25 * fooled}%)" in meaning
-                assert "at 50% you could not tell the colorizations from the real photos" in meaning
+    with poll_page(browser, tmp_path, protocol) as (page, folder):
+        page.click("#start")
+        for number in range(1, len(PHOTO_SIZES) + 1):
+            expect(page.locator("#progress")).to_have_text(f"{number} / {len(PHOTO_SIZES)}")
+            page.click(button)
+        score, meaning = page.inner_text("#score"), " ".join(page.inner_text("#meaning").split())
+        if protocol == "report":  # half the photos shown were colorized
+            assert score == "You were right 2 times out of 4."
+            assert "Of the 2 colorized photos you saw, you took 2 for real ones (100%)." in meaning
+            assert "guessing at random is right about half the time" in meaning
+        else:  # 2afc answers are the version picked as the real photo
+            fooled = [answer for *_, answer, _, _ in turing.Poll(folder).answers()].count("generated")
+            assert score == f"You picked the real photo {4 - fooled} times out of 4."
+            assert f"the colorized one looked more real to you {fooled} times ({25 * fooled}%)" in meaning
+            assert "at 50% you could not tell the colorizations from the real photos" in meaning
 
 
 def table(page, selector: str) -> list[list[str]]:
@@ -366,17 +380,16 @@ def test_take_a_whole_poll_to_the_score_page(browser, tmp_path):
 
 @pytest.mark.xfail(reason="needs the /api/docs page from branch web-backend", strict=False)
 def test_the_api_docs_page_shows_its_operations_within_the_content_security_policy(browser):
-    def blank(lightness):  # a stand-in network: the page only lists the API
-        return np.zeros(lightness.shape[:3] + (2,), np.float32)
-
-    with serving(create_app({"deterministic": Network(blank, 32)})) as url:
+    with serving(create_app(stand_in_networks())) as url:
         page = browser.new_page()
         refused = []
         page.on("console", lambda message: refused.append(message.text)
                 if "Content Security Policy" in message.text else None)
         page.on("pageerror", lambda error: refused.append(str(error)))
-        page.goto(url + "/api/docs")
-        expect(page.locator("body")).to_contain_text(re.compile(r"POST\s+/api/colorize"), timeout=10_000)
-        page.wait_for_load_state("networkidle")
-        assert not refused
-        page.close()
+        try:
+            page.goto(url + "/api/docs")
+            expect(page.locator("body")).to_contain_text(re.compile(r"POST\s+/api/colorize"), timeout=5_000)
+            page.wait_for_load_state("networkidle")
+            assert not refused
+        finally:
+            page.close()
