@@ -348,6 +348,8 @@ class Poll:
         report: `shown` is the one coloured image shown, `choice` "original" or "generated".
         2afc: `shown` the two images in display order, `choice` the image picked as the real photo.
         """
+        if not 1 <= pair <= self.pair_count:  # also keeps numbers SQLite cannot hold (64 bits) out of the query
+            raise AnswerError(f"pair {pair} is not one of this participant's pairs")
         with closing(connect(self.database)) as database:
             row = database.execute(
                 """SELECT t.version, t.presented, p.original, p.generated FROM trials t JOIN pairs p ON p.id = t.pair

@@ -3,6 +3,7 @@ the poll's participant flow, the admin pages, and the Turing-test arithmetic."""
 
 import asyncio
 import io
+import json
 import re
 import threading
 
@@ -254,7 +255,6 @@ def test_a_poll_folder_is_new_or_empty_and_whole_or_absent(tmp_path, monkeypatch
 def test_a_poll_never_takes_its_photos_from_run_or_poll_folders(small_generator_file, tmp_path):
     """Run and poll folders inside --photos hold pictures pix2color drew: left out, as training
     leaves them out, and said so."""
-    import json
 
     photos = tmp_path / "photos"
     for name, source in zip(["a.jpg", "sub/b.png"], sample_photo_paths(2)):
@@ -421,3 +421,35 @@ def _column(folder, column):
 
     with sqlite3.connect(folder / turing.DATABASE) as database:
         return [row[0] for row in database.execute(f"SELECT {column} FROM pairs")]
+
+
+def json_trial(client):
+    return client.get("/poll", headers={"Accept": "application/json"}).json()
+
+
+@pytest.mark.parametrize("body", [
+    {"pair": 100000000000000000000000, "shown": ["x.png"], "answer": "original"},  # beyond SQLite's 64 bits
+    {"pair": -(2**63) - 1, "shown": ["x.png"], "answer": "original"},
+    [1, 2, 3], "pair", None, 7,
+    {"pair": [1], "shown": ["x.png"], "answer": "original"},
+    {"pair": 1, "shown": {"a": 1}, "answer": "original"},
+    {"pair": 1, "shown": ["x.png"], "answer": ["original"]},
+])
+def test_malformed_json_answers_are_one_line_4xx(poll_client, body):
+    client, folder = poll_client
+    json_trial(client)
+    reply = client.post("/poll/answer", content=json.dumps(body),
+                        headers={"Accept": "application/json", "Content-Type": "application/json"})
+    assert 400 <= reply.status_code < 500, reply.text
+    detail = reply.json()["detail"]
+    assert isinstance(detail, str) and "\n" not in detail and "Traceback" not in reply.text
+    assert turing.Poll(folder).answers() == []
+
+
+def test_a_form_answer_with_a_huge_pair_number_is_a_4xx(poll_client):
+    client, folder = poll_client
+    json_trial(client)
+    reply = client.post("/poll/answer", data={"pair": "100000000000000000000000", "shown": "x.png",
+                                              "answer": "original"})
+    assert reply.status_code == 422 and "not one of this participant's pairs" in reply.json()["detail"]
+    assert turing.Poll(folder).answers() == []

@@ -14,10 +14,41 @@ import secrets
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
+from pydantic import BaseModel, ValidationError, field_validator
 from starlette.concurrency import run_in_threadpool
 
 from pix2color import turing
 from pix2color.turing import AnswerError, Poll
+
+
+class Answer(BaseModel):
+    """One answer, from a form (`shown` the names joined by commas) or a JSON object."""
+
+    pair: int
+    shown: list[str]
+    answer: str
+
+    @field_validator("shown", mode="before")
+    @classmethod
+    def split_names(cls, shown):
+        return shown.split(",") if isinstance(shown, str) else shown
+
+
+async def answer_of(request: Request) -> Answer:
+    """The answer a request carries, or a one-line 400: anything but an object with a whole-number
+    'pair', a list of image names 'shown' and a text 'answer' is refused here."""
+    if "application/json" in request.headers.get("content-type", ""):
+        try:
+            body = await request.json()
+        except ValueError:
+            raise HTTPException(400, "the body is not JSON") from None
+    else:
+        body = dict(await request.form(max_files=0, max_fields=8))
+    try:
+        return Answer.model_validate(body)
+    except ValidationError:
+        raise HTTPException(400, "an answer is an object with 'pair' (a whole number), 'shown' (the image names) "
+                                 "and 'answer' (text)") from None
 
 
 def add(app: FastAPI, poll: Poll, templates: Jinja2Templates) -> None:
@@ -58,22 +89,9 @@ def add(app: FastAPI, poll: Poll, templates: Jinja2Templates) -> None:
         participant = await run_in_threadpool(participant_of, request, False)
         if participant is None:
             raise HTTPException(403, "no participant here: open /poll first (cookies must be on)")
-        if "application/json" in request.headers.get("content-type", ""):
-            try:
-                body = await request.json()
-            except ValueError:
-                raise HTTPException(400, "the body is not JSON") from None
-        else:
-            body = dict(await request.form(max_files=0, max_fields=8))
+        given = await answer_of(request)
         try:
-            pair = int(body.get("pair"))
-            shown = body.get("shown")
-            shown = shown.split(",") if isinstance(shown, str) else list(shown)
-            choice = str(body.get("answer"))
-        except (TypeError, ValueError):
-            raise HTTPException(400, "an answer needs 'pair' (a number), 'shown' and 'answer'") from None
-        try:
-            recorded = await run_in_threadpool(poll.record_answer, participant, pair, shown, choice)
+            recorded = await run_in_threadpool(poll.record_answer, participant, given.pair, given.shown, given.answer)
         except AnswerError as error:
             raise HTTPException(422, str(error)) from None
         if "application/json" in request.headers.get("accept", ""):
