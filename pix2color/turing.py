@@ -88,6 +88,11 @@ class AnswerError(PollError):
     """An answer the poll does not accept (unknown pair, or an image the participant was not shown)."""
 
 
+class NotShownNow(AnswerError):
+    """An answer about one of the participant's pairs other than the trial they are being shown:
+    each participant answers their trials in their order, one at a time, as the server shows them."""
+
+
 def read_meta(database: Path) -> dict[str, str]:
     """The poll's settings, read without writing anything (`connect` switches a database to WAL):
     PollError in one line naming the file unless it is an SQLite database holding a complete
@@ -321,14 +326,7 @@ class Poll:
     def next_trial(self, participant: str) -> Trial | None:
         """The participant's first unanswered trial (marked as presented), or None when done."""
         with closing(connect(self.database)) as database:
-            row = database.execute(
-                """SELECT t.pair, t.position, t.version, t.presented, p.gray, p.original, p.generated
-                   FROM trials t JOIN pairs p ON p.id = t.pair
-                   WHERE t.participant = ? AND NOT EXISTS (
-                       SELECT 1 FROM answers a WHERE a.participant = t.participant AND a.pair = t.pair)
-                   ORDER BY t.position LIMIT 1""",
-                (participant,),
-            ).fetchone()
+            row = _first_unanswered(database, participant)
             if row is None:
                 return None
             pair, position, version, presented, gray, original, generated = row
@@ -344,6 +342,7 @@ class Poll:
 
     def record_answer(self, participant: str, pair: int, shown: list[str], choice: str) -> bool:
         """Store an answer; returns False if this pair was already answered (nothing changes).
+        Only the trial `next_trial` is showing the participant can be answered (`NotShownNow`).
 
         report: `shown` is the one coloured image shown, `choice` "original" or "generated".
         2afc: `shown` the two images in display order, `choice` the image picked as the real photo.
@@ -351,12 +350,15 @@ class Poll:
         if not 1 <= pair <= self.pair_count:  # also keeps numbers SQLite cannot hold (64 bits) out of the query
             raise AnswerError(f"pair {pair} is not one of this participant's pairs")
         with closing(connect(self.database)) as database:
+            database.execute("BEGIN IMMEDIATE")  # checked and stored at once: no other answer between
             row = database.execute(
-                """SELECT t.version, t.presented, p.original, p.generated FROM trials t JOIN pairs p ON p.id = t.pair
+                """SELECT t.version, t.presented, p.original, p.generated, EXISTS (
+                       SELECT 1 FROM answers a WHERE a.participant = t.participant AND a.pair = t.pair)
+                   FROM trials t JOIN pairs p ON p.id = t.pair
                    WHERE t.participant = ? AND t.pair = ?""", (participant, pair)).fetchone()
             if row is None:
                 raise AnswerError(f"pair {pair} is not one of this participant's pairs")
-            version, presented, original, generated = row
+            version, presented, original, generated, answered = row
             name_of = {"original": original, "generated": generated}
             other = VERSIONS[1 - VERSIONS.index(version)]
             expected = [name_of[version]] if self.protocol == "report" else [name_of[version], name_of[other]]
@@ -370,13 +372,17 @@ class Poll:
                 if choice not in expected:
                     raise AnswerError(f"pair {pair}: the chosen image is not one of the two shown")
                 judged_original = "original" if choice == original else "generated"
+            if answered:
+                return False
+            current_pair = _first_unanswered(database, participant)[0]
+            if current_pair != pair or presented is None:
+                raise NotShownNow(f"pair {pair} is not the trial shown to this participant now; "
+                                  "answer the one on the page (reload /poll)")
             now = time.time()
-            seconds = None if presented is None else max(0.0, now - presented)
-            cursor = database.execute(
-                "INSERT OR IGNORE INTO answers VALUES (?, ?, ?, ?, ?, ?)",
-                (participant, pair, version, judged_original, seconds, now),
-            )
-            return cursor.rowcount == 1
+            database.execute("INSERT INTO answers VALUES (?, ?, ?, ?, ?, ?)",
+                             (participant, pair, version, judged_original, max(0.0, now - presented), now))
+            database.execute("COMMIT")
+            return True
 
     def score(self, participant: str) -> tuple[int, int]:
         """(answers that were right, answers given) for one participant."""
@@ -396,6 +402,19 @@ class Poll:
     def sources(self) -> dict[int, str]:
         with closing(connect(self.database)) as database:
             return dict(database.execute("SELECT id, source FROM pairs"))
+
+
+def _first_unanswered(database: sqlite3.Connection, participant: str) -> tuple | None:
+    """The participant's current trial: (pair, position, version, presented, gray, original,
+    generated) of their first unanswered pair in their order, or None when all are answered."""
+    return database.execute(
+        """SELECT t.pair, t.position, t.version, t.presented, p.gray, p.original, p.generated
+           FROM trials t JOIN pairs p ON p.id = t.pair
+           WHERE t.participant = ? AND NOT EXISTS (
+               SELECT 1 FROM answers a WHERE a.participant = t.participant AND a.pair = t.pair)
+           ORDER BY t.position LIMIT 1""",
+        (participant,),
+    ).fetchone()
 
 
 # --------------------------------------------------------------------------- results

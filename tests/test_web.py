@@ -5,6 +5,7 @@ import asyncio
 import io
 import json
 import re
+import sqlite3
 import threading
 
 import httpx
@@ -453,3 +454,21 @@ def test_a_form_answer_with_a_huge_pair_number_is_a_4xx(poll_client):
                                               "answer": "original"})
     assert reply.status_code == 422 and "not one of this participant's pairs" in reply.json()["detail"]
     assert turing.Poll(folder).answers() == []
+
+
+def test_only_the_trial_shown_now_can_be_answered(poll_client):
+    """The server keeps each participant's place: an answer about a later pair (its images named
+    right, as a participant reading the page's source could) is refused and not counted."""
+    client, folder = poll_client
+    current = json_trial(client)
+    later = next(pair for pair in range(1, 5) if pair != current["pair"])
+    with sqlite3.connect(folder / turing.DATABASE) as database:
+        version, original, generated = database.execute(
+            "SELECT t.version, p.original, p.generated FROM trials t JOIN pairs p ON p.id = t.pair WHERE t.pair = ?",
+            (later,)).fetchone()
+    shown = [original if version == "original" else generated]
+    reply = client.post("/poll/answer", json={"pair": later, "shown": shown, "answer": "original"},
+                        headers={"Accept": "application/json"})
+    assert reply.status_code == 409 and "not the trial shown" in reply.json()["detail"], reply.text
+    assert turing.Poll(folder).answers() == []
+    assert json_trial(client) == current  # still at the same place

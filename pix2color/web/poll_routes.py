@@ -18,7 +18,7 @@ from pydantic import BaseModel, ValidationError, field_validator
 from starlette.concurrency import run_in_threadpool
 
 from pix2color import turing
-from pix2color.turing import AnswerError, Poll
+from pix2color.turing import AnswerError, NotShownNow, Poll
 
 
 class Answer(BaseModel):
@@ -92,6 +92,8 @@ def add(app: FastAPI, poll: Poll, templates: Jinja2Templates) -> None:
         given = await answer_of(request)
         try:
             recorded = await run_in_threadpool(poll.record_answer, participant, given.pair, given.shown, given.answer)
+        except NotShownNow as error:
+            raise HTTPException(409, str(error)) from None
         except AnswerError as error:
             raise HTTPException(422, str(error)) from None
         if "application/json" in request.headers.get("accept", ""):
