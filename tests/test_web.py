@@ -5,6 +5,7 @@ import asyncio
 import io
 import json
 import re
+import socket
 import sqlite3
 import threading
 
@@ -21,6 +22,11 @@ from pix2color.loading import Network, load_network
 from pix2color.web.app import Limits, create_app
 
 
+def local_client(app, **options) -> TestClient:
+    """A test client whose requests are addressed to localhost, as a browser on this machine's are."""
+    return TestClient(app, base_url="http://localhost:8000", **options)
+
+
 def png_bytes(image: Image.Image, image_format: str = "PNG") -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, image_format)
@@ -35,7 +41,7 @@ def networks(small_generator_file):
 @pytest.fixture(scope="module")
 def client(networks):
     limits = Limits(upload_bytes=2 * 2**20, pixels=3_000_000, queue=2)
-    with TestClient(create_app(networks, limits=limits)) as test_client:
+    with local_client(create_app(networks, limits=limits)) as test_client:
         yield test_client
 
 
@@ -138,7 +144,7 @@ def test_full_queue_answers_503_with_retry_after(photo):
 
     async def scenario():
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as http:
             def post():
                 return http.post("/api/colorize", files={"image": ("p.png", data, "image/png")})
 
@@ -298,7 +304,7 @@ def test_poll_files_tell_nothing(tmp_path):
 def poll_client(tmp_path):
     folder = tiny_poll(tmp_path / "poll", source_names={2: "<script>alert(1)</script>.jpg"})
     app = create_app(poll=turing.Poll(folder), admin_token="s3cret")
-    with TestClient(app) as test_client:
+    with local_client(app) as test_client:
         yield test_client, folder
 
 
@@ -327,7 +333,7 @@ def test_participant_sees_every_pair_once_half_originals(poll_client):
     assert done == {"done": True, "right": 2, "answered": 4}
     final = client.get("/poll")
     assert "You were right 2 times out of 4" in final.text
-    other = TestClient(client.app)
+    other = local_client(client.app)
     other.get("/poll")  # a second participant: their own order
     assert turing.Poll(folder).answers() and len(poll.answers()) == 4
 
@@ -367,7 +373,7 @@ def test_answers_are_checked_and_idempotent(poll_client):
     assert wrong.status_code == 422 and "not about the images" in wrong.json()["detail"]
     bad = client.post("/poll/answer", json={"pair": second["pair"], "shown": second["images"], "answer": "maybe"})
     assert bad.status_code == 422
-    stranger = TestClient(client.app).post("/poll/answer", json=body)
+    stranger = local_client(client.app).post("/poll/answer", json=body)
     assert stranger.status_code == 403
 
 
@@ -401,7 +407,7 @@ def test_admin_needs_the_token_and_escapes_what_it_shows(poll_client):
 def test_2afc_poll_reports_percent_fooled(tmp_path):
     folder = tiny_poll(tmp_path / "poll2", protocol="2afc")
     poll = turing.Poll(folder)
-    with TestClient(create_app(poll=poll, admin_token="t")) as client:
+    with local_client(create_app(poll=poll, admin_token="t")) as client:
         page = client.get("/poll").text
         assert "Which one is the real photo?" in page and page.count("This one is real") == 2
 
@@ -472,3 +478,82 @@ def test_only_the_trial_shown_now_can_be_answered(poll_client):
     assert reply.status_code == 409 and "not the trial shown" in reply.json()["detail"], reply.text
     assert turing.Poll(folder).answers() == []
     assert json_trial(client) == current  # still at the same place
+
+
+# --------------------------------------------------------------------------- what every request passes
+
+
+def test_a_body_larger_than_its_limit_is_refused_before_it_is_read(poll_client):
+    """An answer's body is bounded (a few KB), declared or streamed: 413 (on a real server:
+    test_web_server.py's raw-socket tests)."""
+    client, folder = poll_client
+    trial = json_trial(client)
+    declared = client.post("/poll/answer", content=b"{" + b" " * 200_000 + b"}",
+                           headers={"Content-Type": "application/json", "Accept": "application/json"})
+    assert declared.status_code == 413 and "larger than the limit" in declared.json()["detail"], declared.text
+    chunks = (b" " * 1024 for _ in range(1000))  # no Content-Length: sent chunked, counted as it comes
+    streamed = client.post("/poll/answer", content=chunks,
+                           headers={"Content-Type": "application/json", "Accept": "application/json"})
+    assert streamed.status_code == 413 and streamed.headers["connection"] == "close", streamed.text
+    assert turing.Poll(folder).answers() == [] and json_trial(client) == trial
+
+
+def test_uploads_keep_their_own_larger_limit(client, photo):
+    """The colorize API takes uploads up to its upload limit (2 MB here), not the answers' few KB."""
+    big = np.random.default_rng(1).integers(0, 256, (700, 900, 3), dtype=np.uint8)
+    data = png_bytes(Image.fromarray(big))
+    assert 1_000_000 < len(data) < 2 * 2**20
+    assert upload(client, data).status_code == 200
+
+
+@pytest.mark.parametrize("origin", ["http://127.0.0.1:9000", "http://localhost:9000", "https://localhost:8000",
+                                    "http://evil.example", "null"])
+def test_writes_from_another_origin_are_refused(poll_client, origin):
+    """Same origin is the scheme, host and port the request was addressed to (here
+    http://localhost:8000): a page on another port of the same machine is another site."""
+    client, folder = poll_client
+    page = client.get("/poll").text
+    pair = re.search(r'name="pair" value="(\d+)"', page).group(1)
+    shown = re.search(r'name="shown" value="([^"]+)"', page).group(1)
+    form = {"pair": pair, "shown": shown, "answer": "original"}
+    refused = client.post("/poll/answer", data=form, headers={"Origin": origin}, follow_redirects=False)
+    assert refused.status_code == 403 and "another site" in refused.json()["detail"], refused.text
+    assert turing.Poll(folder).answers() == []
+    for same in ("http://localhost:8000", "HTTP://LOCALHOST:8000", None):  # scripts send no Origin
+        headers = {"Origin": same} if same else {}
+        reply = client.post("/poll/answer", data=form, headers=headers, follow_redirects=False)
+        assert reply.status_code == 303, reply.text
+    assert len(turing.Poll(folder).answers()) == 1
+
+
+@pytest.mark.parametrize("host, status", [
+    ("localhost:8000", 200), ("127.0.0.1:8000", 200), ("[::1]:8000", 200), ("LOCALHOST", 200),
+    ("evil.example", 400), ("evil.example:8000", 400), ("localhost.evil.example", 400), ("127.0.0.2", 400),
+])
+def test_only_requests_addressed_to_this_machine_are_served(poll_client, host, status):
+    """DNS rebinding: a page of evil.example whose name now points at 127.0.0.1 sends Host: evil.example."""
+    client, _ = poll_client
+    assert client.get("/api/health", headers={"Host": host}).status_code == status
+
+
+def test_the_allowed_host_names_of_every_interface(monkeypatch):
+    from pix2color.web.guards import allowed_host_names
+
+    assert set(allowed_host_names("127.0.0.1")) == {"localhost", "127.0.0.1", "[::1]"}
+    assert "[fe80::1]" in allowed_host_names("fe80::1", ["poll.example"])
+    assert "poll.example" in allowed_host_names("127.0.0.1", ["poll.example"])
+    everywhere = allowed_host_names("0.0.0.0")
+    assert socket.gethostname().lower() in everywhere and "127.0.0.1" in everywhere
+    import psutil
+
+    addresses = {address.address.split("%")[0] for addresses in psutil.net_if_addrs().values()
+                 for address in addresses if address.family in (socket.AF_INET, socket.AF_INET6)}
+    assert {address if ":" not in address else f"[{address}]" for address in addresses} <= set(everywhere)
+
+
+def test_every_page_answers_head(poll_client):
+    client, _ = poll_client
+    for path in ("/", "/poll", "/api/health", "/favicon.ico", "/static/style.css"):
+        get, head = client.get(path), client.head(path)
+        assert head.status_code == get.status_code == 200 and head.content == b"", path
+        assert head.headers["content-type"] == get.headers["content-type"]

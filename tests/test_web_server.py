@@ -1,16 +1,22 @@
 """The web app as users run it: `pix2color serve` and `pix2color turing` as commands, a real
 server on loopback under load, and killed mid-poll."""
 
+import contextlib
+import socket
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import httpx
 import numpy as np
+import pytest
 
 from pix2color import turing
 from pix2color.bench import bench_poll
-from pix2color.web.local_server import LocalServer
+from pix2color.web.app import Limits, create_app
+from pix2color.web.local_server import LocalServer, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -138,3 +144,87 @@ def test_serve_refuses_what_it_cannot_serve(tmp_path):
     not_a_poll = command("serve", "--poll", tmp_path)
     assert not_a_poll.returncode == 2 and "not a poll folder" in not_a_poll.stderr
     assert "Traceback" not in not_a_poll.stderr
+
+
+@contextlib.contextmanager
+def serving(app):
+    """`app` on a real server (uvicorn, as `pix2color serve` runs it) in a thread, on loopback."""
+    import uvicorn
+
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        while not server.started:
+            if not thread.is_alive():
+                raise RuntimeError("the server did not start")
+            time.sleep(0.05)
+        yield server.config.port
+    finally:
+        server.should_exit = True
+        thread.join(30)
+
+
+def raw_request(port: int, head: str, body: bytes = b"") -> socket.socket:
+    connection = socket.create_connection(("127.0.0.1", port), timeout=60)
+    connection.sendall(head.replace("\n", "\r\n").encode() + b"\r\n" + body)
+    return connection
+
+
+def answer_head(port: int, length: str = "Content-Length: 1000") -> str:
+    """The head of an answer by a new participant (whose answer the server reads)."""
+    cookie = httpx.get(f"http://127.0.0.1:{port}/poll").cookies["pix2color_poll"]
+    return (f"POST /poll/answer HTTP/1.1\nHost: 127.0.0.1\nContent-Type: application/json\n"
+            f"Cookie: pix2color_poll={cookie}\n{length}\n")
+
+
+def read_until_closed(connection: socket.socket) -> bytes:
+    """Everything the server sends until it closes the connection (socket.timeout if it never does)."""
+    received = b""
+    while chunk := connection.recv(65536):
+        received += chunk
+    return received
+
+
+def small_poll(folder, pairs=3):
+    return turing.write_poll(folder, [turing.PollImages(f"p{i}.jpg", *turing_arrays(i)) for i in range(pairs)])
+
+
+def test_a_stalled_body_is_timed_out_and_the_server_stays_responsive(tmp_path):
+    """Twenty clients send headers and part of a body, then nothing: each gets a 408 and its
+    connection closed once the read timeout (short here) has passed, while others are served."""
+    app = create_app(poll=turing.Poll(small_poll(tmp_path / "poll")), limits=Limits(read_timeout=1.0))
+    with serving(app) as port:
+        stalled = [raw_request(port, answer_head(port), b'{"pair": 1, ') for _ in range(20)]
+        assert httpx.get(f"http://127.0.0.1:{port}/api/health").status_code == 200
+        for connection in stalled:
+            with connection:
+                reply = read_until_closed(connection)
+                assert reply.startswith(b"HTTP/1.1 408 ") and b"stopped arriving" in reply, reply
+        assert httpx.get(f"http://127.0.0.1:{port}/api/health").status_code == 200
+
+
+def test_a_body_over_its_limit_is_never_read(tmp_path):
+    """A declared 200 MB answer is refused before a byte of it is read (the client sends none and
+    still gets its 413); a chunked one is cut off as soon as it passes the limit."""
+    app = create_app(poll=turing.Poll(small_poll(tmp_path / "poll")), limits=Limits(read_timeout=120.0))
+    with serving(app) as port:
+        with raw_request(port, answer_head(port, "Content-Length: 200000000")) as declared:
+            reply = read_until_closed(declared)
+        assert reply.startswith(b"HTTP/1.1 413 ") and b"larger than the limit of 8 KB" in reply, reply
+        with raw_request(port, answer_head(port, "Transfer-Encoding: chunked")) as chunked:
+            chunk = b"400\r\n" + b" " * 1024 + b"\r\n"
+            with pytest.raises((BrokenPipeError, ConnectionResetError)):  # the server closes the connection
+                for _ in range(100_000):  # 100 MB, if the server read it all
+                    chunked.sendall(chunk)
+
+
+def test_serve_answers_only_host_names_of_this_machine_and_allowed_ones(tmp_path):
+    folder = small_poll(tmp_path / "poll")
+    with LocalServer(["--poll", str(folder), "--allowed-hosts", "poll.example,Other.Example"]) as server:
+        port = server.port
+        for host, status in [(f"127.0.0.1:{port}", 200), (f"localhost:{port}", 200), (f"poll.example:{port}", 200),
+                             ("other.example", 200), (f"evil.example:{port}", 400), ("127.0.0.1.evil.example", 400)]:
+            assert httpx.get(server.url + "/api/health", headers={"Host": host}).status_code == status, host
+    bad = command("serve", "--poll", folder, "--allowed-hosts", "poll.*.example")
+    assert bad.returncode == 2 and "--allowed-hosts" in bad.stderr and "Traceback" not in bad.stderr

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import io
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,10 +26,13 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Redirect
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from pix2color.lite import FullResolutionColorizer, ImageError, TooManyPixels, read_image
 from pix2color.turing import Poll
+from pix2color.web.guards import LOCAL_HOSTS, BoundedBodies, HeadAsGet, SameOriginWrites, SecurityHeaders
 
 HERE = Path(__file__).resolve().parent
 OUTPUT_FORMATS = {"png": ("PNG", "image/png"), "jpeg": ("JPEG", "image/jpeg")}
@@ -41,11 +45,22 @@ SECURITY_HEADERS = {
 }
 
 
+UPLOAD_PATHS = ("/api/colorize", "/api/grayscale")
+MULTIPART_ALLOWANCE = 64 * 1024  # an upload's form fields and part headers, around the file itself
+
+
 @dataclass
 class Limits:
     upload_bytes: int = 25 * 1024 * 1024  # 25 MB
     pixels: int = 50_000_000  # 50 MP: above any phone photo, far below a decompression bomb
     queue: int = 8  # colorize requests that may wait while one runs
+    form_bytes: int = 8 * 1024  # any other request's body (an answer is about 100 bytes)
+    read_timeout: float = 30.0  # seconds without any part of a request's body: 408
+    body_timeout: float = 300.0  # seconds for a whole body (25 MB at 0.7 Mbit/s): 408
+
+    def body_bytes(self, path: str) -> int:
+        """The largest body a request to `path` may send."""
+        return self.upload_bytes + MULTIPART_ALLOWANCE if path in UPLOAD_PATHS else self.form_bytes
 
 
 class ModelQueue:
@@ -77,39 +92,57 @@ def wants_html(request: Request) -> bool:
     return "text/html" in request.headers.get("accept", "")
 
 
+templates = Jinja2Templates(directory=str(HERE / "templates"))
+
+
+def error_response(request: Request, status: int, message: str, headers: dict | None = None) -> Response:
+    """A refusal in one line: JSON `{"detail": ...}` for programs, a small page for browsers."""
+    if wants_html(request):
+        page = templates.TemplateResponse(request, "error.html", {"message": message}, status_code=status)
+        page.headers.update(headers or {})
+        return page
+    return JSONResponse({"detail": message}, status_code=status, headers=headers)
+
+
+def guards(limits: Limits, allowed_hosts: Sequence[str], session_secret: str | None) -> list[Middleware]:
+    """The middleware every request passes, outermost first (see `pix2color.web.guards`)."""
+    layers = [
+        Middleware(SecurityHeaders, headers=SECURITY_HEADERS),
+        Middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts), www_redirect=False),
+        Middleware(SameOriginWrites, refuse=error_response),
+        Middleware(BoundedBodies, limit_for=limits.body_bytes, read_timeout=limits.read_timeout,
+                   body_timeout=limits.body_timeout, refuse=error_response),
+        Middleware(HeadAsGet),
+    ]
+    if session_secret is not None:  # the poll's participants
+        layers.append(Middleware(SessionMiddleware, secret_key=session_secret, session_cookie="pix2color_poll",
+                                 max_age=90 * 24 * 3600, same_site="lax"))
+    return layers
+
+
 def create_app(
     networks: dict | None = None,
     poll: Poll | None = None,
     admin_token: str | None = None,
     limits: Limits | None = None,
     default_mode: str = "deterministic",
+    allowed_hosts: Sequence[str] = LOCAL_HOSTS,
 ) -> FastAPI:
     """networks: mode -> `pix2color.loading.Network` (the colorize page and API); poll: a Turing
-    test to serve; admin_token: opens the poll's results (a random one if not given)."""
+    test to serve; admin_token: opens the poll's results (a random one if not given);
+    allowed_hosts: the Host names served (`guards.allowed_host_names`), any other is a 400."""
     limits = limits or Limits()
-    app = FastAPI(title="pix2color", docs_url="/api/docs", redoc_url=None, openapi_url="/api/openapi.json")
-    templates = Jinja2Templates(directory=str(HERE / "templates"))
+    app = FastAPI(title="pix2color", docs_url="/api/docs", redoc_url=None, openapi_url="/api/openapi.json",
+                  middleware=guards(limits, allowed_hosts, poll.secret if poll is not None else None))
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     app.state.admin_token = admin_token or secrets.token_urlsafe(18)
     queue = ModelQueue(limits.queue)
     recipes = {mode: FullResolutionColorizer(network.predict_ab, network.image_size)
                for mode, network in (networks or {}).items()}
 
-    @app.middleware("http")
-    async def security_headers(request: Request, call_next):
-        response = await call_next(request)
-        response.headers.update(SECURITY_HEADERS)
-        return response
-
     @app.exception_handler(StarletteHTTPException)  # FastAPI's HTTPException, and the router's 404/405
     async def one_line_errors(request: Request, error: StarletteHTTPException):
-        """Every refusal is one line: JSON for programs, a small page for browsers."""
-        headers = getattr(error, "headers", None)
-        if wants_html(request):
-            page = templates.TemplateResponse(request, "error.html", {"message": error.detail}, status_code=error.status_code)
-            page.headers.update(headers or {})
-            return page
-        return JSONResponse({"detail": error.detail}, status_code=error.status_code, headers=headers)
+        return error_response(request, error.status_code, error.detail, getattr(error, "headers", None))
 
     @app.get("/api/health")
     async def health():
@@ -124,14 +157,11 @@ def create_app(
 
     if recipes:
         async def uploaded_image(request: Request) -> tuple[bytes, str]:
-            """The bytes of the multipart field `image`, size-checked before anything is stored."""
-            length = request.headers.get("content-length")
-            if length is None:
-                raise HTTPException(411, "send the upload with a Content-Length (no chunked uploads)")
-            if not length.isdigit() or int(length) > limits.upload_bytes + 64 * 1024:
-                raise HTTPException(413, f"the upload is larger than the limit of {limits.upload_bytes // 2**20} MB")
+            """The bytes of the multipart field `image` (the body's size is bounded by `BoundedBodies`)."""
             try:
                 form = await request.form(max_files=1, max_fields=4)
+            except StarletteHTTPException:  # too large, too slow (BoundedBodies)
+                raise
             except Exception:  # noqa: BLE001 - malformed multipart bodies raise several kinds
                 raise HTTPException(400, "not a multipart/form-data upload with a field named 'image'") from None
             upload = form.get("image")
@@ -205,8 +235,6 @@ def create_app(
         from pix2color.web import poll_routes
 
         poll_routes.add(app, poll, templates)
-        app.add_middleware(SessionMiddleware, secret_key=poll.secret, session_cookie="pix2color_poll",
-                           max_age=90 * 24 * 3600, same_site="lax")
         if not recipes:
             @app.get("/")
             async def home():
