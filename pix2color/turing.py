@@ -17,15 +17,17 @@ Two protocols, fixed when the poll is built:
   side by side in random order, "which is the real photo?". Results: % fooled (the generated one
   chosen), 50% meaning people cannot tell.
 
-Nothing a participant sees tells the versions apart: all images of a pair are written by the same
-encoder, at the same size, without metadata, under random names; the page and the answer carry
-only those names. Taking part and counting results need only the standard library (sqlite3,
+Nothing a participant sees tells the versions apart but their pixels: all images of a pair are
+written by the same encoder, at the same size, without metadata, under random names, and the two
+colour versions padded to the same byte length; the page and the answer carry only those names,
+and the server sends both with the same headers. Taking part and counting results need only the standard library (sqlite3,
 secrets, random); building a poll colorizes photos with a trained model.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import math
 import os
 import random
@@ -33,8 +35,10 @@ import secrets
 import shutil
 import sqlite3
 import stat
+import struct
 import time
 import typing
+import zlib
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -210,9 +214,42 @@ def write_poll(out: str | Path, pairs: list[PollImages], protocol: str = "report
     return out
 
 
-def _fill_poll(folder: Path, pairs: list[PollImages], protocol: str, seed: int, description: dict | None) -> None:
+PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"  # every PNG's last chunk: no data, and its CRC
+PADDING_CHUNK = b"paDd"  # lower-case 1st and 2nd letters: ancillary and private, so every decoder skips it
+CHUNK_OVERHEAD = 12  # a chunk's length, type and CRC
+
+
+def encode_png(rgb: np.ndarray) -> bytes:
+    """A poll image: the same encoder and settings for every image, and no metadata."""
     from PIL import Image
 
+    buffer = io.BytesIO()
+    Image.fromarray(rgb).save(buffer, "PNG", optimize=False)
+    return buffer.getvalue()
+
+
+def padded_png(png: bytes, length: int) -> bytes:
+    """`png` grown to `length` bytes by a padding chunk (zeros) just before IEND. Decoders skip
+    private ancillary chunks, so the pixels are untouched; the file's size no longer tells how
+    well its pixels compress."""
+    if not png.endswith(PNG_END) or length < len(png) + CHUNK_OVERHEAD:
+        raise ValueError(f"cannot pad a PNG of {len(png)} bytes to {length}")
+    filler = bytes(length - len(png) - CHUNK_OVERHEAD)
+    chunk = (struct.pack(">I", len(filler)) + PADDING_CHUNK + filler
+             + struct.pack(">I", zlib.crc32(PADDING_CHUNK + filler)))
+    return png[:-len(PNG_END)] + chunk + PNG_END
+
+
+def same_length_pngs(*images: np.ndarray) -> list[bytes]:
+    """The colour versions of a pair as PNG files of one byte length, each with one padding chunk:
+    an original photo's noise compresses worse than a colorization, and its larger file would
+    otherwise give it away."""
+    pngs = [encode_png(rgb) for rgb in images]
+    length = max(map(len, pngs)) + CHUNK_OVERHEAD
+    return [padded_png(png, length) for png in pngs]
+
+
+def _fill_poll(folder: Path, pairs: list[PollImages], protocol: str, seed: int, description: dict | None) -> None:
     (folder / IMAGES).mkdir()
     descriptor = os.open(folder / SECRET_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with open(descriptor, "w") as handle:
@@ -221,11 +258,12 @@ def _fill_poll(folder: Path, pairs: list[PollImages], protocol: str, seed: int, 
         database.executescript(SCHEMA)
         database.execute("BEGIN")
         for number, pair in enumerate(pairs, start=1):
+            files = dict(zip(("gray", "original", "generated"),
+                             [encode_png(pair.gray), *same_length_pngs(pair.original, pair.generated)]))
             names = {}
-            for kind in ("gray", "original", "generated"):
+            for kind, data in files.items():
                 names[kind] = opaque_name()
-                # The same encoder and settings for every image, and no metadata.
-                Image.fromarray(getattr(pair, kind)).save(folder / IMAGES / names[kind], "PNG", optimize=False)
+                (folder / IMAGES / names[kind]).write_bytes(data)
             database.execute("INSERT INTO pairs VALUES (?, ?, ?, ?, ?)",
                              (number, pair.source, names["gray"], names["original"], names["generated"]))
         meta = {"protocol": protocol, "seed": str(seed), "created": str(time.time()), **(description or {})}

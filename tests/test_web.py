@@ -557,3 +557,44 @@ def test_every_page_answers_head(poll_client):
         get, head = client.get(path), client.head(path)
         assert head.status_code == get.status_code == 200 and head.content == b"", path
         assert head.headers["content-type"] == get.headers["content-type"]
+
+
+# --------------------------------------------------------------------------- the poll's images
+
+
+@pytest.mark.parametrize("protocol", ["report", "2afc"])
+def test_the_two_colour_versions_differ_only_in_their_pixels(tmp_path, protocol):
+    """Same format, size, mode and byte length, no metadata, and served with the same headers:
+    only looking at the pictures can tell the original from the colorization."""
+    rng = np.random.default_rng(3)
+    pairs = []
+    for index in range(4):
+        original = rng.integers(0, 256, (24 + index, 32, 3), dtype=np.uint8)  # noise: compresses badly
+        generated = np.repeat(original[..., :1], 3, -1) // 4  # compresses well
+        pairs.append(turing.PollImages(f"p{index}.jpg", original, original, generated))
+    folder = turing.write_poll(tmp_path / "poll", pairs, protocol)
+    with local_client(create_app(poll=turing.Poll(folder))) as client:
+        with sqlite3.connect(folder / turing.DATABASE) as database:
+            names = database.execute("SELECT original, generated FROM pairs ORDER BY id").fetchall()
+        for (original_name, generated_name), images in zip(names, pairs):
+            files = [folder / "images" / original_name, folder / "images" / generated_name]
+            assert files[0].stat().st_size == files[1].stat().st_size
+            opened = [Image.open(path) for path in files]
+            for image, pixels in zip(opened, [images.original, images.generated]):
+                assert (image.format, image.mode, image.size) == ("PNG", "RGB", pixels.shape[1::-1])
+                assert np.array_equal(np.asarray(image), pixels)  # the padding changes no pixel
+                assert image.info == {} and not image.getexif() and not getattr(image, "text", {})
+            served = [client.get(f"/poll/images/{path.name}") for path in files]
+            assert [reply.content for reply in served] == [path.read_bytes() for path in files]
+            assert served[0].headers == served[1].headers
+            assert "last-modified" not in served[0].headers and "etag" not in served[0].headers
+
+
+def test_a_poll_built_before_images_were_padded_is_still_served(tmp_path):
+    folder = tiny_poll(tmp_path / "poll")
+    plain = png_bytes(Image.new("RGB", (32, 24), (10, 20, 30)))  # as Pillow writes a PNG, unpadded
+    name = _column(folder, "original")[0]
+    (folder / "images" / name).write_bytes(plain)
+    with local_client(create_app(poll=turing.Poll(folder))) as client:
+        reply = client.get(f"/poll/images/{name}")
+    assert reply.status_code == 200 and reply.content == plain and reply.headers["content-type"] == "image/png"

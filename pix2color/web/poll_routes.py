@@ -12,7 +12,7 @@ import io
 import secrets
 
 from fastapi import FastAPI, HTTPException, Request
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, ValidationError, field_validator
 from starlette.concurrency import run_in_threadpool
@@ -103,10 +103,13 @@ def add(app: FastAPI, poll: Poll, templates: Jinja2Templates) -> None:
 
     @app.get("/poll/images/{name}")
     async def poll_image(name: str):
+        """The two colour versions of a pair are sent with the same headers: no Last-Modified or
+        ETag, which come from the files' times (the original is written first)."""
         path = poll.image_path(name)
         if path is None:
             raise HTTPException(404, "no such image")
-        return FileResponse(path, media_type="image/png", headers={"Cache-Control": "private, max-age=86400"})
+        data = await run_in_threadpool(path.read_bytes)
+        return Response(data, media_type="image/png", headers={"Cache-Control": "private, max-age=86400"})
 
     # ------------------------------------------------------------------ admin
 
