@@ -522,8 +522,9 @@ class Results:
     def report(self) -> str:
         """The results as text: the confusion matrix in the report's layout, rates, per pair."""
         (oo, og), (go, gg) = self.matrix
-        lines = [f"Turing test ({self.protocol} protocol): {self.total} answers from {len(self.per_participant)} "
-                 f"participants" + (f"; pairs left out: {', '.join(map(str, self.excluded))}" if self.excluded else "")]
+        lines = [f"Turing test ({self.protocol} protocol): {counted(self.total, 'answer')} from "
+                 f"{counted(len(self.per_participant), 'participant')}"
+                 + (f"; pairs left out: {', '.join(map(str, self.excluded))}" if self.excluded else "")]
         if self.protocol == "report":
             lines += [
                 "",
@@ -567,6 +568,11 @@ class Results:
             writer.writerow([pair, self.sources.get(pair, ""), poo, pog, pgo, pgg])
 
 
+def counted(count: int, noun: str) -> str:
+    """'1 answer', '2 answers'."""
+    return f"{count} {noun}" + ("" if count == 1 else "s")
+
+
 def _share(part: int, whole: int) -> str:
     return "n/a" if whole == 0 else f"{part / whole:.2f}"
 
@@ -574,7 +580,13 @@ def _share(part: int, whole: int) -> str:
 def results(poll: Poll, exclude: tuple[int, ...] = ()) -> Results:
     """Count the poll's answers into a confusion matrix (overall, per pair, per participant).
 
-    2afc answers are counted on the first row: (real photo chosen, generated chosen)."""
+    2afc answers are counted on the first row: (real photo chosen, generated chosen). PollError
+    naming them if `exclude` holds pairs the poll does not have (a typo would be counted silently)."""
+    unknown = [str(pair) for pair in exclude if not 1 <= pair <= poll.pair_count]
+    if unknown:
+        raise PollError(f"--exclude {', '.join(unknown)}: no such pair{'' if len(unknown) == 1 else 's'} "
+                        f"(the poll's pairs are 1..{poll.pair_count})")
+
     def empty():
         return [[0, 0], [0, 0]]
 

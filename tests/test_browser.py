@@ -90,6 +90,6 @@ def test_take_a_whole_poll_to_the_score_page(browser, tmp_path):
         assert page.is_visible("#score")
         admin = browser.new_page()
         admin.goto(server.url + "/admin?token=tok")
-        assert "4 answers from 1 participants" in admin.inner_text("#report")
+        assert "4 answers from 1 participant" in admin.inner_text("#report")
         screenshot(admin, tmp_path / "poll_results.png")
     assert len(turing.Poll(folder).answers()) == 4

@@ -598,3 +598,15 @@ def test_a_poll_built_before_images_were_padded_is_still_served(tmp_path):
     with local_client(create_app(poll=turing.Poll(folder))) as client:
         reply = client.get(f"/poll/images/{name}")
     assert reply.status_code == 200 and reply.content == plain and reply.headers["content-type"] == "image/png"
+
+
+def test_results_count_in_plain_words_and_refuse_pairs_that_do_not_exist(poll_client):
+    client, folder = poll_client
+    trial = json_trial(client)
+    client.post("/poll/answer", json={"pair": trial["pair"], "shown": trial["images"], "answer": "original"})
+    poll = turing.Poll(folder)
+    assert "1 answer from 1 participant\n" in turing.results(poll).report() + "\n"
+    with pytest.raises(turing.PollError, match=r"--exclude 9, 99: no such pairs \(the poll's pairs are 1\.\.4\)"):
+        turing.results(poll, (2, 9, 99))
+    page = client.get("/admin", params={"token": "s3cret", "exclude": "2,99"})
+    assert page.status_code == 400 and "99: no such pair" in page.json()["detail"]

@@ -2,6 +2,7 @@
 server on loopback under load, and killed mid-poll."""
 
 import contextlib
+import os
 import socket
 import subprocess
 import sys
@@ -103,7 +104,7 @@ def test_turing_commands_end_to_end(small_generator_file, tmp_path):
     counted = command("turing", "results", poll, "--csv", tmp_path / "r.csv", "--png", tmp_path / "r.png",
                       "--exclude", "1")
     assert counted.returncode == 0, counted.stderr
-    assert "3 answers from 1 participants; pairs left out: 1" in counted.stdout
+    assert "3 answers from 1 participant; pairs left out: 1" in counted.stdout
     assert (tmp_path / "r.png").stat().st_size > 0 and len((tmp_path / "r.csv").read_text().splitlines()) == 4
 
 
@@ -228,3 +229,23 @@ def test_serve_answers_only_host_names_of_this_machine_and_allowed_ones(tmp_path
             assert httpx.get(server.url + "/api/health", headers={"Host": host}).status_code == status, host
     bad = command("serve", "--poll", folder, "--allowed-hosts", "poll.*.example")
     assert bad.returncode == 2 and "--allowed-hosts" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_turing_results_end_quietly_when_the_reader_is_gone(tmp_path):
+    """`pix2color turing results POLL | head -1`: the pipe closes before the report is written."""
+    folder = small_poll(tmp_path / "poll")
+    reader, writer = os.pipe()
+    os.close(reader)  # a reader that is gone before anything is written
+    try:
+        ended = subprocess.run([sys.executable, "-m", "pix2color.cli", "turing", "results", str(folder)],
+                               stdout=writer, stderr=subprocess.PIPE, text=True, cwd=ROOT, timeout=300)
+    finally:
+        os.close(writer)
+    assert ended.stderr == "" and ended.returncode == 141
+
+
+def test_turing_results_name_the_pairs_that_do_not_exist(tmp_path):
+    folder = small_poll(tmp_path / "poll")
+    refused = command("turing", "results", folder, "--exclude", "2,99")
+    assert refused.returncode == 2 and refused.stdout == ""
+    assert refused.stderr.strip() == "pix2color turing: error: --exclude 99: no such pair (the poll's pairs are 1..3)"

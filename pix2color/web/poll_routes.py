@@ -124,20 +124,26 @@ def add(app: FastAPI, poll: Poll, templates: Jinja2Templates) -> None:
         except ValueError:
             raise HTTPException(400, "exclude takes pair numbers separated by commas") from None
 
+    async def counted_results(request: Request) -> turing.Results:
+        """The results the admin asked for (`exclude`: pairs left out), or a one-line 400."""
+        try:
+            return await run_in_threadpool(turing.results, poll, exclusions(request))
+        except turing.PollError as error:
+            raise HTTPException(400, str(error)) from None
+
     @app.get("/admin", response_class=HTMLResponse)
     async def admin(request: Request):
         require_admin(request)
-        excluded = exclusions(request)
-        results = await run_in_threadpool(turing.results, poll, excluded)
+        results = await counted_results(request)
         return templates.TemplateResponse(request, "poll_results.html", {
             "results": results, "report": results.report(), "token": request.query_params.get("token", ""),
-            "exclude": ",".join(map(str, excluded)),
+            "exclude": ",".join(map(str, results.excluded)),
         })
 
     @app.get("/admin/results.csv")
     async def admin_csv(request: Request):
         require_admin(request)
-        results = await run_in_threadpool(turing.results, poll, exclusions(request))
+        results = await counted_results(request)
         text = io.StringIO()
         results.write_csv(text)
         return Response(text.getvalue(), media_type="text/csv",
@@ -148,7 +154,7 @@ def add(app: FastAPI, poll: Poll, templates: Jinja2Templates) -> None:
         require_admin(request)
         from pix2color import plots
 
-        results = await run_in_threadpool(turing.results, poll, exclusions(request))
+        results = await counted_results(request)
         buffer = io.BytesIO()
         await run_in_threadpool(plots.turing_chart, results, buffer)
         return Response(buffer.getvalue(), media_type="image/png")
