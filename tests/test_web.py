@@ -610,3 +610,27 @@ def test_results_count_in_plain_words_and_refuse_pairs_that_do_not_exist(poll_cl
         turing.results(poll, (2, 9, 99))
     page = client.get("/admin", params={"token": "s3cret", "exclude": "2,99"})
     assert page.status_code == 400 and "99: no such pair" in page.json()["detail"]
+
+
+# --------------------------------------------------------------------------- the API's documentation
+
+
+def test_the_api_docs_are_a_page_without_scripts_listing_every_operation(networks, tmp_path):
+    """Swagger UI would need a CDN and an inline script, both refused by the page's own CSP."""
+    app = create_app(networks, poll=turing.Poll(tiny_poll(tmp_path / "poll")))
+    with local_client(app) as client:
+        page = client.get("/api/docs")
+        schema = client.get("/api/openapi.json").json()
+        assert client.get("/docs").status_code == 404 and client.get("/redoc").status_code == 404
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert "script-src 'self'" in page.headers["content-security-policy"]
+    assert "<script" not in page.text and " style=" not in page.text and "cdn" not in page.text.lower()
+    operations = [(method.upper(), path) for path, item in schema["paths"].items() for method in item]
+    assert ("POST", "/api/colorize") in operations and ("POST", "/poll/answer") in operations
+    for method, path in operations:
+        assert f"<code>{method} {path}</code>" in page.text, (method, path)
+    colorize = page.text[page.text.index("<code>POST /api/colorize</code></h2>"):]
+    colorize = colorize[:colorize.index("</section>")]
+    for words in ("multipart/form-data", "<code>image</code>", "file", "<code>format</code>", "one of png, jpeg",
+                  "413", "image/png"):
+        assert words in colorize, words

@@ -32,6 +32,7 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from pix2color.lite import FullResolutionColorizer, ImageError, TooManyPixels, read_image
 from pix2color.turing import Poll
+from pix2color.web.api_docs import operations as api_operations
 from pix2color.web.guards import LOCAL_HOSTS, BoundedBodies, HeadAsGet, SameOriginWrites, SecurityHeaders
 
 HERE = Path(__file__).resolve().parent
@@ -120,6 +121,39 @@ def guards(limits: Limits, allowed_hosts: Sequence[str], session_secret: str | N
     return layers
 
 
+def upload_schema(recipes: dict, with_format: bool = False) -> dict:
+    """The OpenAPI description of an upload the handler reads itself: the multipart body, `mode`
+    and (for results) `format`."""
+    modes = {"type": "string", "enum": list(recipes)}
+    parameters = [{"name": "mode", "in": "query", "required": False, "schema": modes,
+                   "description": "the network's mode (also a form field)"}]
+    if with_format:
+        parameters.append({"name": "format", "in": "query", "required": False,
+                           "schema": {"type": "string", "enum": list(OUTPUT_FORMATS), "default": "png"},
+                           "description": "the result's format"})
+    form = {"type": "object", "required": ["image"], "properties": {
+        "image": {"type": "string", "format": "binary",
+                  "description": "the photo: any format Pillow reads, recognised by its content"},
+        "mode": {**modes, "description": "the network's mode"},
+    }}
+    return {"parameters": parameters,
+            "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": form}}}}
+
+
+def upload_responses(content: dict) -> dict:
+    refusal = {"application/json": {"schema": {"type": "object", "properties": {"detail": {"type": "string"}}}}}
+    return {
+        200: {"description": "the image, the upload's size", "content": content},
+        **{status: {"description": description, "content": refusal} for status, description in (
+            (400, "not an image, an empty or truncated file, no field `image`, an unknown mode or format"),
+            (408, "the upload stopped arriving"),
+            (413, "a file or an image larger than the limits"),
+            (415, "an image whose pixels cannot be converted to RGB"),
+            (503, "the colorizer is busy (Retry-After)"),
+        )},
+    }
+
+
 def create_app(
     networks: dict | None = None,
     poll: Poll | None = None,
@@ -132,7 +166,7 @@ def create_app(
     test to serve; admin_token: opens the poll's results (a random one if not given);
     allowed_hosts: the Host names served (`guards.allowed_host_names`), any other is a 400."""
     limits = limits or Limits()
-    app = FastAPI(title="pix2color", docs_url="/api/docs", redoc_url=None, openapi_url="/api/openapi.json",
+    app = FastAPI(title="pix2color", docs_url=None, redoc_url=None, openapi_url="/api/openapi.json",
                   middleware=guards(limits, allowed_hosts, poll.secret if poll is not None else None))
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     app.state.admin_token = admin_token or secrets.token_urlsafe(18)
@@ -146,6 +180,7 @@ def create_app(
 
     @app.get("/api/health")
     async def health():
+        """The server is up: the colorize modes and their network's size, the queue, the poll."""
         return {
             "status": "ok",
             "colorize": {mode: {"image_size": recipe.image_size} for mode, recipe in recipes.items()},
@@ -203,7 +238,8 @@ def create_app(
                 raise HTTPException(400, f"mode must be one of {', '.join(recipes)}")
             return recipes[mode]
 
-        @app.post("/api/colorize", response_class=Response, responses={200: {"content": {"image/png": {}}}})
+        @app.post("/api/colorize", response_class=Response, openapi_extra=upload_schema(recipes, with_format=True),
+                  responses=upload_responses({"image/png": {}, "image/jpeg": {}}))
         async def colorize(request: Request):
             """Multipart field `image` in; the colorized photo out, same size (upright by its EXIF).
             Query: `format=png|jpeg`, `mode=deterministic|paper`."""
@@ -214,7 +250,8 @@ def create_app(
             return Response(result, media_type=OUTPUT_FORMATS[image_format][1],
                             headers={"Content-Disposition": f'inline; filename="colorized.{image_format}"'})
 
-        @app.post("/api/grayscale", response_class=Response)
+        @app.post("/api/grayscale", response_class=Response, openapi_extra=upload_schema(recipes),
+                  responses=upload_responses({"image/png": {}}))
         async def grayscale(request: Request):
             """What the network is given: the photo's lightness alone, as a PNG of the same size."""
             data, mode = await uploaded_image(request)
@@ -239,6 +276,12 @@ def create_app(
             @app.get("/")
             async def home():
                 return RedirectResponse("/poll", status_code=303)
+
+    @app.get("/api/docs", response_class=HTMLResponse, include_in_schema=False)
+    async def api_docs(request: Request):
+        return templates.TemplateResponse(request, "api_docs.html", {
+            "title": app.title, "operations": api_operations(app.openapi()),
+        })
 
     @app.get("/favicon.ico", include_in_schema=False)
     async def favicon():

@@ -14,7 +14,7 @@ import secrets
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
-from pydantic import BaseModel, ValidationError, field_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator
 from starlette.concurrency import run_in_threadpool
 
 from pix2color import turing
@@ -24,9 +24,9 @@ from pix2color.turing import AnswerError, NotShownNow, Poll
 class Answer(BaseModel):
     """One answer, from a form (`shown` the names joined by commas) or a JSON object."""
 
-    pair: int
-    shown: list[str]
-    answer: str
+    pair: int = Field(description="the trial's pair number, as /poll gave it")
+    shown: list[str] = Field(description="the colour images shown, in display order (a form: joined by commas)")
+    answer: str = Field(description="report: original or generated; 2afc: the image chosen as the real photo")
 
     @field_validator("shown", mode="before")
     @classmethod
@@ -49,6 +49,21 @@ async def answer_of(request: Request) -> Answer:
     except ValidationError:
         raise HTTPException(400, "an answer is an object with 'pair' (a whole number), 'shown' (the image names) "
                                  "and 'answer' (text)") from None
+
+
+ANSWER_SCHEMA = {"requestBody": {"required": True, "content": {
+    "application/json": {"schema": Answer.model_json_schema()},
+    "application/x-www-form-urlencoded": {"schema": Answer.model_json_schema()},
+}}}
+ANSWER_RESPONSES = {
+    200: {"description": "JSON (Accept: application/json): `recorded` (false: answered before) and the `next` trial"},
+    303: {"description": "a form: on to the next trial (/poll)"},
+    400: {"description": "not an answer"},
+    403: {"description": "no participant (open /poll first), or sent from another site's page"},
+    409: {"description": "a pair other than the trial being shown"},
+    413: {"description": "a body over the limit (8 KB unless set otherwise)"},
+    422: {"description": "a pair or images this participant was not shown, or an answer that is not one of the choices"},
+}
 
 
 def add(app: FastAPI, poll: Poll, templates: Jinja2Templates) -> None:
@@ -84,8 +99,9 @@ def add(app: FastAPI, poll: Poll, templates: Jinja2Templates) -> None:
             "trial": trial, "protocol": poll.protocol, "shown": ",".join(trial.images),
         })
 
-    @app.post("/poll/answer")
+    @app.post("/poll/answer", openapi_extra=ANSWER_SCHEMA, responses=ANSWER_RESPONSES)
     async def answer(request: Request):
+        """Answer the trial on show; each participant answers their trials in their order."""
         participant = await run_in_threadpool(participant_of, request, False)
         if participant is None:
             raise HTTPException(403, "no participant here: open /poll first (cookies must be on)")
