@@ -2,6 +2,7 @@
 server on loopback under load, and killed mid-poll."""
 
 import contextlib
+import io
 import os
 import socket
 import subprocess
@@ -249,3 +250,43 @@ def test_turing_results_name_the_pairs_that_do_not_exist(tmp_path):
     refused = command("turing", "results", folder, "--exclude", "2,99")
     assert refused.returncode == 2 and refused.stdout == ""
     assert refused.stderr.strip() == "pix2color turing: error: --exclude 99: no such pair (the poll's pairs are 1..3)"
+
+
+def memory_kb(pid: int, field: str) -> int:
+    """VmRSS (resident now) or VmHWM (the peak) of a process, in kB, from /proc."""
+    with open(f"/proc/{pid}/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith(field + ":"))
+
+
+def fifty_megapixel_png() -> bytes:
+    """A 7071 x 7071 photo (49.99 MP, inside the 50 MP limit) that compresses to a few hundred KB."""
+    from PIL import Image
+
+    side = 7071
+    ramp = Image.linear_gradient("L").resize((side, side))
+    image = Image.merge("RGB", [ramp, ramp.transpose(Image.Transpose.ROTATE_90), ramp.point(lambda v: 255 - v)])
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+@pytest.mark.slow
+def test_a_50_megapixel_upload_stays_within_its_memory_bound(small_generator_file):
+    """Colorizing the largest photo accepted raises the server's peak memory by at most 1.5 GB
+    (the full-resolution recipe works on bands of rows, never on whole-image float planes)."""
+    data = fifty_megapixel_png()
+    with LocalServer(["--model", str(small_generator_file)]) as server:
+        pid = server.process.pid
+        httpx.get(server.url + "/")  # everything a request needs is loaded
+        with open(f"/proc/{pid}/clear_refs", "w") as clear:
+            clear.write("5")  # the peak (VmHWM) starts again from what is resident now
+        idle = memory_kb(pid, "VmRSS")
+        reply = httpx.post(server.url + "/api/colorize", files={"image": ("big.png", data, "image/png")}, timeout=900)
+        peak = memory_kb(pid, "VmHWM")
+    assert reply.status_code == 200, reply.text
+    from PIL import Image
+
+    assert Image.open(io.BytesIO(reply.content)).size == (7071, 7071)
+    print(f"50 MP upload ({len(data) / 1e3:.0f} kB): idle {idle / 1024:.0f} MB, peak {peak / 1024:.0f} MB, "
+          f"{(peak - idle) / 1024:.0f} MB above idle")
+    assert peak - idle <= 1.5 * 2**20, f"{(peak - idle) / 2**20:.2f} GB above idle"
