@@ -18,6 +18,7 @@ import pytest
 from pix2color import turing
 from pix2color.bench import bench_poll
 from pix2color.web.app import Limits, create_app
+from pix2color.web.guards import server_config
 from pix2color.web.local_server import LocalServer, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -149,11 +150,11 @@ def test_serve_refuses_what_it_cannot_serve(tmp_path):
 
 
 @contextlib.contextmanager
-def serving(app):
+def serving(app, head_timeout: float = 30.0):
     """`app` on a real server (uvicorn, as `pix2color serve` runs it) in a thread, on loopback."""
     import uvicorn
 
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_level="warning"))
+    server = uvicorn.Server(server_config(app, host="127.0.0.1", port=free_port(), head_timeout=head_timeout))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     try:
@@ -290,3 +291,22 @@ def test_a_50_megapixel_upload_stays_within_its_memory_bound(small_generator_fil
     print(f"50 MP upload ({len(data) / 1e3:.0f} kB): idle {idle / 1024:.0f} MB, peak {peak / 1024:.0f} MB, "
           f"{(peak - idle) / 1024:.0f} MB above idle")
     assert peak - idle <= 1.5 * 2**20, f"{(peak - idle) / 2**20:.2f} GB above idle"
+
+
+def test_a_request_head_that_never_ends_is_timed_out(tmp_path):
+    """A client that opens a connection and sends nothing, or half a request head, and one that
+    starts a second request on a kept-alive connection and stalls: each connection is closed after
+    the head timeout (short here), and the server keeps serving."""
+    app = create_app(poll=turing.Poll(small_poll(tmp_path / "poll")))
+    with serving(app, head_timeout=1.0) as port:
+        silent = socket.create_connection(("127.0.0.1", port), timeout=60)
+        partial = raw_request(port, "GET /api/health HTTP/1.1\nHost: 127.0.0.1")
+        kept = raw_request(port, "GET /api/health HTTP/1.1\nHost: 127.0.0.1\n", b"GET /api/health HTTP/1.1\r\nHo")
+        assert httpx.get(f"http://127.0.0.1:{port}/api/health").status_code == 200
+        for connection in (silent, partial):
+            with connection:
+                assert read_until_closed(connection) == b""
+        with kept:
+            replies = read_until_closed(kept)
+        assert replies.startswith(b"HTTP/1.1 200 ") and replies.count(b"HTTP/1.1") == 1
+        assert httpx.get(f"http://127.0.0.1:{port}/api/health").status_code == 200

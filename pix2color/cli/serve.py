@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     from pix2color.loading import load_network
     from pix2color.turing import Poll, PollError
     from pix2color.web.app import Limits, create_app
-    from pix2color.web.guards import allowed_host_names
+    from pix2color.web.guards import allowed_host_names, server_config
 
     try:
         networks = {mode: load_network(args.model, mode, log=print if mode == MODES[0] else None)
@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"results (admin): http://{shown_host}:{port}/admin?token={token}", flush=True)
     if args.host == "0.0.0.0":
         print("listening on every network interface: anyone on this network can reach the server", flush=True)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    server = uvicorn.Server(server_config(app))
     signal_number = serve_until_signal(server, listening)
     if signal_number == signal.SIGINT:
         raise KeyboardInterrupt  # the command's usual Ctrl-C line and status

@@ -6,6 +6,9 @@
     BoundedBodies     a body larger than its limit: 413 before it is read; one that stalls: 408
     HeadAsGet         HEAD answered as GET without the body
 
+Below them, the server itself (`server_config`): a connection whose request head does not
+arrive in time is closed (`H11WithHeadTimeout`).
+
 A refusal is the app's one-line error (`refuse(request, status, message, headers)`): JSON for
 programs, a small page for browsers.
 """
@@ -23,6 +26,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 Refuse = Callable[[Request, int, str, dict | None], Response]
 
@@ -201,3 +205,39 @@ class HeadAsGet:
             await send(message)
 
         await self.app({**scope, "method": "GET"}, receive, send_headers_only)
+
+
+class H11WithHeadTimeout(H11Protocol):
+    """uvicorn's HTTP/1.1 protocol (h11), which waits for a request head as long as a client
+    likes: one that connects and sends nothing, or half a head, would hold a connection for
+    ever. Here a connection whose next request head is not in within `head_timeout` seconds of
+    its opening, or of the previous response, is closed. (A request's body has its own limits:
+    `BoundedBodies`.)"""
+
+    head_timeout = 30.0
+
+    def connection_made(self, transport) -> None:
+        super().connection_made(transport)
+        self._head_deadline = self.loop.call_later(self.head_timeout, self._close_unless_a_request_came)
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        self._head_deadline.cancel()
+        self._head_deadline = self.loop.call_later(self.head_timeout, self._close_unless_a_request_came)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._head_deadline.cancel()
+        super().connection_lost(exc)
+
+    def _close_unless_a_request_came(self) -> None:
+        waiting_for_a_head = self.cycle is None or self.cycle.response_complete
+        if waiting_for_a_head and not self.transport.is_closing():
+            self.transport.close()
+
+
+def server_config(app: ASGIApp, head_timeout: float = H11WithHeadTimeout.head_timeout, **options):
+    """The uvicorn configuration `pix2color serve` runs `app` with (`options`: uvicorn's)."""
+    import uvicorn
+
+    protocol = type("H11WithHeadTimeout", (H11WithHeadTimeout,), {"head_timeout": head_timeout})
+    return uvicorn.Config(app, http=protocol, **{"log_level": "warning", **options})
