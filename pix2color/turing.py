@@ -302,6 +302,14 @@ def choose_photos(paths: list[str], count: int, seed: int) -> list[str]:
 # --------------------------------------------------------------------------- taking part
 
 
+# The participant's (?) current trial: their first unanswered pair in their order.
+_FIRST_UNANSWERED = """SELECT t.pair, t.position, t.version, t.presented, p.gray, p.original, p.generated
+    FROM trials t JOIN pairs p ON p.id = t.pair
+    WHERE t.participant = ? AND NOT EXISTS (
+        SELECT 1 FROM answers a WHERE a.participant = t.participant AND a.pair = t.pair)
+    ORDER BY t.position LIMIT 1"""
+
+
 @dataclass
 class Trial:
     """What one participant is shown next; `images` are opaque names, in display order."""
@@ -364,7 +372,7 @@ class Poll:
     def next_trial(self, participant: str) -> Trial | None:
         """The participant's first unanswered trial (marked as presented), or None when done."""
         with closing(connect(self.database)) as database:
-            row = _first_unanswered(database, participant)
+            row = database.execute(_FIRST_UNANSWERED, (participant,)).fetchone()
             if row is None:
                 return None
             pair, position, version, presented, gray, original, generated = row
@@ -380,7 +388,8 @@ class Poll:
 
     def record_answer(self, participant: str, pair: int, shown: list[str], choice: str) -> bool:
         """Store an answer; returns False if this pair was already answered (nothing changes).
-        Only the trial `next_trial` is showing the participant can be answered (`NotShownNow`).
+        Only the trial `next_trial` is showing the participant can be answered (`NotShownNow`):
+        the server, not the page, knows where each participant is.
 
         report: `shown` is the one coloured image shown, `choice` "original" or "generated".
         2afc: `shown` the two images in display order, `choice` the image picked as the real photo.
@@ -388,7 +397,6 @@ class Poll:
         if not 1 <= pair <= self.pair_count:  # also keeps numbers SQLite cannot hold (64 bits) out of the query
             raise AnswerError(f"pair {pair} is not one of this participant's pairs")
         with closing(connect(self.database)) as database:
-            database.execute("BEGIN IMMEDIATE")  # checked and stored at once: no other answer between
             row = database.execute(
                 """SELECT t.version, t.presented, p.original, p.generated, EXISTS (
                        SELECT 1 FROM answers a WHERE a.participant = t.participant AND a.pair = t.pair)
@@ -412,15 +420,23 @@ class Poll:
                 judged_original = "original" if choice == original else "generated"
             if answered:
                 return False
-            current_pair = _first_unanswered(database, participant)[0]
-            if current_pair != pair or presented is None:
-                raise NotShownNow(f"pair {pair} is not the trial shown to this participant now; "
-                                  "answer the one on the page (reload /poll)")
+            not_shown = NotShownNow(f"pair {pair} is not the trial shown to this participant now; "
+                                    "answer the one on the page (reload /poll)")
+            if presented is None:
+                raise not_shown
             now = time.time()
-            database.execute("INSERT INTO answers VALUES (?, ?, ?, ?, ?, ?)",
-                             (participant, pair, version, judged_original, max(0.0, now - presented), now))
-            database.execute("COMMIT")
-            return True
+            # One statement, so no other answer of the participant can come between the check
+            # that this is their current trial and the insert.
+            cursor = database.execute(
+                f"""INSERT OR IGNORE INTO answers SELECT ?, ?, ?, ?, ?, ?
+                    WHERE (SELECT pair FROM ({_FIRST_UNANSWERED})) = ?""",
+                (participant, pair, version, judged_original, max(0.0, now - presented), now, participant, pair))
+            if cursor.rowcount == 1:
+                return True
+            if database.execute("SELECT 1 FROM answers WHERE participant = ? AND pair = ?",
+                                (participant, pair)).fetchone():
+                return False  # the same answer, sent twice at once: the other one was stored
+            raise not_shown
 
     def score(self, participant: str) -> tuple[int, int]:
         """(answers that were right, answers given) for one participant."""
@@ -440,19 +456,6 @@ class Poll:
     def sources(self) -> dict[int, str]:
         with closing(connect(self.database)) as database:
             return dict(database.execute("SELECT id, source FROM pairs"))
-
-
-def _first_unanswered(database: sqlite3.Connection, participant: str) -> tuple | None:
-    """The participant's current trial: (pair, position, version, presented, gray, original,
-    generated) of their first unanswered pair in their order, or None when all are answered."""
-    return database.execute(
-        """SELECT t.pair, t.position, t.version, t.presented, p.gray, p.original, p.generated
-           FROM trials t JOIN pairs p ON p.id = t.pair
-           WHERE t.participant = ? AND NOT EXISTS (
-               SELECT 1 FROM answers a WHERE a.participant = t.participant AND a.pair = t.pair)
-           ORDER BY t.position LIMIT 1""",
-        (participant,),
-    ).fetchone()
 
 
 # --------------------------------------------------------------------------- results
