@@ -526,6 +526,14 @@ def test_writes_from_another_origin_are_refused(poll_client, origin):
     assert len(turing.Poll(folder).answers()) == 1
 
 
+def test_pages_let_the_browser_name_their_origin_in_forms(poll_client):
+    """Under `Referrer-Policy: no-referrer` a browser sends `Origin: null` with every form it
+    posts, the poll's own included (which `null` refuses); `same-origin` sends the page's origin
+    to this server and no address to any other."""
+    client, _ = poll_client
+    assert client.get("/poll").headers["referrer-policy"] == "same-origin"
+
+
 @pytest.mark.parametrize("host, status", [
     ("localhost:8000", 200), ("127.0.0.1:8000", 200), ("[::1]:8000", 200), ("LOCALHOST", 200),
     ("evil.example", 400), ("evil.example:8000", 400), ("localhost.evil.example", 400), ("127.0.0.2", 400),
