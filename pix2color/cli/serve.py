@@ -24,7 +24,7 @@ def build_parser() -> ArgumentParser:
     parser.add_argument("--poll", default=None, help="a poll folder from `pix2color turing build`")
     parser.add_argument("--host", default="127.0.0.1", help="0.0.0.0 to let other machines in (a poll with friends)")
     parser.add_argument("--port", type=port_number, default=8000, help="0: any free port (the one chosen is printed)")
-    parser.add_argument("--allowed-hosts", type=allowed_hosts, default=[],
+    parser.add_argument("--allowed-hosts", type=allowed_hosts, default=None, metavar="NAMES",
                         help="more names the server is reached by, comma-separated (poll.example.org, "
                              "*.example.org); localhost, the --host address and, with --host 0.0.0.0, this "
                              "machine's addresses and name are always answered, any other Host gets a 400")
@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     app = create_app(networks, poll, token, Limits(args.max_upload_mb * 2**20, args.max_pixels, args.queue), args.mode,
-                     allowed_host_names(args.host, args.allowed_hosts))
+                     allowed_host_names(args.host, args.allowed_hosts or []))
     port = listening.getsockname()[1]  # --port 0: the one the system chose
     shown_host = "localhost" if args.host in ("127.0.0.1", "0.0.0.0") else args.host
     if networks:
