@@ -212,7 +212,10 @@ class H11WithHeadTimeout(H11Protocol):
     likes: one that connects and sends nothing, or half a head, would hold a connection for
     ever. Here a connection whose next request head is not in within `head_timeout` seconds of
     its opening, or of the previous response, is closed. (A request's body has its own limits:
-    `BoundedBodies`.)"""
+    `BoundedBodies`.) uvicorn 0.54 has no setting for this (`timeout_keep_alive` starts only after
+    a first response), hence this subclass of its protocol, using its `cycle` and `transport`:
+    the one place pix2color reaches into uvicorn; `test_a_request_head_that_never_ends_is_timed_out`
+    fails if a uvicorn upgrade changes them."""
 
     head_timeout = 30.0
 
