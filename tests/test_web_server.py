@@ -71,6 +71,18 @@ def test_sigkill_mid_poll_keeps_every_acknowledged_answer(tmp_path):
     assert len(answers) == 6 and len({row[0] for row in answers}) == 1
 
 
+def test_a_poll_alone_is_served_without_tensorflow(tmp_path, monkeypatch):
+    """`serve --poll` without `--model` never imports TensorFlow: it starts in about a second."""
+    folder = tmp_path / "poll"
+    turing.write_poll(folder, [turing.PollImages(f"p{i}.jpg", *turing_arrays(i)) for i in range(2)], "report", seed=3)
+    monkeypatch.setenv("PYTHONPROFILEIMPORTTIME", "1")  # every import, on the server's stderr
+    server = LocalServer(["--poll", str(folder)])
+    with server:
+        assert httpx.get(server.url + "/poll", headers={"Accept": "application/json"}).status_code == 200
+    imported = {line.split("|")[-1].strip() for line in server.output.splitlines() if line.startswith("import time:")}
+    assert "pix2color.turing" in imported and "tensorflow" not in imported and "keras" not in imported
+
+
 def turing_arrays(index):
     """gray, original, generated images of one pair (their content does not matter here)."""
     original = np.random.default_rng(index).integers(0, 256, (20, 30, 3), dtype=np.uint8)

@@ -51,12 +51,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not args.model and not args.poll:
         parser.error("give --model (the colorize page), --poll (a Turing test), or both")
-    from pix2color.quiet import import_quietly
+    if args.model:  # a poll alone needs no TensorFlow, and starts in about a second
+        from pix2color.quiet import import_quietly
 
-    import_quietly()
+        import_quietly()
+        from pix2color.loading import load_network
     import uvicorn
 
-    from pix2color.loading import load_network
     from pix2color.turing import Poll, PollError
     from pix2color.web.app import Limits, create_app
     from pix2color.web.guards import allowed_host_names, server_config
