@@ -339,7 +339,7 @@ def test_the_results_page_shows_tables_and_the_chart(browser, tmp_path):
             expect(page.locator("#progress")).to_have_text(f"{number} / {len(PHOTO_SIZES)}")
             page.click("#answer-original")
         page.goto(page.url.replace("/poll", "/admin?token=tok"))
-        assert page.inner_text("#summary") == "Turing test (report protocol): 4 answers from 1 participants"
+        assert page.inner_text("#summary") == "Turing test (report protocol): 4 answers from 1 participant"
         assert table(page, "#matrix")[1:] == [["original shown", "2", "0"], ["colorization shown", "2", "0"]]
         rates = {row[0].split(" ")[0]: row[1:] for row in table(page, "#rates")[1:]}
         assert rates["TPR"][:2] == ["1.0000", "2/2"] and rates["FPR"][:2] == ["1.0000", "2/2"]

@@ -540,7 +540,7 @@ def test_writes_from_another_origin_are_refused(poll_client, origin):
     """Same origin is the scheme, host and port the request was addressed to (here
     http://localhost:8000): a page on another port of the same machine is another site."""
     client, folder = poll_client
-    page = client.get("/poll").text
+    page = client.post("/poll/start").text
     pair = re.search(r'name="pair" value="(\d+)"', page).group(1)
     shown = re.search(r'name="shown" value="([^"]+)"', page).group(1)
     form = {"pair": pair, "shown": shown, "answer": "original"}

@@ -188,7 +188,7 @@ def raw_request(port: int, head: str, body: bytes = b"") -> socket.socket:
 
 def answer_head(port: int, length: str = "Content-Length: 1000") -> str:
     """The head of an answer by a new participant (whose answer the server reads)."""
-    cookie = httpx.get(f"http://127.0.0.1:{port}/poll").cookies["pix2color_poll"]
+    cookie = httpx.post(f"http://127.0.0.1:{port}/poll/start").cookies["pix2color_poll"]
     return (f"POST /poll/answer HTTP/1.1\nHost: 127.0.0.1\nContent-Type: application/json\n"
             f"Cookie: pix2color_poll={cookie}\n{length}\n")
 
