@@ -43,6 +43,9 @@ import numpy as np
 from PIL import Image, ImageOps
 
 DEFAULT_MAX_PIXELS = 50_000_000  # 50 MP: far above a phone photo, far below a decompression bomb
+# The full-resolution planes are computed this many pixels at a time: a 50 MP photo's float32
+# Lab, XYZ and RGB planes would take gigabytes at once, a band's take tens of megabytes.
+BAND_PIXELS = 1 << 19
 MAX_THREADS = 256  # LiteRT crashes (SIGSEGV) when asked for 100,000
 
 # sRGB (D65) -> XYZ, and the D65 white point (2 degree observer): as tensorflow-io.
@@ -108,7 +111,7 @@ def read_image(source: str | os.PathLike | typing.BinaryIO, max_pixels: int = DE
             if width * height > max_pixels:
                 raise TooManyPixels(f"{name}: {width}x{height} is {_too_many(width * height, max_pixels)}")
             image.load()
-            image = ImageOps.exif_transpose(image)
+            ImageOps.exif_transpose(image, in_place=True)  # no copy of an image that is upright already
             try:
                 return _to_rgb_array(image)
             except (ValueError, OSError) as error:
@@ -189,7 +192,7 @@ def _to_rgb_array(image: Image.Image) -> np.ndarray:
     if image.mode in ("RGBA", "LA", "PA"):
         background = Image.new("RGBA", image.size, (255, 255, 255, 255))
         image = Image.alpha_composite(background, image.convert("RGBA"))
-    return np.asarray(image.convert("RGB"), dtype=np.uint8)
+    return np.asarray(image if image.mode == "RGB" else image.convert("RGB"), dtype=np.uint8)
 
 
 # --------------------------------------------------------------------------- Lab in numpy
@@ -242,11 +245,17 @@ _ENCODE_8BIT = np.round(
 
 
 def lightness_of_8bit(rgb: np.ndarray) -> np.ndarray:
-    """uint8 RGB (..., 3) -> Lab L (...), the same values as `rgb_to_lab(rgb / 255)[..., 0]`."""
-    linear_y = (np.take(_DECODE_8BIT_Y[0], rgb[..., 0]) + np.take(_DECODE_8BIT_Y[1], rgb[..., 1])
-                + np.take(_DECODE_8BIT_Y[2], rgb[..., 2]))  # Y / Y_white, Y_white = 1
-    f = np.where(linear_y > 0.008856, np.cbrt(linear_y), linear_y * 7.787 + 16.0 / 116.0)
-    return (116.0 * f - 16.0).astype(np.float32)
+    """uint8 RGB (..., 3) -> Lab L (...), the same values as `rgb_to_lab(rgb / 255)[..., 0]`,
+    computed `BAND_PIXELS` at a time."""
+    pixels = rgb.reshape(-1, 3)
+    lightness = np.empty(len(pixels), np.float32)
+    for start in range(0, len(pixels), BAND_PIXELS):
+        band = pixels[start:start + BAND_PIXELS]
+        linear_y = (np.take(_DECODE_8BIT_Y[0], band[:, 0]) + np.take(_DECODE_8BIT_Y[1], band[:, 1])
+                    + np.take(_DECODE_8BIT_Y[2], band[:, 2]))  # Y / Y_white, Y_white = 1
+        f = np.where(linear_y > 0.008856, np.cbrt(linear_y), linear_y * 7.787 + 16.0 / 116.0)
+        lightness[start:start + BAND_PIXELS] = 116.0 * f - 16.0
+    return lightness.reshape(rgb.shape[:-1])
 
 
 def lab_to_8bit_rgb(lab: np.ndarray) -> np.ndarray:
@@ -263,6 +272,16 @@ def _encode_8bit(linear: np.ndarray) -> np.ndarray:
 def _resize_channel(channel: np.ndarray, size: tuple[int, int], resample) -> np.ndarray:
     """Resize one float32 channel (H, W) to size=(width, height) with Pillow's 'F' mode."""
     return np.asarray(Image.fromarray(channel.astype(np.float32), mode="F").resize(size, resample), np.float32)
+
+
+def _resized_rows(channel: Image.Image, size: tuple[int, int], top: int, bottom: int) -> np.ndarray:
+    """Rows top..bottom of `channel` (an 'F' image) resized bilinearly to size=(width, height):
+    the same values as those rows of the whole resize (Pillow's `box` keeps its filter's
+    centres and its reach beyond the box), without the whole resize in memory."""
+    width, height = size
+    scale = channel.height / height
+    box = (0, top * scale, channel.width, bottom * scale)
+    return np.asarray(channel.resize((width, bottom - top), Image.Resampling.BILINEAR, box=box), np.float32)
 
 
 # --------------------------------------------------------------------------- the colorizer
@@ -287,10 +306,19 @@ class FullResolutionColorizer:
 
     @staticmethod
     def finish(lightness: np.ndarray, ab_small: np.ndarray) -> np.ndarray:
-        """Full-resolution L (H, W) + predicted normalised ab (S, S, 2) -> uint8 RGB (H, W, 3)."""
+        """Full-resolution L (H, W) + predicted normalised ab (S, S, 2) -> uint8 RGB (H, W, 3).
+
+        Works on bands of rows (`BAND_PIXELS`): only a band's float planes exist at a time."""
         height, width = lightness.shape
-        a, b = (_resize_channel(ab_small[..., k] * 110.0, (width, height), Image.Resampling.BILINEAR) for k in range(2))
-        return _encode_8bit(_linear_rgb(lightness, a, b))
+        channels = [Image.fromarray(np.ascontiguousarray(ab_small[..., k] * 110.0, np.float32), mode="F")
+                    for k in range(2)]
+        rgb = np.empty((height, width, 3), np.uint8)
+        rows = max(1, BAND_PIXELS // width)
+        for top in range(0, height, rows):
+            bottom = min(height, top + rows)
+            a, b = (_resized_rows(channel, (width, height), top, bottom) for channel in channels)
+            rgb[top:bottom] = _encode_8bit(_linear_rgb(lightness[top:bottom], a, b))
+        return rgb
 
     def colorize_batch(self, images: list[np.ndarray]) -> list[np.ndarray]:
         """uint8 RGB images (H_i, W_i, 3) -> colorized uint8 RGB images of the same sizes."""

@@ -119,6 +119,38 @@ def test_recipe_keeps_size_and_full_resolution_lightness():
     )
 
 
+def whole_image_recipe(rgb: np.ndarray, predict_ab, size: int) -> np.ndarray:
+    """The full-resolution recipe on whole-image float planes, with the public Lab formulas."""
+    lightness = lite.rgb_to_lab(rgb / 255.0)[..., 0]
+    small = np.asarray(Image.fromarray(lightness, "F").resize((size, size), Image.Resampling.BOX)) / 50.0 - 1.0
+    ab = predict_ab(small[None, ..., None].astype(np.float32))[0] * 110.0
+    height, width = lightness.shape
+    a, b = (np.asarray(Image.fromarray(np.ascontiguousarray(ab[..., k]), "F").resize(
+        (width, height), Image.Resampling.BILINEAR)) for k in range(2))
+    return np.round(lite.lab_to_rgb(np.stack([lightness, a, b], -1)) * 255.0).astype(np.uint8)
+
+
+@pytest.mark.parametrize("band_pixels", [1, 1000, 1 << 40])  # a row at a time, a few rows, the whole image
+def test_the_recipe_in_bands_gives_the_whole_image_recipe_s_pixels(monkeypatch, band_pixels):
+    """The full-resolution half works on bands of rows (its memory stays bounded): the pixels are
+    the whole-image recipe's, within one level of 255, whatever the band."""
+    monkeypatch.setattr(lite, "BAND_PIXELS", band_pixels)
+    rng = np.random.default_rng(5)
+
+    def network(lightness):  # colours that vary across the image, from its lightness
+        return np.tanh(np.concatenate([lightness * 1.7, rng.uniform(-1, 1, lightness.shape)], -1)).astype(np.float32)
+
+    photo = lite.read_image(sample_photo_paths(1)[0])
+    for size in [(301, 157), (37, 403)]:
+        rgb = np.asarray(Image.fromarray(photo).resize(size))
+        state = rng.bit_generator.state
+        banded = lite.FullResolutionColorizer(network, 32).colorize(rgb)
+        rng.bit_generator.state = state  # the same "prediction" for the reference
+        reference = whole_image_recipe(rgb, network, 32)
+        assert banded.shape == reference.shape == (size[1], size[0], 3)
+        assert np.abs(banded.astype(int) - reference).max() <= 1
+
+
 # --------------------------------------------------------------------------- outputs: nothing a user owns is lost
 
 

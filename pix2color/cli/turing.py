@@ -89,11 +89,7 @@ def _results(args) -> int:
         print(f"{PROG} results: error: {problem}", file=sys.stderr)
         return 2
     try:
-        poll = Poll(args.poll)
-        unknown = [str(pair) for pair in excluded if not 1 <= pair <= poll.pair_count]
-        if unknown:
-            raise PollError(f"--exclude {', '.join(unknown)}: the poll's pairs are 1..{poll.pair_count}")
-        counted = results(poll, excluded)
+        counted = results(Poll(args.poll), excluded)
     except PollError as error:
         print(f"{PROG}: error: {error}", file=sys.stderr)
         return 2

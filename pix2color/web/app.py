@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import io
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,20 +26,31 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Redirect
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from pix2color.lite import FullResolutionColorizer, ImageError, TooManyPixels, read_image
 from pix2color.turing import Poll
+from pix2color.web.api_docs import operations as api_operations
+from pix2color.web.guards import LOCAL_HOSTS, BoundedBodies, HeadAsGet, SameOriginWrites, SecurityHeaders
 
 HERE = Path(__file__).resolve().parent
 OUTPUT_FORMATS = {"png": ("PNG", "image/png"), "jpeg": ("JPEG", "image/jpeg")}
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",
+    # No address (the admin's token, the poll's image names) is told to another site; and unlike
+    # no-referrer, under which browsers send `Origin: null` with every form, same-origin lets a
+    # form of this server name its origin (SameOriginWrites refuses null).
+    "Referrer-Policy": "same-origin",
     "Content-Security-Policy": "default-src 'self'; img-src 'self' blob: data:; style-src 'self'; "
                                "script-src 'self'; frame-ancestors 'none'",
 }
+
+
+UPLOAD_PATHS = ("/api/colorize", "/api/grayscale")
+MULTIPART_ALLOWANCE = 64 * 1024  # an upload's form fields and part headers, around the file itself
 
 
 @dataclass
@@ -46,6 +58,13 @@ class Limits:
     upload_bytes: int = 25 * 1024 * 1024  # 25 MB
     pixels: int = 50_000_000  # 50 MP: above any phone photo, far below a decompression bomb
     queue: int = 8  # colorize requests that may wait while one runs
+    form_bytes: int = 8 * 1024  # any other request's body (an answer is about 100 bytes)
+    read_timeout: float = 30.0  # seconds without any part of a request's body: 408
+    body_timeout: float = 300.0  # seconds for a whole body (25 MB at 0.7 Mbit/s): 408
+
+    def body_bytes(self, path: str) -> int:
+        """The largest body a request to `path` may send."""
+        return self.upload_bytes + MULTIPART_ALLOWANCE if path in UPLOAD_PATHS else self.form_bytes
 
 
 class ModelQueue:
@@ -77,42 +96,94 @@ def wants_html(request: Request) -> bool:
     return "text/html" in request.headers.get("accept", "")
 
 
+templates = Jinja2Templates(directory=str(HERE / "templates"))
+
+
+def error_response(request: Request, status: int, message: str, headers: dict | None = None) -> Response:
+    """A refusal in one line: JSON `{"detail": ...}` for programs, a small page for browsers."""
+    if wants_html(request):
+        page = templates.TemplateResponse(request, "error.html", {"message": message}, status_code=status)
+        page.headers.update(headers or {})
+        return page
+    return JSONResponse({"detail": message}, status_code=status, headers=headers)
+
+
+def guards(limits: Limits, allowed_hosts: Sequence[str], session_secret: str | None) -> list[Middleware]:
+    """The middleware every request passes, outermost first (see `pix2color.web.guards`)."""
+    layers = [
+        Middleware(SecurityHeaders, headers=SECURITY_HEADERS),
+        Middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts), www_redirect=False),
+        Middleware(SameOriginWrites, refuse=error_response),
+        Middleware(BoundedBodies, limit_for=limits.body_bytes, read_timeout=limits.read_timeout,
+                   body_timeout=limits.body_timeout, refuse=error_response),
+        Middleware(HeadAsGet),
+    ]
+    if session_secret is not None:  # the poll's participants
+        layers.append(Middleware(SessionMiddleware, secret_key=session_secret, session_cookie="pix2color_poll",
+                                 max_age=90 * 24 * 3600, same_site="lax"))
+    return layers
+
+
+def upload_schema(recipes: dict, with_format: bool = False) -> dict:
+    """The OpenAPI description of an upload the handler reads itself: the multipart body, `mode`
+    and (for results) `format`."""
+    modes = {"type": "string", "enum": list(recipes)}
+    parameters = [{"name": "mode", "in": "query", "required": False, "schema": modes,
+                   "description": "the network's mode (also a form field)"}]
+    if with_format:
+        parameters.append({"name": "format", "in": "query", "required": False,
+                           "schema": {"type": "string", "enum": list(OUTPUT_FORMATS), "default": "png"},
+                           "description": "the result's format"})
+    form = {"type": "object", "required": ["image"], "properties": {
+        "image": {"type": "string", "format": "binary",
+                  "description": "the photo: any format Pillow reads, recognised by its content"},
+        "mode": {**modes, "description": "the network's mode"},
+    }}
+    return {"parameters": parameters,
+            "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": form}}}}
+
+
+def upload_responses(content: dict) -> dict:
+    refusal = {"application/json": {"schema": {"type": "object", "properties": {"detail": {"type": "string"}}}}}
+    return {
+        200: {"description": "the image, the upload's size", "content": content},
+        **{status: {"description": description, "content": refusal} for status, description in (
+            (400, "not an image, an empty or truncated file, no field `image`, an unknown mode or format"),
+            (408, "the upload stopped arriving"),
+            (413, "a file or an image larger than the limits"),
+            (415, "an image whose pixels cannot be converted to RGB"),
+            (503, "the colorizer is busy (Retry-After)"),
+        )},
+    }
+
+
 def create_app(
     networks: dict | None = None,
     poll: Poll | None = None,
     admin_token: str | None = None,
     limits: Limits | None = None,
     default_mode: str = "deterministic",
+    allowed_hosts: Sequence[str] = LOCAL_HOSTS,
 ) -> FastAPI:
     """networks: mode -> `pix2color.loading.Network` (the colorize page and API); poll: a Turing
-    test to serve; admin_token: opens the poll's results (a random one if not given)."""
+    test to serve; admin_token: opens the poll's results (a random one if not given);
+    allowed_hosts: the Host names served (`guards.allowed_host_names`), any other is a 400."""
     limits = limits or Limits()
-    app = FastAPI(title="pix2color", docs_url="/api/docs", redoc_url=None, openapi_url="/api/openapi.json")
-    templates = Jinja2Templates(directory=str(HERE / "templates"))
+    app = FastAPI(title="pix2color", docs_url=None, redoc_url=None, openapi_url="/api/openapi.json",
+                  middleware=guards(limits, allowed_hosts, poll.secret if poll is not None else None))
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     app.state.admin_token = admin_token or secrets.token_urlsafe(18)
     queue = ModelQueue(limits.queue)
     recipes = {mode: FullResolutionColorizer(network.predict_ab, network.image_size)
                for mode, network in (networks or {}).items()}
 
-    @app.middleware("http")
-    async def security_headers(request: Request, call_next):
-        response = await call_next(request)
-        response.headers.update(SECURITY_HEADERS)
-        return response
-
     @app.exception_handler(StarletteHTTPException)  # FastAPI's HTTPException, and the router's 404/405
     async def one_line_errors(request: Request, error: StarletteHTTPException):
-        """Every refusal is one line: JSON for programs, a small page for browsers."""
-        headers = getattr(error, "headers", None)
-        if wants_html(request):
-            page = templates.TemplateResponse(request, "error.html", {"message": error.detail}, status_code=error.status_code)
-            page.headers.update(headers or {})
-            return page
-        return JSONResponse({"detail": error.detail}, status_code=error.status_code, headers=headers)
+        return error_response(request, error.status_code, error.detail, getattr(error, "headers", None))
 
     @app.get("/api/health")
     async def health():
+        """The server is up: the colorize modes and their network's size, the queue, the poll."""
         return {
             "status": "ok",
             "colorize": {mode: {"image_size": recipe.image_size} for mode, recipe in recipes.items()},
@@ -124,14 +195,11 @@ def create_app(
 
     if recipes:
         async def uploaded_image(request: Request) -> tuple[bytes, str]:
-            """The bytes of the multipart field `image`, size-checked before anything is stored."""
-            length = request.headers.get("content-length")
-            if length is None:
-                raise HTTPException(411, "send the upload with a Content-Length (no chunked uploads)")
-            if not length.isdigit() or int(length) > limits.upload_bytes + 64 * 1024:
-                raise HTTPException(413, f"the upload is larger than the limit of {limits.upload_bytes // 2**20} MB")
+            """The bytes of the multipart field `image` (the body's size is bounded by `BoundedBodies`)."""
             try:
                 form = await request.form(max_files=1, max_fields=4)
+            except StarletteHTTPException:  # too large, too slow (BoundedBodies)
+                raise
             except Exception:  # noqa: BLE001 - malformed multipart bodies raise several kinds
                 raise HTTPException(400, "not a multipart/form-data upload with a field named 'image'") from None
             upload = form.get("image")
@@ -173,7 +241,8 @@ def create_app(
                 raise HTTPException(400, f"mode must be one of {', '.join(recipes)}")
             return recipes[mode]
 
-        @app.post("/api/colorize", response_class=Response, responses={200: {"content": {"image/png": {}}}})
+        @app.post("/api/colorize", response_class=Response, openapi_extra=upload_schema(recipes, with_format=True),
+                  responses=upload_responses({"image/png": {}, "image/jpeg": {}}))
         async def colorize(request: Request):
             """Multipart field `image` in; the colorized photo out, same size (upright by its EXIF).
             Query: `format=png|jpeg`, `mode=deterministic|paper`."""
@@ -184,7 +253,8 @@ def create_app(
             return Response(result, media_type=OUTPUT_FORMATS[image_format][1],
                             headers={"Content-Disposition": f'inline; filename="colorized.{image_format}"'})
 
-        @app.post("/api/grayscale", response_class=Response)
+        @app.post("/api/grayscale", response_class=Response, openapi_extra=upload_schema(recipes),
+                  responses=upload_responses({"image/png": {}}))
         async def grayscale(request: Request):
             """What the network is given: the photo's lightness alone, as a PNG of the same size."""
             data, mode = await uploaded_image(request)
@@ -205,12 +275,16 @@ def create_app(
         from pix2color.web import poll_routes
 
         poll_routes.add(app, poll, templates)
-        app.add_middleware(SessionMiddleware, secret_key=poll.secret, session_cookie="pix2color_poll",
-                           max_age=90 * 24 * 3600, same_site="lax")
         if not recipes:
             @app.get("/")
             async def home():
                 return RedirectResponse("/poll", status_code=303)
+
+    @app.get("/api/docs", response_class=HTMLResponse, include_in_schema=False)
+    async def api_docs(request: Request):
+        return templates.TemplateResponse(request, "api_docs.html", {
+            "title": app.title, "operations": api_operations(app.openapi()),
+        })
 
     @app.get("/favicon.ico", include_in_schema=False)
     async def favicon():

@@ -1,9 +1,11 @@
 """The Turing-test pages: one trial at a time for participants, results for the admin.
 
 Participants are anonymous: an id in a cookie signed with the poll's own secret (kept in the
-poll folder, so a restarted server still knows them). Every page works without JavaScript: a
-trial is a form whose buttons post the answer, and the server redirects to the next trial.
-Programs (the load test) use the same routes with JSON (`Accept: application/json`).
+poll folder, so a restarted server still knows them). A newcomer first sees what the study is;
+its Start button posts /poll/start, which makes them a participant. Every page works without
+JavaScript: a trial is a form whose buttons post the answer, and the server redirects to the
+next trial. Programs (the load test) use the same routes with JSON (`Accept: application/json`),
+and GET /poll makes them a participant at once.
 """
 
 from __future__ import annotations
@@ -12,12 +14,58 @@ import io
 import secrets
 
 from fastapi import FastAPI, HTTPException, Request
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
+from pydantic import BaseModel, Field, ValidationError, field_validator
 from starlette.concurrency import run_in_threadpool
 
 from pix2color import turing
-from pix2color.turing import AnswerError, Poll
+from pix2color.turing import AnswerError, NotShownNow, Poll
+
+
+class Answer(BaseModel):
+    """One answer, from a form (`shown` the names joined by commas) or a JSON object."""
+
+    pair: int = Field(description="the trial's pair number, as /poll gave it")
+    shown: list[str] = Field(description="the colour images shown, in display order (a form: joined by commas)")
+    answer: str = Field(description="report: original or generated; 2afc: the image chosen as the real photo")
+
+    @field_validator("shown", mode="before")
+    @classmethod
+    def split_names(cls, shown):
+        return shown.split(",") if isinstance(shown, str) else shown
+
+
+async def answer_of(request: Request) -> Answer:
+    """The answer a request carries, or a one-line 400: anything but an object with a whole-number
+    'pair', a list of image names 'shown' and a text 'answer' is refused here."""
+    if "application/json" in request.headers.get("content-type", ""):
+        try:
+            body = await request.json()
+        except ValueError:
+            raise HTTPException(400, "the body is not JSON") from None
+    else:
+        body = dict(await request.form(max_files=0, max_fields=8))
+    try:
+        return Answer.model_validate(body)
+    except ValidationError:
+        raise HTTPException(400, "an answer is an object with 'pair' (a whole number), 'shown' (the image names) "
+                                 "and 'answer' (text)") from None
+
+
+ANSWER_SCHEMA = {"requestBody": {"required": True, "content": {
+    "application/json": {"schema": Answer.model_json_schema()},
+    "application/x-www-form-urlencoded": {"schema": Answer.model_json_schema()},
+}}}
+ANSWER_RESPONSES = {
+    200: {"description": "JSON (Accept: application/json): `recorded` (false: answered before) and the `next` trial"},
+    303: {"description": "a form: on to the next trial (/poll)"},
+    400: {"description": "not an answer"},
+    403: {"description": "no participant (open /poll first), or sent from another site's page"},
+    409: {"description": "a pair other than the trial being shown"},
+    413: {"description": "a body over the limit (8 KB unless set otherwise)"},
+    422: {"description": "a pair or images this participant was not shown, or an answer that is not one of the choices"},
+}
 
 
 def add(app: FastAPI, poll: Poll, templates: Jinja2Templates) -> None:
@@ -31,6 +79,17 @@ def add(app: FastAPI, poll: Poll, templates: Jinja2Templates) -> None:
         request.session["participant"] = participant
         return participant
 
+    sizes: dict[str, tuple[int, int]] = {}
+
+    def image_size(name: str) -> tuple[int, int]:
+        """(width, height) of a poll image, read from its header once; the images of a pair share it."""
+        if name not in sizes:
+            from PIL import Image
+
+            with Image.open(poll.image_path(name)) as image:
+                sizes[name] = image.size
+        return sizes[name]
+
     def trial_json(trial: turing.Trial | None, participant: str) -> dict:
         if trial is None:
             right, given = poll.score(participant)
@@ -40,40 +99,44 @@ def add(app: FastAPI, poll: Poll, templates: Jinja2Templates) -> None:
 
     @app.get("/poll", response_class=HTMLResponse)
     async def poll_page(request: Request):
-        participant = await run_in_threadpool(participant_of, request, True)
+        wants_json = "application/json" in request.headers.get("accept", "")
+        # People first read what the study is, and its Start button posts /poll/start; programs start at once.
+        participant = await run_in_threadpool(participant_of, request, wants_json)
+        if participant is None:
+            return templates.TemplateResponse(request, "poll_intro.html", {
+                "protocol": poll.protocol, "pairs": poll.pair_count,
+            })
         trial = await run_in_threadpool(poll.next_trial, participant)
-        if "application/json" in request.headers.get("accept", ""):
+        if wants_json:
             return JSONResponse(trial_json(trial, participant))
         if trial is None:
             right, given = await run_in_threadpool(poll.score, participant)
+            mine = await run_in_threadpool(lambda: turing.results(poll, participant=participant))
             return templates.TemplateResponse(request, "poll_done.html", {
-                "right": right, "answered": given, "protocol": poll.protocol,
+                "right": right, "answered": given, "protocol": poll.protocol, "fooled": mine.rates()[-1],
             })
+        width, height = await run_in_threadpool(image_size, trial.gray)
         return templates.TemplateResponse(request, "poll_trial.html", {
             "trial": trial, "protocol": poll.protocol, "shown": ",".join(trial.images),
+            "width": width, "height": height,
         })
 
-    @app.post("/poll/answer")
+    @app.post("/poll/start")
+    async def start(request: Request):
+        await run_in_threadpool(participant_of, request, True)
+        return RedirectResponse("/poll", status_code=303)
+
+    @app.post("/poll/answer", openapi_extra=ANSWER_SCHEMA, responses=ANSWER_RESPONSES)
     async def answer(request: Request):
+        """Answer the trial on show; each participant answers their trials in their order."""
         participant = await run_in_threadpool(participant_of, request, False)
         if participant is None:
-            raise HTTPException(403, "no participant here: open /poll first (cookies must be on)")
-        if "application/json" in request.headers.get("content-type", ""):
-            try:
-                body = await request.json()
-            except ValueError:
-                raise HTTPException(400, "the body is not JSON") from None
-        else:
-            body = dict(await request.form(max_files=0, max_fields=8))
+            raise HTTPException(403, "no participant here: open /poll and press Start first (cookies must be on)")
+        given = await answer_of(request)
         try:
-            pair = int(body.get("pair"))
-            shown = body.get("shown")
-            shown = shown.split(",") if isinstance(shown, str) else list(shown)
-            choice = str(body.get("answer"))
-        except (TypeError, ValueError):
-            raise HTTPException(400, "an answer needs 'pair' (a number), 'shown' and 'answer'") from None
-        try:
-            recorded = await run_in_threadpool(poll.record_answer, participant, pair, shown, choice)
+            recorded = await run_in_threadpool(poll.record_answer, participant, given.pair, given.shown, given.answer)
+        except NotShownNow as error:
+            raise HTTPException(409, str(error)) from None
         except AnswerError as error:
             raise HTTPException(422, str(error)) from None
         if "application/json" in request.headers.get("accept", ""):
@@ -83,10 +146,13 @@ def add(app: FastAPI, poll: Poll, templates: Jinja2Templates) -> None:
 
     @app.get("/poll/images/{name}")
     async def poll_image(name: str):
+        """The two colour versions of a pair are sent with the same headers: no Last-Modified or
+        ETag, which come from the files' times (the original is written first)."""
         path = poll.image_path(name)
         if path is None:
             raise HTTPException(404, "no such image")
-        return FileResponse(path, media_type="image/png", headers={"Cache-Control": "private, max-age=86400"})
+        data = await run_in_threadpool(path.read_bytes)
+        return Response(data, media_type="image/png", headers={"Cache-Control": "private, max-age=86400"})
 
     # ------------------------------------------------------------------ admin
 
@@ -101,20 +167,28 @@ def add(app: FastAPI, poll: Poll, templates: Jinja2Templates) -> None:
         except ValueError:
             raise HTTPException(400, "exclude takes pair numbers separated by commas") from None
 
+    async def counted_results(request: Request) -> turing.Results:
+        """The results the admin asked for (`exclude`: pairs left out), or a one-line 400."""
+        try:
+            return await run_in_threadpool(turing.results, poll, exclusions(request))
+        except turing.PollError as error:
+            raise HTTPException(400, str(error)) from None
+
     @app.get("/admin", response_class=HTMLResponse)
     async def admin(request: Request):
         require_admin(request)
-        excluded = exclusions(request)
-        results = await run_in_threadpool(turing.results, poll, excluded)
+        results = await counted_results(request)
         return templates.TemplateResponse(request, "poll_results.html", {
             "results": results, "report": results.report(), "token": request.query_params.get("token", ""),
-            "exclude": ",".join(map(str, excluded)),
+            "exclude": ",".join(map(str, results.excluded)),
+            "pairs": {pair: turing.Results.from_matrix(matrix, results.protocol)
+                      for pair, matrix in sorted(results.per_pair.items())},
         })
 
     @app.get("/admin/results.csv")
     async def admin_csv(request: Request):
         require_admin(request)
-        results = await run_in_threadpool(turing.results, poll, exclusions(request))
+        results = await counted_results(request)
         text = io.StringIO()
         results.write_csv(text)
         return Response(text.getvalue(), media_type="text/csv",
@@ -125,7 +199,7 @@ def add(app: FastAPI, poll: Poll, templates: Jinja2Templates) -> None:
         require_admin(request)
         from pix2color import plots
 
-        results = await run_in_threadpool(turing.results, poll, exclusions(request))
+        results = await counted_results(request)
         buffer = io.BytesIO()
         await run_in_threadpool(plots.turing_chart, results, buffer)
         return Response(buffer.getvalue(), media_type="image/png")
