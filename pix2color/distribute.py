@@ -2,10 +2,9 @@
 
 - `make_strategy`: the strategy for `--strategy` (auto, default, mirrored, multiworker, tpu).
 - `WorkerRole` / `worker_role`: which worker this process is, and where it may write.
-- `ReplicaAwareModel`: the base class of `gan.ColorizationGAN`. It gives a custom `train_step`
-  the two things that depend on the number of replicas, so the GAN maths does not: the loss to
-  differentiate (`scale_loss`) and the running means of the logged values (`update_metrics`);
-  and it runs validation on each replica's share of a batch (`test_step`).
+- `loss_to_differentiate`: what a custom `train_step` differentiates on one replica, so the GAN
+  maths does not depend on the number of replicas (nor on mixed precision's loss scale).
+- `for_multi_worker`: the trainer class with what `fit` needs under several workers.
 - `training_input`, `check_workers_agree`: the input stream and the resume check of a run.
 
 With N replicas each one differentiates its share of the batch; the optimizer sums the N
@@ -14,10 +13,10 @@ BatchNorm layers are synchronized across replicas (see `training.build_trainer`)
 N replicas is the step of one device with the global batch.
 
 Keras 3.15's `fit` fails under `MultiWorkerMirroredStrategy` (keras-team/keras#20585). The two
-workarounds below (`ReplicaAwareModel._maybe_symbolic_build`, a private Keras method, and the
-logs reshaped in `update_metrics`) were written against Keras `KERAS_CHECKED`; multi-worker
-training refuses to start with any other Keras (`check_keras_for_multiworker`), so an upgrade
-cannot silently depend on internals that moved.
+workarounds in `MultiWorkerFit` (an override of the private Keras method `_maybe_symbolic_build`,
+and the logs reshaped in `update_metrics`) hold for Keras `KERAS_CHECKED`; multi-worker training
+refuses to start with any other Keras (`check_keras_for_multiworker`), so an upgrade cannot
+silently depend on internals that moved. They apply only to multi-worker runs.
 """
 
 from __future__ import annotations
@@ -163,64 +162,42 @@ def check_workers_agree(strategy: tf.distribute.Strategy, steps_done: int, out: 
         )
 
 
-class ReplicaAwareModel(keras.Model):
-    """A `keras.Model` with its own `train_step`, run by `fit` under any strategy.
+def loss_to_differentiate(loss: tf.Tensor, optimizer: keras.optimizers.Optimizer) -> tf.Tensor:
+    """The loss a custom `train_step` differentiates for one `optimizer` step on this replica's
+    share of the batch (call it inside the tape).
 
-    `logged` names the values the steps report; each gets a running mean over the epoch.
+    Divided by the number of replicas (their gradients are summed, so the update is that of the
+    global batch mean) and, under mixed precision, multiplied by the optimizer's loss scale
+    (which `apply_gradients` divides out again).
+    """
+    loss = loss / tf.distribute.get_strategy().num_replicas_in_sync
+    if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+        loss = optimizer.scale_loss(loss)
+    return loss
+
+
+class MultiWorkerFit:
+    """What a `keras.Model` with its own steps needs for `fit` under MultiWorkerMirroredStrategy
+    (keras-team/keras#20585), mixed in by `for_multi_worker` only there.
+
+    The model must be built, with its optimizers and metrics, before `fit`, and its steps must
+    return their logs from `update_metrics`.
     """
 
-    def __init__(self, logged: tuple[str, ...], **kwargs):
-        super().__init__(**kwargs)
-        self.running_means = {name: keras.metrics.Mean(name=name) for name in logged}
-
-    @property
-    def metrics(self):
-        return list(self.running_means.values())
-
-    @staticmethod
-    def scale_loss(loss: tf.Tensor, optimizer: keras.optimizers.Optimizer) -> tf.Tensor:
-        """The loss to differentiate for one `optimizer` step on this replica's share of the batch
-        (call it inside the tape).
-
-        Divided by the number of replicas (their gradients are summed, so the update is that of
-        the global batch mean) and, under mixed precision, multiplied by the optimizer's loss
-        scale (which `apply_gradients` divides out again).
-        """
-        loss = loss / tf.distribute.get_strategy().num_replicas_in_sync
-        if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
-            loss = optimizer.scale_loss(loss)
-        return loss
-
     def update_metrics(self, values: dict, batch_size: tf.Tensor) -> dict:
-        """Add this replica's batch means to the running means, weighted by its batch size, and
-        return the logs. A replica can get an empty share of a last, partial validation batch:
-        it adds nothing (its means of nothing may be NaN)."""
-        weight = tf.cast(batch_size, tf.float32)
-        for name, value in values.items():
-            value = tf.where(weight > 0, tf.cast(value, tf.float32), 0.0)
-            self.running_means[name].update_state(value, sample_weight=weight)
-        logs = {name: self.running_means[name].result() for name in values}
-        if is_multi_worker(self.distribute_strategy):
-            # Keras averages logs across workers along axis 0, which scalars do not have.
-            logs = {name: tf.reshape(value, [1]) for name, value in logs.items()}
-        return logs
-
-    def test_step(self, data):
-        """Measures this replica's share of a validation batch with `validation_values(*data)`,
-        which returns a value for every logged name. On several replicas a share of the last,
-        partial batch can be empty: it is skipped (no layer runs on an empty batch)."""
-        batch_size = tf.shape(data[0])[0]
-        values = tf.cond(
-            batch_size > 0,
-            lambda: {name: tf.cast(value, tf.float32) for name, value in self.validation_values(*data).items()},
-            lambda: {name: tf.constant(0.0) for name in self.running_means},
-        )
-        return self.update_metrics(values, batch_size)
+        # Keras averages logs across workers along axis 0, which scalars do not have.
+        logs = super().update_metrics(values, batch_size)
+        return {name: tf.reshape(value, [1]) for name, value in logs.items()}
 
     def _maybe_symbolic_build(self, iterator=None, data_batch=None):
         # Private Keras method (checked with Keras KERAS_CHECKED). Keras builds the model here
         # from a batch it reduces across replicas eagerly, which fails with several workers
-        # ("Attempt to convert a value (PerReplica ...)", keras-team/keras#20585). Our models,
-        # optimizers and metrics are built before `fit`, so the build is not needed.
-        if not is_multi_worker(self.distribute_strategy):
-            super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
+        # ("Attempt to convert a value (PerReplica ...)"). The build is not needed: the models,
+        # optimizers and metrics are built before `fit`.
+        pass
+
+
+def for_multi_worker(model_class: type[keras.Model]) -> type[keras.Model]:
+    """`model_class` with `MultiWorkerFit` mixed in: what `fit` can run under several workers."""
+    check_keras_for_multiworker()
+    return type(f"MultiWorker{model_class.__name__}", (MultiWorkerFit, model_class), {})

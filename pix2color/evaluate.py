@@ -26,6 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
+# Keras, TensorFlow and the networks are imported inside the functions that need them: `pix2color
+# evaluate` checks its arguments and paths before paying for TensorFlow's start-up.
+
 SYSTEMS = ("deterministic", "paper", "grayscale")
 REPORT_BATCH = 4
 METRICS = ("psnr256", "psnr255", "ssim256", "ssim255", "colourfulness", "colourfulness_truth")
@@ -96,11 +99,12 @@ def evaluate_generator(generator, images, names: list[str], batch_size: int = RE
     import keras
     import tensorflow as tf
 
-    from pix2color import metrics, models
+    from pix2color import metrics
     from pix2color.data import make_eval_dataset
+    from pix2color.paper_mode import paper_mode_generator
 
     size = int(generator.input_shape[1])
-    paper = models.paper_mode_generator(generator) if "paper" in systems else None
+    paper = paper_mode_generator(generator) if "paper" in systems else None
     predict = {
         "deterministic": lambda lightness: generator(lightness, training=False),
         "paper": paper,

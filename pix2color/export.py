@@ -28,6 +28,9 @@ import numpy as np
 from pix2color.lite import write_output
 from pix2color.loading import MODES
 
+# TensorFlow and the networks are imported inside the functions that need them: `pix2color export`
+# checks its arguments and paths before paying for TensorFlow's start-up.
+
 TFLITE_VARIANTS = ("float32", "float16", "int8", "dynamic")
 FORMATS = ("savedmodel", "tflite")
 CALIBRATION_IMAGES = 64
@@ -66,12 +69,12 @@ def export_savedmodel(generator, out_dir: str | Path, overwrite: bool = False) -
     Written into a hidden temporary folder beside `out_dir` and renamed into place when whole;
     an existing `out_dir` is replaced only with `overwrite`."""
     tf = _import_tf()
-    from pix2color import models
+    from pix2color.paper_mode import paper_mode_generator
 
     size = int(generator.input_shape[1])
     module = tf.Module()
     module.generator = generator
-    module.paper_generator = models.paper_mode_generator(generator)
+    module.paper_generator = paper_mode_generator(generator)
     image_spec = tf.TensorSpec([None, None, None], tf.uint8, name="image")
     lightness_spec = tf.TensorSpec([None, size, size, 1], tf.float32, name="lightness")
 
@@ -128,20 +131,21 @@ def calibration_lightness(image_size: int, count: int = CALIBRATION_IMAGES):
 def tflite_model(network, image_size: int, variant: str, calibration: np.ndarray | None = None) -> bytes:
     """Convert `network` (lightness -> ab) to a TFLite flatbuffer with built-in ops only."""
     tf = _import_tf()
-    from pix2color import models
+    from pix2color.litert_graph import litert_generator
 
     if variant not in TFLITE_VARIANTS:
         raise ValueError(f"TFLite variant must be one of {TFLITE_VARIANTS} (got {variant!r})")
     from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
-    network = models.litert_generator(network, quantized=variant == "int8")
+    network = litert_generator(network, quantized=variant == "int8")
     function = tf.function(
         lambda lightness: {"ab": network(lightness, training=False)},
         input_signature=[tf.TensorSpec([1, image_size, image_size, 1], tf.float32, name="lightness")],
         autograph=False,
     )
     # Freeze first: the converter does not fold Keras 3 variables itself and would leave
-    # VAR_HANDLE/READ_VARIABLE ops (unusable for calibration, slower, bigger).
+    # VAR_HANDLE/READ_VARIABLE ops (unusable for calibration, slower, bigger). TensorFlow's only
+    # freezing function is private (tensorflow.python, checked with TensorFlow 2.21).
     frozen = convert_variables_to_constants_v2(function.get_concrete_function())
     converter = tf.lite.TFLiteConverter.from_concrete_functions([frozen], network)
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
@@ -167,7 +171,7 @@ def export_tflite(
 ) -> list[Path]:
     """Write `generator_{mode}_{variant}.tflite` files, each whole or not at all; returns their paths.
     An existing file is replaced only with `overwrite`."""
-    from pix2color import models
+    from pix2color.paper_mode import paper_mode_generator
 
     size = int(generator.input_shape[1])
     out_dir = Path(out_dir)
@@ -175,7 +179,7 @@ def export_tflite(
     calibration = calibration_lightness(size) if "int8" in variants else None
     written = []
     for mode in modes:
-        network = generator if mode == "deterministic" else models.paper_mode_generator(generator)
+        network = generator if mode == "deterministic" else paper_mode_generator(generator)
         for variant in variants:
             path = out_dir / f"generator_{mode}_{variant}.tflite"
             flatbuffer = tflite_model(network, size, variant, calibration)

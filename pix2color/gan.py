@@ -20,18 +20,38 @@ import keras
 import tensorflow as tf
 
 from pix2color import metrics as image_metrics
-from pix2color.distribute import ReplicaAwareModel
+from pix2color.distribute import loss_to_differentiate
 
-GAN_LOGS = ("disc_loss", "r1_penalty", "gen_gan_loss", "gen_l1_loss", "gen_total_loss", "d_real", "d_fake")
+LOSSES = ("disc_loss", "r1_penalty", "gen_gan_loss", "gen_l1_loss", "gen_total_loss")
+GAN_LOGS = LOSSES + ("d_real", "d_fake")  # d_real / d_fake: D's mean probability of "real" on each
 L1_ONLY_LOGS = ("gen_l1_loss",)
 IMAGE_METRICS = ("psnr", "ssim")
 R1_MIXED_PRECISION_SCALE = 1024.0
+
+
+# ---------------------------------------------------------------------------- the losses
 
 
 def bce_with_logits(target: float, logits: tf.Tensor) -> tf.Tensor:
     """Mean binary cross-entropy of logits against a constant target (PyTorch's BCEWithLogits)."""
     labels = tf.fill(tf.shape(logits), tf.cast(target, logits.dtype))
     return tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=logits))
+
+
+def discriminator_loss(real_logits: tf.Tensor, fake_logits: tf.Tensor, real_label: float) -> tf.Tensor:
+    """The report's D loss: half the BCE of real (label 1 or 0.9) and generated (label 0) patches."""
+    return 0.5 * (bce_with_logits(real_label, real_logits) + bce_with_logits(0.0, fake_logits))
+
+
+def generator_adversarial_loss(fake_logits: tf.Tensor, real_label: float) -> tf.Tensor:
+    """G's non-saturating loss: generated patches scored against the real label (0.9 with label
+    smoothing, as the reference code does)."""
+    return bce_with_logits(real_label, fake_logits)
+
+
+def l1_loss(real_ab: tf.Tensor, fake_ab: tf.Tensor) -> tf.Tensor:
+    """Mean absolute difference of the ab channels."""
+    return tf.reduce_mean(tf.abs(real_ab - fake_ab))
 
 
 def r1_penalty(
@@ -60,14 +80,22 @@ def r1_penalty(
     return 0.5 * gamma * tf.reduce_mean(squared_norms), real_logits
 
 
-class ColorizationGAN(ReplicaAwareModel):
+# ---------------------------------------------------------------------------- the trainer
+
+
+class ColorizationGAN(keras.Model):
     """pix2pix-style colorizer trained with `fit` on batches of (lightness, ab)."""
 
     def __init__(self, generator: keras.Model, discriminator: keras.Model | None = None, **kwargs):
-        logged = GAN_LOGS if discriminator is not None else L1_ONLY_LOGS
-        super().__init__(logged + IMAGE_METRICS, **kwargs)
+        super().__init__(**kwargs)
         self.generator = generator
         self.discriminator = discriminator  # None: "L1 only" (no adversarial loss)
+        logged = (GAN_LOGS if discriminator is not None else L1_ONLY_LOGS) + IMAGE_METRICS
+        self.running_means = {name: keras.metrics.Mean(name=name) for name in logged}  # over the epoch
+
+    @property
+    def metrics(self):
+        return list(self.running_means.values())
 
     def compile(
         self,
@@ -110,61 +138,53 @@ class ColorizationGAN(ReplicaAwareModel):
         lightness, real_ab = data  # (N, S, S, 1), (N, S, S, 2)
         if self.discriminator is None:
             return self.l1_only_step(lightness, real_ab)
-        generator, discriminator = self.generator, self.discriminator
-
         g_tape = tf.GradientTape()
         with g_tape:  # G's forward pass, once: the D step sees it detached, the G step differentiates it
-            fake_ab = generator(lightness, training=True)  # (N, S, S, 2)
+            fake_ab = self.generator(lightness, training=True)  # (N, S, S, 2)
+        d_values = self.discriminator_step(lightness, real_ab, fake_ab)
+        g_values = self.generator_step(lightness, real_ab, fake_ab, g_tape)  # against the updated D
+        values = {**d_values, **g_values}
+        return self.update_metrics({name: values[name] for name in GAN_LOGS}, tf.shape(lightness)[0])
 
-        # D step: real patches vs generated ones, plus R1 on the real ab.
-        with tf.GradientTape() as d_tape:
+    def discriminator_step(self, lightness, real_ab, fake_ab) -> dict:
+        """One D update: real patches against generated ones, plus R1 on the real ab."""
+        with tf.GradientTape() as tape:
             real_logits, r1 = self.real_logits_and_r1(lightness, real_ab)
-            fake_logits = discriminator([lightness, tf.stop_gradient(fake_ab)], training=True)
-            disc_loss = self.disc_loss(real_logits, fake_logits)
-            d_scaled = self.scale_loss(disc_loss + r1, self.d_optimizer)
-        d_grads = d_tape.gradient(d_scaled, discriminator.trainable_variables)
-        self.d_optimizer.apply_gradients(zip(d_grads, discriminator.trainable_variables))
-
-        # G step, against the updated D.
-        with g_tape:
-            gen_gan_loss, gen_l1_loss, gen_total_loss = self.generator_losses(lightness, real_ab, fake_ab)
-            g_scaled = self.scale_loss(gen_total_loss, self.g_optimizer)
-        g_grads = g_tape.gradient(g_scaled, generator.trainable_variables)
-        self.g_optimizer.apply_gradients(zip(g_grads, generator.trainable_variables))
-
-        return self.update_metrics({
+            fake_logits = self.discriminator([lightness, tf.stop_gradient(fake_ab)], training=True)
+            disc_loss = discriminator_loss(real_logits, fake_logits, self.real_label)
+            loss = loss_to_differentiate(disc_loss + r1, self.d_optimizer)
+        variables = self.discriminator.trainable_variables
+        self.d_optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+        return {
             "disc_loss": disc_loss,
             "r1_penalty": r1,
-            "gen_gan_loss": gen_gan_loss,
-            "gen_l1_loss": gen_l1_loss,
-            "gen_total_loss": gen_total_loss,
             "d_real": tf.reduce_mean(tf.sigmoid(real_logits)),
             "d_fake": tf.reduce_mean(tf.sigmoid(fake_logits)),
-        }, tf.shape(lightness)[0])
+        }
+
+    def generator_step(self, lightness, real_ab, fake_ab, tape: tf.GradientTape) -> dict:
+        """One G update; `tape` recorded `fake_ab = G(lightness)` and records the losses too."""
+        with tape:
+            fake_logits = self.discriminator([lightness, fake_ab], training=True)
+            gen_gan_loss = generator_adversarial_loss(fake_logits, self.real_label)
+            gen_l1_loss = l1_loss(real_ab, fake_ab)
+            gen_total_loss = gen_gan_loss + self.lambda_l1 * gen_l1_loss
+            loss = loss_to_differentiate(gen_total_loss, self.g_optimizer)
+        variables = self.generator.trainable_variables
+        self.g_optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+        return {"gen_gan_loss": gen_gan_loss, "gen_l1_loss": gen_l1_loss, "gen_total_loss": gen_total_loss}
 
     def l1_only_step(self, lightness, real_ab):
         """The report's "L1 only" model: G alone, no adversarial loss."""
         with tf.GradientTape() as tape:
-            fake_ab = self.generator(lightness, training=True)
-            gen_l1_loss = tf.reduce_mean(tf.abs(real_ab - fake_ab))
-            scaled = self.scale_loss(gen_l1_loss, self.g_optimizer)
-        grads = tape.gradient(scaled, self.generator.trainable_variables)
-        self.g_optimizer.apply_gradients(zip(grads, self.generator.trainable_variables))
+            gen_l1_loss = l1_loss(real_ab, self.generator(lightness, training=True))
+            loss = loss_to_differentiate(gen_l1_loss, self.g_optimizer)
+        variables = self.generator.trainable_variables
+        self.g_optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
         return self.update_metrics({"gen_l1_loss": gen_l1_loss}, tf.shape(lightness)[0])
 
-    def generator_losses(self, lightness, real_ab, fake_ab):
-        """G's adversarial loss against D (target: the real label, 0.9 with label smoothing, as the
-        reference), its L1 loss, and their weighted sum."""
-        gen_gan_loss = bce_with_logits(self.real_label, self.discriminator([lightness, fake_ab], training=True))
-        gen_l1_loss = tf.reduce_mean(tf.abs(real_ab - fake_ab))
-        return gen_gan_loss, gen_l1_loss, gen_gan_loss + self.lambda_l1 * gen_l1_loss
-
-    def disc_loss(self, real_logits, fake_logits):
-        """The report's D loss: half the BCE of real (label 1 or 0.9) and fake (label 0) patches."""
-        return 0.5 * (bce_with_logits(self.real_label, real_logits) + bce_with_logits(0.0, fake_logits))
-
     def real_logits_and_r1(self, lightness, real_ab):
-        """D's logits on the real batch, and the R1 penalty of this D step (0 when off or lazy
+        """D's logits on the real batch, and the R1 penalty of this D step (0 when off, or lazy
         and not due)."""
         discriminator = self.discriminator
 
@@ -172,37 +192,58 @@ class ColorizationGAN(ReplicaAwareModel):
             logits = discriminator([lightness, real_ab], training=True)
             return logits, tf.zeros((), logits.dtype)
 
-        if self.r1_gamma <= 0:
-            return without_r1()
-        if self.r1_every == 1:
-            penalty, real_logits = r1_penalty(discriminator, lightness, real_ab, self.r1_gamma)
-            return real_logits, penalty
-
         def with_r1():
             penalty, logits = r1_penalty(discriminator, lightness, real_ab, self.r1_gamma * self.r1_every)
             return logits, penalty
 
+        if self.r1_gamma <= 0:
+            return without_r1()
+        if self.r1_every == 1:
+            return with_r1()
         due = tf.equal(self.d_optimizer.iterations % self.r1_every, 0)
         return tf.cond(due, with_r1, without_r1)
 
+    def update_metrics(self, values: dict, batch_size: tf.Tensor) -> dict:
+        """Add this replica's batch means to the running means, weighted by its batch size, and
+        return the logs. A replica can get an empty share of a last, partial validation batch:
+        it adds nothing (its means of nothing may be NaN)."""
+        weight = tf.cast(batch_size, tf.float32)
+        for name, value in values.items():
+            value = tf.where(weight > 0, tf.cast(value, tf.float32), 0.0)
+            self.running_means[name].update_state(value, sample_weight=weight)
+        return {name: self.running_means[name].result() for name in values}
+
     # ------------------------------------------------------------------ validation
 
+    def test_step(self, data):
+        """Measures this replica's share of a validation batch with `validation_values`. On several
+        replicas a share of the last, partial batch can be empty: it is skipped (no layer runs on
+        an empty batch)."""
+        lightness, real_ab = data
+        batch_size = tf.shape(lightness)[0]
+        values = tf.cond(
+            batch_size > 0,
+            lambda: {name: tf.cast(value, tf.float32)
+                     for name, value in self.validation_values(lightness, real_ab).items()},
+            lambda: {name: tf.constant(0.0) for name in self.running_means},
+        )
+        return self.update_metrics(values, batch_size)
+
     def validation_values(self, lightness, real_ab) -> dict:
-        """The losses on validation data, plus PSNR / SSIM (report protocol); run by `test_step`.
+        """The losses on validation data, plus PSNR / SSIM (report protocol).
 
         G runs deterministically here (BatchNorm moving statistics, no dropout): running it in
         training mode, as the report's evaluation does, would also update the moving
         statistics with validation images.
         """
         fake_ab = self.generator(lightness, training=False)
-        values = {"gen_l1_loss": tf.reduce_mean(tf.abs(real_ab - fake_ab))}
+        values = {"gen_l1_loss": l1_loss(real_ab, fake_ab)}
         if self.discriminator is not None:
-            values["r1_penalty"], real_logits = r1_penalty(
-                self.discriminator, lightness, real_ab, self.r1_gamma, training=False
-            )
+            r1, real_logits = r1_penalty(self.discriminator, lightness, real_ab, self.r1_gamma, training=False)
             fake_logits = self.discriminator([lightness, fake_ab], training=False)
-            values["disc_loss"] = self.disc_loss(real_logits, fake_logits)
-            values["gen_gan_loss"] = bce_with_logits(self.real_label, fake_logits)
+            values["disc_loss"] = discriminator_loss(real_logits, fake_logits, self.real_label)
+            values["r1_penalty"] = r1
+            values["gen_gan_loss"] = generator_adversarial_loss(fake_logits, self.real_label)
             values["gen_total_loss"] = values["gen_gan_loss"] + self.lambda_l1 * values["gen_l1_loss"]
             values["d_real"] = tf.reduce_mean(tf.sigmoid(real_logits))
             values["d_fake"] = tf.reduce_mean(tf.sigmoid(fake_logits))

@@ -18,6 +18,9 @@ from pathlib import Path
 
 from pix2color import run_folder
 
+# Keras, TensorFlow and the networks are imported inside the functions that need them: commands check
+# their arguments and paths before paying for TensorFlow's start-up.
+
 MODES = ("deterministic", "paper")
 
 
@@ -52,7 +55,7 @@ def read_keras_generator(path: Path):
     """A `.keras` generator file, or `ValueError` saying in plain words why it cannot be read."""
     import keras
 
-    from pix2color import models, resnet_unet  # noqa: F401 - their layers are registered for loading
+    import pix2color.networks  # noqa: F401 - registers the networks' own layers for loading
 
     if not zipfile.is_zipfile(path):
         raise ValueError(f"{path}: not a Keras model file (a .keras file is a zip archive; this one is damaged "
@@ -133,13 +136,13 @@ def _generator_from_checkpoint(run: Path, log):
     """Rebuild G as run.json describes it and restore it from the newest checkpoint that restores."""
     import tensorflow as tf
 
-    from pix2color import models
+    from pix2color.networks import build_named_generator
 
     settings = run_folder.read_run_json(run)
     if settings is None:
         raise ValueError(f"{run}: its checkpoints cannot be read without its run.json (the settings that say "
                          "which network they hold)")
-    generator = models.build_named_generator(
+    generator = build_named_generator(
         settings.get("generator", "unet"), settings["image_size"], dropout=not settings.get("l1_only", False)
     )
     step = run_folder.restore_newest(tf.train.Checkpoint(generator=generator), run / run_folder.CHECKPOINTS,
@@ -166,7 +169,8 @@ def load_network(model: str | os.PathLike, mode: str = "deterministic", log=None
     """
     import tensorflow as tf
 
-    from pix2color import models
+    from pix2color.networks.speed import fast_layers
+    from pix2color.paper_mode import paper_mode_generator
 
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES} (got {mode!r})")
@@ -191,7 +195,7 @@ def load_network(model: str | os.PathLike, mode: str = "deterministic", log=None
         return Network(predict_saved, size)
 
     generator = load_generator(model, log)
-    network = generator if mode == "deterministic" else models.paper_mode_generator(generator)
+    network = fast_layers(generator if mode == "deterministic" else paper_mode_generator(generator))
 
     @tf.function(reduce_retracing=True)
     def predict(lightness):

@@ -15,9 +15,7 @@ import threading
 import keras
 
 from pix2color.config import OutputError, RunError  # noqa: F401 - the errors a run stops with
-
-# The losses `ColorizationGAN.train_step` returns; any of them not finite means divergence.
-LOSS_NAMES = ("disc_loss", "gen_gan_loss", "gen_l1_loss", "r1_penalty")
+from pix2color.gan import LOSSES
 
 
 class NotFiniteError(RunError):
@@ -104,7 +102,7 @@ class FiniteGuard(keras.callbacks.Callback):
         self.steps_done = steps_done  # a callable: steps completed before this batch
 
     def on_train_batch_end(self, batch, logs=None):
-        for name in LOSS_NAMES:
+        for name in LOSSES:  # any of them not finite means divergence
             value = (logs or {}).get(name)
             if value is not None and not math.isfinite(float(value)):
                 raise NotFiniteError(f"not finite: {name} is {float(value)} at step {self.steps_done() + 1}")

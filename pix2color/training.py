@@ -34,10 +34,11 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
-from pix2color import callbacks, distribute, gan, models, plots, run_folder, stopping
+from pix2color import callbacks, distribute, gan, networks, plots, run_folder, stopping
 from pix2color.config import TrainConfig  # noqa: F401 - the options of a run, importable from here too
 from pix2color.data import ImageSet, load_image_set, make_eval_dataset, make_train_dataset, preview_images
 from pix2color.files import write_json_atomically
+from pix2color.networks.speed import fast_layers
 from pix2color.stopping import OutputError, RunError, StopRequested
 
 SAMPLE_GRID_IMAGES = 4
@@ -76,10 +77,11 @@ def _trim_history(history_csv: Path, epochs_done: int) -> None:
         csv.writer(handle).writerows([header, *body])
 
 
-def build_trainer(config: TrainConfig, strategy=None, encoder_weights: str | None = None) -> gan.ColorizationGAN:
-    """G, D (unless L1 only) and their Adam optimizers, compiled into the GAN trainer.
+def build_networks(config: TrainConfig, strategy=None, encoder_weights: str | None = None):
+    """G and D (None for L1 only) as `config` describes them, built from stock layers: what a run
+    checkpoints and saves.
 
-    Build it inside `strategy.scope()` to train on several replicas; BatchNorm then uses the
+    Build them inside `strategy.scope()` to train on several replicas; BatchNorm then uses the
     statistics of the global batch, so the maths is that of one device with the global batch.
     Without mixed precision the networks take Keras' global dtype policy (float32 unless the
     caller chose another, as the exactness tests do with float64). `encoder_weights` overrides
@@ -90,21 +92,31 @@ def build_trainer(config: TrainConfig, strategy=None, encoder_weights: str | Non
         keras.config.set_dtype_policy("mixed_float16")
     elif keras.config.dtype_policy().name.startswith("mixed"):  # left by an earlier trainer in this process
         keras.config.set_dtype_policy("float32")
-    sync = strategy.num_replicas_in_sync > 1
-    generator = models.build_named_generator(
-        config.generator, config.image_size, dropout=not config.l1_only, sync_batch_norm=sync,
+    generator = networks.build_named_generator(
+        config.generator, config.image_size, dropout=not config.l1_only,
+        sync_batch_norm=strategy.num_replicas_in_sync > 1,
         encoder_weights=config.encoder_weights if encoder_weights is None else encoder_weights,
     )
-    discriminator = (
-        None if config.l1_only
-        else models.build_discriminator(config.image_size, config.patch_size)
-    )
+    discriminator = None if config.l1_only else networks.build_discriminator(config.image_size, config.patch_size)
+    return generator, discriminator
+
+
+def build_trainer(config: TrainConfig, strategy=None, encoder_weights: str | None = None,
+                  stock_networks: tuple | None = None) -> gan.ColorizationGAN:
+    """The GAN trainer, compiled with Adam for G and D, computing with `speed.fast_layers` of the
+    networks (`stock_networks`, or new ones from `build_networks`): every weight is the stock
+    networks'. Build it inside `strategy.scope()` to train on several replicas."""
+    strategy = strategy or tf.distribute.get_strategy()
+    generator, discriminator = stock_networks or build_networks(config, strategy, encoder_weights)
 
     def adam():
         optimizer = keras.optimizers.Adam(config.lr, beta_1=config.beta1, beta_2=config.beta2, epsilon=ADAM_EPSILON)
         return keras.optimizers.LossScaleOptimizer(optimizer) if config.mixed_precision else optimizer
 
-    trainer = gan.ColorizationGAN(generator, discriminator)
+    trainer_class = gan.ColorizationGAN
+    if distribute.is_multi_worker(strategy):
+        trainer_class = distribute.for_multi_worker(trainer_class)
+    trainer = trainer_class(fast_layers(generator), None if discriminator is None else fast_layers(discriminator))
     trainer.compile(
         g_optimizer=adam(),
         d_optimizer=None if discriminator is None else adam(),
@@ -205,10 +217,7 @@ def use_deterministic_ops() -> None:
 
 
 def _train(config: TrainConfig, log, signals: stopping.StopSignals) -> RunResult:
-    if config.deterministic_ops:
-        use_deterministic_ops()  # before the strategy: it starts TensorFlow's runtime
-    strategy = distribute.make_strategy(config.strategy)  # first: a cluster must precede other TF work
-    _check_replicas(config, strategy)
+    strategy = _start_strategy(config)
     role = distribute.worker_role(strategy)
     keras.utils.set_random_seed(config.seed)
     out = Path(config.out)
@@ -217,13 +226,27 @@ def _train(config: TrainConfig, log, signals: stopping.StopSignals) -> RunResult
         return _run(config, log, strategy, role, out, signals)
     _check_out_is_a_run_folder(out)
     with run_folder.locked(config.out, log):
-        for name in run_folder.remove_partial_checkpoints(out / run_folder.CHECKPOINTS):
-            log(f"Removed {out / run_folder.CHECKPOINTS / name}: the partial write of an interrupted checkpoint")
-        (out / run_folder.PARTIAL_GENERATOR).unlink(missing_ok=True)  # an interrupted generator.keras write
-        note = run_folder.set_aside_damaged_state(out / run_folder.CHECKPOINTS)
-        if note:
-            log(note)
+        _clear_interrupted_writes(out, log)
         return _run(config, log, strategy, role, out, signals)
+
+
+def _start_strategy(config: TrainConfig) -> tf.distribute.Strategy:
+    """The distribution strategy, started before any other TensorFlow work (a cluster must be)."""
+    if config.deterministic_ops:
+        use_deterministic_ops()  # before the strategy: it starts TensorFlow's runtime
+    strategy = distribute.make_strategy(config.strategy)
+    _check_replicas(config, strategy)
+    return strategy
+
+
+def _clear_interrupted_writes(out: Path, log) -> None:
+    """Remove what a killed run left half-written, and set aside a damaged checkpoint state file."""
+    for name in run_folder.remove_partial_checkpoints(out / run_folder.CHECKPOINTS):
+        log(f"Removed {out / run_folder.CHECKPOINTS / name}: the partial write of an interrupted checkpoint")
+    (out / run_folder.PARTIAL_GENERATOR).unlink(missing_ok=True)  # an interrupted generator.keras write
+    note = run_folder.set_aside_damaged_state(out / run_folder.CHECKPOINTS)
+    if note:
+        log(note)
 
 
 def _check_replicas(config: TrainConfig, strategy: tf.distribute.Strategy) -> None:
@@ -241,7 +264,6 @@ def _run(config: TrainConfig, log, strategy, role: distribute.WorkerRole, out: P
          signals: stopping.StopSignals) -> RunResult:
     """Restore, then check, then write: nothing in the run folder changes until the checkpoint
     has restored and the settings agree with the ones the run was started with."""
-    own = role.own_folder(out)
     saved = run_folder.read_run_json(out)
     resuming = bool(run_folder.checkpoint_steps(out / run_folder.CHECKPOINTS))
     if resuming and saved:  # the data-dependent settings are checked once the data is known
@@ -249,94 +271,126 @@ def _run(config: TrainConfig, log, strategy, role: distribute.WorkerRole, out: P
                     if key not in ("steps_per_epoch", "batch_size")}
         _check_resume_settings(out, saved, explicit)
     with strategy.scope():  # a resumed run's weights all come from its checkpoint
-        trainer = build_trainer(config, strategy, encoder_weights="none" if resuming else None)
+        generator, discriminator = build_networks(config, strategy, encoder_weights="none" if resuming else None)
+        trainer = build_trainer(config, strategy, stock_networks=(generator, discriminator))
     # Every worker restores the chief's checkpoint; only the chief writes checkpoints.
     checkpoint = callbacks.TrainingCheckpoint(
-        out / run_folder.CHECKPOINTS, trainer.generator, trainer.g_optimizer,
-        trainer.discriminator, trainer.d_optimizer, every_steps=config.checkpoint_every,
+        out / run_folder.CHECKPOINTS, generator, trainer.g_optimizer,
+        discriminator, trainer.d_optimizer, every_steps=config.checkpoint_every,
         write=role.is_chief,
     )
     restored = checkpoint.restore(log)
     epochs_done, steps_done = restored or (0, 0)
     if role.count > 1:
-        log(f"Worker {role.index} of {role.count}" + ("" if role.is_chief else f"; its own files go to {own}"))
+        log(f"Worker {role.index} of {role.count}" + ("" if role.is_chief else f"; its own files go to {role.own_folder(out)}"))
         distribute.check_workers_agree(strategy, steps_done, out)
 
-    image_set = _load_data(config, own, out, log)
-    config = _fit_batch_to_data(config, image_set, strategy, log)
-    steps_per_epoch = config.steps_per_epoch or max(1, len(image_set.train) // config.batch_size)
-    config = dataclasses.replace(config, steps_per_epoch=steps_per_epoch)
-    settings = asdict(config)
+    image_set = _load_data(config, role.own_folder(out), out, log)
+    config = _fit_to_data(config, image_set, strategy, log)
     if resuming and saved:
         _check_resume_settings(out, saved, config.run_defining())
     if restored:
         log(f"Resuming from {checkpoint.newest}: epoch {epochs_done}, step {steps_done}")
     if role.is_chief:
-        write_json_atomically(out / run_folder.RUN_JSON, settings, indent=2)
+        write_json_atomically(out / run_folder.RUN_JSON, asdict(config), indent=2)
         _trim_history(out / "history.csv", epochs_done)
 
-    generator_path = out / run_folder.GENERATOR
     if epochs_done >= config.epochs:
         log(f"{out} already holds {epochs_done} trained epochs (--epochs {config.epochs}); nothing to do")
-        record = run_folder.read_generator_record(out)
-        if role.is_chief and (not zipfile.is_zipfile(generator_path) or record is None or record.steps < steps_done):
-            _save_generator(trainer.generator, out, steps_done, epochs_done, log)
-        if role.is_chief and not (out / "plots").is_dir() and (out / "history.csv").exists():
-            try:
-                plots.run_figures(out)  # a run stopped after its last epoch, before its figures
-            except plots.HistoryError as error:
-                log(f"note: no figures: {error}")
-        return RunResult(out, epochs_done, steps_done, generator_path, image_set)
+        if role.is_chief:
+            _complete_finished_run(generator, out, steps_done, epochs_done, log)
+        return RunResult(out, epochs_done, steps_done, out / run_folder.GENERATOR, image_set)
 
-    val_dataset = make_eval_dataset(image_set.val, config.image_size, config.batch_size) if len(image_set.val) else None
+    run_callbacks = _run_callbacks(trainer, checkpoint, image_set, config, out, role, signals)
+    trained = False
+    try:
+        epochs_done, steps_done = _fit_epochs(trainer, checkpoint, run_callbacks, image_set, config, strategy,
+                                              epochs_done, steps_done)
+        trained = True
+        if role.is_chief:  # a Ctrl-C here is honoured between the steps of a few seconds each
+            _save_generator(generator, out, steps_done, epochs_done, log)
+            _stop_if_asked(signals, steps_done)
+            plots.run_figures(out)
+            _stop_if_asked(signals, steps_done)
+    except (StopRequested, BrokenPipeError, stopping.NotFiniteError, OSError) as error:
+        explained = _explain_stop(error, trained, checkpoint, role, out)
+        if explained is error:
+            raise
+        raise explained from None
+    return RunResult(out, epochs_done, steps_done, out / run_folder.GENERATOR, image_set)
+
+
+def _fit_to_data(config: TrainConfig, image_set: ImageSet, strategy, log) -> TrainConfig:
+    """The batch size and steps per epoch the data allows (recorded in run.json)."""
+    config = _fit_batch_to_data(config, image_set, strategy, log)
+    steps_per_epoch = config.steps_per_epoch or max(1, len(image_set.train) // config.batch_size)
+    return dataclasses.replace(config, steps_per_epoch=steps_per_epoch)
+
+
+def _complete_finished_run(generator: keras.Model, out: Path, steps_done: int, epochs_done: int, log) -> None:
+    """A run stopped after its last epoch: write generator.keras and the figures if they are missing."""
+    record = run_folder.read_generator_record(out)
+    generator_path = out / run_folder.GENERATOR
+    if not zipfile.is_zipfile(generator_path) or record is None or record.steps < steps_done:
+        _save_generator(generator, out, steps_done, epochs_done, log)
+    if not (out / "plots").is_dir() and (out / "history.csv").exists():
+        try:
+            plots.run_figures(out)  # a run stopped after its last epoch, before its figures
+        except plots.HistoryError as error:
+            log(f"note: no figures: {error}")
+
+
+def _run_callbacks(trainer: gan.ColorizationGAN, checkpoint: callbacks.TrainingCheckpoint, image_set: ImageSet,
+                   config: TrainConfig, out: Path, role: distribute.WorkerRole, signals: stopping.StopSignals) -> list:
     steps = lambda: int(checkpoint.step.numpy())  # noqa: E731 - steps completed so far
-    run_callbacks = (
+    return (
         [stopping.FiniteGuard(steps), checkpoint]  # the guard first: a bad step is never saved
         + (_figures_and_logs(trainer, image_set, config, out) if role.is_chief else [])
         + [stopping.StopOnRequest(signals, steps)]  # last: the epoch's logs are written first
     )
-    trained = False
-    try:
-        for last_epoch, phase_steps in _fit_phases(epochs_done, steps_done, steps_per_epoch, config.epochs):
-            pipeline = functools.partial(  # pipeline(input_context) -> this worker's stream from steps_done
-                make_train_dataset, image_set.train, config.image_size, config.batch_size, config.seed,
-                steps_done,
-            )
-            train_dataset = distribute.training_input(strategy, pipeline)
-            trainer.fit(
-                train_dataset, epochs=last_epoch, initial_epoch=epochs_done, steps_per_epoch=phase_steps,
-                validation_data=val_dataset, validation_steps=config.validation_steps,
-                callbacks=run_callbacks, shuffle=False, verbose=config.verbose,
-            )
-            epochs_done, steps_done = int(checkpoint.epoch.numpy()), int(checkpoint.step.numpy())
-        trained = True
-        if role.is_chief:  # a Ctrl-C here is honoured between the steps of a few seconds each
-            _save_generator(trainer.generator, out, steps_done, epochs_done, log)
-            _stop_if_asked(signals, steps_done)
-            plots.run_figures(out)
-            _stop_if_asked(signals, steps_done)
-    except StopRequested as stop:
+
+
+def _fit_epochs(trainer: gan.ColorizationGAN, checkpoint: callbacks.TrainingCheckpoint, run_callbacks: list,
+                image_set: ImageSet, config: TrainConfig, strategy, epochs_done: int, steps_done: int) -> tuple[int, int]:
+    """`fit` up to `config.epochs`, from the step the run is at; returns (epochs done, steps done)."""
+    val_dataset = make_eval_dataset(image_set.val, config.image_size, config.batch_size) if len(image_set.val) else None
+    for last_epoch, phase_steps in _fit_phases(epochs_done, steps_done, config.steps_per_epoch, config.epochs):
+        pipeline = functools.partial(  # pipeline(input_context) -> this worker's stream from steps_done
+            make_train_dataset, image_set.train, config.image_size, config.batch_size, config.seed, steps_done,
+        )
+        trainer.fit(
+            distribute.training_input(strategy, pipeline), epochs=last_epoch, initial_epoch=epochs_done,
+            steps_per_epoch=phase_steps, validation_data=val_dataset, validation_steps=config.validation_steps,
+            callbacks=run_callbacks, shuffle=False, verbose=config.verbose,
+        )
+        epochs_done, steps_done = int(checkpoint.epoch.numpy()), int(checkpoint.step.numpy())
+    return epochs_done, steps_done
+
+
+def _explain_stop(error: BaseException, trained: bool, checkpoint: callbacks.TrainingCheckpoint,
+                  role: distribute.WorkerRole, out: Path) -> BaseException:
+    """The error a run stops with, in one line saying what is on disk and what a re-run does
+    (`error` itself when it needs no words: a closed stdout, after its checkpoint is saved)."""
+    if isinstance(error, StopRequested):
         if trained:  # after the last epoch: its checkpoint is on disk
             missing = [name for name in (run_folder.GENERATOR, "plots") if not (out / name).exists()]
             rest = (f"run the same command again to write {' and '.join(missing)}" if missing
                     else "generator.keras and the figures are written")
-            raise StopRequested(f"{stop}, after the last epoch ({checkpoint.newest} holds it); {rest}",
-                                stop.signal_number) from None
+            return StopRequested(f"{error}, after the last epoch ({checkpoint.newest} holds it); {rest}",
+                                 error.signal_number)
         saved_now = f"checkpoint {checkpoint.save()} written" if role.is_chief else "the chief writes the checkpoint"
-        raise StopRequested(f"{stop}; {saved_now}; run the same command again to resume", stop.signal_number) from None
-    except BrokenPipeError:  # stdout's reader is gone (`train | head`): keep the work, then end quietly
+        return StopRequested(f"{error}; {saved_now}; run the same command again to resume", error.signal_number)
+    if isinstance(error, BrokenPipeError):  # stdout's reader is gone (`train | head`): keep the work, end quietly
         if role.is_chief and not trained:
             checkpoint.save()
-        raise
-    except stopping.NotFiniteError as error:
+        return error
+    if isinstance(error, stopping.NotFiniteError):
         kept = f"the newest checkpoint, {checkpoint.newest}, is finite" if checkpoint.newest else "no checkpoint was written"
-        raise stopping.NotFiniteError(f"{error}; nothing after it was saved ({kept}); re-running resumes from "
-                                      "there") from None
-    except OSError as error:  # history, figures, the final generator: a full disk or a vanished folder
-        where = error.filename or out
-        raise OutputError(f"could not write {where}: {error.strerror or error} (the newest checkpoint, "
-                          f"{checkpoint.newest}, is intact)") from None
-    return RunResult(out, epochs_done, steps_done, generator_path, image_set)
+        return stopping.NotFiniteError(f"{error}; nothing after it was saved ({kept}); re-running resumes from there")
+    # OSError: history, figures, the final generator: a full disk or a vanished folder
+    where = error.filename or out
+    return OutputError(f"could not write {where}: {error.strerror or error} (the newest checkpoint, "
+                       f"{checkpoint.newest}, is intact)")
 
 
 def _stop_if_asked(signals: stopping.StopSignals, steps_done: int) -> None:

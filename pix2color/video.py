@@ -13,12 +13,15 @@ from __future__ import annotations
 import errno
 import os
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from pix2color.lite import FullResolutionColorizer, OutputExists, move_into_place, reserve_temporary
+
+# PyAV is imported inside the functions that use it: a command that meets no video never loads FFmpeg.
 
 VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts", ".mts", ".m2ts",
                   ".wmv", ".flv", ".3gp", ".ogv", ".vob", ".dv", ".y4m")
@@ -233,69 +236,24 @@ def colorize_video(
     written as a hidden temporary file first; an existing `target` raises `OutputExists` (before
     any work, or at the end if it appeared meanwhile) unless `overwrite`, which replaces it.
     """
-    import av
-
     name, target = str(source), Path(target)
-    video_format = target.suffix.lstrip(".").lower()
-    if video_format not in VIDEO_FORMATS:
-        raise ValueError(f"{target}: the output must end in one of {', '.join('.' + f for f in VIDEO_FORMATS)}")
-    if Path(source).exists() and target.exists() and os.path.samefile(source, target):
-        raise VideoError(f"{name}: the output would overwrite the input; choose another output folder")
-    if not overwrite and os.path.lexists(target):
-        raise OutputExists(errno.EEXIST, "exists", str(target))
+    video_format = _check_target(source, target, overwrite)
     container = open_video(source)
     result = VideoResult(target, 0)
-    damaged: str | None = None
-    pending: list = []  # decoded frames waiting for a full batch
-    last_end: dict[int, float] = {}  # stream index -> end of its last packet (s)
-
     with container:
         video_in = container.streams.video[0]
         video_in.thread_type = "AUTO"
         audio_in = list(container.streams.audio)
         total = expected_frames(container, video_in)
-        dropped = [stream.type for stream in container.streams if stream.type not in ("video", "audio")]
-        if len(container.streams.video) > 1 or dropped:
-            result.notes.append("only the first video stream and the audio are written "
-                                f"({len(container.streams.video) - 1} other video, {len(dropped)} subtitle/data streams left out)")
+        result.notes += _streams_left_out(container)
         output = _Output(lambda first_frame: _Writer(partial, target.name, video_format, codec, crf, video_in,
                                                      audio_in, first_frame, result.notes),
                          recipe, stabiliser)
-
-        def colorize_pending():
-            if pending:
-                turns = round(pending[0].rotation / 90) % 4  # players turn the stored frame this much anticlockwise
-                output.write_frames(list(pending), turns, *recipe.predict_batch(
-                    [np.rot90(frame_to_rgb(frame), turns) for frame in pending]))
-                result.frames += len(pending)
-                result.seconds = _seconds(pending[-1].pts + (pending[-1].duration or 0) - (video_in.start_time or 0),
-                                          video_in.time_base)
-                on_frames(len(pending))
-                pending.clear()
-
         on_start(total)
         partial = reserve_temporary(target)  # the file the writer fills (made at the first frame)
         try:
-            try:
-                for packet in container.demux(video_in, *audio_in):
-                    if packet.pts is not None and packet.duration:
-                        end = _seconds(packet.pts + packet.duration, packet.time_base)
-                        last_end[packet.stream.index] = max(end, last_end.get(packet.stream.index, 0.0))
-                    if packet.stream is not video_in:
-                        output.write_audio(packet)
-                        continue
-                    try:
-                        frames = packet.decode()
-                    except av.error.InvalidDataError:
-                        damaged = damaged or f"undecodable data from {_seconds(packet.pts, packet.time_base):.2f} s"
-                        continue
-                    for frame in frames:
-                        pending.append(frame)
-                        if len(pending) == batch_size:
-                            colorize_pending()
-            except av.error.FFmpegError as error:
-                damaged = damaged or f"the file could not be read past this point ({getattr(error, 'strerror', error)})"
-            colorize_pending()
+            damaged, last_end = _colorize_streams(container, video_in, audio_in, output, recipe, batch_size,
+                                                  result, on_frames)
             if not result.frames:
                 raise VideoError(f"{name}: no frame could be decoded" + (f" ({damaged})" if damaged else ""))
             output.close()
@@ -316,6 +274,72 @@ def colorize_video(
     return result
 
 
+def _check_target(source: str | os.PathLike, target: Path, overwrite: bool) -> str:
+    """The output's container format, after checking that `target` may be written."""
+    video_format = target.suffix.lstrip(".").lower()
+    if video_format not in VIDEO_FORMATS:
+        raise ValueError(f"{target}: the output must end in one of {', '.join('.' + f for f in VIDEO_FORMATS)}")
+    if Path(source).exists() and target.exists() and os.path.samefile(source, target):
+        raise VideoError(f"{source}: the output would overwrite the input; choose another output folder")
+    if not overwrite and os.path.lexists(target):
+        raise OutputExists(errno.EEXIST, "exists", str(target))
+    return video_format
+
+
+def _streams_left_out(container) -> list[str]:
+    """A note if the file has streams the output leaves out (other video, subtitles, data)."""
+    dropped = [stream.type for stream in container.streams if stream.type not in ("video", "audio")]
+    if len(container.streams.video) > 1 or dropped:
+        return ["only the first video stream and the audio are written "
+                f"({len(container.streams.video) - 1} other video, {len(dropped)} subtitle/data streams left out)"]
+    return []
+
+
+def _colorize_streams(container, video_in, audio_in: list, output: _Output, recipe: FullResolutionColorizer,
+                      batch_size: int, result: VideoResult, on_frames: Callable[[int], None]) -> tuple[str | None, dict]:
+    """Decode the file in order: video frames are colorized `batch_size` at a time into `output`,
+    audio packets passed on. Counts the frames and seconds into `result`; returns what could not be
+    decoded (or None) and, per stream index, the end of its last packet (s)."""
+    import av
+
+    damaged: str | None = None
+    pending: list = []  # decoded frames waiting for a full batch
+    last_end: dict[int, float] = {}
+
+    def colorize_pending():
+        if pending:
+            turns = round(pending[0].rotation / 90) % 4  # players turn the stored frame this much anticlockwise
+            output.write_frames(list(pending), turns, *recipe.predict_batch(
+                [np.rot90(frame_to_rgb(frame), turns) for frame in pending]))
+            result.frames += len(pending)
+            result.seconds = _seconds(pending[-1].pts + (pending[-1].duration or 0) - (video_in.start_time or 0),
+                                      video_in.time_base)
+            on_frames(len(pending))
+            pending.clear()
+
+    try:
+        for packet in container.demux(video_in, *audio_in):
+            if packet.pts is not None and packet.duration:
+                end = _seconds(packet.pts + packet.duration, packet.time_base)
+                last_end[packet.stream.index] = max(end, last_end.get(packet.stream.index, 0.0))
+            if packet.stream is not video_in:
+                output.write_audio(packet)
+                continue
+            try:
+                frames = packet.decode()
+            except av.error.InvalidDataError:
+                damaged = damaged or f"undecodable data from {_seconds(packet.pts, packet.time_base):.2f} s"
+                continue
+            for frame in frames:
+                pending.append(frame)
+                if len(pending) == batch_size:
+                    colorize_pending()
+    except av.error.FFmpegError as error:
+        damaged = damaged or f"the file could not be read past this point ({getattr(error, 'strerror', error)})"
+    colorize_pending()
+    return damaged, last_end
+
+
 class _Output:
     """The output side on its own thread: stabilise, upsample, encode and mux, in input order,
     while the caller decodes and runs the network on the next batch (on two cores this hides
@@ -324,8 +348,6 @@ class _Output:
     QUEUED_BATCHES = 2  # bounds memory: the caller waits when the output falls this far behind
 
     def __init__(self, make_writer: Callable, recipe: FullResolutionColorizer, stabiliser):
-        from concurrent.futures import ThreadPoolExecutor
-
         self.make_writer, self.recipe, self.stabiliser = make_writer, recipe, stabiliser
         self.pool = ThreadPoolExecutor(1, thread_name_prefix="pix2color-video-output")
         self.queued: list = []

@@ -62,18 +62,23 @@ MESSY_GOOD = {
 @pytest.fixture(scope="session")
 def small_generator_file(tmp_path_factory):
     """A small (base 16 filters) 32 px generator saved as .keras: fast to export and run."""
-    from pix2color import models
+    from pix2color.networks import build_generator
 
     path = tmp_path_factory.mktemp("model") / "generator.keras"
-    models.build_generator(32, base_filters=16).save(path)
+    build_generator(32, base_filters=16).save(path)
     return path
 
 
 @pytest.fixture(scope="session")
 def exported(small_generator_file, tmp_path_factory):
     """`pix2color export` of the small generator: SavedModel and every TFLite variant."""
+    import tensorflow as tf
+
     from pix2color import export
 
+    # As in `pix2color export`'s own process: no global seed (an earlier test may have set one), so the
+    # paper-mode files' random ops are seeded afresh by each interpreter.
+    tf.random.set_seed(None)
     out = tmp_path_factory.mktemp("exported")
     export.export(str(small_generator_file), str(out), log=lambda *_: None)
     return out

@@ -75,8 +75,8 @@ def test_mixed_precision_step_is_finite_and_uses_loss_scaling():
         assert all(np.isfinite(v[0]) for v in history.values()), history
         # R1 under mixed precision equals R1 in float32 on the same weights (no float16 underflow).
         keras.mixed_precision.set_global_policy("float32")
-        from pix2color import models
-        d32 = models.build_discriminator(32)
+        from pix2color.networks import build_discriminator
+        d32 = build_discriminator(32)
         d32.set_weights(trainer.discriminator.get_weights())
         p16, _ = gan.r1_penalty(trainer.discriminator, tf.constant(batch[0]), tf.constant(batch[1]), 1.0)
         p32, _ = gan.r1_penalty(d32, tf.constant(batch[0]), tf.constant(batch[1]), 1.0)

@@ -5,7 +5,9 @@ import pytest
 import tensorflow as tf
 
 from conftest import sample_photo_paths
-from pix2color import lite, models
+from pix2color import lite
+from pix2color.networks.unet import ChannelDropout
+from pix2color.paper_mode import paper_mode_generator
 from pix2color.loading import load_generator, load_network
 
 # Max |ab| difference to Keras (network units; 1.0 = 110 Lab units), per TFLite variant.
@@ -40,7 +42,7 @@ def test_every_variant_is_written_with_builtin_ops_only(exported):
     for path in (exported / "tflite").glob("*.tflite"):
         ops = op_names(path)
         assert not any(op.startswith("Flex") or op in ("CUSTOM", "VAR_HANDLE", "READ_VARIABLE") for op in ops), (path, ops)
-        assert "TRANSPOSE_CONV" not in ops and "DEPTH_TO_SPACE" in ops, (path, ops)  # models.litert_generator
+        assert "TRANSPOSE_CONV" not in ops and "DEPTH_TO_SPACE" in ops, (path, ops)  # litert_graph.litert_generator
     assert "RANDOM_UNIFORM" in op_names(exported / "tflite" / "generator_paper_float32.tflite")
     sizes = {v: (exported / "tflite" / f"generator_deterministic_{v}.tflite").stat().st_size for v in TOLERANCE}
     assert sizes["float16"] < 0.6 * sizes["float32"] and sizes["int8"] < 0.35 * sizes["float32"]
@@ -62,9 +64,9 @@ def test_paper_mode_tflite_is_the_report_mode(exported, generator, lightness_bat
     # With the dropout rate at 0 the paper model is deterministic: TFLite must match Keras.
     from pix2color import export
 
-    paper = models.paper_mode_generator(generator)
+    paper = paper_mode_generator(generator)
     for layer in paper.layers:
-        if isinstance(layer, models.ChannelDropout):
+        if isinstance(layer, ChannelDropout):
             layer.rate = 0.0
     tflite_file = tmp_path / "paper_no_dropout.tflite"
     tflite_file.write_bytes(export.tflite_model(paper, 32, "float32"))

@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from pix2color import gan, metrics, models
+from pix2color import gan, metrics
+from pix2color.networks import build_discriminator, build_generator
 
 
 def linear_discriminator(weights):
@@ -44,7 +45,7 @@ def test_r1_gradient_through_batch_norm_matches_finite_differences():
     keras.utils.set_random_seed(0)
     keras.config.set_dtype_policy("float64")
     try:
-        discriminator = models.build_discriminator(32, base_filters=8)
+        discriminator = build_discriminator(32, base_filters=8)
     finally:
         keras.config.set_dtype_policy("float32")
     for layer in discriminator.layers:
@@ -79,8 +80,8 @@ def test_r1_gradient_through_batch_norm_matches_finite_differences():
 
 
 def make_trainer(size=32, discriminator=True, **compile_options):
-    generator = models.build_generator(size, dropout=discriminator)
-    trainer = gan.ColorizationGAN(generator, models.build_discriminator(size) if discriminator else None)
+    generator = build_generator(size, dropout=discriminator)
+    trainer = gan.ColorizationGAN(generator, build_discriminator(size) if discriminator else None)
     trainer.compile(
         keras.optimizers.Adam(2e-4, beta_1=0.5),
         keras.optimizers.Adam(2e-4, beta_1=0.5) if discriminator else None,
@@ -139,8 +140,8 @@ def test_lazy_r1_penalises_every_kth_step_with_scaled_gamma():
 def test_label_smoothing_changes_the_real_target():
     real_logits, fake_logits = tf.fill((2, 3, 3, 1), 8.0), tf.fill((2, 3, 3, 1), -8.0)
     plain, smooth = make_trainer(real_label=1.0), make_trainer(real_label=0.9)
-    np.testing.assert_allclose(plain.disc_loss(real_logits, fake_logits), 0.5 * (bce(1.0, 8.0) + bce(0.0, -8.0)), rtol=1e-4)
-    np.testing.assert_allclose(smooth.disc_loss(real_logits, fake_logits), 0.5 * (bce(0.9, 8.0) + bce(0.0, -8.0)), rtol=1e-4)
+    np.testing.assert_allclose(gan.discriminator_loss(real_logits, fake_logits, plain.real_label), 0.5 * (bce(1.0, 8.0) + bce(0.0, -8.0)), rtol=1e-4)
+    np.testing.assert_allclose(gan.discriminator_loss(real_logits, fake_logits, smooth.real_label), 0.5 * (bce(0.9, 8.0) + bce(0.0, -8.0)), rtol=1e-4)
 
 
 def bce(target, logit):
@@ -151,7 +152,7 @@ def bce(target, logit):
 def deterministic_trainer(d_optimizer, real_label=1.0):
     """A trainer whose G has no dropout, so a step can be recomputed outside it."""
     keras.utils.set_random_seed(3)
-    trainer = gan.ColorizationGAN(models.build_generator(32, dropout=False), models.build_discriminator(32))
+    trainer = gan.ColorizationGAN(build_generator(32, dropout=False), build_discriminator(32))
     trainer.compile(keras.optimizers.SGD(0.01), d_optimizer, real_label=real_label)
     return trainer
 
@@ -201,7 +202,7 @@ def test_l1_only_trains_the_generator_alone():
     assert set(history) == {"gen_l1_loss"}
     assert changed(before, trainer.generator)
     with pytest.raises(ValueError, match="discriminator optimizer"):
-        gan.ColorizationGAN(models.build_generator(32), models.build_discriminator(32)).compile(
+        gan.ColorizationGAN(build_generator(32), build_discriminator(32)).compile(
             keras.optimizers.Adam()
         )
 
@@ -245,3 +246,14 @@ def test_psnr_and_ssim_match_skimage_in_both_protocols():
     np.testing.assert_allclose(both[1], metrics.ssim(truth, pred, 255.0), rtol=1e-6)
     # The constants matter: the two protocols' SSIMs differ by more than the tolerance above.
     assert np.all(np.abs(metrics.ssim(truth, pred, 256.0).numpy() - metrics.ssim(truth, pred, 255.0).numpy()) > 0)
+
+
+def test_the_trainer_overrides_no_private_keras_method():
+    """A reader of `ColorizationGAN` meets only Keras' public API: neither it nor a pix2color base
+    class defines a method named with an underscore that keras.Model has."""
+    for cls in gan.ColorizationGAN.__mro__:
+        if not cls.__module__.startswith("pix2color"):
+            continue
+        private = [name for name in vars(cls) if name.startswith("_") and not name.startswith("__")
+                   and hasattr(keras.Model, name)]
+        assert not private, (cls, private)

@@ -48,7 +48,9 @@ def both_steps(tmp_path_factory):
     import keras
     import tensorflow as tf
 
-    from pix2color import gan, models
+    from pix2color import gan
+    from pix2color.networks import build_discriminator, build_generator
+    from pix2color.networks.speed import fast_layers
     from pix2color.data import make_eval_dataset
     from pix2color.training import ADAM_EPSILON, TrainConfig
 
@@ -65,8 +67,9 @@ def both_steps(tmp_path_factory):
 
     config = TrainConfig(image_size=256, batch_size=4, r1_gamma=GAMMA)  # the report's settings otherwise
     keras.config.set_dtype_policy("float64")
-    try:  # the reference's UNet(stochastic=False) has no dropout
-        trainer = gan.ColorizationGAN(models.build_generator(256, dropout=False), models.build_discriminator(256))
+    try:  # the reference's UNet(stochastic=False) has no dropout; the networks as training computes them
+        trainer = gan.ColorizationGAN(fast_layers(build_generator(256, dropout=False)),
+                                      fast_layers(build_discriminator(256)))
     finally:
         keras.config.set_dtype_policy("float32")
     adam = lambda: keras.optimizers.Adam(config.lr, config.beta1, config.beta2, ADAM_EPSILON)  # noqa: E731

@@ -39,9 +39,9 @@ def generator_weights_of(checkpoint_prefix, image_size=32) -> list[np.ndarray]:
     """The generator's weights as a checkpoint holds them (restored into a fresh generator)."""
     import tensorflow as tf
 
-    from pix2color import models
+    from pix2color.networks import build_generator
 
-    generator = models.build_generator(image_size)
+    generator = build_generator(image_size)
     tf.train.Checkpoint(generator=generator).restore(str(checkpoint_prefix)).expect_partial()
     return generator.get_weights()
 
@@ -129,7 +129,7 @@ def test_a_failed_resume_changes_nothing_and_the_right_command_then_resumes(fini
 def test_a_damaged_newest_checkpoint_is_passed_over_for_the_one_before(finished_run, damage, tmp_path):
     """In-process: TrainingCheckpoint.restore on a copy of the run with ckpt-4 damaged."""
     from pix2color import callbacks
-    from pix2color.training import TrainConfig, build_trainer
+    from pix2color.training import TrainConfig, build_networks, build_trainer
 
     directory = tmp_path / "checkpoints"
     shutil.copytree(finished_run / "checkpoints", directory)
@@ -140,9 +140,10 @@ def test_a_damaged_newest_checkpoint_is_passed_over_for_the_one_before(finished_
         part.write_bytes(part.read_bytes()[: part.stat().st_size // 2])
     else:
         part.write_bytes(bytes(part.stat().st_size))
-    trainer = build_trainer(TrainConfig(image_size=32))
-    checkpoint = callbacks.TrainingCheckpoint(directory, trainer.generator, trainer.g_optimizer,
-                                              trainer.discriminator, trainer.d_optimizer)
+    generator, discriminator = build_networks(TrainConfig(image_size=32))
+    trainer = build_trainer(TrainConfig(image_size=32), stock_networks=(generator, discriminator))
+    checkpoint = callbacks.TrainingCheckpoint(directory, generator, trainer.g_optimizer, discriminator,
+                                              trainer.d_optimizer)
     notes = []
     assert checkpoint.restore(log=notes.append) == (0, 2)
     assert len(notes) == 1 and "ckpt-4 cannot be restored" in notes[0] and "using ckpt-2 (step 2)" in notes[0], notes
@@ -154,15 +155,16 @@ def test_a_damaged_newest_checkpoint_is_passed_over_for_the_one_before(finished_
 def test_when_no_checkpoint_restores_the_error_names_each_and_why(finished_run, tmp_path):
     from pix2color import callbacks
     from pix2color.config import RunError
-    from pix2color.training import TrainConfig, build_trainer
+    from pix2color.training import TrainConfig, build_networks, build_trainer
 
     directory = tmp_path / "checkpoints"
     shutil.copytree(finished_run / "checkpoints", directory)
     for step in (2, 4):
         (directory / f"ckpt-{step}.data-00000-of-00001").write_bytes(b"")
-    trainer = build_trainer(TrainConfig(image_size=32))
-    checkpoint = callbacks.TrainingCheckpoint(directory, trainer.generator, trainer.g_optimizer,
-                                              trainer.discriminator, trainer.d_optimizer)
+    generator, discriminator = build_networks(TrainConfig(image_size=32))
+    trainer = build_trainer(TrainConfig(image_size=32), stock_networks=(generator, discriminator))
+    checkpoint = callbacks.TrainingCheckpoint(directory, generator, trainer.g_optimizer, discriminator,
+                                              trainer.d_optimizer)
     with pytest.raises(RunError, match=r"no checkpoint in .* can be restored: ckpt-4 cannot be restored \(its data "
                                        r"file is truncated\); ckpt-2 cannot"):
         checkpoint.restore(log=lambda message: None)

@@ -49,7 +49,7 @@ def test_train_on_sample_photos_writes_every_artifact(tmp_path):
     import keras
     import tensorflow as tf
 
-    import pix2color.models  # noqa: F401 - registers ChannelDropout for loading
+    import pix2color.networks  # noqa: F401 - registers ChannelDropout for loading
 
     generator = keras.models.load_model(out / "generator.keras")
     assert generator(tf.zeros((1, 32, 32, 1))).shape == (1, 32, 32, 2)
@@ -140,14 +140,15 @@ def test_sigkill_then_rerun_resumes_where_it_was(tmp_path, generator):
 def test_restore_brings_back_weights_and_optimizer_state(tmp_path):
     """The checkpoint holds both optimizers' slots and step counts, not only the weights."""
     from pix2color import callbacks
-    from pix2color.training import TrainConfig, build_trainer, train
+    from pix2color.training import TrainConfig, build_networks, build_trainer, train
 
     config = TrainConfig(data="sample", out=str(tmp_path / "run"), epochs=1, steps_per_epoch=2, image_size=32, verbose=0)
     train(config, log=lambda *_: None)
 
-    fresh = build_trainer(config)
+    generator, discriminator = build_networks(config)
+    fresh = build_trainer(config, stock_networks=(generator, discriminator))
     checkpoint = callbacks.TrainingCheckpoint(
-        tmp_path / "run" / "checkpoints", fresh.generator, fresh.g_optimizer, fresh.discriminator, fresh.d_optimizer
+        tmp_path / "run" / "checkpoints", generator, fresh.g_optimizer, discriminator, fresh.d_optimizer
     )
     assert checkpoint.restore() == (1, 2)
     assert int(fresh.g_optimizer.iterations) == 2 and int(fresh.d_optimizer.iterations) == 2

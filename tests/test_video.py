@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from conftest import sample_photo_paths
-from pix2color import clips
+from pix2color.bench import clips
 from pix2color.lite import lightness_of_8bit
 from pix2color.stabilise import Stabiliser
 

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from pix2color import turing
-from pix2color.bench import bench_poll
+from pix2color.bench.web import bench_poll
 from pix2color.web.app import Limits, create_app
 from pix2color.web.guards import server_config
 from pix2color.web.local_server import LocalServer, free_port

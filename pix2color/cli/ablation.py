@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import_quietly()
     from pix2color.data import DataError
-    from pix2color.resnet_unet import EncoderWeightsError
+    from pix2color.networks.resnet_unet import EncoderWeightsError
     from pix2color.stopping import NotFiniteError, OutputError, StopRequested
 
     try:

@@ -34,7 +34,7 @@ import numpy as np
 import tensorflow as tf
 from keras import layers
 
-from pix2color.models import output_dtype
+from pix2color.networks.common import batch_norm, output_dtype
 
 PRESET = "resnet_18_imagenet"
 RESNET18 = dict(  # the resnet_18_imagenet preset's architecture
@@ -116,10 +116,8 @@ class ICNR(keras.initializers.Initializer):
 
 
 def _batch_norm(name: str, synchronized: bool) -> layers.BatchNormalization:
-    return layers.BatchNormalization(
-        momentum=0.9, epsilon=1e-5, beta_initializer=keras.initializers.Constant(1e-3),
-        synchronized=synchronized, name=name,
-    )
+    """fastai's BatchNorm: gamma 1, beta 1e-3."""
+    return batch_norm(name, synchronized, gamma_initializer="ones", beta_initializer=keras.initializers.Constant(1e-3))
 
 
 def _conv_relu(filters: int, name: str):

@@ -13,9 +13,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from pix2color import export, models, resnet_unet
+from pix2color import export
+from pix2color.networks import resnet_unet
+from pix2color.paper_mode import paper_mode_generator
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PARAMETERS = 31_106_322  # trainable, at every image size (the encoder's 11,173,376 of them)
 
 
@@ -106,7 +108,7 @@ def test_noise_channel_by_mode(generator_64):
     np.testing.assert_array_equal(with_noise[..., 0], lightness.numpy()[..., 0])
     assert abs(with_noise[..., 1].std() - 1.0) < 0.05
     assert np.all(noise(lightness, training=False).numpy()[..., 1] == 0)
-    paper = models.paper_mode_generator(generator_64)
+    paper = paper_mode_generator(generator_64)
     assert not np.allclose(paper(lightness).numpy(), paper(lightness).numpy())
     assert {id(v) for v in paper.weights} <= {id(v) for v in generator_64.weights}  # shares, does not copy
 

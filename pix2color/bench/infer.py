@@ -1,0 +1,117 @@
+"""`bench infer`: per generator and export format, file size, latency and accuracy."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+from PIL import Image
+
+from pix2color import export, lite, metrics
+from pix2color.bench.timing import interleaved_medians, median_seconds
+from pix2color.data import load_image_set
+from pix2color.loading import load_generator
+from pix2color.networks import build_named_generator
+from pix2color.networks.speed import fast_layers
+
+
+def bench_infer(model: str | None, image_size: int, repeats: int, images: int, workdir: str | None,
+                generators: tuple[str, ...] = ("unet",)) -> list[dict]:
+    """Per generator and format: file size, latency at S x S and for a 12 MP photo, PSNR change vs float32."""
+    work = Path(workdir or tempfile.mkdtemp(prefix="pix2color-bench-"))
+    if model:
+        subjects = [(Path(model).name, load_generator(model))]
+    else:
+        print("no --model: untrained generators (sizes and latencies are real; PSNR changes only "
+              "measure numerical drift)")
+        subjects = [(kind, build_named_generator(kind, image_size, encoder_weights="none")) for kind in generators]
+    photos = [lite.read_image(p) for p in load_image_set("sample", verbose=0).val[:images]]
+    big = np.asarray(Image.fromarray(photos[0]).resize((4000, 3000), Image.Resampling.BICUBIC))
+    rows = []
+    for label, generator in subjects:
+        rows += bench_infer_generator(label, generator, work / label, photos, big, repeats)
+    return rows
+
+
+def size_mb(path) -> float:
+    path = Path(path)
+    files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]
+    return sum(p.stat().st_size for p in files) / 1e6
+
+
+def exported_networks(generator, work: Path) -> tuple[dict, object]:
+    """Format -> (file, batched lightness -> ab) for the generator in Keras (its stock layers and
+    `speed.fast_layers`), as a SavedModel and as each TFLite variant, exported into `work`; and
+    the loaded SavedModel."""
+    work.mkdir(parents=True, exist_ok=True)
+    keras_file = work / "generator.keras"
+    generator.save(keras_file)
+    export.export(str(keras_file), str(work), modes=("deterministic",), log=lambda *_: None)
+    fast = fast_layers(generator)
+
+    @tf.function
+    def keras_ab(x):
+        return generator(x, training=False)
+
+    @tf.function
+    def fast_ab(x):
+        return fast(x, training=False)
+
+    saved = tf.saved_model.load(str(work / "savedmodel"))
+    networks = {
+        "keras": (keras_file, lambda x: keras_ab(tf.constant(x)).numpy()),
+        "keras fast layers": (keras_file, lambda x: fast_ab(tf.constant(x)).numpy()),
+        "savedmodel": (work / "savedmodel", lambda x: saved.signatures["ab"](lightness=tf.constant(x))["ab"].numpy()),
+    }
+    for variant in export.TFLITE_VARIANTS:
+        path = work / "tflite" / f"generator_deterministic_{variant}.tflite"
+        networks[f"tflite {variant}"] = (path, lite.LiteColorizer(path)._run)
+    return networks, saved
+
+
+def bench_infer_generator(label: str, generator, work: Path, photos: list, big, repeats: int) -> list[dict]:
+    size = int(generator.input_shape[1])
+    networks, saved = exported_networks(generator, work)
+    lightness = np.random.default_rng(0).uniform(-1, 1, (1, size, size, 1)).astype(np.float32)
+    truth = np.stack(photos).astype(np.float32)
+    outputs = {name: np.stack(lite.FullResolutionColorizer(predict, size).colorize_batch(photos)).astype(np.float32)
+               for name, (_, predict) in networks.items()}
+    latencies = interleaved_medians({name: lambda predict=predict: predict(lightness)
+                                     for name, (_, predict) in networks.items()}, repeats)
+    rows = []
+    for name, (path, predict) in networks.items():
+        recipe = lite.FullResolutionColorizer(predict, size)
+        rows.append({
+            "generator": label,
+            "format": name,
+            "size_mb": size_mb(path),
+            "latency_s": latencies[name],
+            "photo_12mp_s": median_seconds(lambda: recipe.colorize(big), 1),
+            "psnr": float(np.mean(metrics.psnr(truth, outputs[name]).numpy())),
+            # the drift from the float32 file's colours, in 8-bit levels (mean over pixels and channels)
+            "levels_from_float32": float(np.abs(outputs[name] - outputs["tflite float32"]).mean()),
+        })
+    started = time.perf_counter()
+    saved.signatures["serving_default"](image=tf.constant(big))
+    serving_first = time.perf_counter() - started
+    serving = median_seconds(lambda: saved.signatures["serving_default"](image=tf.constant(big)), 1)
+    print_table(label, generator, size, rows, repeats, len(photos))
+    print(f"SavedModel serving signature, 12 MP in-graph: {serving:.2f} s (first call {serving_first:.2f} s)")
+    return rows
+
+
+def print_table(label: str, generator, size: int, rows: list[dict], repeats: int, photos: int) -> None:
+    reference_psnr = next(row["psnr"] for row in rows if row["format"] == "tflite float32")
+    parameters = sum(int(np.prod(v.shape)) for v in generator.trainable_weights)
+    print(f"\n{label}: {parameters / 1e6:.1f} M parameters, {size}x{size}; latency: median of {repeats} network calls "
+          f"on one image, formats in turn; 12 MP: 4000x3000 photo end to end (full-resolution recipe, numpy + network); PSNR: peak 256 "
+          f"on {photos} sample photos, against the originals; levels from float32: mean |output - TFLite "
+          "float32's output| in 8-bit levels")
+    print(f"{'format':<18}{'size MB':>9}{'latency s':>11}{'12 MP s':>9}{'PSNR dB':>9}{'vs float32':>12}"
+          f"{'levels from float32':>21}")
+    for row in rows:
+        print(f"{row['format']:<18}{row['size_mb']:>9.1f}{row['latency_s']:>11.3f}{row['photo_12mp_s']:>9.2f}"
+              f"{row['psnr']:>9.2f}{row['psnr'] - reference_psnr:>+12.3f}{row['levels_from_float32']:>21.2f}")
