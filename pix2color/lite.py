@@ -85,7 +85,7 @@ _PILLOW_LIMIT = threading.Lock()  # Pillow's own pixel limit is a global: lifted
 
 
 def read_image(source: str | os.PathLike | typing.BinaryIO, max_pixels: int = DEFAULT_MAX_PIXELS,
-               name: str | None = None) -> np.ndarray:
+               name: str | None = None, formats: tuple[str, ...] | None = None) -> np.ndarray:
     """Any image (a file, or a binary file object) -> uint8 RGB (H, W, 3), upright as its EXIF
     orientation says. The format is recognised from the content, never from a name.
 
@@ -103,7 +103,7 @@ def read_image(source: str | os.PathLike | typing.BinaryIO, max_pixels: int = DE
         with _PILLOW_LIMIT:
             previous_limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None  # ours is checked below
             try:
-                image = Image.open(source)
+                image = Image.open(source, formats=formats)  # formats: Pillow's names; None: any it reads
             finally:
                 Image.MAX_IMAGE_PIXELS = previous_limit
         with image:
@@ -274,14 +274,15 @@ def _resize_channel(channel: np.ndarray, size: tuple[int, int], resample) -> np.
     return np.asarray(Image.fromarray(channel.astype(np.float32), mode="F").resize(size, resample), np.float32)
 
 
-def _resized_rows(channel: Image.Image, size: tuple[int, int], top: int, bottom: int) -> np.ndarray:
-    """Rows top..bottom of `channel` (an 'F' image) resized bilinearly to size=(width, height):
-    the same values as those rows of the whole resize (Pillow's `box` keeps its filter's
-    centres and its reach beyond the box), without the whole resize in memory."""
+def _resized_tile(channel: Image.Image, size: tuple[int, int], rows: range, columns: range) -> np.ndarray:
+    """Rows x columns of `channel` (an 'F' image) resized bilinearly to size=(width, height):
+    the same values as that tile of the whole resize (Pillow's `box` keeps its filter's centres
+    and its reach beyond the box), without the whole resize in memory."""
     width, height = size
-    scale = channel.height / height
-    box = (0, top * scale, channel.width, bottom * scale)
-    return np.asarray(channel.resize((width, bottom - top), Image.Resampling.BILINEAR, box=box), np.float32)
+    x_scale, y_scale = channel.width / width, channel.height / height
+    box = (columns.start * x_scale, rows.start * y_scale, columns.stop * x_scale, rows.stop * y_scale)
+    resized = channel.resize((len(columns), len(rows)), Image.Resampling.BILINEAR, box=box)
+    return np.asarray(resized, np.float32)
 
 
 # --------------------------------------------------------------------------- the colorizer
@@ -308,16 +309,20 @@ class FullResolutionColorizer:
     def finish(lightness: np.ndarray, ab_small: np.ndarray) -> np.ndarray:
         """Full-resolution L (H, W) + predicted normalised ab (S, S, 2) -> uint8 RGB (H, W, 3).
 
-        Works on bands of rows (`BAND_PIXELS`): only a band's float planes exist at a time."""
+        Works on tiles of at most `BAND_PIXELS` (bands of whole rows unless a row is longer): only a
+        tile's float planes exist at a time."""
         height, width = lightness.shape
         channels = [Image.fromarray(np.ascontiguousarray(ab_small[..., k] * 110.0, np.float32), mode="F")
                     for k in range(2)]
         rgb = np.empty((height, width, 3), np.uint8)
-        rows = max(1, BAND_PIXELS // width)
-        for top in range(0, height, rows):
-            bottom = min(height, top + rows)
-            a, b = (_resized_rows(channel, (width, height), top, bottom) for channel in channels)
-            rgb[top:bottom] = _encode_8bit(_linear_rgb(lightness[top:bottom], a, b))
+        tile_width = min(width, BAND_PIXELS)  # a panorama's row can hold more than a band
+        tile_height = max(1, BAND_PIXELS // tile_width)
+        for top in range(0, height, tile_height):
+            for left in range(0, width, tile_width):
+                rows, columns = range(top, min(height, top + tile_height)), range(left, min(width, left + tile_width))
+                a, b = (_resized_tile(channel, (width, height), rows, columns) for channel in channels)
+                tile = np.s_[rows.start:rows.stop, columns.start:columns.stop]
+                rgb[tile] = _encode_8bit(_linear_rgb(lightness[tile], a, b))
         return rgb
 
     def colorize_batch(self, images: list[np.ndarray]) -> list[np.ndarray]:

@@ -35,10 +35,8 @@ import secrets
 import shutil
 import sqlite3
 import stat
-import struct
 import time
 import typing
-import zlib
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -214,39 +212,24 @@ def write_poll(out: str | Path, pairs: list[PollImages], protocol: str = "report
     return out
 
 
-PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"  # every PNG's last chunk: no data, and its CRC
-PADDING_CHUNK = b"paDd"  # lower-case 1st and 2nd letters: ancillary and private, so every decoder skips it
-CHUNK_OVERHEAD = 12  # a chunk's length, type and CRC
-
-
-def encode_png(rgb: np.ndarray) -> bytes:
+def encode_png(rgb: np.ndarray, compress_level: int = 6) -> bytes:
     """A poll image: the same encoder and settings for every image, and no metadata."""
     from PIL import Image
 
     buffer = io.BytesIO()
-    Image.fromarray(rgb).save(buffer, "PNG", optimize=False)
+    Image.fromarray(rgb).save(buffer, "PNG", optimize=False, compress_level=compress_level)
     return buffer.getvalue()
 
 
-def padded_png(png: bytes, length: int) -> bytes:
-    """`png` grown to `length` bytes by a padding chunk (zeros) just before IEND. Decoders skip
-    private ancillary chunks, so the pixels are untouched; the file's size no longer tells how
-    well its pixels compress."""
-    if not png.endswith(PNG_END) or length < len(png) + CHUNK_OVERHEAD:
-        raise ValueError(f"cannot pad a PNG of {len(png)} bytes to {length}")
-    filler = bytes(length - len(png) - CHUNK_OVERHEAD)
-    chunk = (struct.pack(">I", len(filler)) + PADDING_CHUNK + filler
-             + struct.pack(">I", zlib.crc32(PADDING_CHUNK + filler)))
-    return png[:-len(PNG_END)] + chunk + PNG_END
-
-
 def same_length_pngs(*images: np.ndarray) -> list[bytes]:
-    """The colour versions of a pair as PNG files of one byte length, each with one padding chunk:
-    an original photo's noise compresses worse than a colorization, and its larger file would
-    otherwise give it away."""
-    pngs = [encode_png(rgb) for rgb in images]
-    length = max(map(len, pngs)) + CHUNK_OVERHEAD
-    return [padded_png(png, length) for png in pngs]
+    """The colour versions of a pair as uncompressed PNG files: same chunks, each of the same
+    length. An original photo's noise compresses worse than a colorization, so any compression
+    would tell them apart, by the file's size or, padded, by its chunks' sizes; stored
+    uncompressed, a file's bytes depend on its pixels only through their values."""
+    pngs = [encode_png(rgb, compress_level=0) for rgb in images]
+    if len({len(png) for png in pngs}) != 1:
+        raise ValueError(f"the colour versions of a pair differ in size or mode: {[image.shape for image in images]}")
+    return pngs
 
 
 def _fill_poll(folder: Path, pairs: list[PollImages], protocol: str, seed: int, description: dict | None) -> None:

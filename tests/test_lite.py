@@ -130,9 +130,9 @@ def whole_image_recipe(rgb: np.ndarray, predict_ab, size: int) -> np.ndarray:
     return np.round(lite.lab_to_rgb(np.stack([lightness, a, b], -1)) * 255.0).astype(np.uint8)
 
 
-@pytest.mark.parametrize("band_pixels", [1, 1000, 1 << 40])  # a row at a time, a few rows, the whole image
+@pytest.mark.parametrize("band_pixels", [1, 100, 1000, 1 << 40])  # a pixel, part of a row, a few rows, the whole image
 def test_the_recipe_in_bands_gives_the_whole_image_recipe_s_pixels(monkeypatch, band_pixels):
-    """The full-resolution half works on bands of rows (its memory stays bounded): the pixels are
+    """The full-resolution half works on tiles (its memory stays bounded): the pixels are
     the whole-image recipe's, within one level of 255, whatever the band."""
     monkeypatch.setattr(lite, "BAND_PIXELS", band_pixels)
     rng = np.random.default_rng(5)
@@ -149,6 +149,23 @@ def test_the_recipe_in_bands_gives_the_whole_image_recipe_s_pixels(monkeypatch, 
         reference = whole_image_recipe(rgb, network, 32)
         assert banded.shape == reference.shape == (size[1], size[0], 3)
         assert np.abs(banded.astype(int) - reference).max() <= 1
+
+
+def test_a_panorama_s_long_row_is_worked_on_in_tiles(monkeypatch):
+    """A row longer than a band (a 49-megapixel PNG can be one row) is cut into tiles too: the
+    float planes of the whole row never exist at once."""
+    import tracemalloc
+
+    monkeypatch.setattr(lite, "BAND_PIXELS", 10_000)
+    width = 400_000
+    lightness = np.linspace(0, 100, width, dtype=np.float32)[None]  # (1, W)
+    ab = np.full((4, 4, 2), 0.3, np.float32)
+    tracemalloc.start()
+    rgb = lite.FullResolutionColorizer.finish(lightness, ab)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert rgb.shape == (1, width, 3)
+    assert peak < rgb.nbytes + 2_000_000, peak  # the output, and a tile's planes (a whole row's: ~16 MB)
 
 
 # --------------------------------------------------------------------------- outputs: nothing a user owns is lost

@@ -98,6 +98,7 @@ def float64_tiff() -> bytes:
     ("too large a file", 413, "larger than the limit"),
     ("too many pixels", 413, "megapixels"),
     ("unconvertible mode", 415, "cannot be converted"),
+    ("a format the page does not offer", 400, "not an image"),  # Pillow reads TGA; EPS would run Ghostscript
     ("no image field", 400, "field 'image'"),
 ])
 def test_bad_uploads_are_one_line_4xx(client, photo, case, status, words):
@@ -108,6 +109,7 @@ def test_bad_uploads_are_one_line_4xx(client, photo, case, status, words):
         "too large a file": b"\xff" * (2 * 2**20 + 1),
         "too many pixels": png_bytes(Image.new("L", (2000, 2000))),  # 4 MP, a small file
         "unconvertible mode": float64_tiff(),
+        "a format the page does not offer": png_bytes(photo, "TGA"),
     }.get(case)
     if case == "no image field":
         response = client.post("/api/colorize", files={"picture": ("p.png", png_bytes(photo), "image/png")})
@@ -481,6 +483,16 @@ def test_malformed_json_answers_are_one_line_4xx(poll_client, body):
     assert turing.Poll(folder).answers() == []
 
 
+def test_json_nested_too_deep_to_parse_is_a_400(poll_client):
+    """6 KB of nested brackets (within the body limit) exceed Python's recursion limit in the parser."""
+    client, folder = poll_client
+    json_trial(client)
+    reply = client.post("/poll/answer", content="[" * 3000 + "]" * 3000,
+                        headers={"Accept": "application/json", "Content-Type": "application/json"})
+    assert reply.status_code == 400 and "not JSON" in reply.json()["detail"]
+    assert turing.Poll(folder).answers() == []
+
+
 def test_a_form_answer_with_a_huge_pair_number_is_a_4xx(poll_client):
     client, folder = poll_client
     json_trial(client)
@@ -615,15 +627,26 @@ def test_the_two_colour_versions_differ_only_in_their_pixels(tmp_path, protocol)
         for (original_name, generated_name), images in zip(names, pairs):
             files = [folder / "images" / original_name, folder / "images" / generated_name]
             assert files[0].stat().st_size == files[1].stat().st_size
+            assert png_chunks(files[0]) == png_chunks(files[1])  # types and lengths: nothing labels one
             opened = [Image.open(path) for path in files]
             for image, pixels in zip(opened, [images.original, images.generated]):
                 assert (image.format, image.mode, image.size) == ("PNG", "RGB", pixels.shape[1::-1])
-                assert np.array_equal(np.asarray(image), pixels)  # the padding changes no pixel
+                assert np.array_equal(np.asarray(image), pixels)
                 assert image.info == {} and not image.getexif() and not getattr(image, "text", {})
             served = [client.get(f"/poll/images/{path.name}") for path in files]
             assert [reply.content for reply in served] == [path.read_bytes() for path in files]
             assert served[0].headers == served[1].headers
             assert "last-modified" not in served[0].headers and "etag" not in served[0].headers
+
+
+def png_chunks(path) -> list[tuple[bytes, int]]:
+    """A PNG file's chunks: (type, length) in order."""
+    data, chunks, offset = path.read_bytes(), [], 8
+    while offset < len(data):
+        length = int.from_bytes(data[offset:offset + 4], "big")
+        chunks.append((data[offset + 4:offset + 8], length))
+        offset += length + 12
+    return chunks
 
 
 def test_a_poll_built_before_images_were_padded_is_still_served(tmp_path):

@@ -53,6 +53,11 @@ UPLOAD_PATHS = ("/api/colorize", "/api/grayscale")
 MULTIPART_ALLOWANCE = 64 * 1024  # an upload's form fields and part headers, around the file itself
 
 
+# What the page offers; Pillow reads more, some through outside programs (EPS runs Ghostscript),
+# which a server does not run on a stranger's file.
+UPLOAD_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "GIF", "TIFF")  # JPEG includes MPO (multi-picture JPEGs)
+
+
 @dataclass
 class Limits:
     upload_bytes: int = 25 * 1024 * 1024  # 25 MB
@@ -216,7 +221,7 @@ def create_app(
         def decode(data: bytes) -> np.ndarray:
             """Uploads are recognised by their content (Pillow), never by file name or declared type."""
             try:
-                return read_image(io.BytesIO(data), limits.pixels, name="the upload")
+                return read_image(io.BytesIO(data), limits.pixels, name="the upload", formats=UPLOAD_FORMATS)
             except ImageError as error:
                 message = str(error)
                 status = 413 if isinstance(error, TooManyPixels) else 415 if "cannot be converted" in message else 400

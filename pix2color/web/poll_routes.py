@@ -42,8 +42,8 @@ async def answer_of(request: Request) -> Answer:
     if "application/json" in request.headers.get("content-type", ""):
         try:
             body = await request.json()
-        except ValueError:
-            raise HTTPException(400, "the body is not JSON") from None
+        except (ValueError, RecursionError):  # RecursionError: nested too deep for Python's parser
+            raise HTTPException(400, "the body is not JSON (or nested too deep)") from None
     else:
         body = dict(await request.form(max_files=0, max_fields=8))
     try:
