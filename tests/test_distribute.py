@@ -159,6 +159,7 @@ SINGLE_STEP = textwrap.dedent('''
 ''')
 
 
+@pytest.mark.slow
 def test_two_workers_equal_one_device_with_the_same_global_batch(tmp_path):
     """MultiWorkerMirroredStrategy (two processes on localhost, each with half the batch): one
     step with R1 equals one step on one device with the whole batch."""
@@ -173,6 +174,7 @@ def test_two_workers_equal_one_device_with_the_same_global_batch(tmp_path):
     assert "WORKERS-EQUAL" in result.stdout, result.stdout[-2000:] + result.stderr[-3000:]
 
 
+@pytest.mark.slow
 def test_two_workers_train_resume_and_only_the_chief_writes(tmp_path):
     """`train.py --strategy multiworker` as a user launches it on two machines (here: two
     processes), then again with more epochs: both resume from the chief's checkpoint."""

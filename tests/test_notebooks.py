@@ -53,6 +53,7 @@ def test_02_colorize_and_export(workdir):
     assert (workdir / "exported" / "savedmodel" / "saved_model.pb").exists()
 
 
+@pytest.mark.slow
 def test_01_then_02_with_the_resnet18_generator(workdir):
     """The notebooks' paths with the pretrained variant (its encoder untrained: no ImageNet here)."""
     notebook = execute("01_train_colorizer.ipynb", 'IMAGE_SIZE = 32\nEPOCHS = 1\nSTEPS_PER_EPOCH = 2\n'
@@ -64,6 +65,7 @@ def test_01_then_02_with_the_resnet18_generator(workdir):
     assert "sizes kept: True" in outputs_text(notebook)
 
 
+@pytest.mark.slow
 def test_03_evaluate(workdir):
     if not (workdir / "runs" / "tiny" / "generator.keras").exists():
         execute("01_train_colorizer.ipynb", 'IMAGE_SIZE = 32\nEPOCHS = 1\nSTEPS_PER_EPOCH = 2\n'

@@ -103,6 +103,7 @@ def latest_checkpoint_step(out):
     return int(match.group(1)) if match else -1
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("generator", ["resnet18"])  # the U-Net: test_stopping's random kills
 def test_sigkill_then_rerun_resumes_where_it_was(tmp_path, generator):
     out = tmp_path / "run"
