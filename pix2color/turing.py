@@ -19,9 +19,10 @@ Two protocols, fixed when the poll is built:
 
 Nothing a participant sees tells the versions apart but their pixels: all images of a pair are
 written by the same encoder, at the same size, without metadata, under random names, and the two
-colour versions padded to the same byte length; the page and the answer carry only those names,
-and the server sends both with the same headers. Taking part and counting results need only the standard library (sqlite3,
-secrets, random); building a poll colorizes photos with a trained model.
+colour versions stored uncompressed (so files of the same length and chunks); the page and the
+answer carry only those names, and the server sends both with the same headers. Taking part and
+counting results need only the standard library (sqlite3, secrets, random); building a poll
+colorizes photos with a trained model.
 """
 
 from __future__ import annotations

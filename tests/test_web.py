@@ -649,9 +649,9 @@ def png_chunks(path) -> list[tuple[bytes, int]]:
     return chunks
 
 
-def test_a_poll_built_before_images_were_padded_is_still_served(tmp_path):
+def test_a_poll_with_compressed_images_is_still_served(tmp_path):
     folder = tiny_poll(tmp_path / "poll")
-    plain = png_bytes(Image.new("RGB", (32, 24), (10, 20, 30)))  # as Pillow writes a PNG, unpadded
+    plain = png_bytes(Image.new("RGB", (32, 24), (10, 20, 30)))  # a compressed PNG, as another build may have written
     name = _column(folder, "original")[0]
     (folder / "images" / name).write_bytes(plain)
     with local_client(create_app(poll=turing.Poll(folder))) as client:

@@ -141,7 +141,7 @@ def upload_schema(recipes: dict, with_format: bool = False) -> dict:
                            "description": "the result's format"})
     form = {"type": "object", "required": ["image"], "properties": {
         "image": {"type": "string", "format": "binary",
-                  "description": "the photo: any format Pillow reads, recognised by its content"},
+                  "description": f"the photo ({', '.join(UPLOAD_FORMATS)}), recognised by its content"},
         "mode": {**modes, "description": "the network's mode"},
     }}
     return {"parameters": parameters,
