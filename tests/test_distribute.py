@@ -46,6 +46,7 @@ def script_env(**extra: str) -> dict:
     return {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": path, **extra}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("r1_gamma", [0.0, 0.1])
 def test_two_replicas_equal_one_replica_with_the_same_global_batch(r1_gamma):
     """Loss scaling per replica, sharded batch and synchronized BatchNorm: the same step, to float64
@@ -58,6 +59,7 @@ def test_two_replicas_equal_one_replica_with_the_same_global_batch(r1_gamma):
     assert "REPLICAS-EQUAL" in result.stdout, result.stderr[-3000:]
 
 
+@pytest.mark.slow
 def test_mixed_precision_step_is_finite_and_uses_loss_scaling():
     script = textwrap.dedent('''
         import os

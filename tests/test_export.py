@@ -36,7 +36,9 @@ def op_names(path):
     return {op["op_name"] for op in Interpreter(model_path=str(path))._get_ops_details()}
 
 
-def test_every_variant_is_written_with_builtin_ops_only(exported):
+@pytest.mark.slow  # exports every variant of both modes
+def test_every_variant_is_written_with_builtin_ops_only(exported_every_variant):
+    exported = exported_every_variant
     files = sorted(p.name for p in (exported / "tflite").glob("*.tflite"))
     assert files == sorted(f"generator_{m}_{v}.tflite" for m in ("deterministic", "paper") for v in TOLERANCE)
     for path in (exported / "tflite").glob("*.tflite"):
@@ -48,16 +50,19 @@ def test_every_variant_is_written_with_builtin_ops_only(exported):
     assert sizes["float16"] < 0.6 * sizes["float32"] and sizes["int8"] < 0.35 * sizes["float32"]
 
 
-@pytest.mark.parametrize("variant", list(TOLERANCE))
-def test_tflite_matches_keras(exported, generator, lightness_batch, variant):
+@pytest.mark.parametrize("variant", [pytest.param(v, marks=pytest.mark.slow) if v in ("float16", "dynamic") else v
+                                     for v in TOLERANCE])
+def test_tflite_matches_keras(request, generator, lightness_batch, variant):
+    exported = request.getfixturevalue("exported" if variant in ("float32", "int8") else "exported_every_variant")
     expected = generator(lightness_batch, training=False).numpy()
     got = run_tflite(exported / "tflite" / f"generator_deterministic_{variant}.tflite", lightness_batch)
     assert np.abs(got - expected).max() <= TOLERANCE[variant]
 
 
-def test_paper_mode_tflite_is_the_report_mode(exported, generator, lightness_batch, tmp_path):
+@pytest.mark.slow  # needs the paper-mode export
+def test_paper_mode_tflite_is_the_report_mode(exported_every_variant, generator, lightness_batch, tmp_path):
     """Dropout on (random) and BatchNorm on the batch's statistics, as the Keras paper model."""
-    path = exported / "tflite" / "generator_paper_float32.tflite"
+    path = exported_every_variant / "tflite" / "generator_paper_float32.tflite"
     first, second = run_tflite(path, lightness_batch), run_tflite(path, lightness_batch)
     assert not np.allclose(first, second)  # dropout is on
     assert np.isfinite(first).all() and np.abs(first).max() <= 1.0
@@ -106,6 +111,7 @@ def test_lite_colorizer_runs_the_whole_recipe(exported, generator):
     assert np.abs(tflite_out.astype(int) - keras_out).max() <= 1
 
 
+@pytest.mark.slow
 def test_export_command(small_generator_file, tmp_path):
     import subprocess
     import sys

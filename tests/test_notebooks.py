@@ -35,6 +35,7 @@ def test_notebooks_are_stripped_and_have_a_badge(name):
     assert any("parameters" in cell.metadata.get("tags", []) for cell in notebook.cells)
 
 
+@pytest.mark.slow
 def test_01_train(workdir):
     notebook = execute("01_train_colorizer.ipynb", 'IMAGE_SIZE = 32\nEPOCHS = 1\nSTEPS_PER_EPOCH = 2\n'
                        'USE_DRIVE = False\nRUN_NAME = "tiny"', workdir)
@@ -42,6 +43,7 @@ def test_01_train(workdir):
     assert (workdir / "runs" / "tiny" / "generator.keras").exists()
 
 
+@pytest.mark.slow
 def test_02_colorize_and_export(workdir):
     if not (workdir / "runs" / "tiny" / "generator.keras").exists():
         execute("01_train_colorizer.ipynb", 'IMAGE_SIZE = 32\nEPOCHS = 1\nSTEPS_PER_EPOCH = 2\n'

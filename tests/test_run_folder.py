@@ -105,6 +105,7 @@ def _read(path: Path) -> str:
         return ""
 
 
+@pytest.mark.slow
 def test_a_failed_resume_changes_nothing_and_the_right_command_then_resumes(finished_run, tmp_path):
     out = tmp_path / "run"
     shutil.copytree(finished_run, out)
@@ -303,6 +304,7 @@ def test_damaged_state_file_history_and_generator_keras_are_no_dead_end(finished
     assert notes[-1] == f"model: {out / 'generator.keras'} (step 8)"
 
 
+@pytest.mark.slow
 def test_a_signal_after_the_last_epoch_stops_before_the_figures_and_a_rerun_draws_them(tmp_path):
     """SIGINT while the generator is saved (it stops before the figures) or the figures are drawn."""
     out = tmp_path / "run"
@@ -323,6 +325,7 @@ def test_a_signal_after_the_last_epoch_stops_before_the_figures_and_a_rerun_draw
     assert (out / "plots" / "fig09_l1.png").exists() and (out / "generator.keras").exists()
 
 
+@pytest.mark.slow
 def test_a_closed_stdout_keeps_the_work_of_the_steps_done(tmp_path):
     """`train | head -1`: the reader goes away; the run saves a checkpoint and ends quietly."""
     out = tmp_path / "run"

@@ -52,6 +52,7 @@ def one_line_error(stderr: str) -> str:
     return lines[0]
 
 
+@pytest.mark.slow
 def test_divergence_stops_with_one_line_and_leaves_only_finite_checkpoints(tmp_path):
     out = tmp_path / "run"
     command = train_command(out, "--epochs", "1", "--steps-per-epoch", "40", "--checkpoint-every", "1",
@@ -161,6 +162,7 @@ def test_sigint_and_sigterm_write_a_checkpoint_and_the_rerun_resumes_there(tmp_p
     assert "Done: 2 epochs, 60 steps" in result.stdout
 
 
+@pytest.mark.slow
 def test_a_stop_before_the_first_step_saves_step_0(tmp_path):
     out = tmp_path / "run"
     command = train_command(out, "--epochs", "1", "--steps-per-epoch", "3")

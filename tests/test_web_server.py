@@ -89,6 +89,7 @@ def turing_arrays(index):
     return original, original, original // 2
 
 
+@pytest.mark.slow
 def test_turing_commands_end_to_end(small_generator_file, tmp_path):
     from conftest import sample_photo_paths
 
