@@ -7,36 +7,31 @@ client come with the framework.
 
     create_app(networks={"deterministic": ..., "paper": ...}, poll=Poll(folder), admin_token="...")
 
-Either part may be left out: a server for the colorize page only, the poll only, or both.
+Either part may be left out: a server for the colorize page only, the poll only, or both. The
+routes live in `colorize_routes` and `poll_routes`; every request first passes `guards`.
 """
 
 from __future__ import annotations
 
-import asyncio
-import io
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
-import numpy as np
-from fastapi import FastAPI, HTTPException, Request
-from starlette.exceptions import HTTPException as StarletteHTTPException
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi import FastAPI, Request
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
-from fastapi.templating import Jinja2Templates
-from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
-from pix2color.lite import FullResolutionColorizer, ImageError, TooManyPixels, read_image
+from pix2color.lite import FullResolutionColorizer
 from pix2color.turing import Poll
+from pix2color.web import colorize_routes, poll_routes
 from pix2color.web.api_docs import operations as api_operations
 from pix2color.web.guards import LOCAL_HOSTS, BoundedBodies, HeadAsGet, SameOriginWrites, SecurityHeaders
+from pix2color.web.pages import HERE, error_response, templates
 
-HERE = Path(__file__).resolve().parent
-OUTPUT_FORMATS = {"png": ("PNG", "image/png"), "jpeg": ("JPEG", "image/jpeg")}
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
@@ -47,15 +42,6 @@ SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self' blob: data:; style-src 'self'; "
                                "script-src 'self'; frame-ancestors 'none'",
 }
-
-
-UPLOAD_PATHS = ("/api/colorize", "/api/grayscale")
-MULTIPART_ALLOWANCE = 64 * 1024  # an upload's form fields and part headers, around the file itself
-
-
-# What the page offers; Pillow reads more, some through outside programs (EPS runs Ghostscript),
-# which a server does not run on a stranger's file.
-UPLOAD_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "GIF", "TIFF")  # JPEG includes MPO (multi-picture JPEGs)
 
 
 @dataclass
@@ -69,48 +55,9 @@ class Limits:
 
     def body_bytes(self, path: str) -> int:
         """The largest body a request to `path` may send."""
-        return self.upload_bytes + MULTIPART_ALLOWANCE if path in UPLOAD_PATHS else self.form_bytes
-
-
-class ModelQueue:
-    """Runs jobs one at a time; at most `waiting` more may wait, later ones are turned away."""
-
-    def __init__(self, waiting: int):
-        self.waiting_limit = waiting
-        self.pending = 0  # running + waiting
-        self._lock: asyncio.Lock | None = None
-
-    @property
-    def busy(self) -> bool:
-        return self.pending > 0
-
-    async def run(self, function, *args):
-        if self.pending >= 1 + self.waiting_limit:
-            raise HTTPException(503, "the colorizer is busy; try again in a few seconds", headers={"Retry-After": "5"})
-        if self._lock is None:
-            self._lock = asyncio.Lock()
-        self.pending += 1
-        try:
-            async with self._lock:
-                return await run_in_threadpool(function, *args)
-        finally:
-            self.pending -= 1
-
-
-def wants_html(request: Request) -> bool:
-    return "text/html" in request.headers.get("accept", "")
-
-
-templates = Jinja2Templates(directory=str(HERE / "templates"))
-
-
-def error_response(request: Request, status: int, message: str, headers: dict | None = None) -> Response:
-    """A refusal in one line: JSON `{"detail": ...}` for programs, a small page for browsers."""
-    if wants_html(request):
-        page = templates.TemplateResponse(request, "error.html", {"message": message}, status_code=status)
-        page.headers.update(headers or {})
-        return page
-    return JSONResponse({"detail": message}, status_code=status, headers=headers)
+        if path in colorize_routes.UPLOAD_PATHS:
+            return self.upload_bytes + colorize_routes.MULTIPART_ALLOWANCE
+        return self.form_bytes
 
 
 def guards(limits: Limits, allowed_hosts: Sequence[str], session_secret: str | None) -> list[Middleware]:
@@ -129,39 +76,6 @@ def guards(limits: Limits, allowed_hosts: Sequence[str], session_secret: str | N
     return layers
 
 
-def upload_schema(recipes: dict, with_format: bool = False) -> dict:
-    """The OpenAPI description of an upload the handler reads itself: the multipart body, `mode`
-    and (for results) `format`."""
-    modes = {"type": "string", "enum": list(recipes)}
-    parameters = [{"name": "mode", "in": "query", "required": False, "schema": modes,
-                   "description": "the network's mode (also a form field)"}]
-    if with_format:
-        parameters.append({"name": "format", "in": "query", "required": False,
-                           "schema": {"type": "string", "enum": list(OUTPUT_FORMATS), "default": "png"},
-                           "description": "the result's format"})
-    form = {"type": "object", "required": ["image"], "properties": {
-        "image": {"type": "string", "format": "binary",
-                  "description": f"the photo ({', '.join(UPLOAD_FORMATS)}), recognised by its content"},
-        "mode": {**modes, "description": "the network's mode"},
-    }}
-    return {"parameters": parameters,
-            "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": form}}}}
-
-
-def upload_responses(content: dict) -> dict:
-    refusal = {"application/json": {"schema": {"type": "object", "properties": {"detail": {"type": "string"}}}}}
-    return {
-        200: {"description": "the image, the upload's size", "content": content},
-        **{status: {"description": description, "content": refusal} for status, description in (
-            (400, "not an image, an empty or truncated file, no field `image`, an unknown mode or format"),
-            (408, "the upload stopped arriving"),
-            (413, "a file or an image larger than the limits"),
-            (415, "an image whose pixels cannot be converted to RGB"),
-            (503, "the colorizer is busy (Retry-After)"),
-        )},
-    }
-
-
 def create_app(
     networks: dict | None = None,
     poll: Poll | None = None,
@@ -177,8 +91,8 @@ def create_app(
     app = FastAPI(title="pix2color", docs_url=None, redoc_url=None, openapi_url="/api/openapi.json",
                   middleware=guards(limits, allowed_hosts, poll.secret if poll is not None else None))
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
-    app.state.admin_token = admin_token or secrets.token_urlsafe(18)
-    queue = ModelQueue(limits.queue)
+    admin_token = admin_token or secrets.token_urlsafe(18)
+    queue = colorize_routes.ModelQueue(limits.queue)
     recipes = {mode: FullResolutionColorizer(network.predict_ab, network.image_size)
                for mode, network in (networks or {}).items()}
 
@@ -196,90 +110,12 @@ def create_app(
             "poll": None if poll is None else {"protocol": poll.protocol, "pairs": poll.pair_count},
         }
 
-    # ------------------------------------------------------------------ colorize
-
     if recipes:
-        async def uploaded_image(request: Request) -> tuple[bytes, str]:
-            """The bytes of the multipart field `image` (the body's size is bounded by `BoundedBodies`)."""
-            try:
-                form = await request.form(max_files=1, max_fields=4)
-            except StarletteHTTPException:  # too large, too slow (BoundedBodies)
-                raise
-            except Exception:  # noqa: BLE001 - malformed multipart bodies raise several kinds
-                raise HTTPException(400, "not a multipart/form-data upload with a field named 'image'") from None
-            upload = form.get("image")
-            if upload is None or isinstance(upload, str):
-                raise HTTPException(400, "no file in the form field 'image'")
-            data = await upload.read(limits.upload_bytes + 1)
-            await upload.close()
-            if len(data) > limits.upload_bytes:
-                raise HTTPException(413, f"the upload is larger than the limit of {limits.upload_bytes // 2**20} MB")
-            if not data:
-                raise HTTPException(400, "the uploaded file is empty (0 bytes)")
-            return data, str(form.get("mode") or request.query_params.get("mode") or default_mode)
-
-        def decode(data: bytes) -> np.ndarray:
-            """Uploads are recognised by their content (Pillow), never by file name or declared type."""
-            try:
-                return read_image(io.BytesIO(data), limits.pixels, name="the upload", formats=UPLOAD_FORMATS)
-            except ImageError as error:
-                message = str(error)
-                status = 413 if isinstance(error, TooManyPixels) else 415 if "cannot be converted" in message else 400
-                raise HTTPException(status, message) from None
-
-        def encode(rgb: np.ndarray, image_format: str) -> bytes:
-            pil_format, _ = OUTPUT_FORMATS[image_format]
-            buffer = io.BytesIO()
-            from PIL import Image
-
-            Image.fromarray(rgb).save(buffer, pil_format, **({"quality": 95} if pil_format == "JPEG" else {}))
-            return buffer.getvalue()
-
-        def output_format(request: Request) -> str:
-            image_format = request.query_params.get("format", "png").lower().replace("jpg", "jpeg")
-            if image_format not in OUTPUT_FORMATS:
-                raise HTTPException(400, f"format must be one of {', '.join(OUTPUT_FORMATS)}")
-            return image_format
-
-        def recipe_for(mode: str) -> FullResolutionColorizer:
-            if mode not in recipes:
-                raise HTTPException(400, f"mode must be one of {', '.join(recipes)}")
-            return recipes[mode]
-
-        @app.post("/api/colorize", response_class=Response, openapi_extra=upload_schema(recipes, with_format=True),
-                  responses=upload_responses({"image/png": {}, "image/jpeg": {}}))
-        async def colorize(request: Request):
-            """Multipart field `image` in; the colorized photo out, same size (upright by its EXIF).
-            Query: `format=png|jpeg`, `mode=deterministic|paper`."""
-            image_format = output_format(request)
-            data, mode = await uploaded_image(request)
-            recipe = recipe_for(mode)
-            result = await queue.run(lambda: encode(recipe.colorize(decode(data)), image_format))
-            return Response(result, media_type=OUTPUT_FORMATS[image_format][1],
-                            headers={"Content-Disposition": f'inline; filename="colorized.{image_format}"'})
-
-        @app.post("/api/grayscale", response_class=Response, openapi_extra=upload_schema(recipes),
-                  responses=upload_responses({"image/png": {}}))
-        async def grayscale(request: Request):
-            """What the network is given: the photo's lightness alone, as a PNG of the same size."""
-            data, mode = await uploaded_image(request)
-            recipe = recipe_for(mode)
-            result = await queue.run(lambda: encode(recipe.grayscale(decode(data)), "png"))
-            return Response(result, media_type="image/png")
-
-        @app.get("/", response_class=HTMLResponse)
-        async def colorize_page(request: Request):
-            return templates.TemplateResponse(request, "colorize.html", {
-                "modes": list(recipes), "default_mode": default_mode, "poll": poll is not None,
-                "max_mb": limits.upload_bytes // 2**20, "max_mp": limits.pixels / 1e6,
-            })
-
-    # ------------------------------------------------------------------ the Turing test
-
+        app.include_router(colorize_routes.router(recipes, queue, limits.upload_bytes, limits.pixels, default_mode,
+                                                  poll_link=poll is not None))
     if poll is not None:
-        from pix2color.web import poll_routes
-
-        poll_routes.add(app, poll, templates)
+        app.include_router(poll_routes.participant_router(poll))
+        app.include_router(poll_routes.admin_router(poll, admin_token))
         if not recipes:
             @app.get("/")
             async def home():

@@ -13,14 +13,15 @@ from __future__ import annotations
 import io
 import secrets
 
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
-from fastapi.templating import Jinja2Templates
+from PIL import Image
 from pydantic import BaseModel, Field, ValidationError, field_validator
 from starlette.concurrency import run_in_threadpool
 
-from pix2color import turing
+from pix2color import plots, turing
 from pix2color.turing import AnswerError, NotShownNow, Poll
+from pix2color.web.pages import templates, wants_json
 
 
 class Answer(BaseModel):
@@ -68,68 +69,80 @@ ANSWER_RESPONSES = {
 }
 
 
-def add(app: FastAPI, poll: Poll, templates: Jinja2Templates) -> None:
-    def participant_of(request: Request, create: bool) -> str | None:
+class Participants:
+    """The poll's participants as its routes meet them: the id in a request's signed cookie, and the
+    size of the images they are shown."""
+
+    def __init__(self, poll: Poll):
+        self.poll = poll
+        self._sizes: dict[str, tuple[int, int]] = {}
+
+    def of(self, request: Request, create: bool) -> str | None:
+        """The participant a request comes from; `create`: make one if it has none (or an unknown one)."""
         participant = request.session.get("participant")
-        if poll.knows(participant):
+        if self.poll.knows(participant):
             return participant
         if not create:
             return None
-        participant = poll.new_participant()
+        participant = self.poll.new_participant()
         request.session["participant"] = participant
         return participant
 
-    sizes: dict[str, tuple[int, int]] = {}
-
-    def image_size(name: str) -> tuple[int, int]:
+    def image_size(self, name: str) -> tuple[int, int]:
         """(width, height) of a poll image, read from its header once; the images of a pair share it."""
-        if name not in sizes:
-            from PIL import Image
+        if name not in self._sizes:
+            with Image.open(self.poll.image_path(name)) as image:
+                self._sizes[name] = image.size
+        return self._sizes[name]
 
-            with Image.open(poll.image_path(name)) as image:
-                sizes[name] = image.size
-        return sizes[name]
-
-    def trial_json(trial: turing.Trial | None, participant: str) -> dict:
+    def trial_json(self, trial: turing.Trial | None, participant: str) -> dict:
         if trial is None:
-            right, given = poll.score(participant)
+            right, given = self.poll.score(participant)
             return {"done": True, "right": right, "answered": given}
         return {"done": False, "pair": trial.pair, "position": trial.position + 1, "total": trial.total,
                 "gray": f"/poll/images/{trial.gray}", "images": trial.images}
 
-    @app.get("/poll", response_class=HTMLResponse)
+
+def participant_router(poll: Poll) -> APIRouter:
+    """/poll (the intro, the trial on show, the score), /poll/start, /poll/answer, /poll/images."""
+    routes = APIRouter()
+    participants = Participants(poll)
+
+    @routes.get("/poll", response_class=HTMLResponse)
     async def poll_page(request: Request):
-        wants_json = "application/json" in request.headers.get("accept", "")
         # People first read what the study is, and its Start button posts /poll/start; programs start at once.
-        participant = await run_in_threadpool(participant_of, request, wants_json)
+        participant = await run_in_threadpool(participants.of, request, wants_json(request))
         if participant is None:
             return templates.TemplateResponse(request, "poll_intro.html", {
                 "protocol": poll.protocol, "pairs": poll.pair_count,
             })
         trial = await run_in_threadpool(poll.next_trial, participant)
-        if wants_json:
-            return JSONResponse(trial_json(trial, participant))
+        if wants_json(request):
+            return JSONResponse(await run_in_threadpool(participants.trial_json, trial, participant))
         if trial is None:
-            right, given = await run_in_threadpool(poll.score, participant)
-            mine = await run_in_threadpool(lambda: turing.results(poll, participant=participant))
-            return templates.TemplateResponse(request, "poll_done.html", {
-                "right": right, "answered": given, "protocol": poll.protocol, "fooled": mine.rates()[-1],
-            })
-        width, height = await run_in_threadpool(image_size, trial.gray)
+            return await score_page(request, participant)
+        width, height = await run_in_threadpool(participants.image_size, trial.gray)
         return templates.TemplateResponse(request, "poll_trial.html", {
             "trial": trial, "protocol": poll.protocol, "shown": ",".join(trial.images),
             "width": width, "height": height,
         })
 
-    @app.post("/poll/start")
+    async def score_page(request: Request, participant: str):
+        right, given = await run_in_threadpool(poll.score, participant)
+        mine = await run_in_threadpool(lambda: turing.results(poll, participant=participant))
+        return templates.TemplateResponse(request, "poll_done.html", {
+            "right": right, "answered": given, "protocol": poll.protocol, "fooled": mine.rates()[-1],
+        })
+
+    @routes.post("/poll/start")
     async def start(request: Request):
-        await run_in_threadpool(participant_of, request, True)
+        await run_in_threadpool(participants.of, request, True)
         return RedirectResponse("/poll", status_code=303)
 
-    @app.post("/poll/answer", openapi_extra=ANSWER_SCHEMA, responses=ANSWER_RESPONSES)
+    @routes.post("/poll/answer", openapi_extra=ANSWER_SCHEMA, responses=ANSWER_RESPONSES)
     async def answer(request: Request):
         """Answer the trial on show; each participant answers their trials in their order."""
-        participant = await run_in_threadpool(participant_of, request, False)
+        participant = await run_in_threadpool(participants.of, request, False)
         if participant is None:
             raise HTTPException(403, "no participant here: open /poll and press Start first (cookies must be on)")
         given = await answer_of(request)
@@ -139,12 +152,13 @@ def add(app: FastAPI, poll: Poll, templates: Jinja2Templates) -> None:
             raise HTTPException(409, str(error)) from None
         except AnswerError as error:
             raise HTTPException(422, str(error)) from None
-        if "application/json" in request.headers.get("accept", ""):
+        if wants_json(request):
             trial = await run_in_threadpool(poll.next_trial, participant)
-            return JSONResponse({"recorded": recorded, "next": trial_json(trial, participant)})
+            next_trial = await run_in_threadpool(participants.trial_json, trial, participant)
+            return JSONResponse({"recorded": recorded, "next": next_trial})
         return RedirectResponse("/poll", status_code=303)
 
-    @app.get("/poll/images/{name}")
+    @routes.get("/poll/images/{name}")
     async def poll_image(name: str):
         """The two colour versions of a pair are sent with the same headers: no Last-Modified or
         ETag, which come from the files' times (the original is written first)."""
@@ -154,29 +168,28 @@ def add(app: FastAPI, poll: Poll, templates: Jinja2Templates) -> None:
         data = await run_in_threadpool(path.read_bytes)
         return Response(data, media_type="image/png", headers={"Cache-Control": "private, max-age=86400"})
 
-    # ------------------------------------------------------------------ admin
+    return routes
+
+
+def admin_router(poll: Poll, admin_token: str) -> APIRouter:
+    """/admin (tables and chart), /admin/results.csv, /admin/results.png: for the token's holder only."""
+    routes = APIRouter()
 
     def require_admin(request: Request) -> None:
         offered = request.query_params.get("token") or request.headers.get("authorization", "").removeprefix("Bearer ")
-        if not offered or not secrets.compare_digest(offered.encode(), app.state.admin_token.encode()):
+        if not offered or not secrets.compare_digest(offered.encode(), admin_token.encode()):
             raise HTTPException(401, "the results need the admin token (printed when the server started)")
-
-    def exclusions(request: Request) -> tuple[int, ...]:
-        try:
-            return tuple(int(p) for p in request.query_params.get("exclude", "").split(",") if p.strip())
-        except ValueError:
-            raise HTTPException(400, "exclude takes pair numbers separated by commas") from None
 
     async def counted_results(request: Request) -> turing.Results:
         """The results the admin asked for (`exclude`: pairs left out), or a one-line 400."""
+        require_admin(request)
         try:
             return await run_in_threadpool(turing.results, poll, exclusions(request))
         except turing.PollError as error:
             raise HTTPException(400, str(error)) from None
 
-    @app.get("/admin", response_class=HTMLResponse)
+    @routes.get("/admin", response_class=HTMLResponse)
     async def admin(request: Request):
-        require_admin(request)
         results = await counted_results(request)
         return templates.TemplateResponse(request, "poll_results.html", {
             "results": results, "report": results.report(), "token": request.query_params.get("token", ""),
@@ -185,21 +198,26 @@ def add(app: FastAPI, poll: Poll, templates: Jinja2Templates) -> None:
                       for pair, matrix in sorted(results.per_pair.items())},
         })
 
-    @app.get("/admin/results.csv")
+    @routes.get("/admin/results.csv")
     async def admin_csv(request: Request):
-        require_admin(request)
         results = await counted_results(request)
         text = io.StringIO()
         results.write_csv(text)
         return Response(text.getvalue(), media_type="text/csv",
                         headers={"Content-Disposition": 'attachment; filename="turing_results.csv"'})
 
-    @app.get("/admin/results.png")
+    @routes.get("/admin/results.png")
     async def admin_chart(request: Request):
-        require_admin(request)
-        from pix2color import plots
-
         results = await counted_results(request)
         buffer = io.BytesIO()
         await run_in_threadpool(plots.turing_chart, results, buffer)
         return Response(buffer.getvalue(), media_type="image/png")
+
+    return routes
+
+
+def exclusions(request: Request) -> tuple[int, ...]:
+    try:
+        return tuple(int(p) for p in request.query_params.get("exclude", "").split(",") if p.strip())
+    except ValueError:
+        raise HTTPException(400, "exclude takes pair numbers separated by commas") from None
