@@ -22,7 +22,7 @@ from conftest import sample_photo_paths
 from pix2color import turing
 from pix2color.loading import Network
 from pix2color.web.app import create_app
-from pix2color.web.local_server import LocalServer, free_port
+from pix2color.bench.local_server import LocalServer, free_port
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="no Chromium (apt-get install chromium)")

@@ -434,6 +434,32 @@ def test_admin_needs_the_token_and_escapes_what_it_shows(poll_client):
     assert "pairs left out: 2" in client.get("/admin", params={"token": "s3cret", "exclude": "2"}).text
 
 
+def test_one_address_makes_a_bounded_number_of_participants_a_minute(tmp_path):
+    """A client dropping its cookie becomes a new participant each time; past the limit it gets a
+    one-line 429 and nothing is stored, while participants it already made go on answering."""
+    folder = tiny_poll(tmp_path / "poll")
+    app = create_app(poll=turing.Poll(folder), limits=Limits(new_participants=3))
+    with local_client(app) as client:
+        for _ in range(3):
+            client.cookies.clear()
+            assert client.post("/poll/start").status_code == 200
+        kept = dict(client.cookies)
+        client.cookies.clear()
+        refused = client.post("/poll/start", headers={"Accept": "application/json"}, follow_redirects=False)
+        assert refused.status_code == 429 and refused.headers["Retry-After"] == "60"
+        assert "new participants from one address" in refused.json()["detail"]
+        assert client.get("/poll", headers={"Accept": "application/json"}).status_code == 429  # programs, too
+        assert _participants(folder) == 3
+        client.cookies.update(kept)
+        trial = client.get("/poll", headers={"Accept": "application/json"}).json()
+        assert trial["done"] is False and trial["position"] == 1
+
+
+def _participants(folder) -> int:
+    with sqlite3.connect(folder / turing.DATABASE) as database:
+        return database.execute("SELECT COUNT(*) FROM participants").fetchone()[0]
+
+
 def test_2afc_poll_reports_percent_fooled(tmp_path):
     folder = tiny_poll(tmp_path / "poll2", protocol="2afc")
     poll = turing.Poll(folder)
@@ -454,8 +480,6 @@ def test_2afc_poll_reports_percent_fooled(tmp_path):
 
 
 def _column(folder, column):
-    import sqlite3
-
     with sqlite3.connect(folder / turing.DATABASE) as database:
         return [row[0] for row in database.execute(f"SELECT {column} FROM pairs")]
 

@@ -19,7 +19,7 @@ from pix2color import turing
 from pix2color.bench.web import bench_poll
 from pix2color.web.app import Limits, create_app
 from pix2color.web.guards import server_config
-from pix2color.web.local_server import LocalServer, free_port
+from pix2color.bench.local_server import LocalServer, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -246,6 +246,17 @@ def test_serve_answers_only_host_names_of_this_machine_and_allowed_ones(tmp_path
     assert bad.returncode == 2 and "--allowed-hosts" in bad.stderr and "Traceback" not in bad.stderr
 
 
+def test_serve_prints_addresses_a_browser_opens_and_warns_when_every_host_is_allowed(tmp_path):
+    folder = small_poll(tmp_path / "poll")
+    with LocalServer(["--poll", str(folder)], host="::1") as server:
+        assert httpx.get(server.url + "/api/health").status_code == 200
+    assert f"http://[::1]:{server.port}/poll" in server.output, server.output
+    assert "DNS rebinding" not in server.output
+    with LocalServer(["--poll", str(folder), "--allowed-hosts", "*"]) as server:
+        assert httpx.get(server.url + "/api/health", headers={"Host": "evil.example"}).status_code == 200
+    assert "--allowed-hosts '*': any Host name is served" in server.output, server.output
+
+
 def test_turing_results_end_quietly_when_the_reader_is_gone(tmp_path):
     """`pix2color turing results POLL | head -1`: the pipe closes before the report is written."""
     folder = small_poll(tmp_path / "poll")
@@ -323,3 +334,46 @@ def test_a_request_head_that_never_ends_is_timed_out(tmp_path):
             replies = read_until_closed(kept)
         assert replies.startswith(b"HTTP/1.1 200 ") and replies.count(b"HTTP/1.1") == 1
         assert httpx.get(f"http://127.0.0.1:{port}/api/health").status_code == 200
+
+
+def test_a_client_that_stops_reading_is_cut_off(tmp_path):
+    """A client that asks for a large image and reads none of it loses its connection after the
+    timeout (short here), instead of the server holding the response for it; one reading slowly
+    gets every byte."""
+    gray = np.zeros((1200, 1600, 3), np.uint8)  # 5.8 MB as the poll's uncompressed PNG
+    noise = np.random.default_rng(0).integers(0, 256, gray.shape, dtype=np.uint8)
+    folder = turing.write_poll(tmp_path / "poll", [turing.PollImages("big.jpg", gray, noise, noise // 2)])
+    with sqlite_rows(folder, "SELECT original FROM pairs") as rows:
+        image = rows[0][0]
+    size = (folder / turing.IMAGES / image).stat().st_size
+    app = create_app(poll=turing.Poll(folder))
+    with serving(app, head_timeout=1.0) as port:
+        def ask() -> socket.socket:
+            connection = socket.socket()
+            connection.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # the kernel takes little for us
+            connection.settimeout(60)
+            connection.connect(("127.0.0.1", port))
+            connection.sendall(f"GET /poll/images/{image} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
+            return connection
+
+        with ask() as stalled:
+            time.sleep(4)  # reads nothing for four timeouts
+            received = b""
+            with contextlib.suppress(ConnectionResetError):
+                received = read_until_closed(stalled)
+        assert len(received) < size, "the server kept the whole response for a client that read none of it"
+        with ask() as slow:
+            received = b""
+            while len(received) < size and (chunk := slow.recv(65536)):  # pausing 10 ms between reads
+                received += chunk
+                time.sleep(0.01)
+        assert received.startswith(b"HTTP/1.1 200 ") and len(received) > size
+        assert httpx.get(f"http://127.0.0.1:{port}/api/health").status_code == 200
+
+
+@contextlib.contextmanager
+def sqlite_rows(folder, query):
+    import sqlite3
+
+    with contextlib.closing(sqlite3.connect(folder / turing.DATABASE)) as database:
+        yield database.execute(query).fetchall()

@@ -15,7 +15,7 @@ from PIL import Image
 from pix2color import lite, turing
 from pix2color.data import load_image_set
 from pix2color.networks import build_generator
-from pix2color.web.local_server import LocalServer
+from pix2color.bench.local_server import LocalServer
 
 
 def bench_poll(participants: int = 50, pairs: int = 20, workdir: str | None = None, log=print) -> dict:

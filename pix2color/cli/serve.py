@@ -33,6 +33,8 @@ def build_parser() -> ArgumentParser:
     parser.add_argument("--max-upload-mb", type=positive_int, default=25, help="largest upload accepted")
     parser.add_argument("--max-pixels", type=positive_int, default=50_000_000, help="largest photo accepted")
     parser.add_argument("--queue", type=positive_int, default=8, help="colorize requests that may wait while one runs")
+    parser.add_argument("--new-participants-per-minute", type=positive_int, default=120, metavar="N",
+                        help="new poll participants one address may make in a minute (a script cannot fill the disk)")
     return parser
 
 
@@ -60,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from pix2color.turing import Poll, PollError
     from pix2color.web.app import Limits, create_app
-    from pix2color.web.guards import allowed_host_names, server_config
+    from pix2color.web.guards import EVERY_INTERFACE, allowed_host_names, host_name, server_config
 
     try:
         networks = {mode: load_network(args.model, mode, log=print if mode == MODES[0] else None)
@@ -76,17 +78,21 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{PROG}: error: cannot listen on --host {args.host} --port {args.port}: {error.strerror or error}",
               file=sys.stderr)
         return 2
-    app = create_app(networks, poll, token, Limits(args.max_upload_mb * 2**20, args.max_pixels, args.queue), args.mode,
-                     allowed_host_names(args.host, args.allowed_hosts or []))
+    limits = Limits(upload_bytes=args.max_upload_mb * 2**20, pixels=args.max_pixels, queue=args.queue,
+                    new_participants=args.new_participants_per_minute)
+    app = create_app(networks, poll, token, limits, args.mode, allowed_host_names(args.host, args.allowed_hosts or []))
     port = listening.getsockname()[1]  # --port 0: the one the system chose
-    shown_host = "localhost" if args.host in ("127.0.0.1", "0.0.0.0") else args.host
+    shown_host = "localhost" if args.host in ("127.0.0.1", "0.0.0.0", "::") else host_name(args.host)
     if networks:
         print(f"colorize page: http://{shown_host}:{port}/   API: POST /api/colorize", flush=True)
     if poll:
         print(f"poll ({poll.protocol}, {poll.pair_count} pairs): http://{shown_host}:{port}/poll", flush=True)
         print(f"results (admin): http://{shown_host}:{port}/admin?token={token}", flush=True)
-    if args.host == "0.0.0.0":
+    if args.host in EVERY_INTERFACE:
         print("listening on every network interface: anyone on this network can reach the server", flush=True)
+    if "*" in (args.allowed_hosts or []):
+        print("--allowed-hosts '*': any Host name is served, so a page of another site can reach this server "
+              "through a DNS name it controls (DNS rebinding); name the hosts instead", flush=True)
     server = uvicorn.Server(server_config(app))
     signal_number = serve_until_signal(server, listening)
     if signal_number == signal.SIGINT:

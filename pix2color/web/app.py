@@ -52,6 +52,7 @@ class Limits:
     form_bytes: int = 8 * 1024  # any other request's body (an answer is about 100 bytes)
     read_timeout: float = 30.0  # seconds without any part of a request's body: 408
     body_timeout: float = 300.0  # seconds for a whole body (25 MB at 0.7 Mbit/s): 408
+    new_participants: int = 120  # per client address and minute: 429
 
     def body_bytes(self, path: str) -> int:
         """The largest body a request to `path` may send."""
@@ -114,7 +115,7 @@ def create_app(
         app.include_router(colorize_routes.router(recipes, queue, limits.upload_bytes, limits.pixels, default_mode,
                                                   poll_link=poll is not None))
     if poll is not None:
-        app.include_router(poll_routes.participant_router(poll))
+        app.include_router(poll_routes.participant_router(poll, limits.new_participants))
         app.include_router(poll_routes.admin_router(poll, admin_token))
         if not recipes:
             @app.get("/")

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import io
 import secrets
+import time
+from collections import Counter
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -71,11 +73,19 @@ ANSWER_RESPONSES = {
 
 class Participants:
     """The poll's participants as its routes meet them: the id in a request's signed cookie, and the
-    size of the images they are shown."""
+    size of the images they are shown.
 
-    def __init__(self, poll: Poll):
+    Anyone may become a participant, and a client that drops its cookie becomes a new one each
+    time; `per_minute` bounds how many one address makes in a minute (each stores its order), so
+    a script cannot fill the disk. A class behind one router starting together stays well below it.
+    """
+
+    def __init__(self, poll: Poll, per_minute: int):
         self.poll = poll
+        self.per_minute = per_minute
         self._sizes: dict[str, tuple[int, int]] = {}
+        self._minute = 0
+        self._made: Counter[str] = Counter()  # new participants per address, this minute
 
     def of(self, request: Request, create: bool) -> str | None:
         """The participant a request comes from; `create`: make one if it has none (or an unknown one)."""
@@ -84,9 +94,19 @@ class Participants:
             return participant
         if not create:
             return None
+        self._count_new(request.client.host if request.client else "")
         participant = self.poll.new_participant()
         request.session["participant"] = participant
         return participant
+
+    def _count_new(self, address: str) -> None:
+        minute = int(time.monotonic() // 60)
+        if minute != self._minute:
+            self._minute, self._made = minute, Counter()
+        if self._made[address] >= self.per_minute:
+            raise HTTPException(429, f"more than {self.per_minute} new participants from one address in a minute; "
+                                     "try again in a minute", headers={"Retry-After": "60"})
+        self._made[address] += 1
 
     def image_size(self, name: str) -> tuple[int, int]:
         """(width, height) of a poll image, read from its header once; the images of a pair share it."""
@@ -103,10 +123,11 @@ class Participants:
                 "gray": f"/poll/images/{trial.gray}", "images": trial.images}
 
 
-def participant_router(poll: Poll) -> APIRouter:
-    """/poll (the intro, the trial on show, the score), /poll/start, /poll/answer, /poll/images."""
+def participant_router(poll: Poll, new_per_minute: int = 120) -> APIRouter:
+    """/poll (the intro, the trial on show, the score), /poll/start, /poll/answer, /poll/images;
+    new_per_minute: new participants one address may make in a minute."""
     routes = APIRouter()
-    participants = Participants(poll)
+    participants = Participants(poll, new_per_minute)
 
     @routes.get("/poll", response_class=HTMLResponse)
     async def poll_page(request: Request):
