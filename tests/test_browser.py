@@ -392,3 +392,15 @@ def test_the_api_docs_page_shows_its_operations_within_the_content_security_poli
             assert not refused
         finally:
             page.close()
+
+
+@pytest.mark.parametrize("address", ["/api/docs", "/admin?token=tok"])
+def test_the_api_docs_and_the_results_fit_a_phone_s_width(browser, tmp_path, address):
+    """The page itself never scrolls sideways on a phone; a wide table scrolls within its box."""
+    with poll_page(browser, tmp_path, "report", screen="phone") as (page, _folder):
+        page.click("#start")
+        page.click("#answer-original")  # one answer, so the results have rows
+        page.goto(page.url.split("/poll")[0] + address)
+        page.wait_for_load_state("load")
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= SCREENS["phone"]["viewport"]["width"], width
