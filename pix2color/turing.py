@@ -169,7 +169,7 @@ def poll_of(path: str | Path) -> Path | None:
 def check_poll_folder(out: str | Path) -> None:
     """PollError in one line unless `out` is a new or an empty folder that can be written: a
     poll never shares its folder with other files, so building one replaces nothing."""
-    from pix2color.lite import check_output_folder
+    from pix2color.outputs import check_output_folder
 
     out = Path(out)
     try:
@@ -613,8 +613,8 @@ def build_poll(
     """
     from PIL import Image
 
-    from pix2color.lite import FullResolutionColorizer, ImageError, read_image
     from pix2color.loading import load_network
+    from pix2color.photos import FullResolutionColorizer, ImageError, read_image
 
     if protocol not in PROTOCOLS:
         raise PollError(f"--protocol must be one of {', '.join(PROTOCOLS)} (got {protocol!r})")

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from pix2color.cli import ArgumentParser, HelpFormatter, command, int_in, positive_int
 from pix2color.colorize import OUTPUT_FORMATS
-from pix2color.lite import DEFAULT_MAX_PIXELS
+from pix2color.photos import DEFAULT_MAX_PIXELS
 from pix2color.loading import MODES
 from pix2color.quiet import import_quietly
 from pix2color.stabilise import DEFAULT_STRENGTH
@@ -60,7 +60,7 @@ def build_parser() -> ArgumentParser:
 def option_problem(args: argparse.Namespace) -> str | None:
     """The first option out of its range, or an output folder that cannot be written, in one
     line; None when all is well. Checked before TensorFlow loads: a mistake costs no wait."""
-    from pix2color.lite import check_output_folder
+    from pix2color.outputs import check_output_folder
 
     checks = [
         (args.batch_size >= 1, f"--batch-size must be at least 1 (got {args.batch_size})"),
@@ -100,7 +100,7 @@ def _run(args: argparse.Namespace) -> int:
 
     from pix2color.colorize import (FullResolutionColorizer, colorize_files, colorize_videos, expand_inputs, plan,
                                     split_photos_and_videos)
-    from pix2color.lite import summary
+    from pix2color.outputs import summary
     from pix2color.loading import load_network
     from pix2color.stabilise import Stabiliser
     from pix2color.video import check_codec

@@ -53,8 +53,8 @@ def main(argv: list[str] | None = None) -> int:
     import keras
 
     from pix2color.data import DataError
-    from pix2color.lite import write_output
     from pix2color.loading import load_generator
+    from pix2color.outputs import write_output
 
     keras.utils.set_random_seed(args.seed)
     try:

@@ -94,7 +94,7 @@ def _results(args) -> int:
         print(f"{PROG}: error: {error}", file=sys.stderr)
         return 2
     print(counted.report())
-    from pix2color.lite import OutputExists, exists_message, write_output
+    from pix2color.outputs import OutputExists, exists_message, write_output
 
     outputs = [(args.csv, _csv_writer(counted)), (args.png, _chart_writer(counted))]
     for path, write in [(Path(path), write) for path, write in outputs if path]:
@@ -113,7 +113,7 @@ def _results(args) -> int:
 def _output_problem(args) -> str | None:
     """Why --csv or --png may not be written, in one line (None if they may): a file of a poll
     is never replaced, another existing file only with --overwrite, a folder never."""
-    from pix2color.lite import exists_message
+    from pix2color.outputs import exists_message
     from pix2color.turing import poll_of
 
     given = [(flag, path) for flag, path in (("--csv", args.csv), ("--png", args.png)) if path]

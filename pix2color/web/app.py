@@ -30,7 +30,7 @@ from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
-from pix2color.lite import FullResolutionColorizer, ImageError, TooManyPixels, read_image
+from pix2color.photos import FullResolutionColorizer, ImageError, TooManyPixels, read_image
 from pix2color.turing import Poll
 from pix2color.web.api_docs import operations as api_operations
 from pix2color.web.guards import LOCAL_HOSTS, BoundedBodies, HeadAsGet, SameOriginWrites, SecurityHeaders
