@@ -32,6 +32,7 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from pix2color.photos import FullResolutionColorizer, ImageError, TooManyPixels, read_image
 from pix2color.turing import Poll
+from pix2color.web import poll_routes
 from pix2color.web.api_docs import operations as api_operations
 from pix2color.web.guards import LOCAL_HOSTS, BoundedBodies, HeadAsGet, SameOriginWrites, SecurityHeaders
 
@@ -277,8 +278,6 @@ def create_app(
     # ------------------------------------------------------------------ the Turing test
 
     if poll is not None:
-        from pix2color.web import poll_routes
-
         poll_routes.add(app, poll, templates)
         if not recipes:
             @app.get("/")
