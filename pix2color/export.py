@@ -25,8 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pix2color.lite import write_output
 from pix2color.loading import MODES
+from pix2color.outputs import write_output
 
 # TensorFlow and the networks are imported inside the functions that need them: `pix2color export`
 # checks its arguments and paths before paying for TensorFlow's start-up.
@@ -46,7 +46,7 @@ def colorize_in_graph(network, image, image_size: int):
     """The full-resolution recipe as TensorFlow ops (for the SavedModel's serving signature).
 
     image: uint8 (H, W, C), C = 1 (gray), 2 (gray + alpha), 3 (RGB) or 4 (RGBA; alpha dropped).
-    Mirrors `pix2color.lite.FullResolutionColorizer` (area-filtered L in, bilinear ab out).
+    Mirrors `pix2color.photos.FullResolutionColorizer` (area-filtered L in, bilinear ab out).
     """
     tf = _import_tf()
     from pix2color import color

@@ -43,6 +43,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
+
+from pix2color.colorize import IMAGE_SUFFIXES
+from pix2color.loading import load_network
+from pix2color.outputs import check_output_folder
+from pix2color.photos import FullResolutionColorizer, ImageError, read_image
+from pix2color.run_folder import is_run_or_poll_folder
 
 PROTOCOLS = ("report", "2afc")
 VERSIONS = ("original", "generated")
@@ -169,8 +176,6 @@ def poll_of(path: str | Path) -> Path | None:
 def check_poll_folder(out: str | Path) -> None:
     """PollError in one line unless `out` is a new or an empty folder that can be written: a
     poll never shares its folder with other files, so building one replaces nothing."""
-    from pix2color.lite import check_output_folder
-
     out = Path(out)
     try:
         check_output_folder(out, "--out")
@@ -215,8 +220,6 @@ def write_poll(out: str | Path, pairs: list[PollImages], protocol: str = "report
 
 def encode_png(rgb: np.ndarray, compress_level: int = 6) -> bytes:
     """A poll image: the same encoder and settings for every image, and no metadata."""
-    from PIL import Image
-
     buffer = io.BytesIO()
     Image.fromarray(rgb).save(buffer, "PNG", optimize=False, compress_level=compress_level)
     return buffer.getvalue()
@@ -258,9 +261,7 @@ def _fill_poll(folder: Path, pairs: list[PollImages], protocol: str, seed: int, 
 def list_photos(photos: str | Path, log=print) -> list[str]:
     """The images under `photos` (recursive), leaving out pix2color run and poll folders as
     training does: their plots and poll images are pictures pix2color drew, not photos."""
-    from pix2color.colorize import IMAGE_SUFFIXES
-    from pix2color.data import list_image_files
-    from pix2color.run_folder import is_run_or_poll_folder
+    from pix2color.data import list_image_files  # pix2color.data loads TensorFlow: only when building a poll
 
     if not Path(photos).is_dir():
         raise PollError(f"--photos {photos}: not a folder")
@@ -611,11 +612,6 @@ def build_poll(
     then made from the same pixels). The report's poll used its final model; `mode` is the
     inference mode of `pix2color.loading`.
     """
-    from PIL import Image
-
-    from pix2color.lite import FullResolutionColorizer, ImageError, read_image
-    from pix2color.loading import load_network
-
     if protocol not in PROTOCOLS:
         raise PollError(f"--protocol must be one of {', '.join(PROTOCOLS)} (got {protocol!r})")
     check_poll_folder(out)

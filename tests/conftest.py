@@ -10,6 +10,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from pix2color import outputs  # noqa: E402
 from pix2color.data import sample_photos_dir  # noqa: E402
 
 
@@ -121,11 +122,9 @@ class FullDisk:
 
 
 def on_a_full_disk(monkeypatch, silent=False):
-    """Files that lite.py opens for writing from now on are on a full disk."""
+    """Files that `pix2color.outputs` opens for writing from now on are on a full disk."""
     def opened(path, mode="r", *args, **kwargs):
         handle = open(path, mode, *args, **kwargs)
         return FullDisk(handle, silent) if set(mode) & set("wxa") else handle
 
-    from pix2color import lite
-
-    monkeypatch.setattr(lite, "open", opened, raising=False)
+    monkeypatch.setattr(outputs, "open", opened, raising=False)

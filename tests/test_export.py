@@ -5,10 +5,11 @@ import pytest
 import tensorflow as tf
 
 from conftest import sample_photo_paths
-from pix2color import lite
+from pix2color.lite import LiteColorizer
+from pix2color.loading import load_generator, load_network
 from pix2color.networks.unet import ChannelDropout
 from pix2color.paper_mode import paper_mode_generator
-from pix2color.loading import load_generator, load_network
+from pix2color.photos import FullResolutionColorizer, read_image
 
 # Max |ab| difference to Keras (network units; 1.0 = 110 Lab units), per TFLite variant.
 TOLERANCE = {"float32": 1e-4, "float16": 2e-3, "dynamic": 1e-2, "int8": 0.06}
@@ -21,13 +22,13 @@ def generator(small_generator_file):
 
 @pytest.fixture(scope="module")
 def lightness_batch():
-    photos = np.stack([lite.read_image(p) for p in sample_photo_paths(3)])
-    recipe = lite.FullResolutionColorizer(None, 32)
+    photos = np.stack([read_image(p) for p in sample_photo_paths(3)])
+    recipe = FullResolutionColorizer(None, 32)
     return np.stack([recipe.prepare(photo)[1] for photo in photos]).astype(np.float32)
 
 
 def run_tflite(path, lightness):
-    return lite.LiteColorizer(path)._run(lightness)
+    return LiteColorizer(path)._run(lightness)
 
 
 def op_names(path):
@@ -98,16 +99,16 @@ def test_serving_signature_round_trips_any_size(exported, generator, shape):
     out = loaded.signatures["serving_default"](image=tf.constant(image))["colorized"].numpy()
     assert out.shape == shape[:2] + (3,) and out.dtype == np.uint8
     rgb = np.repeat(image[..., :1], 3, -1) if shape[-1] < 3 else image[..., :3]
-    recipe = lite.FullResolutionColorizer(lambda l: generator(l, training=False).numpy(), 32)
+    recipe = FullResolutionColorizer(lambda l: generator(l, training=False).numpy(), 32)
     expected = recipe.colorize(rgb)
     diff = np.abs(out.astype(int) - expected)
     assert diff.max() <= 3 and diff.mean() < 0.5  # in-graph recipe == numpy recipe, to rounding
 
 
 def test_lite_colorizer_runs_the_whole_recipe(exported, generator):
-    photo = lite.read_image(sample_photo_paths(1)[0])
-    tflite_out = lite.LiteColorizer(exported / "tflite" / "generator_deterministic_float32.tflite").colorize(photo)
-    keras_out = lite.FullResolutionColorizer(lambda l: generator(l, training=False).numpy(), 32).colorize(photo)
+    photo = read_image(sample_photo_paths(1)[0])
+    tflite_out = LiteColorizer(exported / "tflite" / "generator_deterministic_float32.tflite").colorize(photo)
+    keras_out = FullResolutionColorizer(lambda l: generator(l, training=False).numpy(), 32).colorize(photo)
     assert np.abs(tflite_out.astype(int) - keras_out).max() <= 1
 
 

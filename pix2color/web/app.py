@@ -25,7 +25,7 @@ from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
-from pix2color.lite import FullResolutionColorizer
+from pix2color.photos import FullResolutionColorizer
 from pix2color.turing import Poll
 from pix2color.web import colorize_routes, poll_routes
 from pix2color.web.api_docs import operations as api_operations

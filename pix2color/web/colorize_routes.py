@@ -17,7 +17,7 @@ from PIL import Image
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from pix2color.lite import FullResolutionColorizer, ImageError, TooManyPixels, read_image
+from pix2color.photos import FullResolutionColorizer, ImageError, TooManyPixels, read_image
 from pix2color.web.pages import templates
 
 UPLOAD_PATHS = ("/api/colorize", "/api/grayscale")
