@@ -11,7 +11,7 @@ SavedModel signatures (weights stored once, shared by both modes):
 TFLite files `generator_{mode}_{variant}.tflite`, built-in ops only (no Flex), float I/O:
     input lightness float32 (1, S, S, 1) in [-1, 1] -> output ab float32 (1, S, S, 2)
     variants: float32, float16 (weights), int8 (full-integer, calibrated on the sample photos),
-    dynamic (int8 weights, float activations; slow on CPUs, see the README).
+    dynamic (int8 weights, float activations; on CPUs slower than int8, see docs/performance.md).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 `.ci/run` installs Chromium; elsewhere, without /usr/bin/chromium, these tests are skipped with
 that reason. Screenshots go to the test's folder (and, with PIX2COLOR_SCREENSHOTS=DIR, to DIR:
-the README's pictures come from there).
+docs/'s pictures come from there).
 """
 
 import os
