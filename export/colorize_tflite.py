@@ -5,7 +5,7 @@
 
 No TensorFlow is imported. On a device without pix2color installed, copy `pix2color/lite.py`
 (self-contained) next to the model and run `python lite.py MODEL PHOTO... -o OUT` instead.
-The input/output tensor contract is in `pix2color/lite.py` and the README.
+The input/output tensor contract is in `pix2color/lite.py` and docs/export.md.
 """
 
 import sys

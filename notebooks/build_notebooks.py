@@ -112,7 +112,7 @@ def colorize_notebook():
                           "*deterministic* (default): BatchNorm moving statistics, no dropout: the same photo always "
                           "gets the same colours. *paper*: dropout on and the batch's statistics, as the report evaluates."),
         new_code_cell("import numpy as np\nfrom PIL import Image as PILImage\nfrom pix2color.loading import load_network\n"
-                      "from pix2color.lite import FullResolutionColorizer, read_image\n"
+                      "from pix2color.photos import FullResolutionColorizer, read_image\n"
                       "originals = [read_image(p) for p in photos]\nresults = {}\n"
                       "for mode in ('deterministic', 'paper'):\n"
                       "    network = load_network(MODEL, mode)\n"

@@ -2,7 +2,8 @@
 
 The network sees the photo's lightness resized to its training size S; the predicted ab is
 upsampled to the photo's size and recombined with the photo's own full-resolution L, so edges
-stay as sharp as the original (the recipe lives in `pix2color.lite`, shared with the TFLite path).
+stay as sharp as the original (`pix2color.photos.FullResolutionColorizer`, the recipe the LiteRT
+runner uses too).
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pix2color.lite import (DEFAULT_MAX_PIXELS, FullResolutionColorizer, ImageError, OutputExists, Planned, Wanted,
-                            exists_message, not_a_file, plan_outputs, read_image, write_output)
+from pix2color.outputs import OutputExists, Planned, Wanted, exists_message, plan_outputs, write_output
+from pix2color.photos import DEFAULT_MAX_PIXELS, FullResolutionColorizer, ImageError, not_a_file, read_image
 from pix2color.video import DEFAULT_CRF, VIDEO_SUFFIXES, VideoError, colorize_video, is_video
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")  # Pillow reads TIFF too
@@ -97,7 +98,7 @@ def output_name(relative: Path, image_format: str) -> Path:
 def plan(photos: list[tuple[Path, Path]], videos: list[tuple[Path, Path]], out: str | os.PathLike,
          image_format: str = "same", video_format: str = "mp4", compare: bool = False,
          overwrite: bool = False) -> tuple[list[Planned], list[Planned]]:
-    """Every input's outputs (`pix2color.lite.plan_outputs`' rules), photos and videos planned
+    """Every input's outputs (`pix2color.outputs.plan_outputs`' rules), photos and videos planned
     together so that they never share an output either."""
     wanted = [Wanted(path, output_name(relative, image_format), compare) for path, relative in photos]
     wanted += [Wanted(path, relative.with_suffix(f".{video_format}")) for path, relative in videos]
@@ -106,7 +107,7 @@ def plan(photos: list[tuple[Path, Path]], videos: list[tuple[Path, Path]], out: 
 
 
 def save_image(rgb: np.ndarray, path: Path, quality: int, overwrite: bool = False) -> None:
-    """`rgb` in the format the suffix names, with `pix2color.lite.write_output`'s rule."""
+    """`rgb` in the format the suffix names, with `pix2color.outputs.write_output`'s rule."""
     from PIL import Image
 
     image_format = OUTPUT_FORMATS[path.suffix.lstrip(".")]

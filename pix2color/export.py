@@ -11,7 +11,7 @@ SavedModel signatures (weights stored once, shared by both modes):
 TFLite files `generator_{mode}_{variant}.tflite`, built-in ops only (no Flex), float I/O:
     input lightness float32 (1, S, S, 1) in [-1, 1] -> output ab float32 (1, S, S, 2)
     variants: float32, float16 (weights), int8 (full-integer, calibrated on the sample photos),
-    dynamic (int8 weights, float activations; slow on CPUs, see the README).
+    dynamic (int8 weights, float activations; on CPUs slower than int8, see docs/performance.md).
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pix2color.lite import write_output
 from pix2color.loading import MODES
+from pix2color.outputs import write_output
 
 # TensorFlow and the networks are imported inside the functions that need them: `pix2color export`
 # checks its arguments and paths before paying for TensorFlow's start-up.
@@ -46,7 +46,7 @@ def colorize_in_graph(network, image, image_size: int):
     """The full-resolution recipe as TensorFlow ops (for the SavedModel's serving signature).
 
     image: uint8 (H, W, C), C = 1 (gray), 2 (gray + alpha), 3 (RGB) or 4 (RGBA; alpha dropped).
-    Mirrors `pix2color.lite.FullResolutionColorizer` (area-filtered L in, bilinear ab out).
+    Mirrors `pix2color.photos.FullResolutionColorizer` (area-filtered L in, bilinear ab out).
     """
     tf = _import_tf()
     from pix2color import color

@@ -5,20 +5,17 @@ a slim container). It is self-contained: copy this one file next to a `.tflite` 
 
     python lite.py generator_deterministic_float32.tflite photo.jpg -o colorized/
 
-It also holds the one reader of users' photos (`read_image`: EXIF orientation, pixel limit,
-any Pillow mode) and the one planner of output names (`plan_outputs`: no output is ever an input,
-no two inputs share an output, an existing file is replaced only when asked), which
-`pix2color.colorize` uses too.
+It reads photos, colorizes them at full resolution and names and writes its outputs with the
+same code as `pix2color colorize`: the definitions it needs from `pix2color.photos` and
+`pix2color.outputs`, copied verbatim below because one file cannot import them.
+tests/test_lite.py::test_lite_copies_match fails when a copy differs from its original: change
+the original, then copy it here again. This file's own code (the LiteRT runner and its command)
+comes after the copies.
 
 Tensor contract of pix2color's `.tflite` files (see `pix2color.export`):
     input  "lightness": float32 (1, S, S, 1), L / 50 - 1, in [-1, 1]
     output "ab":        float32 (1, S, S, 2), (a, b) / 110, in [-1, 1]
 S is the model's image size (256 for the report's model); CIE Lab, D65, 2 degree observer.
-
-Full-resolution recipe: L of the original photo, resized to S x S (area filter) for the network;
-the predicted ab upsampled (bilinear) to the original size and recombined with the original,
-full-resolution L. The Lab formulas below are the same as tensorflow-io's (which
-`pix2color.color` uses for training); a test checks they agree.
 """
 
 from __future__ import annotations
@@ -30,6 +27,7 @@ import io
 import itertools
 import os
 import secrets
+import shutil
 import stat
 import sys
 import tempfile
@@ -42,8 +40,15 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
+
+# ============================================================================================
+# Copied verbatim from pix2color/photos.py: tests/test_lite.py::test_lite_copies_match keeps them equal.
+# ============================================================================================
+
 DEFAULT_MAX_PIXELS = 50_000_000  # 50 MP: far above a phone photo, far below a decompression bomb
-MAX_THREADS = 256  # LiteRT crashes (SIGSEGV) when asked for 100,000
+# The full-resolution planes are computed this many pixels at a time: a 50 MP photo's float32
+# Lab, XYZ and RGB planes would take gigabytes at once, a band's take tens of megabytes.
+BAND_PIXELS = 1 << 19
 
 # sRGB (D65) -> XYZ, and the D65 white point (2 degree observer): as tensorflow-io.
 _RGB_TO_XYZ = np.array(
@@ -66,15 +71,6 @@ class TooManyPixels(ImageError):
     """An image larger than the pixel limit (checked before it is decoded)."""
 
 
-class ModelError(ValueError):
-    """A model file LiteRT cannot run as a pix2color generator; the message names it."""
-
-
-class OutputExists(FileExistsError):
-    """An output's name was taken when it came to be written (after the plan was made, say):
-    the file there is left as it is."""
-
-
 # --------------------------------------------------------------------------- reading photos
 
 
@@ -82,7 +78,7 @@ _PILLOW_LIMIT = threading.Lock()  # Pillow's own pixel limit is a global: lifted
 
 
 def read_image(source: str | os.PathLike | typing.BinaryIO, max_pixels: int = DEFAULT_MAX_PIXELS,
-               name: str | None = None) -> np.ndarray:
+               name: str | None = None, formats: tuple[str, ...] | None = None) -> np.ndarray:
     """Any image (a file, or a binary file object) -> uint8 RGB (H, W, 3), upright as its EXIF
     orientation says. The format is recognised from the content, never from a name.
 
@@ -100,7 +96,7 @@ def read_image(source: str | os.PathLike | typing.BinaryIO, max_pixels: int = DE
         with _PILLOW_LIMIT:
             previous_limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None  # ours is checked below
             try:
-                image = Image.open(source)
+                image = Image.open(source, formats=formats)  # formats: Pillow's names; None: any it reads
             finally:
                 Image.MAX_IMAGE_PIXELS = previous_limit
         with image:
@@ -108,7 +104,7 @@ def read_image(source: str | os.PathLike | typing.BinaryIO, max_pixels: int = DE
             if width * height > max_pixels:
                 raise TooManyPixels(f"{name}: {width}x{height} is {_too_many(width * height, max_pixels)}")
             image.load()
-            image = ImageOps.exif_transpose(image)
+            ImageOps.exif_transpose(image, in_place=True)  # no copy of an image that is upright already
             try:
                 return _to_rgb_array(image)
             except (ValueError, OSError) as error:
@@ -189,43 +185,21 @@ def _to_rgb_array(image: Image.Image) -> np.ndarray:
     if image.mode in ("RGBA", "LA", "PA"):
         background = Image.new("RGBA", image.size, (255, 255, 255, 255))
         image = Image.alpha_composite(background, image.convert("RGBA"))
-    return np.asarray(image.convert("RGB"), dtype=np.uint8)
+    return np.asarray(image if image.mode == "RGB" else image.convert("RGB"), dtype=np.uint8)
 
 
 # --------------------------------------------------------------------------- Lab in numpy
 
 
-def rgb_to_lab(rgb: np.ndarray) -> np.ndarray:
-    """RGB floats in [0, 1] (..., 3) -> Lab (..., 3), as `tfio.experimental.color.rgb_to_lab`."""
-    rgb = np.asarray(rgb, np.float32)
-    linear = np.where(rgb > 0.04045, ((rgb + 0.055) / 1.055) ** 2.4, rgb / 12.92)
-    xyz = linear @ _RGB_TO_XYZ.T / _WHITE
-    f = np.where(xyz > 0.008856, np.cbrt(np.maximum(xyz, 0)), xyz * 7.787 + 16.0 / 116.0)
-    fx, fy, fz = f[..., 0], f[..., 1], f[..., 2]
-    return np.stack([116.0 * fy - 16.0, 500.0 * (fx - fy), 200.0 * (fy - fz)], axis=-1).astype(np.float32)
-
-
-def _lab_to_linear_rgb(lab: np.ndarray) -> np.ndarray:
-    """Lab (..., 3) -> linear-light RGB (not yet clipped); L clipped to [0, 100] and a, b to +-110."""
-    lab = np.asarray(lab, np.float32)
-    return _linear_rgb(lab[..., 0], lab[..., 1], lab[..., 2])
-
-
 def _linear_rgb(lightness: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """`_lab_to_linear_rgb` of separate L, a, b arrays (no (..., 3) copy made first)."""
+    """Lab given as separate L, a, b arrays (so no (..., 3) copy is made) -> linear-light RGB
+    (..., 3), not yet clipped; L clipped to [0, 100] and a, b to +-110."""
     lightness = np.clip(lightness, 0.0, 100.0, dtype=np.float32)
     a, b = np.clip(a, -110.0, 110.0, dtype=np.float32), np.clip(b, -110.0, 110.0, dtype=np.float32)
     fy = (lightness + 16.0) / 116.0
     f = np.stack([a / 500.0 + fy, fy, np.maximum(fy - b / 200.0, 0.0)], axis=-1)
     xyz = np.where(f > 0.2068966, f * f * f, (f - 16.0 / 116.0) / 7.787)
     return xyz @ _XYZ_TO_RGB_WHITE.T
-
-
-def lab_to_rgb(lab: np.ndarray) -> np.ndarray:
-    """Lab (..., 3) -> RGB in [0, 1]; L clipped to [0, 100] and a, b to +-110 (as pix2color.color)."""
-    linear = _lab_to_linear_rgb(lab)
-    rgb = np.where(linear > 0.0031308, 1.055 * np.maximum(linear, 0.0031308) ** (1 / 2.4) - 0.055, linear * 12.92)
-    return np.clip(rgb, 0.0, 1.0).astype(np.float32)
 
 
 # Fast paths for 8-bit photos: sRGB decoding of 256 possible values, and sRGB encoding
@@ -242,16 +216,17 @@ _ENCODE_8BIT = np.round(
 
 
 def lightness_of_8bit(rgb: np.ndarray) -> np.ndarray:
-    """uint8 RGB (..., 3) -> Lab L (...), the same values as `rgb_to_lab(rgb / 255)[..., 0]`."""
-    linear_y = (np.take(_DECODE_8BIT_Y[0], rgb[..., 0]) + np.take(_DECODE_8BIT_Y[1], rgb[..., 1])
-                + np.take(_DECODE_8BIT_Y[2], rgb[..., 2]))  # Y / Y_white, Y_white = 1
-    f = np.where(linear_y > 0.008856, np.cbrt(linear_y), linear_y * 7.787 + 16.0 / 116.0)
-    return (116.0 * f - 16.0).astype(np.float32)
-
-
-def lab_to_8bit_rgb(lab: np.ndarray) -> np.ndarray:
-    """Lab (..., 3) -> uint8 RGB: `lab_to_rgb` then rounding, with a table for the sRGB curve."""
-    return _encode_8bit(_lab_to_linear_rgb(lab))
+    """uint8 RGB (..., 3) -> Lab L (...), the values `pix2color.photos.rgb_to_lab(rgb / 255)[..., 0]`
+    gives, computed `BAND_PIXELS` at a time through tables of the 256 levels."""
+    pixels = rgb.reshape(-1, 3)
+    lightness = np.empty(len(pixels), np.float32)
+    for start in range(0, len(pixels), BAND_PIXELS):
+        band = pixels[start:start + BAND_PIXELS]
+        linear_y = (np.take(_DECODE_8BIT_Y[0], band[:, 0]) + np.take(_DECODE_8BIT_Y[1], band[:, 1])
+                    + np.take(_DECODE_8BIT_Y[2], band[:, 2]))  # Y / Y_white, Y_white = 1
+        f = np.where(linear_y > 0.008856, np.cbrt(linear_y), linear_y * 7.787 + 16.0 / 116.0)
+        lightness[start:start + BAND_PIXELS] = 116.0 * f - 16.0
+    return lightness.reshape(rgb.shape[:-1])
 
 
 def _encode_8bit(linear: np.ndarray) -> np.ndarray:
@@ -263,6 +238,17 @@ def _encode_8bit(linear: np.ndarray) -> np.ndarray:
 def _resize_channel(channel: np.ndarray, size: tuple[int, int], resample) -> np.ndarray:
     """Resize one float32 channel (H, W) to size=(width, height) with Pillow's 'F' mode."""
     return np.asarray(Image.fromarray(channel.astype(np.float32), mode="F").resize(size, resample), np.float32)
+
+
+def _resized_tile(channel: Image.Image, size: tuple[int, int], rows: range, columns: range) -> np.ndarray:
+    """Rows x columns of `channel` (an 'F' image) resized bilinearly to size=(width, height):
+    the same values as that tile of the whole resize (Pillow's `box` keeps its filter's centres
+    and its reach beyond the box), without the whole resize in memory."""
+    width, height = size
+    x_scale, y_scale = channel.width / width, channel.height / height
+    box = (columns.start * x_scale, rows.start * y_scale, columns.stop * x_scale, rows.stop * y_scale)
+    resized = channel.resize((len(columns), len(rows)), Image.Resampling.BILINEAR, box=box)
+    return np.asarray(resized, np.float32)
 
 
 # --------------------------------------------------------------------------- the colorizer
@@ -287,10 +273,23 @@ class FullResolutionColorizer:
 
     @staticmethod
     def finish(lightness: np.ndarray, ab_small: np.ndarray) -> np.ndarray:
-        """Full-resolution L (H, W) + predicted normalised ab (S, S, 2) -> uint8 RGB (H, W, 3)."""
+        """Full-resolution L (H, W) + predicted normalised ab (S, S, 2) -> uint8 RGB (H, W, 3).
+
+        Works on tiles of at most `BAND_PIXELS` (bands of whole rows unless a row is longer): only a
+        tile's float planes exist at a time."""
         height, width = lightness.shape
-        a, b = (_resize_channel(ab_small[..., k] * 110.0, (width, height), Image.Resampling.BILINEAR) for k in range(2))
-        return _encode_8bit(_linear_rgb(lightness, a, b))
+        channels = [Image.fromarray(np.ascontiguousarray(ab_small[..., k] * 110.0, np.float32), mode="F")
+                    for k in range(2)]
+        rgb = np.empty((height, width, 3), np.uint8)
+        tile_width = min(width, BAND_PIXELS)  # a panorama's row can hold more than a band
+        tile_height = max(1, BAND_PIXELS // tile_width)
+        for top in range(0, height, tile_height):
+            for left in range(0, width, tile_width):
+                rows, columns = range(top, min(height, top + tile_height)), range(left, min(width, left + tile_width))
+                a, b = (_resized_tile(channel, (width, height), rows, columns) for channel in channels)
+                tile = np.s_[rows.start:rows.stop, columns.start:columns.stop]
+                rgb[tile] = _encode_8bit(_linear_rgb(lightness[tile], a, b))
+        return rgb
 
     def colorize_batch(self, images: list[np.ndarray]) -> list[np.ndarray]:
         """uint8 RGB images (H_i, W_i, 3) -> colorized uint8 RGB images of the same sizes."""
@@ -316,79 +315,17 @@ class FullResolutionColorizer:
         return self.finish(self.prepare(rgb)[0], np.zeros((1, 1, 2), np.float32))
 
 
-class LiteColorizer(FullResolutionColorizer):
-    """The recipe with a pix2color `.tflite` generator run by LiteRT."""
-
-    def __init__(self, model_path: str | os.PathLike, num_threads: int | None = None):
-        self.interpreter = _interpreter(model_path, num_threads)
-        self.input = self.interpreter.get_input_details()[0]
-        self.output = self.interpreter.get_output_details()[0]
-        _, height, width, channels = self.input["shape"]
-        if channels != 1 or height != width:
-            raise ModelError(f"{model_path}: not a pix2color generator (input shape {self.input['shape']})")
-        super().__init__(self._run, int(height))
-
-    def _run(self, lightness: np.ndarray) -> np.ndarray:
-        """The .tflite file takes one image at a time: (N, S, S, 1) -> (N, S, S, 2)."""
-        results = []
-        for image in lightness:
-            self.interpreter.set_tensor(self.input["index"], image[None].astype(np.float32))
-            self.interpreter.invoke()
-            results.append(self.interpreter.get_tensor(self.output["index"])[0].copy())
-        return np.stack(results)
-
-
-def _interpreter(model_path: str | os.PathLike, num_threads: int | None):
-    """A LiteRT interpreter with its tensors allocated, or `ModelError` in plain words (LiteRT's
-    own messages say "model allocation is null/empty" for a missing file and for a folder)."""
-    from ai_edge_litert.interpreter import Interpreter
-
-    if os.path.isdir(model_path):
-        raise ModelError(f"{model_path}: is a folder, not a .tflite file")
-    if not os.path.exists(model_path):
-        raise ModelError(f"{model_path}: no such file")
-    try:
-        with _without_delegate_notice():
-            interpreter = Interpreter(model_path=str(model_path), num_threads=num_threads or os.cpu_count())
-            interpreter.allocate_tensors()
-    except Exception as error:  # noqa: BLE001 - LiteRT raises ValueError or RuntimeError for bad files
-        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise ModelError(f"{model_path}: not a LiteRT (.tflite) model ({reason})") from None
-    return interpreter
-
-
-_DELEGATE_NOTICE = b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
-
-
-@contextlib.contextmanager
-def _without_delegate_notice():
-    """LiteRT's C++ side prints _DELEGATE_NOTICE on stderr for every model it loads, and no
-    setting (TF_CPP_MIN_LOG_LEVEL included) turns it off: stderr's file descriptor is caught while
-    the model loads, and every other line is passed on after."""
-    try:
-        sys.stderr.flush()
-        saved = os.dup(2)
-    except (OSError, ValueError):  # no stderr to filter
-        yield
-        return
-    with tempfile.TemporaryFile() as caught:
-        os.dup2(caught.fileno(), 2)
-        try:
-            yield
-        finally:
-            sys.stderr.flush()
-            os.dup2(saved, 2)
-            os.close(saved)
-            caught.seek(0)
-            kept = [line for line in caught.read().splitlines(keepends=True) if line.rstrip() != _DELEGATE_NOTICE]
-            if kept:
-                os.write(2, b"".join(kept))
-
-
-# --------------------------------------------------------------------------- where outputs go
+# ============================================================================================
+# Copied verbatim from pix2color/outputs.py: tests/test_lite.py::test_lite_copies_match keeps them equal.
+# ============================================================================================
 
 COLORIZED = "_colorized"  # NAME_colorized.EXT: the output of an input that is in the output's place
 SKIPPED_SUMMARY = "their outputs exist; --overwrite replaces them"
+
+
+class OutputExists(FileExistsError):
+    """An output's name was taken when it came to be written (after the plan was made, say):
+    the file there is left as it is."""
 
 
 @dataclass(frozen=True)
@@ -601,15 +538,89 @@ def move_into_place(temporary: Path, path: Path, overwrite: bool = False) -> Non
             raise OutputExists(errno.EEXIST, "exists", str(path)) from None
         except OSError:  # no hard links here: an exclusively created file, filled with a copy
             with open(temporary, "rb") as source:
-                _fill(path, "xb", lambda handle: _copy(source, handle))
+                _fill(path, "xb", lambda handle: shutil.copyfileobj(source, handle, 1 << 20))
     finally:
         temporary.unlink(missing_ok=True)
 
 
-def _copy(source: typing.BinaryIO, target: typing.BinaryIO) -> None:
-    import shutil
+# ============================================================================================
+# This file's own: the LiteRT runner and its command.
+# ============================================================================================
 
-    shutil.copyfileobj(source, target, 1 << 20)
+MAX_THREADS = 256  # LiteRT crashes (SIGSEGV) when asked for 100,000
+
+
+class ModelError(ValueError):
+    """A model file LiteRT cannot run as a pix2color generator; the message names it."""
+
+
+class LiteColorizer(FullResolutionColorizer):
+    """The recipe with a pix2color `.tflite` generator run by LiteRT."""
+
+    def __init__(self, model_path: str | os.PathLike, num_threads: int | None = None):
+        self.interpreter = _interpreter(model_path, num_threads)
+        self.input = self.interpreter.get_input_details()[0]
+        self.output = self.interpreter.get_output_details()[0]
+        _, height, width, channels = self.input["shape"]
+        if channels != 1 or height != width:
+            raise ModelError(f"{model_path}: not a pix2color generator (input shape {self.input['shape']})")
+        super().__init__(self._run, int(height))
+
+    def _run(self, lightness: np.ndarray) -> np.ndarray:
+        """The .tflite file takes one image at a time: (N, S, S, 1) -> (N, S, S, 2)."""
+        results = []
+        for image in lightness:
+            self.interpreter.set_tensor(self.input["index"], image[None].astype(np.float32))
+            self.interpreter.invoke()
+            results.append(self.interpreter.get_tensor(self.output["index"])[0].copy())
+        return np.stack(results)
+
+
+def _interpreter(model_path: str | os.PathLike, num_threads: int | None):
+    """A LiteRT interpreter with its tensors allocated, or `ModelError` in plain words (LiteRT's
+    own messages say "model allocation is null/empty" for a missing file and for a folder)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    if os.path.isdir(model_path):
+        raise ModelError(f"{model_path}: is a folder, not a .tflite file")
+    if not os.path.exists(model_path):
+        raise ModelError(f"{model_path}: no such file")
+    try:
+        with _without_delegate_notice():
+            interpreter = Interpreter(model_path=str(model_path), num_threads=num_threads or os.cpu_count())
+            interpreter.allocate_tensors()
+    except Exception as error:  # noqa: BLE001 - LiteRT raises ValueError or RuntimeError for bad files
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise ModelError(f"{model_path}: not a LiteRT (.tflite) model ({reason})") from None
+    return interpreter
+
+
+_DELEGATE_NOTICE = b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
+
+
+@contextlib.contextmanager
+def _without_delegate_notice():
+    """LiteRT's C++ side prints _DELEGATE_NOTICE on stderr for every model it loads, and no
+    setting (TF_CPP_MIN_LOG_LEVEL included) turns it off: stderr's file descriptor is caught while
+    the model loads, and every other line is passed on after."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no stderr to filter
+        yield
+        return
+    with tempfile.TemporaryFile() as caught:
+        os.dup2(caught.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            caught.seek(0)
+            kept = [line for line in caught.read().splitlines(keepends=True) if line.rstrip() != _DELEGATE_NOTICE]
+            if kept:
+                os.write(2, b"".join(kept))
 
 
 def save_png(rgb: np.ndarray, path: Path, overwrite: bool = False) -> None:

@@ -52,7 +52,7 @@ class PooledReLU(layers.Layer):
 
     For int8 only: XNNPACK has no quantized RELU, so each one (the U-Net's, after every skip
     concatenation) would run outside the delegate and split the graph; a quantized MAX_POOL_2D
-    with a fused ReLU it runs (README.md, Performance, has the timing).
+    with a fused ReLU it runs (docs/performance.md has the timing).
     """
 
     def call(self, inputs):

@@ -17,15 +17,18 @@ Two protocols, fixed when the poll is built:
   side by side in random order, "which is the real photo?". Results: % fooled (the generated one
   chosen), 50% meaning people cannot tell.
 
-Nothing a participant sees tells the versions apart: all images of a pair are written by the same
-encoder, at the same size, without metadata, under random names; the page and the answer carry
-only those names. Taking part and counting results need only the standard library (sqlite3,
-secrets, random); building a poll colorizes photos with a trained model.
+Nothing a participant sees tells the versions apart but their pixels: all images of a pair are
+written by the same encoder, at the same size, without metadata, under random names, and the two
+colour versions stored uncompressed (so files of the same length and chunks); the page and the
+answer carry only those names, and the server sends both with the same headers. Taking part and
+counting results need only the standard library (sqlite3, secrets, random); building a poll
+colorizes photos with a trained model.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import math
 import os
 import random
@@ -40,6 +43,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
+
+from pix2color.colorize import IMAGE_SUFFIXES
+from pix2color.loading import load_network
+from pix2color.outputs import check_output_folder
+from pix2color.photos import FullResolutionColorizer, ImageError, read_image
+from pix2color.run_folder import is_run_or_poll_folder
 
 PROTOCOLS = ("report", "2afc")
 VERSIONS = ("original", "generated")
@@ -86,6 +96,11 @@ class PollError(ValueError):
 
 class AnswerError(PollError):
     """An answer the poll does not accept (unknown pair, or an image the participant was not shown)."""
+
+
+class NotShownNow(AnswerError):
+    """An answer about one of the participant's pairs other than the trial they are being shown:
+    each participant answers their trials in their order, one at a time, as the server shows them."""
 
 
 def read_meta(database: Path) -> dict[str, str]:
@@ -161,8 +176,6 @@ def poll_of(path: str | Path) -> Path | None:
 def check_poll_folder(out: str | Path) -> None:
     """PollError in one line unless `out` is a new or an empty folder that can be written: a
     poll never shares its folder with other files, so building one replaces nothing."""
-    from pix2color.lite import check_output_folder
-
     out = Path(out)
     try:
         check_output_folder(out, "--out")
@@ -205,9 +218,25 @@ def write_poll(out: str | Path, pairs: list[PollImages], protocol: str = "report
     return out
 
 
-def _fill_poll(folder: Path, pairs: list[PollImages], protocol: str, seed: int, description: dict | None) -> None:
-    from PIL import Image
+def encode_png(rgb: np.ndarray, compress_level: int = 6) -> bytes:
+    """A poll image: the same encoder and settings for every image, and no metadata."""
+    buffer = io.BytesIO()
+    Image.fromarray(rgb).save(buffer, "PNG", optimize=False, compress_level=compress_level)
+    return buffer.getvalue()
 
+
+def same_length_pngs(*images: np.ndarray) -> list[bytes]:
+    """The colour versions of a pair as uncompressed PNG files: same chunks, each of the same
+    length. An original photo's noise compresses worse than a colorization, so any compression
+    would tell them apart, by the file's size or, padded, by its chunks' sizes; stored
+    uncompressed, a file's bytes depend on its pixels only through their values."""
+    pngs = [encode_png(rgb, compress_level=0) for rgb in images]
+    if len({len(png) for png in pngs}) != 1:
+        raise ValueError(f"the colour versions of a pair differ in size or mode: {[image.shape for image in images]}")
+    return pngs
+
+
+def _fill_poll(folder: Path, pairs: list[PollImages], protocol: str, seed: int, description: dict | None) -> None:
     (folder / IMAGES).mkdir()
     descriptor = os.open(folder / SECRET_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with open(descriptor, "w") as handle:
@@ -216,11 +245,12 @@ def _fill_poll(folder: Path, pairs: list[PollImages], protocol: str, seed: int, 
         database.executescript(SCHEMA)
         database.execute("BEGIN")
         for number, pair in enumerate(pairs, start=1):
+            files = dict(zip(("gray", "original", "generated"),
+                             [encode_png(pair.gray), *same_length_pngs(pair.original, pair.generated)]))
             names = {}
-            for kind in ("gray", "original", "generated"):
+            for kind, data in files.items():
                 names[kind] = opaque_name()
-                # The same encoder and settings for every image, and no metadata.
-                Image.fromarray(getattr(pair, kind)).save(folder / IMAGES / names[kind], "PNG", optimize=False)
+                (folder / IMAGES / names[kind]).write_bytes(data)
             database.execute("INSERT INTO pairs VALUES (?, ?, ?, ?, ?)",
                              (number, pair.source, names["gray"], names["original"], names["generated"]))
         meta = {"protocol": protocol, "seed": str(seed), "created": str(time.time()), **(description or {})}
@@ -231,9 +261,7 @@ def _fill_poll(folder: Path, pairs: list[PollImages], protocol: str, seed: int, 
 def list_photos(photos: str | Path, log=print) -> list[str]:
     """The images under `photos` (recursive), leaving out pix2color run and poll folders as
     training does: their plots and poll images are pictures pix2color drew, not photos."""
-    from pix2color.colorize import IMAGE_SUFFIXES
-    from pix2color.data import list_image_files
-    from pix2color.run_folder import is_run_or_poll_folder
+    from pix2color.data import list_image_files  # pix2color.data loads TensorFlow: only when building a poll
 
     if not Path(photos).is_dir():
         raise PollError(f"--photos {photos}: not a folder")
@@ -257,6 +285,14 @@ def choose_photos(paths: list[str], count: int, seed: int) -> list[str]:
 
 
 # --------------------------------------------------------------------------- taking part
+
+
+# The participant's (?) current trial: their first unanswered pair in their order.
+_FIRST_UNANSWERED = """SELECT t.pair, t.position, t.version, t.presented, p.gray, p.original, p.generated
+    FROM trials t JOIN pairs p ON p.id = t.pair
+    WHERE t.participant = ? AND NOT EXISTS (
+        SELECT 1 FROM answers a WHERE a.participant = t.participant AND a.pair = t.pair)
+    ORDER BY t.position LIMIT 1"""
 
 
 @dataclass
@@ -321,14 +357,7 @@ class Poll:
     def next_trial(self, participant: str) -> Trial | None:
         """The participant's first unanswered trial (marked as presented), or None when done."""
         with closing(connect(self.database)) as database:
-            row = database.execute(
-                """SELECT t.pair, t.position, t.version, t.presented, p.gray, p.original, p.generated
-                   FROM trials t JOIN pairs p ON p.id = t.pair
-                   WHERE t.participant = ? AND NOT EXISTS (
-                       SELECT 1 FROM answers a WHERE a.participant = t.participant AND a.pair = t.pair)
-                   ORDER BY t.position LIMIT 1""",
-                (participant,),
-            ).fetchone()
+            row = database.execute(_FIRST_UNANSWERED, (participant,)).fetchone()
             if row is None:
                 return None
             pair, position, version, presented, gray, original, generated = row
@@ -344,17 +373,23 @@ class Poll:
 
     def record_answer(self, participant: str, pair: int, shown: list[str], choice: str) -> bool:
         """Store an answer; returns False if this pair was already answered (nothing changes).
+        Only the trial `next_trial` is showing the participant can be answered (`NotShownNow`):
+        the server, not the page, knows where each participant is.
 
         report: `shown` is the one coloured image shown, `choice` "original" or "generated".
         2afc: `shown` the two images in display order, `choice` the image picked as the real photo.
         """
+        if not 1 <= pair <= self.pair_count:  # also keeps numbers SQLite cannot hold (64 bits) out of the query
+            raise AnswerError(f"pair {pair} is not one of this participant's pairs")
         with closing(connect(self.database)) as database:
             row = database.execute(
-                """SELECT t.version, t.presented, p.original, p.generated FROM trials t JOIN pairs p ON p.id = t.pair
+                """SELECT t.version, t.presented, p.original, p.generated, EXISTS (
+                       SELECT 1 FROM answers a WHERE a.participant = t.participant AND a.pair = t.pair)
+                   FROM trials t JOIN pairs p ON p.id = t.pair
                    WHERE t.participant = ? AND t.pair = ?""", (participant, pair)).fetchone()
             if row is None:
                 raise AnswerError(f"pair {pair} is not one of this participant's pairs")
-            version, presented, original, generated = row
+            version, presented, original, generated, answered = row
             name_of = {"original": original, "generated": generated}
             other = VERSIONS[1 - VERSIONS.index(version)]
             expected = [name_of[version]] if self.protocol == "report" else [name_of[version], name_of[other]]
@@ -368,13 +403,25 @@ class Poll:
                 if choice not in expected:
                     raise AnswerError(f"pair {pair}: the chosen image is not one of the two shown")
                 judged_original = "original" if choice == original else "generated"
+            if answered:
+                return False
+            not_shown = NotShownNow(f"pair {pair} is not the trial shown to this participant now; "
+                                    "answer the one on the page (reload /poll)")
+            if presented is None:
+                raise not_shown
             now = time.time()
-            seconds = None if presented is None else max(0.0, now - presented)
+            # One statement, so no other answer of the participant can come between the check
+            # that this is their current trial and the insert.
             cursor = database.execute(
-                "INSERT OR IGNORE INTO answers VALUES (?, ?, ?, ?, ?, ?)",
-                (participant, pair, version, judged_original, seconds, now),
-            )
-            return cursor.rowcount == 1
+                f"""INSERT OR IGNORE INTO answers SELECT ?, ?, ?, ?, ?, ?
+                    WHERE (SELECT pair FROM ({_FIRST_UNANSWERED})) = ?""",
+                (participant, pair, version, judged_original, max(0.0, now - presented), now, participant, pair))
+            if cursor.rowcount == 1:
+                return True
+            if database.execute("SELECT 1 FROM answers WHERE participant = ? AND pair = ?",
+                                (participant, pair)).fetchone():
+                return False  # the same answer, sent twice at once: the other one was stored
+            raise not_shown
 
     def score(self, participant: str) -> tuple[int, int]:
         """(answers that were right, answers given) for one participant."""
@@ -463,8 +510,9 @@ class Results:
     def report(self) -> str:
         """The results as text: the confusion matrix in the report's layout, rates, per pair."""
         (oo, og), (go, gg) = self.matrix
-        lines = [f"Turing test ({self.protocol} protocol): {self.total} answers from {len(self.per_participant)} "
-                 f"participants" + (f"; pairs left out: {', '.join(map(str, self.excluded))}" if self.excluded else "")]
+        lines = [f"Turing test ({self.protocol} protocol): {counted(self.total, 'answer')} from "
+                 f"{counted(len(self.per_participant), 'participant')}"
+                 + (f"; pairs left out: {', '.join(map(str, self.excluded))}" if self.excluded else "")]
         if self.protocol == "report":
             lines += [
                 "",
@@ -508,14 +556,26 @@ class Results:
             writer.writerow([pair, self.sources.get(pair, ""), poo, pog, pgo, pgg])
 
 
+def counted(count: int, noun: str) -> str:
+    """'1 answer', '2 answers'."""
+    return f"{count} {noun}" + ("" if count == 1 else "s")
+
+
 def _share(part: int, whole: int) -> str:
     return "n/a" if whole == 0 else f"{part / whole:.2f}"
 
 
-def results(poll: Poll, exclude: tuple[int, ...] = ()) -> Results:
-    """Count the poll's answers into a confusion matrix (overall, per pair, per participant).
+def results(poll: Poll, exclude: tuple[int, ...] = (), participant: str | None = None) -> Results:
+    """Count the poll's answers (or one participant's) into a confusion matrix (overall, per
+    pair, per participant).
 
-    2afc answers are counted on the first row: (real photo chosen, generated chosen)."""
+    2afc answers are counted on the first row: (real photo chosen, generated chosen). PollError
+    naming them if `exclude` holds pairs the poll does not have (a typo would be counted silently)."""
+    unknown = [str(pair) for pair in exclude if not 1 <= pair <= poll.pair_count]
+    if unknown:
+        raise PollError(f"--exclude {', '.join(unknown)}: no such pair{'' if len(unknown) == 1 else 's'} "
+                        f"(the poll's pairs are 1..{poll.pair_count})")
+
     def empty():
         return [[0, 0], [0, 0]]
 
@@ -524,14 +584,14 @@ def results(poll: Poll, exclude: tuple[int, ...] = ()) -> Results:
     for pair in sources:
         if pair not in exclude:
             per_pair[pair] = empty()
-    for participant, pair, version, answer, _, _ in poll.answers():
-        if pair in exclude:
+    for who, pair, version, answer, _, _ in poll.answers():
+        if pair in exclude or participant not in (None, who):
             continue
         truth = 0 if poll.protocol == "2afc" else VERSIONS.index(version)
         judged = VERSIONS.index(answer)
         matrix[truth][judged] += 1
         per_pair[pair][truth][judged] += 1
-        per_participant[participant] = per_participant.get(participant, 0) + 1
+        per_participant[who] = per_participant.get(who, 0) + 1
     return Results(poll.protocol, matrix, per_pair, per_participant, sources, tuple(exclude))
 
 
@@ -552,11 +612,6 @@ def build_poll(
     then made from the same pixels). The report's poll used its final model; `mode` is the
     inference mode of `pix2color.loading`.
     """
-    from PIL import Image
-
-    from pix2color.lite import FullResolutionColorizer, ImageError, read_image
-    from pix2color.loading import load_network
-
     if protocol not in PROTOCOLS:
         raise PollError(f"--protocol must be one of {', '.join(PROTOCOLS)} (got {protocol!r})")
     check_poll_folder(out)

@@ -19,7 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pix2color.lite import FullResolutionColorizer, OutputExists, move_into_place, reserve_temporary
+from pix2color.outputs import OutputExists, move_into_place, reserve_temporary
+from pix2color.photos import FullResolutionColorizer
 
 # PyAV is imported inside the functions that use it: a command that meets no video never loads FFmpeg.
 
@@ -95,7 +96,7 @@ class _Writer:
                  audio_in: list, first_frame, notes: list[str]):
         import av
 
-        self.path = path  # a file reserved for it (`pix2color.lite.reserve_temporary`)
+        self.path = path  # a file reserved for it (`pix2color.outputs.reserve_temporary`)
         self.container = av.open(str(path), "w", format=VIDEO_FORMATS[video_format])
         codec = codec or DEFAULT_CODECS[video_format]
         rate = video_in.average_rate or video_in.guessed_rate or 25

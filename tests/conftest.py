@@ -10,6 +10,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from pix2color import outputs  # noqa: E402
 from pix2color.data import sample_photos_dir  # noqa: E402
 
 
@@ -69,9 +70,8 @@ def small_generator_file(tmp_path_factory):
     return path
 
 
-@pytest.fixture(scope="session")
-def exported(small_generator_file, tmp_path_factory):
-    """`pix2color export` of the small generator: SavedModel and every TFLite variant."""
+def export_small_generator(small_generator_file, out, **choices):
+    """`pix2color export` of the small generator (`choices`: export.export's formats, variants, modes)."""
     import tensorflow as tf
 
     from pix2color import export
@@ -79,9 +79,22 @@ def exported(small_generator_file, tmp_path_factory):
     # As in `pix2color export`'s own process: no global seed (an earlier test may have set one), so the
     # paper-mode files' random ops are seeded afresh by each interpreter.
     tf.random.set_seed(None)
-    out = tmp_path_factory.mktemp("exported")
-    export.export(str(small_generator_file), str(out), log=lambda *_: None)
+    export.export(str(small_generator_file), str(out), log=lambda *_: None, **choices)
     return out
+
+
+@pytest.fixture(scope="session")
+def exported(small_generator_file, tmp_path_factory):
+    """The small generator's SavedModel and its deterministic float32 and int8 TFLite files: what
+    colorize, lite.py and the notebooks' tests run."""
+    return export_small_generator(small_generator_file, tmp_path_factory.mktemp("exported"),
+                                  variants=("float32", "int8"), modes=("deterministic",))
+
+
+@pytest.fixture(scope="session")
+def exported_every_variant(small_generator_file, tmp_path_factory):
+    """`pix2color export` with its defaults: SavedModel and every TFLite variant of both modes."""
+    return export_small_generator(small_generator_file, tmp_path_factory.mktemp("exported_all"))
 
 
 class FullDisk:
@@ -109,11 +122,9 @@ class FullDisk:
 
 
 def on_a_full_disk(monkeypatch, silent=False):
-    """Files that lite.py opens for writing from now on are on a full disk."""
+    """Files that `pix2color.outputs` opens for writing from now on are on a full disk."""
     def opened(path, mode="r", *args, **kwargs):
         handle = open(path, mode, *args, **kwargs)
         return FullDisk(handle, silent) if set(mode) & set("wxa") else handle
 
-    from pix2color import lite
-
-    monkeypatch.setattr(lite, "open", opened, raising=False)
+    monkeypatch.setattr(outputs, "open", opened, raising=False)

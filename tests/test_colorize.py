@@ -61,6 +61,7 @@ def test_colorize_single_file_from_savedmodel_with_comparison(photo_folder, expo
     assert Image.open(out / "small_compare.jpg").size == (360, 90)  # gray | colorized | input
 
 
+@pytest.mark.slow
 def test_colorize_from_a_run_folder_and_pixel_limit(photo_folder, tmp_path):
     run = tmp_path / "run"
     train = subprocess.run([sys.executable, "train.py", "--data", "sample", "--image-size", "32", "--epochs", "1",

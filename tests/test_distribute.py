@@ -46,6 +46,7 @@ def script_env(**extra: str) -> dict:
     return {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": path, **extra}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("r1_gamma", [0.0, 0.1])
 def test_two_replicas_equal_one_replica_with_the_same_global_batch(r1_gamma):
     """Loss scaling per replica, sharded batch and synchronized BatchNorm: the same step, to float64
@@ -58,6 +59,7 @@ def test_two_replicas_equal_one_replica_with_the_same_global_batch(r1_gamma):
     assert "REPLICAS-EQUAL" in result.stdout, result.stderr[-3000:]
 
 
+@pytest.mark.slow
 def test_float16_step_is_finite_and_uses_loss_scaling():
     script = textwrap.dedent('''
         import os
@@ -159,6 +161,7 @@ SINGLE_STEP = textwrap.dedent('''
 ''')
 
 
+@pytest.mark.slow
 def test_two_workers_equal_one_device_with_the_same_global_batch(tmp_path):
     """MultiWorkerMirroredStrategy (two processes on localhost, each with half the batch): one
     step with R1 equals one step on one device with the whole batch."""
@@ -173,6 +176,7 @@ def test_two_workers_equal_one_device_with_the_same_global_batch(tmp_path):
     assert "WORKERS-EQUAL" in result.stdout, result.stdout[-2000:] + result.stderr[-3000:]
 
 
+@pytest.mark.slow
 def test_two_workers_train_resume_and_only_the_chief_writes(tmp_path):
     """`train.py --strategy multiworker` as a user launches it on two machines (here: two
     processes), then again with more epochs: both resume from the chief's checkpoint."""

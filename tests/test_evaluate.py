@@ -66,6 +66,7 @@ def test_evaluate_command_on_sample_photos(small_generator_file, tmp_path):
         20 * np.log10(256 / 255), abs=1e-4)
 
 
+@pytest.mark.slow
 def test_ablation_runner_two_configurations(tmp_path):
     out = tmp_path / "ablation"
     result = subprocess.run(

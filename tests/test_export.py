@@ -5,10 +5,11 @@ import pytest
 import tensorflow as tf
 
 from conftest import sample_photo_paths
-from pix2color import lite
+from pix2color.lite import LiteColorizer
+from pix2color.loading import load_generator, load_network
 from pix2color.networks.unet import ChannelDropout
 from pix2color.paper_mode import paper_mode_generator
-from pix2color.loading import load_generator, load_network
+from pix2color.photos import FullResolutionColorizer, read_image
 
 # Max |ab| difference to Keras (network units; 1.0 = 110 Lab units), per TFLite variant.
 TOLERANCE = {"float32": 1e-4, "float16": 2e-3, "dynamic": 1e-2, "int8": 0.06}
@@ -21,13 +22,13 @@ def generator(small_generator_file):
 
 @pytest.fixture(scope="module")
 def lightness_batch():
-    photos = np.stack([lite.read_image(p) for p in sample_photo_paths(3)])
-    recipe = lite.FullResolutionColorizer(None, 32)
+    photos = np.stack([read_image(p) for p in sample_photo_paths(3)])
+    recipe = FullResolutionColorizer(None, 32)
     return np.stack([recipe.prepare(photo)[1] for photo in photos]).astype(np.float32)
 
 
 def run_tflite(path, lightness):
-    return lite.LiteColorizer(path)._run(lightness)
+    return LiteColorizer(path)._run(lightness)
 
 
 def op_names(path):
@@ -36,7 +37,9 @@ def op_names(path):
     return {op["op_name"] for op in Interpreter(model_path=str(path))._get_ops_details()}
 
 
-def test_every_variant_is_written_with_builtin_ops_only(exported):
+@pytest.mark.slow  # exports every variant of both modes
+def test_every_variant_is_written_with_builtin_ops_only(exported_every_variant):
+    exported = exported_every_variant
     files = sorted(p.name for p in (exported / "tflite").glob("*.tflite"))
     assert files == sorted(f"generator_{m}_{v}.tflite" for m in ("deterministic", "paper") for v in TOLERANCE)
     for path in (exported / "tflite").glob("*.tflite"):
@@ -48,16 +51,19 @@ def test_every_variant_is_written_with_builtin_ops_only(exported):
     assert sizes["float16"] < 0.6 * sizes["float32"] and sizes["int8"] < 0.35 * sizes["float32"]
 
 
-@pytest.mark.parametrize("variant", list(TOLERANCE))
-def test_tflite_matches_keras(exported, generator, lightness_batch, variant):
+@pytest.mark.parametrize("variant", [pytest.param(v, marks=pytest.mark.slow) if v in ("float16", "dynamic") else v
+                                     for v in TOLERANCE])
+def test_tflite_matches_keras(request, generator, lightness_batch, variant):
+    exported = request.getfixturevalue("exported" if variant in ("float32", "int8") else "exported_every_variant")
     expected = generator(lightness_batch, training=False).numpy()
     got = run_tflite(exported / "tflite" / f"generator_deterministic_{variant}.tflite", lightness_batch)
     assert np.abs(got - expected).max() <= TOLERANCE[variant]
 
 
-def test_paper_mode_tflite_is_the_report_mode(exported, generator, lightness_batch, tmp_path):
+@pytest.mark.slow  # needs the paper-mode export
+def test_paper_mode_tflite_is_the_report_mode(exported_every_variant, generator, lightness_batch, tmp_path):
     """Dropout on (random) and BatchNorm on the batch's statistics, as the Keras paper model."""
-    path = exported / "tflite" / "generator_paper_float32.tflite"
+    path = exported_every_variant / "tflite" / "generator_paper_float32.tflite"
     first, second = run_tflite(path, lightness_batch), run_tflite(path, lightness_batch)
     assert not np.allclose(first, second)  # dropout is on
     assert np.isfinite(first).all() and np.abs(first).max() <= 1.0
@@ -93,19 +99,20 @@ def test_serving_signature_round_trips_any_size(exported, generator, shape):
     out = loaded.signatures["serving_default"](image=tf.constant(image))["colorized"].numpy()
     assert out.shape == shape[:2] + (3,) and out.dtype == np.uint8
     rgb = np.repeat(image[..., :1], 3, -1) if shape[-1] < 3 else image[..., :3]
-    recipe = lite.FullResolutionColorizer(lambda l: generator(l, training=False).numpy(), 32)
+    recipe = FullResolutionColorizer(lambda l: generator(l, training=False).numpy(), 32)
     expected = recipe.colorize(rgb)
     diff = np.abs(out.astype(int) - expected)
     assert diff.max() <= 3 and diff.mean() < 0.5  # in-graph recipe == numpy recipe, to rounding
 
 
 def test_lite_colorizer_runs_the_whole_recipe(exported, generator):
-    photo = lite.read_image(sample_photo_paths(1)[0])
-    tflite_out = lite.LiteColorizer(exported / "tflite" / "generator_deterministic_float32.tflite").colorize(photo)
-    keras_out = lite.FullResolutionColorizer(lambda l: generator(l, training=False).numpy(), 32).colorize(photo)
+    photo = read_image(sample_photo_paths(1)[0])
+    tflite_out = LiteColorizer(exported / "tflite" / "generator_deterministic_float32.tflite").colorize(photo)
+    keras_out = FullResolutionColorizer(lambda l: generator(l, training=False).numpy(), 32).colorize(photo)
     assert np.abs(tflite_out.astype(int) - keras_out).max() <= 1
 
 
+@pytest.mark.slow
 def test_export_command(small_generator_file, tmp_path):
     import subprocess
     import sys

@@ -1,7 +1,10 @@
-"""The TensorFlow-free side: photo reading and the numpy Lab conversion."""
+"""`pix2color/lite.py`, the one-file LiteRT runner: its command, the output rules it follows when
+copied alone, and its copies of `pix2color.photos` and `pix2color.outputs`, kept equal to them."""
 
-import errno
+import ast
+import inspect
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -11,88 +14,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import on_a_full_disk, sample_photo_paths
-from pix2color import color, lite
-
-
-def test_numpy_lab_matches_the_training_conversion():
-    photos = np.stack([lite.read_image(p) for p in sample_photo_paths(4)]) / 255.0
-    np.testing.assert_allclose(lite.rgb_to_lab(photos), color.rgb_to_lab(photos).numpy(), atol=3e-4)
-    rng = np.random.default_rng(0)
-    lab = rng.uniform([-10, -200, -200], [120, 200, 200], (20000, 3)).astype(np.float32)
-    np.testing.assert_allclose(lite.lab_to_rgb(lab), color.lab_to_rgb(lab).numpy(), atol=1e-5)
-
-
-def test_read_image_applies_exif_orientation(tmp_path):
-    pixels = np.zeros((20, 40, 3), np.uint8)
-    pixels[:, :20] = (255, 0, 0)  # left half red
-    exif = Image.Exif()
-    exif[0x0112] = 6  # "rotate 90 degrees clockwise to display"
-    Image.fromarray(pixels).save(tmp_path / "rotated.jpg", exif=exif, quality=95)
-    upright = lite.read_image(tmp_path / "rotated.jpg")
-    assert upright.shape == (40, 20, 3)
-    assert upright[:20, :, 0].mean() > 200 and upright[20:, :, 0].mean() < 50  # red now on top
-
-
-def test_read_image_modes(tmp_path):
-    rgba = np.zeros((8, 8, 4), np.uint8)
-    rgba[..., 0] = rgba[..., 3] = 255
-    rgba[:, :4, 3] = 0  # left half transparent -> white
-    Image.fromarray(rgba, "RGBA").save(tmp_path / "a.png")
-    out = lite.read_image(tmp_path / "a.png")
-    assert out.shape == (8, 8, 3) and (out[:, :4] == 255).all() and (out[:, 4:] == (255, 0, 0)).all()
-    deep = (np.arange(64, dtype=np.uint16).reshape(8, 8) * 1000)
-    Image.fromarray(deep).save(tmp_path / "g16.png")
-    gray = lite.read_image(tmp_path / "g16.png")
-    assert gray.shape == (8, 8, 3) and gray[..., 0].max() == round(63000 / 257) and (gray[..., 0] == gray[..., 2]).all()
-
-
-@pytest.mark.parametrize("kind", ["text", "corrupt", "huge", "missing"])
-def test_read_image_errors_name_the_file(tmp_path, kind):
-    path = tmp_path / f"{kind}.jpg"
-    if kind == "text":
-        path.write_text("hello")
-    elif kind == "corrupt":
-        path.write_bytes(open(sample_photo_paths(1)[0], "rb").read()[:300])
-    elif kind == "huge":
-        Image.new("RGB", (200, 100)).save(path)
-    with pytest.raises(lite.ImageError, match=str(path)) as raised:
-        lite.read_image(path, max_pixels=10_000)
-    if kind == "huge":
-        assert "200x100 is 20,000 pixels, more than the limit of 10,000" in str(raised.value)
-
-
-def test_read_image_refuses_what_is_not_a_regular_file_without_opening_it(tmp_path):
-    """A FIFO would block its reader forever (until something writes into it), a device might
-    never end: they are refused from what `stat` says, in one line naming them."""
-    import socket
-    import threading
-
-    os.mkfifo(tmp_path / "fifo.jpg")
-    server = socket.socket(socket.AF_UNIX)
-    server.bind(str(tmp_path / "socket.jpg"))
-    (tmp_path / "broken.jpg").symlink_to(tmp_path / "gone.jpg")
-    (tmp_path / "folder.jpg").mkdir()
-    cases = {"fifo.jpg": "not a regular file (a FIFO)", "socket.jpg": "not a regular file (a socket)",
-             "broken.jpg": "a broken symlink", "folder.jpg": "is a folder"}
-    for name, reason in [*cases.items(), ("/dev/null", "not a regular file (a device)")]:
-        path = tmp_path / name
-        answer = []
-        reader = threading.Thread(target=lambda: answer.append(refusal(path)), daemon=True)
-        reader.start()
-        reader.join(10)
-        if reader.is_alive():  # blocked in open(): let it go, then fail
-            os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
-            reader.join(10)
-            pytest.fail(f"{path}: reading it blocked")
-        assert answer[0].startswith(f"{path}: {reason}") and "\n" not in answer[0], answer
-    server.close()
-
-
-def refusal(path):
-    with pytest.raises(lite.ImageError) as raised:
-        lite.read_image(path)
-    return str(raised.value)
+from conftest import sample_photo_paths
+from pix2color import lite, outputs, photos
 
 
 def test_lite_module_imports_no_tensorflow():
@@ -100,67 +23,91 @@ def test_lite_module_imports_no_tensorflow():
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
 
 
-def test_recipe_keeps_size_and_full_resolution_lightness():
-    """The network sees S x S, the output keeps the photo's size and its own L exactly."""
-    seen = []
+# --------------------------------------------------------------------------- lite.py's copies
 
-    def network(lightness):
-        seen.append(lightness.shape)
-        return np.zeros(lightness.shape[:3] + (2,), np.float32)  # gray: output L must equal input L
-
-    recipe = lite.FullResolutionColorizer(network, 32)
-    photo = lite.read_image(sample_photo_paths(1)[0])
-    big = np.asarray(Image.fromarray(photo).resize((301, 157)))
-    outputs = recipe.colorize_batch([big, photo])
-    assert seen == [(2, 32, 32, 1)]
-    assert outputs[0].shape == (157, 301, 3) and outputs[1].shape == photo.shape
-    np.testing.assert_allclose(
-        lite.rgb_to_lab(outputs[0] / 255.0)[..., 0], lite.rgb_to_lab(big / 255.0)[..., 0], atol=0.6
-    )
+# A heading of lite.py: a section copied from a library module, or the file's own code.
+SECTION = re.compile(r"^# (?:Copied verbatim from pix2color/(?P<module>\w+)\.py:|This file's own:)")
+LIBRARY = {"photos": photos, "outputs": outputs}
 
 
-# --------------------------------------------------------------------------- outputs: nothing a user owns is lost
+def lite_sections() -> dict[str | None, list[ast.stmt]]:
+    """lite.py's top-level statements under each heading: {the module a section copies from, or
+    None for the file's own code: [statement]}. Above the first heading stand only the docstring
+    and the imports."""
+    source = Path(lite.__file__).read_text(encoding="utf-8")
+    headings = [(number, match["module"]) for number, line in enumerate(source.splitlines(), start=1)
+                if (match := SECTION.match(line))]
+    sections = {}
+    for node in ast.parse(source).body:
+        above = [module for number, module in headings if number < node.lineno]
+        if not above:
+            assert isinstance(node, (ast.Import, ast.ImportFrom, ast.Expr)), f"lite.py:{node.lineno}: above headings"
+            continue
+        sections.setdefault(above[-1], []).append(node)
+    return sections
 
 
-def test_write_output_never_replaces_unasked_and_leaves_nothing_when_it_fails(tmp_path):
-    def fails(handle):
-        handle.write(b"half a file")
-        raise OSError("disk full")
-
-    existing = tmp_path / "existing.png"
-    existing.write_bytes(b"mine")
-    with pytest.raises(lite.OutputExists):
-        lite.write_output(existing, lambda handle: handle.write(b"new"))
-    assert existing.read_bytes() == b"mine"
-    for overwrite in (False, True):
-        with pytest.raises(OSError, match="disk full"):
-            lite.write_output(tmp_path / "new.png", fails, overwrite)
-        with pytest.raises(OSError, match="disk full"):
-            lite.write_output(existing, fails, overwrite=True)
-        assert sorted(p.name for p in tmp_path.iterdir()) == ["existing.png"] and existing.read_bytes() == b"mine"
-    finished = lite.reserve_temporary(tmp_path / "video.mp4")  # a file finished after `existing` appeared
-    with pytest.raises(lite.OutputExists):
-        lite.move_into_place(finished, existing)
-    assert not finished.exists() and existing.read_bytes() == b"mine"
-    link = tmp_path / "link.png"
-    link.symlink_to(existing)
-    lite.write_output(link, lambda handle: handle.write(b"new"), overwrite=True)
-    assert not link.is_symlink() and link.read_bytes() == b"new" and existing.read_bytes() == b"mine"
+def defined_names(node: ast.stmt) -> list[str]:
+    if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+        return [node.name]
+    targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
+    return [target.id for target in targets if isinstance(target, ast.Name)]
 
 
-@pytest.mark.parametrize("silent", [False, True], ids=["enospc", "short-write"])
-@pytest.mark.parametrize("image_format", ["JPEG", "PNG"])
-def test_a_full_disk_fails_the_write_and_leaves_no_file(tmp_path, monkeypatch, image_format, silent):
-    """Pillow's JPEG encoder writes straight to a file's descriptor and may not notice a full disk:
-    the image is encoded in memory, and its bytes written and counted by Python's file API."""
-    pixels = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
-    on_a_full_disk(monkeypatch, silent)
-    for overwrite in (False, True):
-        with pytest.raises(OSError) as raised:
-            lite.write_output(tmp_path / "x.img", lambda handle: Image.fromarray(pixels).save(handle, image_format),
-                              overwrite)
-        assert raised.value.errno == errno.ENOSPC, raised.value
-        assert list(tmp_path.iterdir()) == []
+def same_value(copy, original) -> bool:
+    """Module-level constants compared by value; an object that has none (a lock) by its type."""
+    if isinstance(copy, np.ndarray):
+        return isinstance(original, np.ndarray) and copy.dtype == original.dtype and np.array_equal(copy, original)
+    if type(copy).__eq__ is object.__eq__:
+        return type(copy) is type(original)
+    return type(copy) is type(original) and copy == original
+
+
+def copied_definitions() -> dict[str, tuple[str, ast.stmt]]:
+    """{name: (the library module it is copied from, its statement in lite.py)}."""
+    return {name: (module, node) for module, nodes in lite_sections().items() if module
+            for node in nodes for name in defined_names(node)}
+
+
+def test_lite_copies_match():
+    """lite.py runs alone, so it holds copies of the library's reader, recipe and output rules:
+    each must be its original to the letter (a constant: the same value), so that the tests of
+    `pix2color.photos` and `pix2color.outputs` speak for lite.py too."""
+    sections = lite_sections()
+    assert set(sections) == {"photos", "outputs", None}, sorted(sections, key=str)
+    differ = []
+    for module, nodes in sections.items():
+        for node in nodes if module else []:
+            assert defined_names(node), f"lite.py:{node.lineno}: a copied section holds definitions only"
+            for name in defined_names(node):
+                copy, original = getattr(lite, name), getattr(LIBRARY[module], name, None)
+                if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+                    same = original is not None and inspect.getsource(copy) == inspect.getsource(original)
+                else:
+                    same = same_value(copy, original)
+                if not same:
+                    differ.append(f"{name} (pix2color/{module}.py)")
+    assert not differ, f"lite.py's copies differ from their originals (or have none): {', '.join(differ)}"
+
+
+def test_lite_copies_only_what_it_uses_and_redefines_nothing():
+    """Every copy is reached from lite.py's own code (the runner and its command), and that code
+    defines no name of the library modules: one implementation, and one checked copy of it."""
+    copied = copied_definitions()
+    own = lite_sections()[None]
+    library_names = {name for module in LIBRARY.values() for name in vars(module) if not name.startswith("__")}
+    assert not {name for node in own for name in defined_names(node)} & library_names
+
+    def names_used(nodes):
+        return {node.id for statement in nodes for node in ast.walk(statement) if isinstance(node, ast.Name)}
+
+    reached, todo = set(), names_used(own)
+    while todo:
+        name = todo.pop()
+        if name in copied and name not in reached:
+            reached.add(name)
+            todo |= names_used([copied[name][1]])
+    assert not set(copied) - reached, f"copied but not used by lite.py: {sorted(set(copied) - reached)}"
 
 
 def lite_alone(folder, *args):

@@ -36,6 +36,7 @@ def test_notebooks_are_stripped_and_have_a_badge(name):
     assert any("parameters" in cell.metadata.get("tags", []) for cell in notebook.cells)
 
 
+@pytest.mark.slow
 def test_01_train(workdir):
     notebook = execute("01_train_colorizer.ipynb", 'IMAGE_SIZE = 32\nEPOCHS = 1\nSTEPS_PER_EPOCH = 2\n'
                        'USE_DRIVE = False\nRUN_NAME = "tiny"', workdir)
@@ -46,6 +47,7 @@ def test_01_train(workdir):
     assert picked and f"trained in {picked.group(1)}" in text, text[-2000:]
 
 
+@pytest.mark.slow
 def test_02_colorize_and_export(workdir):
     if not (workdir / "runs" / "tiny" / "generator.keras").exists():
         execute("01_train_colorizer.ipynb", 'IMAGE_SIZE = 32\nEPOCHS = 1\nSTEPS_PER_EPOCH = 2\n'
@@ -57,6 +59,7 @@ def test_02_colorize_and_export(workdir):
     assert (workdir / "exported" / "savedmodel" / "saved_model.pb").exists()
 
 
+@pytest.mark.slow
 def test_01_then_02_with_the_resnet18_generator(workdir):
     """The notebooks' paths with the pretrained variant (its encoder untrained: no ImageNet here)."""
     notebook = execute("01_train_colorizer.ipynb", 'IMAGE_SIZE = 32\nEPOCHS = 1\nSTEPS_PER_EPOCH = 2\n'
@@ -68,6 +71,7 @@ def test_01_then_02_with_the_resnet18_generator(workdir):
     assert "sizes kept: True" in outputs_text(notebook)
 
 
+@pytest.mark.slow
 def test_03_evaluate(workdir):
     if not (workdir / "runs" / "tiny" / "generator.keras").exists():
         execute("01_train_colorizer.ipynb", 'IMAGE_SIZE = 32\nEPOCHS = 1\nSTEPS_PER_EPOCH = 2\n'

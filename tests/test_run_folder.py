@@ -105,6 +105,7 @@ def _read(path: Path) -> str:
         return ""
 
 
+@pytest.mark.slow
 def test_a_failed_resume_changes_nothing_and_the_right_command_then_resumes(finished_run, tmp_path):
     out = tmp_path / "run"
     shutil.copytree(finished_run, out)
@@ -170,6 +171,7 @@ def test_when_no_checkpoint_restores_the_error_names_each_and_why(finished_run, 
         checkpoint.restore(log=lambda message: None)
 
 
+@pytest.mark.slow
 def test_resume_and_colorize_pass_over_a_damaged_newest_checkpoint(finished_run, tmp_path):
     """End to end: train resumes from ckpt-2 saying why, and an interrupted run's generator loads from ckpt-2."""
     from pix2color.loading import load_generator
@@ -192,6 +194,7 @@ def test_resume_and_colorize_pass_over_a_damaged_newest_checkpoint(finished_run,
     assert "Done: 1 epochs, 4 steps" in resumed.stdout
 
 
+@pytest.mark.slow
 def test_colorize_takes_the_newer_of_generator_keras_and_the_checkpoints(finished_run, tmp_path):
     """A run that finished (generator.keras of step 4), was resumed and stopped at step 6."""
     from pix2color.loading import load_generator
@@ -242,6 +245,7 @@ def test_partial_checkpoints_are_removed_and_a_double_interrupt_says_what_is_sav
     assert not list((out / "checkpoints").glob("*_temp*"))
 
 
+@pytest.mark.slow
 def test_a_run_inside_its_data_folder_never_trains_on_its_own_pictures(tmp_path):
     """Also: a folder whose validation split is empty trains, and its plots are drawn (CSVLogger's NA)."""
     data = tmp_path / "photos"
@@ -274,6 +278,7 @@ def test_out_holding_other_files_is_refused(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["notes.txt"]
 
 
+@pytest.mark.slow
 def test_damaged_state_file_history_and_generator_keras_are_no_dead_end(finished_run, tmp_path):
     """Binary garbage in checkpoints/checkpoint and history.csv, a damaged generator.keras: the run
     resumes, its figures are drawn, and the generator is read from the checkpoints meanwhile."""
@@ -299,6 +304,7 @@ def test_damaged_state_file_history_and_generator_keras_are_no_dead_end(finished
     assert notes[-1] == f"model: {out / 'generator.keras'} (step 8)"
 
 
+@pytest.mark.slow
 def test_a_signal_after_the_last_epoch_stops_before_the_figures_and_a_rerun_draws_them(tmp_path):
     """SIGINT while the generator is saved (it stops before the figures) or the figures are drawn."""
     out = tmp_path / "run"
@@ -319,6 +325,7 @@ def test_a_signal_after_the_last_epoch_stops_before_the_figures_and_a_rerun_draw
     assert (out / "plots" / "fig09_l1.png").exists() and (out / "generator.keras").exists()
 
 
+@pytest.mark.slow
 def test_a_closed_stdout_keeps_the_work_of_the_steps_done(tmp_path):
     """`train | head -1`: the reader goes away; the run saves a checkpoint and ends quietly."""
     out = tmp_path / "run"

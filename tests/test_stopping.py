@@ -52,6 +52,7 @@ def one_line_error(stderr: str) -> str:
     return lines[0]
 
 
+@pytest.mark.slow
 def test_divergence_stops_with_one_line_and_leaves_only_finite_checkpoints(tmp_path):
     out = tmp_path / "run"
     command = train_command(out, "--epochs", "1", "--steps-per-epoch", "40", "--checkpoint-every", "1",
@@ -77,7 +78,8 @@ def test_divergence_stops_with_one_line_and_leaves_only_finite_checkpoints(tmp_p
     assert f"Resuming from {out / 'checkpoints' / f'ckpt-{step - 1}'}" in again.stdout, again.stdout[-2000:]
 
 
-@pytest.mark.parametrize("precision", ["float32", pytest.param("bfloat16", marks=pytest.mark.slow)])
+@pytest.mark.slow
+@pytest.mark.parametrize("precision", ["float32", "bfloat16"])
 def test_killed_at_random_moments_and_resumed_ends_with_the_same_weights(tmp_path, precision):
     """Three SIGKILLs (one during a checkpoint write), three resumes: the uninterrupted run's weights to 1e-5,
     in float32 and in bfloat16.
@@ -139,6 +141,7 @@ def start_and_wait_for(command, text: str, **popen) -> subprocess.Popen:
     raise AssertionError(f"{text!r} never printed: {''.join(seen)[-2000:]} {process.stderr.read()[-2000:]}")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signal_number", [signal.SIGINT, signal.SIGTERM])
 def test_sigint_and_sigterm_write_a_checkpoint_and_the_rerun_resumes_there(tmp_path, signal_number):
     out = tmp_path / "run"
@@ -162,6 +165,7 @@ def test_sigint_and_sigterm_write_a_checkpoint_and_the_rerun_resumes_there(tmp_p
     assert "Done: 2 epochs, 60 steps" in result.stdout
 
 
+@pytest.mark.slow
 def test_a_stop_before_the_first_step_saves_step_0(tmp_path):
     out = tmp_path / "run"
     command = train_command(out, "--epochs", "1", "--steps-per-epoch", "3")
@@ -197,6 +201,7 @@ def small_disk(tmp_path):
     subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
+@pytest.mark.slow
 def test_a_full_disk_during_a_checkpoint_stops_in_one_line_and_loses_nothing(tmp_path, small_disk):
     out = small_disk / "run"
     args = ["--epochs", "1", "--steps-per-epoch", "6", "--checkpoint-every", "2"]

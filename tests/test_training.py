@@ -29,6 +29,7 @@ def history_epochs(out):
         return [int(row["epoch"]) for row in csv.DictReader(handle)]
 
 
+@pytest.mark.slow
 def test_train_on_sample_photos_writes_every_artifact(tmp_path):
     out = tmp_path / "run"
     result = run_train("--data", "sample", "--epochs", "2", "--steps-per-epoch", "3", "--out", str(out), *SMALL)
@@ -103,6 +104,7 @@ def latest_checkpoint_step(out):
     return int(match.group(1)) if match else -1
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("generator", ["resnet18"])  # the U-Net: test_stopping's random kills
 def test_sigkill_then_rerun_resumes_where_it_was(tmp_path, generator):
     out = tmp_path / "run"
@@ -137,6 +139,7 @@ def test_sigkill_then_rerun_resumes_where_it_was(tmp_path, generator):
         assert (tmp_path / "exported" / "savedmodel" / "saved_model.pb").exists()
 
 
+@pytest.mark.slow
 def test_restore_brings_back_weights_and_optimizer_state(tmp_path):
     """The checkpoint holds both optimizers' slots and step counts, not only the weights."""
     from pix2color import callbacks

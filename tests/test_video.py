@@ -13,8 +13,9 @@ import pytest
 
 from conftest import sample_photo_paths
 from pix2color.bench import clips
-from pix2color.lite import lightness_of_8bit
+from pix2color.photos import FullResolutionColorizer, lightness_of_8bit
 from pix2color.stabilise import Stabiliser
+from pix2color.video import colorize_video
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -157,9 +158,6 @@ def test_stabiliser_steadies_a_steady_scene_and_follows_a_moving_one():
 
 def test_audio_the_container_cannot_take_is_reencoded_and_said(video_folder, tmp_path):
     """AAC cannot go in WebM: re-encoded as Opus (44.1 -> 48 kHz), with a note; all frames kept."""
-    from pix2color.lite import FullResolutionColorizer
-    from pix2color.video import colorize_video
-
     recipe = FullResolutionColorizer(lambda lightness: np.zeros(lightness.shape[:3] + (2,), np.float32), 32)
     result = colorize_video(video_folder / "home movie.mov", tmp_path / "movie.webm", recipe, 4, codec="libvpx-vp9")
     assert any("re-encoded as opus" in note for note in result.notes) and result.problem is None

@@ -3,7 +3,10 @@ the poll's participant flow, the admin pages, and the Turing-test arithmetic."""
 
 import asyncio
 import io
+import json
 import re
+import socket
+import sqlite3
 import threading
 
 import httpx
@@ -14,9 +17,14 @@ from PIL import Image
 
 from conftest import sample_photo_paths
 from pix2color import turing
-from pix2color.lite import FullResolutionColorizer
 from pix2color.loading import Network, load_network
+from pix2color.photos import FullResolutionColorizer
 from pix2color.web.app import Limits, create_app
+
+
+def local_client(app, **options) -> TestClient:
+    """A test client whose requests are addressed to localhost, as a browser on this machine's are."""
+    return TestClient(app, base_url="http://localhost:8000", **options)
 
 
 def png_bytes(image: Image.Image, image_format: str = "PNG") -> bytes:
@@ -33,7 +41,7 @@ def networks(small_generator_file):
 @pytest.fixture(scope="module")
 def client(networks):
     limits = Limits(upload_bytes=2 * 2**20, pixels=3_000_000, queue=2)
-    with TestClient(create_app(networks, limits=limits)) as test_client:
+    with local_client(create_app(networks, limits=limits)) as test_client:
         yield test_client
 
 
@@ -90,6 +98,7 @@ def float64_tiff() -> bytes:
     ("too large a file", 413, "larger than the limit"),
     ("too many pixels", 413, "megapixels"),
     ("unconvertible mode", 415, "cannot be converted"),
+    ("a format the page does not offer", 400, "not an image"),  # Pillow reads TGA; EPS would run Ghostscript
     ("no image field", 400, "field 'image'"),
 ])
 def test_bad_uploads_are_one_line_4xx(client, photo, case, status, words):
@@ -100,6 +109,7 @@ def test_bad_uploads_are_one_line_4xx(client, photo, case, status, words):
         "too large a file": b"\xff" * (2 * 2**20 + 1),
         "too many pixels": png_bytes(Image.new("L", (2000, 2000))),  # 4 MP, a small file
         "unconvertible mode": float64_tiff(),
+        "a format the page does not offer": png_bytes(photo, "TGA"),
     }.get(case)
     if case == "no image field":
         response = client.post("/api/colorize", files={"picture": ("p.png", png_bytes(photo), "image/png")})
@@ -136,7 +146,7 @@ def test_full_queue_answers_503_with_retry_after(photo):
 
     async def scenario():
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as http:
             def post():
                 return http.post("/api/colorize", files={"image": ("p.png", data, "image/png")})
 
@@ -254,7 +264,6 @@ def test_a_poll_folder_is_new_or_empty_and_whole_or_absent(tmp_path, monkeypatch
 def test_a_poll_never_takes_its_photos_from_run_or_poll_folders(small_generator_file, tmp_path):
     """Run and poll folders inside --photos hold pictures pix2color drew: left out, as training
     leaves them out, and said so."""
-    import json
 
     photos = tmp_path / "photos"
     for name, source in zip(["a.jpg", "sub/b.png"], sample_photo_paths(2)):
@@ -282,6 +291,28 @@ def test_empty_poll_results_are_n_a(tmp_path):
     assert results.total == 0 and "n/a" in results.report()
 
 
+@pytest.mark.parametrize("protocol", ["report", "2afc"])
+def test_results_chart_keeps_its_legend_off_the_bars_and_tells_n_a_from_0(protocol):
+    """Pair 1: every colorization caught (a share of 0); pair 2: no answers (n/a); pair 3: some."""
+    from pix2color import plots
+
+    per_pair = {1: [[2, 0], [0, 2]], 2: [[0, 0], [0, 0]], 3: [[1, 1], [1, 1]]}
+    results = turing.Results(protocol, [[3, 1], [1, 3]], per_pair)
+    figure = plots.turing_figure(results)
+    figure.canvas.draw()
+    axis, = figure.axes
+    legends = [*figure.legends, *([axis.get_legend()] if axis.get_legend() else [])]
+    assert legends and not any(legend.get_window_extent().overlaps(axis.get_window_extent()) for legend in legends)
+    labels = sorted((round(text.get_position()[0], 1), text.get_text()) for text in axis.texts)
+    if protocol == "report":  # bars at pair index - 0.2 (originals) and + 0.2 (colorizations)
+        assert labels == [(0.2, "0"), (0.8, "n/a"), (1.2, "n/a")]
+    else:  # one bar per pair: the share fooled
+        assert labels == [(0.0, "0"), (1.0, "n/a")]
+    import matplotlib.pyplot as plt
+
+    plt.close(figure)
+
+
 def test_poll_files_tell_nothing(tmp_path):
     folder = tiny_poll(tmp_path / "poll")
     poll = turing.Poll(folder)
@@ -297,7 +328,7 @@ def test_poll_files_tell_nothing(tmp_path):
 def poll_client(tmp_path):
     folder = tiny_poll(tmp_path / "poll", source_names={2: "<script>alert(1)</script>.jpg"})
     app = create_app(poll=turing.Poll(folder), admin_token="s3cret")
-    with TestClient(app) as test_client:
+    with local_client(app) as test_client:
         yield test_client, folder
 
 
@@ -317,6 +348,11 @@ def answer_all(client, choose):
 def test_participant_sees_every_pair_once_half_originals(poll_client):
     client, folder = poll_client
     poll = turing.Poll(folder)
+    intro = client.get("/poll")
+    assert intro.status_code == 200 and "You will see 4 photos" in intro.text and 'id="progress"' not in intro.text
+    assert not poll.answers() and "pix2color_poll" not in client.cookies  # no participant until Start
+    started = client.post("/poll/start", follow_redirects=False)
+    assert started.status_code == 303 and started.headers["location"] == "/poll"
     page = client.get("/poll")
     assert page.status_code == 200 and "1 / 4" in page.text and "pix2color_poll" in client.cookies
     answered, done = answer_all(client, lambda trial: "original")
@@ -326,8 +362,8 @@ def test_participant_sees_every_pair_once_half_originals(poll_client):
     assert done == {"done": True, "right": 2, "answered": 4}
     final = client.get("/poll")
     assert "You were right 2 times out of 4" in final.text
-    other = TestClient(client.app)
-    other.get("/poll")  # a second participant: their own order
+    other = local_client(client.app)
+    other.post("/poll/start")  # a second participant: their own order
     assert turing.Poll(folder).answers() and len(poll.answers()) == 4
 
 
@@ -335,6 +371,7 @@ def test_trial_pages_are_the_same_whichever_version_is_shown(poll_client):
     """Blind: apart from the opaque image names and the trial numbers, every trial page is the
     same HTML, whether it shows the original or the colorization; no source name appears."""
     client, folder = poll_client
+    client.post("/poll/start")
     pages, versions = set(), set()
     for _ in range(4):
         html = client.get("/poll").text
@@ -366,13 +403,13 @@ def test_answers_are_checked_and_idempotent(poll_client):
     assert wrong.status_code == 422 and "not about the images" in wrong.json()["detail"]
     bad = client.post("/poll/answer", json={"pair": second["pair"], "shown": second["images"], "answer": "maybe"})
     assert bad.status_code == 422
-    stranger = TestClient(client.app).post("/poll/answer", json=body)
+    stranger = local_client(client.app).post("/poll/answer", json=body)
     assert stranger.status_code == 403
 
 
 def test_html_form_flow_redirects_to_the_next_trial(poll_client):
     client, _ = poll_client
-    page = client.get("/poll").text
+    page = client.post("/poll/start").text  # redirected to the first trial
     pair = re.search(r'name="pair" value="(\d+)"', page).group(1)
     shown = re.search(r'name="shown" value="([^"]+)"', page).group(1)
     reply = client.post("/poll/answer", data={"pair": pair, "shown": shown, "answer": "original"},
@@ -397,11 +434,37 @@ def test_admin_needs_the_token_and_escapes_what_it_shows(poll_client):
     assert "pairs left out: 2" in client.get("/admin", params={"token": "s3cret", "exclude": "2"}).text
 
 
+def test_one_address_makes_a_bounded_number_of_participants_a_minute(tmp_path):
+    """A client dropping its cookie becomes a new participant each time; past the limit it gets a
+    one-line 429 and nothing is stored, while participants it already made go on answering."""
+    folder = tiny_poll(tmp_path / "poll")
+    app = create_app(poll=turing.Poll(folder), limits=Limits(new_participants=3))
+    with local_client(app) as client:
+        for _ in range(3):
+            client.cookies.clear()
+            assert client.post("/poll/start").status_code == 200
+        kept = dict(client.cookies)
+        client.cookies.clear()
+        refused = client.post("/poll/start", headers={"Accept": "application/json"}, follow_redirects=False)
+        assert refused.status_code == 429 and refused.headers["Retry-After"] == "60"
+        assert "new participants from one address" in refused.json()["detail"]
+        assert client.get("/poll", headers={"Accept": "application/json"}).status_code == 429  # programs, too
+        assert _participants(folder) == 3
+        client.cookies.update(kept)
+        trial = client.get("/poll", headers={"Accept": "application/json"}).json()
+        assert trial["done"] is False and trial["position"] == 1
+
+
+def _participants(folder) -> int:
+    with sqlite3.connect(folder / turing.DATABASE) as database:
+        return database.execute("SELECT COUNT(*) FROM participants").fetchone()[0]
+
+
 def test_2afc_poll_reports_percent_fooled(tmp_path):
     folder = tiny_poll(tmp_path / "poll2", protocol="2afc")
     poll = turing.Poll(folder)
-    with TestClient(create_app(poll=poll, admin_token="t")) as client:
-        page = client.get("/poll").text
+    with local_client(create_app(poll=poll, admin_token="t")) as client:
+        page = client.post("/poll/start").text
         assert "Which one is the real photo?" in page and page.count("This one is real") == 2
 
         def pick_generated(trial):
@@ -417,7 +480,240 @@ def test_2afc_poll_reports_percent_fooled(tmp_path):
 
 
 def _column(folder, column):
-    import sqlite3
-
     with sqlite3.connect(folder / turing.DATABASE) as database:
         return [row[0] for row in database.execute(f"SELECT {column} FROM pairs")]
+
+
+def json_trial(client):
+    return client.get("/poll", headers={"Accept": "application/json"}).json()
+
+
+@pytest.mark.parametrize("body", [
+    {"pair": 100000000000000000000000, "shown": ["x.png"], "answer": "original"},  # beyond SQLite's 64 bits
+    {"pair": -(2**63) - 1, "shown": ["x.png"], "answer": "original"},
+    [1, 2, 3], "pair", None, 7,
+    {"pair": [1], "shown": ["x.png"], "answer": "original"},
+    {"pair": 1, "shown": {"a": 1}, "answer": "original"},
+    {"pair": 1, "shown": ["x.png"], "answer": ["original"]},
+])
+def test_malformed_json_answers_are_one_line_4xx(poll_client, body):
+    client, folder = poll_client
+    json_trial(client)
+    reply = client.post("/poll/answer", content=json.dumps(body),
+                        headers={"Accept": "application/json", "Content-Type": "application/json"})
+    assert 400 <= reply.status_code < 500, reply.text
+    detail = reply.json()["detail"]
+    assert isinstance(detail, str) and "\n" not in detail and "Traceback" not in reply.text
+    assert turing.Poll(folder).answers() == []
+
+
+def test_json_nested_too_deep_to_parse_is_a_400(poll_client):
+    """6 KB of nested brackets (within the body limit) exceed Python's recursion limit in the parser."""
+    client, folder = poll_client
+    json_trial(client)
+    reply = client.post("/poll/answer", content="[" * 3000 + "]" * 3000,
+                        headers={"Accept": "application/json", "Content-Type": "application/json"})
+    assert reply.status_code == 400 and "not JSON" in reply.json()["detail"]
+    assert turing.Poll(folder).answers() == []
+
+
+def test_a_form_answer_with_a_huge_pair_number_is_a_4xx(poll_client):
+    client, folder = poll_client
+    json_trial(client)
+    reply = client.post("/poll/answer", data={"pair": "100000000000000000000000", "shown": "x.png",
+                                              "answer": "original"})
+    assert reply.status_code == 422 and "not one of this participant's pairs" in reply.json()["detail"]
+    assert turing.Poll(folder).answers() == []
+
+
+def test_only_the_trial_shown_now_can_be_answered(poll_client):
+    """The server keeps each participant's place: an answer about a later pair (its images named
+    right, as a participant reading the page's source could) is refused and not counted."""
+    client, folder = poll_client
+    current = json_trial(client)
+    later = next(pair for pair in range(1, 5) if pair != current["pair"])
+    with sqlite3.connect(folder / turing.DATABASE) as database:
+        version, original, generated = database.execute(
+            "SELECT t.version, p.original, p.generated FROM trials t JOIN pairs p ON p.id = t.pair WHERE t.pair = ?",
+            (later,)).fetchone()
+    shown = [original if version == "original" else generated]
+    reply = client.post("/poll/answer", json={"pair": later, "shown": shown, "answer": "original"},
+                        headers={"Accept": "application/json"})
+    assert reply.status_code == 409 and "not the trial shown" in reply.json()["detail"], reply.text
+    assert turing.Poll(folder).answers() == []
+    assert json_trial(client) == current  # still at the same place
+
+
+# --------------------------------------------------------------------------- what every request passes
+
+
+def test_a_body_larger_than_its_limit_is_refused_before_it_is_read(poll_client):
+    """An answer's body is bounded (a few KB), declared or streamed: 413 (on a real server:
+    test_web_server.py's raw-socket tests)."""
+    client, folder = poll_client
+    trial = json_trial(client)
+    declared = client.post("/poll/answer", content=b"{" + b" " * 200_000 + b"}",
+                           headers={"Content-Type": "application/json", "Accept": "application/json"})
+    assert declared.status_code == 413 and "larger than the limit" in declared.json()["detail"], declared.text
+    chunks = (b" " * 1024 for _ in range(1000))  # no Content-Length: sent chunked, counted as it comes
+    streamed = client.post("/poll/answer", content=chunks,
+                           headers={"Content-Type": "application/json", "Accept": "application/json"})
+    assert streamed.status_code == 413 and streamed.headers["connection"] == "close", streamed.text
+    assert turing.Poll(folder).answers() == [] and json_trial(client) == trial
+
+
+def test_uploads_keep_their_own_larger_limit(client, photo):
+    """The colorize API takes uploads up to its upload limit (2 MB here), not the answers' few KB."""
+    big = np.random.default_rng(1).integers(0, 256, (700, 900, 3), dtype=np.uint8)
+    data = png_bytes(Image.fromarray(big))
+    assert 1_000_000 < len(data) < 2 * 2**20
+    assert upload(client, data).status_code == 200
+
+
+@pytest.mark.parametrize("origin", ["http://127.0.0.1:9000", "http://localhost:9000", "https://localhost:8000",
+                                    "http://evil.example", "null"])
+def test_writes_from_another_origin_are_refused(poll_client, origin):
+    """Same origin is the scheme, host and port the request was addressed to (here
+    http://localhost:8000): a page on another port of the same machine is another site."""
+    client, folder = poll_client
+    page = client.post("/poll/start").text
+    pair = re.search(r'name="pair" value="(\d+)"', page).group(1)
+    shown = re.search(r'name="shown" value="([^"]+)"', page).group(1)
+    form = {"pair": pair, "shown": shown, "answer": "original"}
+    refused = client.post("/poll/answer", data=form, headers={"Origin": origin}, follow_redirects=False)
+    assert refused.status_code == 403 and "another site" in refused.json()["detail"], refused.text
+    assert turing.Poll(folder).answers() == []
+    for same in ("http://localhost:8000", "HTTP://LOCALHOST:8000", None):  # scripts send no Origin
+        headers = {"Origin": same} if same else {}
+        reply = client.post("/poll/answer", data=form, headers=headers, follow_redirects=False)
+        assert reply.status_code == 303, reply.text
+    assert len(turing.Poll(folder).answers()) == 1
+
+
+def test_pages_let_the_browser_name_their_origin_in_forms(poll_client):
+    """Under `Referrer-Policy: no-referrer` a browser sends `Origin: null` with every form it
+    posts, the poll's own included (which `null` refuses); `same-origin` sends the page's origin
+    to this server and no address to any other."""
+    client, _ = poll_client
+    assert client.get("/poll").headers["referrer-policy"] == "same-origin"
+
+
+@pytest.mark.parametrize("host, status", [
+    ("localhost:8000", 200), ("127.0.0.1:8000", 200), ("[::1]:8000", 200), ("LOCALHOST", 200),
+    ("evil.example", 400), ("evil.example:8000", 400), ("localhost.evil.example", 400), ("127.0.0.2", 400),
+])
+def test_only_requests_addressed_to_this_machine_are_served(poll_client, host, status):
+    """DNS rebinding: a page of evil.example whose name now points at 127.0.0.1 sends Host: evil.example."""
+    client, _ = poll_client
+    assert client.get("/api/health", headers={"Host": host}).status_code == status
+
+
+def test_the_allowed_host_names_of_every_interface(monkeypatch):
+    from pix2color.web.guards import allowed_host_names
+
+    assert set(allowed_host_names("127.0.0.1")) == {"localhost", "127.0.0.1", "[::1]"}
+    assert "[fe80::1]" in allowed_host_names("fe80::1", ["poll.example"])
+    assert "poll.example" in allowed_host_names("127.0.0.1", ["poll.example"])
+    everywhere = allowed_host_names("0.0.0.0")
+    assert socket.gethostname().lower() in everywhere and "127.0.0.1" in everywhere
+    import psutil
+
+    addresses = {address.address.split("%")[0] for addresses in psutil.net_if_addrs().values()
+                 for address in addresses if address.family in (socket.AF_INET, socket.AF_INET6)}
+    assert {address if ":" not in address else f"[{address}]" for address in addresses} <= set(everywhere)
+
+
+def test_every_page_answers_head(poll_client):
+    client, _ = poll_client
+    for path in ("/", "/poll", "/api/health", "/favicon.ico", "/static/style.css"):
+        get, head = client.get(path), client.head(path)
+        assert head.status_code == get.status_code == 200 and head.content == b"", path
+        assert head.headers["content-type"] == get.headers["content-type"]
+
+
+# --------------------------------------------------------------------------- the poll's images
+
+
+@pytest.mark.parametrize("protocol", ["report", "2afc"])
+def test_the_two_colour_versions_differ_only_in_their_pixels(tmp_path, protocol):
+    """Same format, size, mode and byte length, no metadata, and served with the same headers:
+    only looking at the pictures can tell the original from the colorization."""
+    rng = np.random.default_rng(3)
+    pairs = []
+    for index in range(4):
+        original = rng.integers(0, 256, (24 + index, 32, 3), dtype=np.uint8)  # noise: compresses badly
+        generated = np.repeat(original[..., :1], 3, -1) // 4  # compresses well
+        pairs.append(turing.PollImages(f"p{index}.jpg", original, original, generated))
+    folder = turing.write_poll(tmp_path / "poll", pairs, protocol)
+    with local_client(create_app(poll=turing.Poll(folder))) as client:
+        with sqlite3.connect(folder / turing.DATABASE) as database:
+            names = database.execute("SELECT original, generated FROM pairs ORDER BY id").fetchall()
+        for (original_name, generated_name), images in zip(names, pairs):
+            files = [folder / "images" / original_name, folder / "images" / generated_name]
+            assert files[0].stat().st_size == files[1].stat().st_size
+            assert png_chunks(files[0]) == png_chunks(files[1])  # types and lengths: nothing labels one
+            opened = [Image.open(path) for path in files]
+            for image, pixels in zip(opened, [images.original, images.generated]):
+                assert (image.format, image.mode, image.size) == ("PNG", "RGB", pixels.shape[1::-1])
+                assert np.array_equal(np.asarray(image), pixels)
+                assert image.info == {} and not image.getexif() and not getattr(image, "text", {})
+            served = [client.get(f"/poll/images/{path.name}") for path in files]
+            assert [reply.content for reply in served] == [path.read_bytes() for path in files]
+            assert served[0].headers == served[1].headers
+            assert "last-modified" not in served[0].headers and "etag" not in served[0].headers
+
+
+def png_chunks(path) -> list[tuple[bytes, int]]:
+    """A PNG file's chunks: (type, length) in order."""
+    data, chunks, offset = path.read_bytes(), [], 8
+    while offset < len(data):
+        length = int.from_bytes(data[offset:offset + 4], "big")
+        chunks.append((data[offset + 4:offset + 8], length))
+        offset += length + 12
+    return chunks
+
+
+def test_a_poll_with_compressed_images_is_still_served(tmp_path):
+    folder = tiny_poll(tmp_path / "poll")
+    plain = png_bytes(Image.new("RGB", (32, 24), (10, 20, 30)))  # a compressed PNG, as another build may have written
+    name = _column(folder, "original")[0]
+    (folder / "images" / name).write_bytes(plain)
+    with local_client(create_app(poll=turing.Poll(folder))) as client:
+        reply = client.get(f"/poll/images/{name}")
+    assert reply.status_code == 200 and reply.content == plain and reply.headers["content-type"] == "image/png"
+
+
+def test_results_count_in_plain_words_and_refuse_pairs_that_do_not_exist(poll_client):
+    client, folder = poll_client
+    trial = json_trial(client)
+    client.post("/poll/answer", json={"pair": trial["pair"], "shown": trial["images"], "answer": "original"})
+    poll = turing.Poll(folder)
+    assert "1 answer from 1 participant\n" in turing.results(poll).report() + "\n"
+    with pytest.raises(turing.PollError, match=r"--exclude 9, 99: no such pairs \(the poll's pairs are 1\.\.4\)"):
+        turing.results(poll, (2, 9, 99))
+    page = client.get("/admin", params={"token": "s3cret", "exclude": "2,99"})
+    assert page.status_code == 400 and "99: no such pair" in page.json()["detail"]
+
+
+# --------------------------------------------------------------------------- the API's documentation
+
+
+def test_the_api_docs_are_a_page_without_scripts_listing_every_operation(networks, tmp_path):
+    """Swagger UI would need a CDN and an inline script, both refused by the page's own CSP."""
+    app = create_app(networks, poll=turing.Poll(tiny_poll(tmp_path / "poll")))
+    with local_client(app) as client:
+        page = client.get("/api/docs")
+        schema = client.get("/api/openapi.json").json()
+        assert client.get("/docs").status_code == 404 and client.get("/redoc").status_code == 404
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert "script-src 'self'" in page.headers["content-security-policy"]
+    assert "<script" not in page.text and " style=" not in page.text and "cdn" not in page.text.lower()
+    operations = [(method.upper(), path) for path, item in schema["paths"].items() for method in item]
+    assert ("POST", "/api/colorize") in operations and ("POST", "/poll/answer") in operations
+    for method, path in operations:
+        assert f"<code>{method} {path}</code>" in page.text, (method, path)
+    colorize = page.text[page.text.index("<code>POST /api/colorize</code></h2>"):]
+    colorize = colorize[:colorize.index("</section>")]
+    for words in ("multipart/form-data", "<code>image</code>", "file", "<code>format</code>", "one of png, jpeg",
+                  "413", "image/png"):
+        assert words in colorize, words

@@ -1,16 +1,25 @@
 """The web app as users run it: `pix2color serve` and `pix2color turing` as commands, a real
 server on loopback under load, and killed mid-poll."""
 
+import contextlib
+import io
+import os
+import socket
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import httpx
 import numpy as np
+import pytest
 
 from pix2color import turing
 from pix2color.bench.web import bench_poll
-from pix2color.web.local_server import LocalServer
+from pix2color.web.app import Limits, create_app
+from pix2color.web.guards import server_config
+from pix2color.bench.local_server import LocalServer, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -62,12 +71,25 @@ def test_sigkill_mid_poll_keeps_every_acknowledged_answer(tmp_path):
     assert len(answers) == 6 and len({row[0] for row in answers}) == 1
 
 
+def test_a_poll_alone_is_served_without_tensorflow(tmp_path, monkeypatch):
+    """`serve --poll` without `--model` never imports TensorFlow: it starts in about a second."""
+    folder = tmp_path / "poll"
+    turing.write_poll(folder, [turing.PollImages(f"p{i}.jpg", *turing_arrays(i)) for i in range(2)], "report", seed=3)
+    monkeypatch.setenv("PYTHONPROFILEIMPORTTIME", "1")  # every import, on the server's stderr
+    server = LocalServer(["--poll", str(folder)])
+    with server:
+        assert httpx.get(server.url + "/poll", headers={"Accept": "application/json"}).status_code == 200
+    imported = {line.split("|")[-1].strip() for line in server.output.splitlines() if line.startswith("import time:")}
+    assert "pix2color.turing" in imported and "tensorflow" not in imported and "keras" not in imported
+
+
 def turing_arrays(index):
     """gray, original, generated images of one pair (their content does not matter here)."""
     original = np.random.default_rng(index).integers(0, 256, (20, 30, 3), dtype=np.uint8)
     return original, original, original // 2
 
 
+@pytest.mark.slow
 def test_turing_commands_end_to_end(small_generator_file, tmp_path):
     from conftest import sample_photo_paths
 
@@ -97,7 +119,7 @@ def test_turing_commands_end_to_end(small_generator_file, tmp_path):
     counted = command("turing", "results", poll, "--csv", tmp_path / "r.csv", "--png", tmp_path / "r.png",
                       "--exclude", "1")
     assert counted.returncode == 0, counted.stderr
-    assert "3 answers from 1 participants; pairs left out: 1" in counted.stdout
+    assert "3 answers from 1 participant; pairs left out: 1" in counted.stdout
     assert (tmp_path / "r.png").stat().st_size > 0 and len((tmp_path / "r.csv").read_text().splitlines()) == 4
 
 
@@ -138,3 +160,220 @@ def test_serve_refuses_what_it_cannot_serve(tmp_path):
     not_a_poll = command("serve", "--poll", tmp_path)
     assert not_a_poll.returncode == 2 and "not a poll folder" in not_a_poll.stderr
     assert "Traceback" not in not_a_poll.stderr
+
+
+@contextlib.contextmanager
+def serving(app, head_timeout: float = 30.0):
+    """`app` on a real server (uvicorn, as `pix2color serve` runs it) in a thread, on loopback."""
+    import uvicorn
+
+    server = uvicorn.Server(server_config(app, host="127.0.0.1", port=free_port(), head_timeout=head_timeout))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        while not server.started:
+            if not thread.is_alive():
+                raise RuntimeError("the server did not start")
+            time.sleep(0.05)
+        yield server.config.port
+    finally:
+        server.should_exit = True
+        thread.join(30)
+
+
+def raw_request(port: int, head: str, body: bytes = b"") -> socket.socket:
+    connection = socket.create_connection(("127.0.0.1", port), timeout=60)
+    connection.sendall(head.replace("\n", "\r\n").encode() + b"\r\n" + body)
+    return connection
+
+
+def answer_head(port: int, length: str = "Content-Length: 1000") -> str:
+    """The head of an answer by a new participant (whose answer the server reads)."""
+    cookie = httpx.post(f"http://127.0.0.1:{port}/poll/start").cookies["pix2color_poll"]
+    return (f"POST /poll/answer HTTP/1.1\nHost: 127.0.0.1\nContent-Type: application/json\n"
+            f"Cookie: pix2color_poll={cookie}\n{length}\n")
+
+
+def read_until_closed(connection: socket.socket) -> bytes:
+    """Everything the server sends until it closes the connection (socket.timeout if it never does)."""
+    received = b""
+    while chunk := connection.recv(65536):
+        received += chunk
+    return received
+
+
+def small_poll(folder, pairs=3):
+    return turing.write_poll(folder, [turing.PollImages(f"p{i}.jpg", *turing_arrays(i)) for i in range(pairs)])
+
+
+def test_a_stalled_body_is_timed_out_and_the_server_stays_responsive(tmp_path):
+    """Twenty clients send headers and part of a body, then nothing: each gets a 408 and its
+    connection closed once the read timeout (short here) has passed, while others are served."""
+    app = create_app(poll=turing.Poll(small_poll(tmp_path / "poll")), limits=Limits(read_timeout=1.0))
+    with serving(app) as port:
+        stalled = [raw_request(port, answer_head(port), b'{"pair": 1, ') for _ in range(20)]
+        assert httpx.get(f"http://127.0.0.1:{port}/api/health").status_code == 200
+        for connection in stalled:
+            with connection:
+                reply = read_until_closed(connection)
+                assert reply.startswith(b"HTTP/1.1 408 ") and b"stopped arriving" in reply, reply
+        assert httpx.get(f"http://127.0.0.1:{port}/api/health").status_code == 200
+
+
+def test_a_body_over_its_limit_is_never_read(tmp_path):
+    """A declared 200 MB answer is refused before a byte of it is read (the client sends none and
+    still gets its 413); a chunked one is cut off as soon as it passes the limit."""
+    app = create_app(poll=turing.Poll(small_poll(tmp_path / "poll")), limits=Limits(read_timeout=120.0))
+    with serving(app) as port:
+        with raw_request(port, answer_head(port, "Content-Length: 200000000")) as declared:
+            reply = read_until_closed(declared)
+        assert reply.startswith(b"HTTP/1.1 413 ") and b"larger than the limit of 8 KB" in reply, reply
+        with raw_request(port, answer_head(port, "Transfer-Encoding: chunked")) as chunked:
+            chunk = b"400\r\n" + b" " * 1024 + b"\r\n"
+            with pytest.raises((BrokenPipeError, ConnectionResetError)):  # the server closes the connection
+                for _ in range(100_000):  # 100 MB, if the server read it all
+                    chunked.sendall(chunk)
+
+
+def test_serve_answers_only_host_names_of_this_machine_and_allowed_ones(tmp_path):
+    folder = small_poll(tmp_path / "poll")
+    with LocalServer(["--poll", str(folder), "--allowed-hosts", "poll.example,Other.Example"]) as server:
+        port = server.port
+        for host, status in [(f"127.0.0.1:{port}", 200), (f"localhost:{port}", 200), (f"poll.example:{port}", 200),
+                             ("other.example", 200), (f"evil.example:{port}", 400), ("127.0.0.1.evil.example", 400)]:
+            assert httpx.get(server.url + "/api/health", headers={"Host": host}).status_code == status, host
+    bad = command("serve", "--poll", folder, "--allowed-hosts", "poll.*.example")
+    assert bad.returncode == 2 and "--allowed-hosts" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_serve_prints_addresses_a_browser_opens_and_warns_when_every_host_is_allowed(tmp_path):
+    folder = small_poll(tmp_path / "poll")
+    with LocalServer(["--poll", str(folder)], host="::1") as server:
+        assert httpx.get(server.url + "/api/health").status_code == 200
+    assert f"http://[::1]:{server.port}/poll" in server.output, server.output
+    assert "DNS rebinding" not in server.output
+    with LocalServer(["--poll", str(folder), "--allowed-hosts", "*"]) as server:
+        assert httpx.get(server.url + "/api/health", headers={"Host": "evil.example"}).status_code == 200
+    assert "--allowed-hosts '*': any Host name is served" in server.output, server.output
+
+
+def test_turing_results_end_quietly_when_the_reader_is_gone(tmp_path):
+    """`pix2color turing results POLL | head -1`: the pipe closes before the report is written."""
+    folder = small_poll(tmp_path / "poll")
+    reader, writer = os.pipe()
+    os.close(reader)  # a reader that is gone before anything is written
+    try:
+        ended = subprocess.run([sys.executable, "-m", "pix2color.cli", "turing", "results", str(folder)],
+                               stdout=writer, stderr=subprocess.PIPE, text=True, cwd=ROOT, timeout=300)
+    finally:
+        os.close(writer)
+    assert ended.stderr == "" and ended.returncode == 141
+
+
+def test_turing_results_name_the_pairs_that_do_not_exist(tmp_path):
+    folder = small_poll(tmp_path / "poll")
+    refused = command("turing", "results", folder, "--exclude", "2,99")
+    assert refused.returncode == 2 and refused.stdout == ""
+    assert refused.stderr.strip() == "pix2color turing: error: --exclude 99: no such pair (the poll's pairs are 1..3)"
+
+
+def memory_kb(pid: int, field: str) -> int:
+    """VmRSS (resident now) or VmHWM (the peak) of a process, in kB, from /proc."""
+    with open(f"/proc/{pid}/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith(field + ":"))
+
+
+def fifty_megapixel_png() -> bytes:
+    """A 7071 x 7071 photo (49.99 MP, inside the 50 MP limit) that compresses to a few hundred KB."""
+    from PIL import Image
+
+    side = 7071
+    ramp = Image.linear_gradient("L").resize((side, side))
+    image = Image.merge("RGB", [ramp, ramp.transpose(Image.Transpose.ROTATE_90), ramp.point(lambda v: 255 - v)])
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+@pytest.mark.slow
+def test_a_50_megapixel_upload_stays_within_its_memory_bound(small_generator_file):
+    """Colorizing the largest photo accepted raises the server's peak memory by at most 1.5 GB
+    (the full-resolution recipe works on bands of rows, never on whole-image float planes)."""
+    data = fifty_megapixel_png()
+    with LocalServer(["--model", str(small_generator_file)]) as server:
+        pid = server.process.pid
+        httpx.get(server.url + "/")  # everything a request needs is loaded
+        with open(f"/proc/{pid}/clear_refs", "w") as clear:
+            clear.write("5")  # the peak (VmHWM) starts again from what is resident now
+        idle = memory_kb(pid, "VmRSS")
+        reply = httpx.post(server.url + "/api/colorize", files={"image": ("big.png", data, "image/png")}, timeout=900)
+        peak = memory_kb(pid, "VmHWM")
+    assert reply.status_code == 200, reply.text
+    from PIL import Image
+
+    assert Image.open(io.BytesIO(reply.content)).size == (7071, 7071)
+    print(f"50 MP upload ({len(data) / 1e3:.0f} kB): idle {idle / 1024:.0f} MB, peak {peak / 1024:.0f} MB, "
+          f"{(peak - idle) / 1024:.0f} MB above idle")
+    assert peak - idle <= 1.5 * 2**20, f"{(peak - idle) / 2**20:.2f} GB above idle"
+
+
+def test_a_request_head_that_never_ends_is_timed_out(tmp_path):
+    """A client that opens a connection and sends nothing, or half a request head, and one that
+    starts a second request on a kept-alive connection and stalls: each connection is closed after
+    the head timeout (short here), and the server keeps serving."""
+    app = create_app(poll=turing.Poll(small_poll(tmp_path / "poll")))
+    with serving(app, head_timeout=1.0) as port:
+        silent = socket.create_connection(("127.0.0.1", port), timeout=60)
+        partial = raw_request(port, "GET /api/health HTTP/1.1\nHost: 127.0.0.1")
+        kept = raw_request(port, "GET /api/health HTTP/1.1\nHost: 127.0.0.1\n", b"GET /api/health HTTP/1.1\r\nHo")
+        assert httpx.get(f"http://127.0.0.1:{port}/api/health").status_code == 200
+        for connection in (silent, partial):
+            with connection:
+                assert read_until_closed(connection) == b""
+        with kept:
+            replies = read_until_closed(kept)
+        assert replies.startswith(b"HTTP/1.1 200 ") and replies.count(b"HTTP/1.1") == 1
+        assert httpx.get(f"http://127.0.0.1:{port}/api/health").status_code == 200
+
+
+def test_a_client_that_stops_reading_is_cut_off(tmp_path):
+    """A client that asks for a large image and reads none of it loses its connection after the
+    timeout (short here), instead of the server holding the response for it; one reading slowly
+    gets every byte."""
+    gray = np.zeros((1200, 1600, 3), np.uint8)  # 5.8 MB as the poll's uncompressed PNG
+    noise = np.random.default_rng(0).integers(0, 256, gray.shape, dtype=np.uint8)
+    folder = turing.write_poll(tmp_path / "poll", [turing.PollImages("big.jpg", gray, noise, noise // 2)])
+    with sqlite_rows(folder, "SELECT original FROM pairs") as rows:
+        image = rows[0][0]
+    size = (folder / turing.IMAGES / image).stat().st_size
+    app = create_app(poll=turing.Poll(folder))
+    with serving(app, head_timeout=1.0) as port:
+        def ask() -> socket.socket:
+            connection = socket.socket()
+            connection.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # the kernel takes little for us
+            connection.settimeout(60)
+            connection.connect(("127.0.0.1", port))
+            connection.sendall(f"GET /poll/images/{image} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
+            return connection
+
+        with ask() as stalled:
+            time.sleep(4)  # reads nothing for four timeouts
+            received = b""
+            with contextlib.suppress(ConnectionResetError):
+                received = read_until_closed(stalled)
+        assert len(received) < size, "the server kept the whole response for a client that read none of it"
+        with ask() as slow:
+            received = b""
+            while len(received) < size and (chunk := slow.recv(65536)):  # pausing 10 ms between reads
+                received += chunk
+                time.sleep(0.01)
+        assert received.startswith(b"HTTP/1.1 200 ") and len(received) > size
+        assert httpx.get(f"http://127.0.0.1:{port}/api/health").status_code == 200
+
+
+@contextlib.contextmanager
+def sqlite_rows(folder, query):
+    import sqlite3
+
+    with contextlib.closing(sqlite3.connect(folder / turing.DATABASE)) as database:
+        yield database.execute(query).fetchall()

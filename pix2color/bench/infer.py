@@ -11,13 +11,15 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
-from pix2color import export, lite, metrics
+from pix2color import export, metrics
 from pix2color.precision import computing_in
 from pix2color.bench.timing import interleaved_medians, median_seconds
 from pix2color.data import load_image_set
+from pix2color.lite import LiteColorizer
 from pix2color.loading import load_generator
 from pix2color.networks import build_named_generator
 from pix2color.networks.speed import fast_layers
+from pix2color.photos import FullResolutionColorizer, read_image
 
 
 def bench_infer(model: str | None, image_size: int, repeats: int, images: int, workdir: str | None,
@@ -31,7 +33,7 @@ def bench_infer(model: str | None, image_size: int, repeats: int, images: int, w
         print("no --model: untrained generators (sizes and latencies are real; PSNR changes only "
               "measure numerical drift)")
         subjects = [(kind, build_named_generator(kind, image_size, encoder_weights="none")) for kind in generators]
-    photos = [lite.read_image(p) for p in load_image_set("sample", verbose=0).val[:images]]
+    photos = [read_image(p) for p in load_image_set("sample", verbose=0).val[:images]]
     big = np.asarray(Image.fromarray(photos[0]).resize((4000, 3000), Image.Resampling.BICUBIC))
     rows = []
     for label, generator in subjects:
@@ -59,7 +61,7 @@ def exported_networks(generator, work: Path, precision: str = "float32") -> tupl
                                     ("keras", "keras fast layers", "savedmodel"))
     for variant in export.TFLITE_VARIANTS:
         path = work / "tflite" / f"generator_deterministic_{variant}.tflite"
-        networks[f"tflite {variant}"] = (path, lite.LiteColorizer(path)._run)
+        networks[f"tflite {variant}"] = (path, LiteColorizer(path)._run)
     if precision != "float32":
         networks.update(networks_computing_in(generator, precision, work))
     return networks, saved
@@ -97,13 +99,13 @@ def bench_infer_generator(label: str, generator, work: Path, photos: list, big, 
     networks, saved = exported_networks(generator, work, precision)
     lightness = np.random.default_rng(0).uniform(-1, 1, (1, size, size, 1)).astype(np.float32)
     truth = np.stack(photos).astype(np.float32)
-    outputs = {name: np.stack(lite.FullResolutionColorizer(predict, size).colorize_batch(photos)).astype(np.float32)
+    outputs = {name: np.stack(FullResolutionColorizer(predict, size).colorize_batch(photos)).astype(np.float32)
                for name, (_, predict) in networks.items()}
     latencies = interleaved_medians({name: lambda predict=predict: predict(lightness)
                                      for name, (_, predict) in networks.items()}, repeats)
     rows = []
     for name, (path, predict) in networks.items():
-        recipe = lite.FullResolutionColorizer(predict, size)
+        recipe = FullResolutionColorizer(predict, size)
         rows.append({
             "generator": label,
             "format": name,

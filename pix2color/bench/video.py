@@ -11,9 +11,9 @@ import numpy as np
 
 from pix2color.bench import clips
 from pix2color.bench.timing import median_seconds
-from pix2color.lite import FullResolutionColorizer, rgb_to_lab
 from pix2color.loading import Network, load_network
 from pix2color.networks import build_generator
+from pix2color.photos import FullResolutionColorizer, rgb_to_lab
 from pix2color.stabilise import Stabiliser
 from pix2color.video import colorize_video
 

@@ -12,10 +12,11 @@ import httpx
 import numpy as np
 from PIL import Image
 
-from pix2color import lite, turing
+from pix2color import turing
 from pix2color.data import load_image_set
 from pix2color.networks import build_generator
-from pix2color.web.local_server import LocalServer
+from pix2color.bench.local_server import LocalServer
+from pix2color.photos import read_image
 
 
 def bench_poll(participants: int = 50, pairs: int = 20, workdir: str | None = None, log=print) -> dict:
@@ -73,7 +74,7 @@ def bench_colorize_load(model: str | None, clients: int = 8, requests_each: int 
     if model is None:  # an untrained 256 px U-Net: the latency is real, the colours are not
         model = str(Path(tempfile.mkdtemp(prefix="pix2color-web-bench-")) / "generator.keras")
         build_generator(256).save(model)
-    photo = lite.read_image(load_image_set("sample", verbose=0).val[0])
+    photo = read_image(load_image_set("sample", verbose=0).val[0])
     side = int((megapixels * 1e6 / (4 / 3)) ** 0.5)
     buffer = io.BytesIO()
     Image.fromarray(photo).resize((side * 4 // 3, side), Image.Resampling.BICUBIC).save(buffer, "JPEG", quality=90)

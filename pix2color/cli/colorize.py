@@ -11,12 +11,14 @@ import sys
 from collections.abc import Callable
 
 from pix2color.cli import ArgumentParser, HelpFormatter, command, int_in, positive_int
-from pix2color.colorize import OUTPUT_FORMATS
-from pix2color.lite import DEFAULT_MAX_PIXELS
-from pix2color.loading import MODES
+from pix2color.colorize import (OUTPUT_FORMATS, colorize_files, colorize_videos, expand_inputs, plan,
+                                split_photos_and_videos)
+from pix2color.loading import MODES, load_network
+from pix2color.outputs import check_output_folder, summary
+from pix2color.photos import DEFAULT_MAX_PIXELS, FullResolutionColorizer
 from pix2color.quiet import import_quietly
-from pix2color.stabilise import DEFAULT_STRENGTH
-from pix2color.video import DEFAULT_CRF, VIDEO_FORMATS
+from pix2color.stabilise import DEFAULT_STRENGTH, Stabiliser
+from pix2color.video import DEFAULT_CRF, VIDEO_FORMATS, check_codec
 
 
 PROG = "pix2color colorize"
@@ -60,8 +62,6 @@ def build_parser() -> ArgumentParser:
 def option_problem(args: argparse.Namespace) -> str | None:
     """The first option out of its range, or an output folder that cannot be written, in one
     line; None when all is well. Checked before TensorFlow loads: a mistake costs no wait."""
-    from pix2color.lite import check_output_folder
-
     checks = [
         (args.batch_size >= 1, f"--batch-size must be at least 1 (got {args.batch_size})"),
         (1 <= args.quality <= 100, f"--quality must be in 1..100 (got {args.quality})"),
@@ -97,13 +97,6 @@ def _say(prefix: str) -> Callable[[str], None]:
 def _run(args: argparse.Namespace) -> int:
     import keras
     from tqdm import tqdm
-
-    from pix2color.colorize import (FullResolutionColorizer, colorize_files, colorize_videos, expand_inputs, plan,
-                                    split_photos_and_videos)
-    from pix2color.lite import summary
-    from pix2color.loading import load_network
-    from pix2color.stabilise import Stabiliser
-    from pix2color.video import check_codec
 
     files, unreadable = expand_inputs(args.inputs)
     if not files:

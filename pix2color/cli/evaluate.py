@@ -8,6 +8,9 @@ from pathlib import Path
 
 from pix2color import evaluate
 from pix2color.cli import ArgumentParser, RawHelpFormatter, command, positive_int, seed_number
+from pix2color.loading import load_generator
+from pix2color.outputs import write_output
+from pix2color.quiet import import_quietly
 
 PROG = "pix2color evaluate"
 
@@ -47,14 +50,10 @@ def main(argv: list[str] | None = None) -> int:
     if existing and not args.overwrite:
         parser.error(f"{existing[0]} exists (an earlier evaluation?): --overwrite replaces it, or choose another --out")
 
-    from pix2color.quiet import import_quietly
-
     import_quietly()
     import keras
 
-    from pix2color.data import DataError
-    from pix2color.lite import write_output
-    from pix2color.loading import load_generator
+    from pix2color.data import DataError  # pix2color.data loads TensorFlow: not before the options are checked
 
     keras.utils.set_random_seed(args.seed)
     try:

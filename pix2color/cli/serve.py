@@ -10,6 +10,7 @@ import secrets
 import signal
 import socket
 import sys
+from argparse import ArgumentTypeError
 
 from pix2color.cli import ArgumentParser, RawHelpFormatter, command, port_number, positive_int
 from pix2color.loading import MODES
@@ -23,12 +24,27 @@ def build_parser() -> ArgumentParser:
     parser.add_argument("--poll", default=None, help="a poll folder from `pix2color turing build`")
     parser.add_argument("--host", default="127.0.0.1", help="0.0.0.0 to let other machines in (a poll with friends)")
     parser.add_argument("--port", type=port_number, default=8000, help="0: any free port (the one chosen is printed)")
+    parser.add_argument("--allowed-hosts", type=allowed_hosts, default=None, metavar="NAMES",
+                        help="more names the server is reached by, comma-separated (poll.example.org, "
+                             "*.example.org); localhost, the --host address and, with --host 0.0.0.0, this "
+                             "machine's addresses and name are always answered, any other Host gets a 400")
     parser.add_argument("--mode", choices=MODES, default="deterministic", help="the colorize page's default mode")
     parser.add_argument("--admin-token", default=None, help="opens the poll's results (default: a random one, printed)")
     parser.add_argument("--max-upload-mb", type=positive_int, default=25, help="largest upload accepted")
     parser.add_argument("--max-pixels", type=positive_int, default=50_000_000, help="largest photo accepted")
     parser.add_argument("--queue", type=positive_int, default=8, help="colorize requests that may wait while one runs")
+    parser.add_argument("--new-participants-per-minute", type=positive_int, default=120, metavar="N",
+                        help="new poll participants one address may make in a minute (a script cannot fill the disk)")
     return parser
+
+
+def allowed_hosts(text: str) -> list[str]:
+    from pix2color.web.guards import host_patterns
+
+    try:
+        return host_patterns(text)
+    except ValueError as error:
+        raise ArgumentTypeError(str(error)) from None
 
 
 @command(PROG)
@@ -37,14 +53,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not args.model and not args.poll:
         parser.error("give --model (the colorize page), --poll (a Turing test), or both")
-    from pix2color.quiet import import_quietly
+    if args.model:  # a poll alone needs no TensorFlow, and starts in about a second
+        from pix2color.quiet import import_quietly
 
-    import_quietly()
+        import_quietly()
+        from pix2color.loading import load_network
     import uvicorn
 
-    from pix2color.loading import load_network
     from pix2color.turing import Poll, PollError
     from pix2color.web.app import Limits, create_app
+    from pix2color.web.guards import EVERY_INTERFACE, allowed_host_names, host_name, server_config
 
     try:
         networks = {mode: load_network(args.model, mode, log=print if mode == MODES[0] else None)
@@ -54,23 +72,28 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{PROG}: error: {error}", file=sys.stderr)
         return 2
     token = args.admin_token or secrets.token_urlsafe(18)
-    app = create_app(networks, poll, token, Limits(args.max_upload_mb * 2**20, args.max_pixels, args.queue), args.mode)
     try:
         listening = listen(args.host, args.port)
     except OSError as error:
         print(f"{PROG}: error: cannot listen on --host {args.host} --port {args.port}: {error.strerror or error}",
               file=sys.stderr)
         return 2
+    limits = Limits(upload_bytes=args.max_upload_mb * 2**20, pixels=args.max_pixels, queue=args.queue,
+                    new_participants=args.new_participants_per_minute)
+    app = create_app(networks, poll, token, limits, args.mode, allowed_host_names(args.host, args.allowed_hosts or []))
     port = listening.getsockname()[1]  # --port 0: the one the system chose
-    shown_host = "localhost" if args.host in ("127.0.0.1", "0.0.0.0") else args.host
+    shown_host = "localhost" if args.host in ("127.0.0.1", "0.0.0.0", "::") else host_name(args.host)
     if networks:
         print(f"colorize page: http://{shown_host}:{port}/   API: POST /api/colorize", flush=True)
     if poll:
         print(f"poll ({poll.protocol}, {poll.pair_count} pairs): http://{shown_host}:{port}/poll", flush=True)
         print(f"results (admin): http://{shown_host}:{port}/admin?token={token}", flush=True)
-    if args.host == "0.0.0.0":
+    if args.host in EVERY_INTERFACE:
         print("listening on every network interface: anyone on this network can reach the server", flush=True)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    if "*" in (args.allowed_hosts or []):
+        print("--allowed-hosts '*': any Host name is served, so a page of another site can reach this server "
+              "through a DNS name it controls (DNS rebinding); name the hosts instead", flush=True)
+    server = uvicorn.Server(server_config(app))
     signal_number = serve_until_signal(server, listening)
     if signal_number == signal.SIGINT:
         raise KeyboardInterrupt  # the command's usual Ctrl-C line and status

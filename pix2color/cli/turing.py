@@ -14,7 +14,9 @@ from pathlib import Path
 
 from pix2color.cli import ArgumentParser, HelpFormatter, RawHelpFormatter, command, int_in, positive_int, seed_number
 from pix2color.loading import MODES
-from pix2color.turing import PROTOCOLS, Poll, PollError, results
+from pix2color.outputs import OutputExists, exists_message, write_output
+from pix2color.quiet import import_quietly
+from pix2color.turing import PROTOCOLS, Poll, PollError, build_poll, check_poll_folder, poll_of, results
 
 PROG = "pix2color turing"
 MIN_SIDE = 16  # smaller photos carry no colour a participant could judge (the training data's minimum too)
@@ -54,8 +56,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _build(args) -> int:
-    from pix2color.turing import check_poll_folder
-
     try:
         check_poll_folder(args.out)  # before TensorFlow loads: a mistake costs no wait
         if not os.path.isdir(args.photos):
@@ -63,11 +63,7 @@ def _build(args) -> int:
     except PollError as error:
         print(f"{PROG} build: error: {error}", file=sys.stderr)
         return 2
-    from pix2color.quiet import import_quietly
-
     import_quietly()
-    from pix2color.turing import build_poll
-
     try:
         folder = build_poll(args.model, args.photos, args.out, args.pairs, args.protocol, args.mode, args.seed,
                             args.max_side)
@@ -89,17 +85,11 @@ def _results(args) -> int:
         print(f"{PROG} results: error: {problem}", file=sys.stderr)
         return 2
     try:
-        poll = Poll(args.poll)
-        unknown = [str(pair) for pair in excluded if not 1 <= pair <= poll.pair_count]
-        if unknown:
-            raise PollError(f"--exclude {', '.join(unknown)}: the poll's pairs are 1..{poll.pair_count}")
-        counted = results(poll, excluded)
+        counted = results(Poll(args.poll), excluded)
     except PollError as error:
         print(f"{PROG}: error: {error}", file=sys.stderr)
         return 2
     print(counted.report())
-    from pix2color.lite import OutputExists, exists_message, write_output
-
     outputs = [(args.csv, _csv_writer(counted)), (args.png, _chart_writer(counted))]
     for path, write in [(Path(path), write) for path, write in outputs if path]:
         try:
@@ -117,9 +107,6 @@ def _results(args) -> int:
 def _output_problem(args) -> str | None:
     """Why --csv or --png may not be written, in one line (None if they may): a file of a poll
     is never replaced, another existing file only with --overwrite, a folder never."""
-    from pix2color.lite import exists_message
-    from pix2color.turing import poll_of
-
     given = [(flag, path) for flag, path in (("--csv", args.csv), ("--png", args.png)) if path]
     if len(given) == 2 and os.path.realpath(args.csv) == os.path.realpath(args.png):
         return f"--csv and --png name the same file ({args.csv})"
@@ -143,7 +130,7 @@ def _csv_writer(counted):
 
 def _chart_writer(counted):
     def write(handle):
-        from pix2color import plots
+        from pix2color import plots  # matplotlib takes a second to load: only for a chart
 
         plots.turing_chart(counted, handle)
 

@@ -17,8 +17,8 @@ import keras
 import tensorflow as tf
 
 from pix2color import color
-from pix2color.lite import image_container
 from pix2color.files import write_json_atomically
+from pix2color.photos import image_container
 
 AUTOTUNE = tf.data.AUTOTUNE
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")

@@ -11,7 +11,7 @@ computed here as a matrix product and a sum of shifted taps: the same sums, in a
   logits, whose filter gradient the convolution primitive computes slowly.
 
 tests/networks/test_speed.py proves each equal to the stock layer it replaces (outputs,
-gradients, and for D's logits R1's second derivatives). README.md, Performance, has the timings.
+gradients, and for D's logits R1's second derivatives). docs/performance.md has the timings.
 """
 
 from __future__ import annotations

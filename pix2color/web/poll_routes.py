@@ -1,131 +1,244 @@
 """The Turing-test pages: one trial at a time for participants, results for the admin.
 
 Participants are anonymous: an id in a cookie signed with the poll's own secret (kept in the
-poll folder, so a restarted server still knows them). Every page works without JavaScript: a
-trial is a form whose buttons post the answer, and the server redirects to the next trial.
-Programs (the load test) use the same routes with JSON (`Accept: application/json`).
+poll folder, so a restarted server still knows them). A newcomer first sees what the study is;
+its Start button posts /poll/start, which makes them a participant. Every page works without
+JavaScript: a trial is a form whose buttons post the answer, and the server redirects to the
+next trial. Programs (the load test) use the same routes with JSON (`Accept: application/json`),
+and GET /poll makes them a participant at once.
 """
 
 from __future__ import annotations
 
 import io
 import secrets
+import time
+from collections import Counter
 
-from fastapi import FastAPI, HTTPException, Request
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
-from fastapi.templating import Jinja2Templates
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from PIL import Image
+from pydantic import BaseModel, Field, ValidationError, field_validator
 from starlette.concurrency import run_in_threadpool
 
-from pix2color import turing
-from pix2color.turing import AnswerError, Poll
+from pix2color import plots, turing
+from pix2color.turing import AnswerError, NotShownNow, Poll
+from pix2color.web.pages import templates, wants_json
 
 
-def add(app: FastAPI, poll: Poll, templates: Jinja2Templates) -> None:
-    def participant_of(request: Request, create: bool) -> str | None:
+class Answer(BaseModel):
+    """One answer, from a form (`shown` the names joined by commas) or a JSON object."""
+
+    pair: int = Field(description="the trial's pair number, as /poll gave it")
+    shown: list[str] = Field(description="the colour images shown, in display order (a form: joined by commas)")
+    answer: str = Field(description="report: original or generated; 2afc: the image chosen as the real photo")
+
+    @field_validator("shown", mode="before")
+    @classmethod
+    def split_names(cls, shown):
+        return shown.split(",") if isinstance(shown, str) else shown
+
+
+async def answer_of(request: Request) -> Answer:
+    """The answer a request carries, or a one-line 400: anything but an object with a whole-number
+    'pair', a list of image names 'shown' and a text 'answer' is refused here."""
+    if "application/json" in request.headers.get("content-type", ""):
+        try:
+            body = await request.json()
+        except (ValueError, RecursionError):  # RecursionError: nested too deep for Python's parser
+            raise HTTPException(400, "the body is not JSON (or nested too deep)") from None
+    else:
+        body = dict(await request.form(max_files=0, max_fields=8))
+    try:
+        return Answer.model_validate(body)
+    except ValidationError:
+        raise HTTPException(400, "an answer is an object with 'pair' (a whole number), 'shown' (the image names) "
+                                 "and 'answer' (text)") from None
+
+
+ANSWER_SCHEMA = {"requestBody": {"required": True, "content": {
+    "application/json": {"schema": Answer.model_json_schema()},
+    "application/x-www-form-urlencoded": {"schema": Answer.model_json_schema()},
+}}}
+ANSWER_RESPONSES = {
+    200: {"description": "JSON (Accept: application/json): `recorded` (false: answered before) and the `next` trial"},
+    303: {"description": "a form: on to the next trial (/poll)"},
+    400: {"description": "not an answer"},
+    403: {"description": "no participant (open /poll first), or sent from another site's page"},
+    409: {"description": "a pair other than the trial being shown"},
+    413: {"description": "a body over the limit (8 KB unless set otherwise)"},
+    422: {"description": "a pair or images this participant was not shown, or an answer that is not one of the choices"},
+}
+
+
+class Participants:
+    """The poll's participants as its routes meet them: the id in a request's signed cookie, and the
+    size of the images they are shown.
+
+    Anyone may become a participant, and a client that drops its cookie becomes a new one each
+    time; `per_minute` bounds how many one address makes in a minute (each stores its order), so
+    a script cannot fill the disk. A class behind one router starting together stays well below it.
+    """
+
+    def __init__(self, poll: Poll, per_minute: int):
+        self.poll = poll
+        self.per_minute = per_minute
+        self._sizes: dict[str, tuple[int, int]] = {}
+        self._minute = 0
+        self._made: Counter[str] = Counter()  # new participants per address, this minute
+
+    def of(self, request: Request, create: bool) -> str | None:
+        """The participant a request comes from; `create`: make one if it has none (or an unknown one)."""
         participant = request.session.get("participant")
-        if poll.knows(participant):
+        if self.poll.knows(participant):
             return participant
         if not create:
             return None
-        participant = poll.new_participant()
+        self._count_new(request.client.host if request.client else "")
+        participant = self.poll.new_participant()
         request.session["participant"] = participant
         return participant
 
-    def trial_json(trial: turing.Trial | None, participant: str) -> dict:
+    def _count_new(self, address: str) -> None:
+        minute = int(time.monotonic() // 60)
+        if minute != self._minute:
+            self._minute, self._made = minute, Counter()
+        if self._made[address] >= self.per_minute:
+            raise HTTPException(429, f"more than {self.per_minute} new participants from one address in a minute; "
+                                     "try again in a minute", headers={"Retry-After": "60"})
+        self._made[address] += 1
+
+    def image_size(self, name: str) -> tuple[int, int]:
+        """(width, height) of a poll image, read from its header once; the images of a pair share it."""
+        if name not in self._sizes:
+            with Image.open(self.poll.image_path(name)) as image:
+                self._sizes[name] = image.size
+        return self._sizes[name]
+
+    def trial_json(self, trial: turing.Trial | None, participant: str) -> dict:
         if trial is None:
-            right, given = poll.score(participant)
+            right, given = self.poll.score(participant)
             return {"done": True, "right": right, "answered": given}
         return {"done": False, "pair": trial.pair, "position": trial.position + 1, "total": trial.total,
                 "gray": f"/poll/images/{trial.gray}", "images": trial.images}
 
-    @app.get("/poll", response_class=HTMLResponse)
+
+def participant_router(poll: Poll, new_per_minute: int = 120) -> APIRouter:
+    """/poll (the intro, the trial on show, the score), /poll/start, /poll/answer, /poll/images;
+    new_per_minute: new participants one address may make in a minute."""
+    routes = APIRouter()
+    participants = Participants(poll, new_per_minute)
+
+    @routes.get("/poll", response_class=HTMLResponse)
     async def poll_page(request: Request):
-        participant = await run_in_threadpool(participant_of, request, True)
-        trial = await run_in_threadpool(poll.next_trial, participant)
-        if "application/json" in request.headers.get("accept", ""):
-            return JSONResponse(trial_json(trial, participant))
-        if trial is None:
-            right, given = await run_in_threadpool(poll.score, participant)
-            return templates.TemplateResponse(request, "poll_done.html", {
-                "right": right, "answered": given, "protocol": poll.protocol,
+        # People first read what the study is, and its Start button posts /poll/start; programs start at once.
+        participant = await run_in_threadpool(participants.of, request, wants_json(request))
+        if participant is None:
+            return templates.TemplateResponse(request, "poll_intro.html", {
+                "protocol": poll.protocol, "pairs": poll.pair_count,
             })
+        trial = await run_in_threadpool(poll.next_trial, participant)
+        if wants_json(request):
+            return JSONResponse(await run_in_threadpool(participants.trial_json, trial, participant))
+        if trial is None:
+            return await score_page(request, participant)
+        width, height = await run_in_threadpool(participants.image_size, trial.gray)
         return templates.TemplateResponse(request, "poll_trial.html", {
             "trial": trial, "protocol": poll.protocol, "shown": ",".join(trial.images),
+            "width": width, "height": height,
         })
 
-    @app.post("/poll/answer")
-    async def answer(request: Request):
-        participant = await run_in_threadpool(participant_of, request, False)
-        if participant is None:
-            raise HTTPException(403, "no participant here: open /poll first (cookies must be on)")
-        if "application/json" in request.headers.get("content-type", ""):
-            try:
-                body = await request.json()
-            except ValueError:
-                raise HTTPException(400, "the body is not JSON") from None
-        else:
-            body = dict(await request.form(max_files=0, max_fields=8))
-        try:
-            pair = int(body.get("pair"))
-            shown = body.get("shown")
-            shown = shown.split(",") if isinstance(shown, str) else list(shown)
-            choice = str(body.get("answer"))
-        except (TypeError, ValueError):
-            raise HTTPException(400, "an answer needs 'pair' (a number), 'shown' and 'answer'") from None
-        try:
-            recorded = await run_in_threadpool(poll.record_answer, participant, pair, shown, choice)
-        except AnswerError as error:
-            raise HTTPException(422, str(error)) from None
-        if "application/json" in request.headers.get("accept", ""):
-            trial = await run_in_threadpool(poll.next_trial, participant)
-            return JSONResponse({"recorded": recorded, "next": trial_json(trial, participant)})
+    async def score_page(request: Request, participant: str):
+        right, given = await run_in_threadpool(poll.score, participant)
+        mine = await run_in_threadpool(lambda: turing.results(poll, participant=participant))
+        return templates.TemplateResponse(request, "poll_done.html", {
+            "right": right, "answered": given, "protocol": poll.protocol, "fooled": mine.rates()[-1],
+        })
+
+    @routes.post("/poll/start")
+    async def start(request: Request):
+        await run_in_threadpool(participants.of, request, True)
         return RedirectResponse("/poll", status_code=303)
 
-    @app.get("/poll/images/{name}")
+    @routes.post("/poll/answer", openapi_extra=ANSWER_SCHEMA, responses=ANSWER_RESPONSES)
+    async def answer(request: Request):
+        """Answer the trial on show; each participant answers their trials in their order."""
+        participant = await run_in_threadpool(participants.of, request, False)
+        if participant is None:
+            raise HTTPException(403, "no participant here: open /poll and press Start first (cookies must be on)")
+        given = await answer_of(request)
+        try:
+            recorded = await run_in_threadpool(poll.record_answer, participant, given.pair, given.shown, given.answer)
+        except NotShownNow as error:
+            raise HTTPException(409, str(error)) from None
+        except AnswerError as error:
+            raise HTTPException(422, str(error)) from None
+        if wants_json(request):
+            trial = await run_in_threadpool(poll.next_trial, participant)
+            next_trial = await run_in_threadpool(participants.trial_json, trial, participant)
+            return JSONResponse({"recorded": recorded, "next": next_trial})
+        return RedirectResponse("/poll", status_code=303)
+
+    @routes.get("/poll/images/{name}")
     async def poll_image(name: str):
+        """The two colour versions of a pair are sent with the same headers: no Last-Modified or
+        ETag, which come from the files' times (the original is written first)."""
         path = poll.image_path(name)
         if path is None:
             raise HTTPException(404, "no such image")
-        return FileResponse(path, media_type="image/png", headers={"Cache-Control": "private, max-age=86400"})
+        data = await run_in_threadpool(path.read_bytes)
+        return Response(data, media_type="image/png", headers={"Cache-Control": "private, max-age=86400"})
 
-    # ------------------------------------------------------------------ admin
+    return routes
+
+
+def admin_router(poll: Poll, admin_token: str) -> APIRouter:
+    """/admin (tables and chart), /admin/results.csv, /admin/results.png: for the token's holder only."""
+    routes = APIRouter()
 
     def require_admin(request: Request) -> None:
         offered = request.query_params.get("token") or request.headers.get("authorization", "").removeprefix("Bearer ")
-        if not offered or not secrets.compare_digest(offered.encode(), app.state.admin_token.encode()):
+        if not offered or not secrets.compare_digest(offered.encode(), admin_token.encode()):
             raise HTTPException(401, "the results need the admin token (printed when the server started)")
 
-    def exclusions(request: Request) -> tuple[int, ...]:
-        try:
-            return tuple(int(p) for p in request.query_params.get("exclude", "").split(",") if p.strip())
-        except ValueError:
-            raise HTTPException(400, "exclude takes pair numbers separated by commas") from None
-
-    @app.get("/admin", response_class=HTMLResponse)
-    async def admin(request: Request):
+    async def counted_results(request: Request) -> turing.Results:
+        """The results the admin asked for (`exclude`: pairs left out), or a one-line 400."""
         require_admin(request)
-        excluded = exclusions(request)
-        results = await run_in_threadpool(turing.results, poll, excluded)
+        try:
+            return await run_in_threadpool(turing.results, poll, exclusions(request))
+        except turing.PollError as error:
+            raise HTTPException(400, str(error)) from None
+
+    @routes.get("/admin", response_class=HTMLResponse)
+    async def admin(request: Request):
+        results = await counted_results(request)
         return templates.TemplateResponse(request, "poll_results.html", {
             "results": results, "report": results.report(), "token": request.query_params.get("token", ""),
-            "exclude": ",".join(map(str, excluded)),
+            "exclude": ",".join(map(str, results.excluded)),
+            "pairs": {pair: turing.Results.from_matrix(matrix, results.protocol)
+                      for pair, matrix in sorted(results.per_pair.items())},
         })
 
-    @app.get("/admin/results.csv")
+    @routes.get("/admin/results.csv")
     async def admin_csv(request: Request):
-        require_admin(request)
-        results = await run_in_threadpool(turing.results, poll, exclusions(request))
+        results = await counted_results(request)
         text = io.StringIO()
         results.write_csv(text)
         return Response(text.getvalue(), media_type="text/csv",
                         headers={"Content-Disposition": 'attachment; filename="turing_results.csv"'})
 
-    @app.get("/admin/results.png")
+    @routes.get("/admin/results.png")
     async def admin_chart(request: Request):
-        require_admin(request)
-        from pix2color import plots
-
-        results = await run_in_threadpool(turing.results, poll, exclusions(request))
+        results = await counted_results(request)
         buffer = io.BytesIO()
         await run_in_threadpool(plots.turing_chart, results, buffer)
         return Response(buffer.getvalue(), media_type="image/png")
+
+    return routes
+
+
+def exclusions(request: Request) -> tuple[int, ...]:
+    try:
+        return tuple(int(p) for p in request.query_params.get("exclude", "").split(",") if p.strip())
+    except ValueError:
+        raise HTTPException(400, "exclude takes pair numbers separated by commas") from None

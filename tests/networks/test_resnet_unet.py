@@ -113,6 +113,7 @@ def test_noise_channel_by_mode(generator_64):
     assert {id(v) for v in paper.weights} <= {id(v) for v in generator_64.weights}  # shares, does not copy
 
 
+@pytest.mark.slow
 def test_exports_with_builtin_ops_and_parity(generator_64, tmp_path):
     """SavedModel and TFLite (float32, int8; both modes), built-in ops only, as close to Keras as
     the U-Net's exports are."""

@@ -5,18 +5,22 @@ const drop = document.getElementById("drop");
 const statusLine = document.getElementById("status");
 const errorLine = document.getElementById("error");
 const result = document.getElementById("result");
-let urls = [];
+const download = document.getElementById("download");
+const pictures = ["gray", "colorized", "original"].map((id) => document.getElementById(id));
+let urls = [];  // the object URLs the result shows, released when it is cleared
+let photo = null;  // the photo shown or being colorized: a change of mode colorizes it again
+let newest = 0;  // the number of the newest colorization asked for: answers to older ones are dropped
 
 function selectedMode() {
   const checked = document.querySelector('input[name="mode"]:checked');
   return checked ? checked.value : "deterministic";
 }
 
-async function post(path, file) {
+async function post(path, file, mode) {
   const form = new FormData();
   form.append("image", file);
-  form.append("mode", selectedMode());
-  const response = await fetch(path, { method: "POST", body: form, headers: { Accept: "application/json" } });
+  const url = path + (path.includes("?") ? "&" : "?") + "mode=" + encodeURIComponent(mode);
+  const response = await fetch(url, { method: "POST", body: form, headers: { Accept: "application/json" } });
   if (!response.ok) {
     let message = "the server answered " + response.status;
     try { message = (await response.json()).detail || message; } catch (ignored) { /* not JSON */ }
@@ -25,32 +29,55 @@ async function post(path, file) {
   return URL.createObjectURL(await response.blob());
 }
 
-async function colorize(file) {
+// Nothing of an earlier photo stays: no images, no download link, no result area.
+function clearResult() {
+  result.hidden = true;
+  pictures.forEach((picture) => picture.removeAttribute("src"));
+  download.removeAttribute("href");
   urls.forEach((url) => URL.revokeObjectURL(url));
   urls = [];
-  errorLine.hidden = true;
-  result.hidden = true;
-  statusLine.textContent = "Colorizing " + file.name + "…";
-  try {
-    const colorized = await post("/api/colorize?format=png", file);
-    const gray = await post("/api/grayscale", file);
-    const original = URL.createObjectURL(file);
-    urls = [colorized, gray, original];
-    document.getElementById("colorized").src = colorized;
-    document.getElementById("gray").src = gray;
-    document.getElementById("original").src = original;
-    const download = document.getElementById("download");
-    download.href = colorized;
-    download.download = file.name.replace(/\.[^.]*$/, "") + "_colorized.png";
-    result.hidden = false;
-    statusLine.textContent = "Done: " + file.name;
-  } catch (error) {
-    statusLine.textContent = "";
-    errorLine.textContent = error.message;  // text, never HTML
-    errorLine.hidden = false;
-  }
 }
 
+async function colorize(file) {
+  const number = ++newest;
+  photo = file;
+  clearResult();
+  errorLine.hidden = true;
+  errorLine.textContent = "";
+  statusLine.textContent = "Colorizing " + file.name + "…";
+  const made = [];
+  try {
+    const mode = selectedMode();
+    made.push(await post("/api/colorize?format=png", file, mode));
+    made.push(await post("/api/grayscale", file, mode));
+    made.push(URL.createObjectURL(file));
+  } catch (error) {
+    made.forEach((url) => URL.revokeObjectURL(url));
+    if (number === newest) {
+      statusLine.textContent = "";
+      errorLine.textContent = error.message;  // text, never HTML
+      errorLine.hidden = false;
+    }
+    return;
+  }
+  if (number !== newest) {  // another photo or mode was asked for meanwhile
+    made.forEach((url) => URL.revokeObjectURL(url));
+    return;
+  }
+  const [colorized, gray, original] = made;
+  urls = made;
+  document.getElementById("colorized").src = colorized;
+  document.getElementById("gray").src = gray;
+  document.getElementById("original").src = original;
+  download.href = colorized;
+  download.download = file.name.replace(/\.[^.]*$/, "") + "_colorized.png";
+  result.hidden = false;
+  statusLine.textContent = "Done: " + file.name;
+}
+
+document.querySelectorAll('input[name="mode"]').forEach((choice) => choice.addEventListener("change", () => {
+  if (photo) colorize(photo);
+}));
 fileInput.addEventListener("change", () => { if (fileInput.files.length) colorize(fileInput.files[0]); });
 ["dragenter", "dragover"].forEach((name) => drop.addEventListener(name, (event) => {
   event.preventDefault();

@@ -3,7 +3,7 @@
     with LocalServer(["--poll", "poll"]) as server:
         httpx.get(server.url + "/api/health")
 
-It picks a free port on 127.0.0.1, waits until the health endpoint answers, and always stops
+It picks a free port on loopback (127.0.0.1 unless told), waits until the health endpoint answers, and always stops
 the server (SIGTERM, then SIGKILL) when the block ends; `kill()` stops it abruptly on purpose.
 """
 
@@ -19,23 +19,25 @@ import time
 import httpx
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.bind((host, 0))
         return probe.getsockname()[1]
 
 
 class LocalServer:
-    def __init__(self, arguments: list[str], port: int | None = None, start_timeout: float = 120.0):
+    def __init__(self, arguments: list[str], port: int | None = None, start_timeout: float = 120.0,
+                 host: str = "127.0.0.1"):
         self.arguments = arguments
-        self.port = port or free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.host = host
+        self.port = port or free_port(host)
+        self.url = f"http://{f'[{host}]' if ':' in host else host}:{self.port}"
         self.start_timeout = start_timeout
         self.process: subprocess.Popen | None = None
         self.output = ""
 
     def start(self) -> LocalServer:
-        command = [sys.executable, "-m", "pix2color.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port),
+        command = [sys.executable, "-m", "pix2color.cli", "serve", "--host", self.host, "--port", str(self.port),
                    *self.arguments]
         self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})

@@ -1,0 +1,249 @@
+"""Where outputs go and how they are written, so that nothing a user owns is lost.
+
+`plan_outputs` names every input's outputs before any work: no output is ever one of the inputs,
+no two inputs share an output, and a file that exists is replaced only when asked.
+`write_output` (and `reserve_temporary` / `move_into_place`, for a file written bit by bit, a
+video) gives a file its name only once it is whole, and only while the name is free unless
+asked. docs/never_lost.md lists these promises and the tests that keep them.
+
+Standard library only: every command that writes a file uses it, before TensorFlow loads or
+without it, and `pix2color/lite.py`, which runs on its own on a device, holds a copy of it
+(tests/test_lite.py::test_lite_copies_match keeps that copy equal to this module).
+"""
+
+from __future__ import annotations
+
+import errno
+import io
+import itertools
+import os
+import secrets
+import shutil
+import tempfile
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+COLORIZED = "_colorized"  # NAME_colorized.EXT: the output of an input that is in the output's place
+SKIPPED_SUMMARY = "their outputs exist; --overwrite replaces them"
+
+
+class OutputExists(FileExistsError):
+    """An output's name was taken when it came to be written (after the plan was made, say):
+    the file there is left as it is."""
+
+
+@dataclass(frozen=True)
+class Wanted:
+    """An input and the output it asks for: a path below the output folder, suffix included."""
+
+    source: Path
+    relative: Path
+    compare: bool = False  # also NAME_compare.jpg next to the output
+
+
+@dataclass
+class Planned:
+    """One input's outputs after `plan_outputs`' rules. `target` is None when the input is
+    skipped: its output exists and may not be replaced. `compare` is None unless asked for and free."""
+
+    source: Path
+    target: Path | None = None
+    compare: Path | None = None
+    renamed: list[str] = field(default_factory=list)  # one line per output given another name, saying why
+    skipped: list[str] = field(default_factory=list)  # one line per existing output left as it is
+
+
+def plan_outputs(wanted: list[Wanted], out: str | os.PathLike, overwrite: bool = False) -> list[Planned]:
+    """Where each input's outputs go, so that nothing a user owns is lost:
+
+    - an output that would be one of the inputs (the same path, or the same file through a
+      symlink or a hard link) becomes NAME_colorized.EXT (then NAME_colorized-2.EXT, ...), even
+      with `overwrite`: an input is never written;
+    - an output another input already has becomes NAME-2.EXT (NAME-3.EXT, ...): every input
+      gets its own;
+    - any other output that already exists is skipped unless `overwrite`.
+
+    Names depend on the inputs and `out`, not on which outputs exist already, so the same command
+    run again finds the first run's outputs under the same names (and skips them).
+    """
+    names = _Names([item.source for item in wanted], overwrite)
+    return [names.plan(item, Path(out)) for item in wanted]
+
+
+def _path_key(path: Path) -> str:
+    """Equal for two spellings of one path (symlinks followed as far as they exist)."""
+    return os.path.normcase(os.path.realpath(path))
+
+
+def _file_identity(path: Path) -> tuple[int, int] | None:
+    """What `os.path.samefile` compares (device, inode): equal for hard links; None if absent."""
+    try:
+        status = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    return status.st_dev, status.st_ino
+
+
+class _Names:
+    """The inputs, which no output may be, and the outputs given out so far (to which input)."""
+
+    def __init__(self, sources: list[Path], overwrite: bool):
+        self.overwrite = overwrite
+        self.inputs = {_path_key(source) for source in sources}
+        self.input_files = {identity for identity in map(_file_identity, sources) if identity}
+        self.owners: dict[str, Path] = {}
+
+    def plan(self, item: Wanted, out: Path) -> Planned:
+        planned = Planned(item.source)
+        target = self._claim(item.source, out / item.relative, planned)
+        compare = target.with_name(f"{target.stem}_compare.jpg")
+        compare = self._claim(item.source, compare, planned) if item.compare else None
+        planned.target = self._kept(target, planned)
+        if planned.target is not None and compare is not None:
+            planned.compare = self._kept(compare, planned)
+        return planned
+
+    def is_input(self, path: Path) -> bool:
+        return _path_key(path) in self.inputs or _file_identity(path) in self.input_files
+
+    def _claim(self, source: Path, wanted: Path, planned: Planned) -> Path:
+        path = self._free_name(wanted)
+        if path != wanted:
+            why = "is one of the inputs" if self.is_input(wanted) else f"is {self.owners[_path_key(wanted)]}'s output"
+            planned.renamed.append(f"{source} -> {path} ({wanted} {why})")
+        self.owners[_path_key(path)] = source
+        return path
+
+    def _free_name(self, wanted: Path) -> Path:
+        if self.is_input(wanted):
+            stem = wanted.stem + COLORIZED
+            stems = itertools.chain([stem], (f"{stem}-{n}" for n in itertools.count(2)))
+        elif _path_key(wanted) in self.owners:
+            stems = (f"{wanted.stem}-{n}" for n in itertools.count(2))
+        else:
+            return wanted
+        candidates = (wanted.with_name(stem + wanted.suffix) for stem in stems)
+        return next(path for path in candidates if not self.is_input(path) and _path_key(path) not in self.owners)
+
+    def _kept(self, path: Path, planned: Planned) -> Path | None:
+        """`path`, or None (and a line saying so) when it exists and may not be replaced: a
+        folder never is."""
+        if (self.overwrite and not _is_folder(path)) or not os.path.lexists(path):
+            return path
+        planned.skipped.append(exists_message(path))
+        return None
+
+
+def exists_message(path: Path) -> str:
+    if _is_folder(path):
+        return f"{path} is a folder; left as it is (no option replaces a folder)"
+    return f"{path} exists; left as it is (--overwrite replaces it)"
+
+
+def _is_folder(path: Path) -> bool:
+    """A folder itself, not a symlink to one (which --overwrite replaces as it replaces any symlink)."""
+    return os.path.isdir(path) and not os.path.islink(path)
+
+
+def summary(written: int, skipped: int, failed: int, out: str | os.PathLike | None = None) -> str:
+    """The last line of a run: inputs colorized, skipped (their outputs exist) and failed."""
+    into = f" into {out}" if out is not None else ""
+    return (f"{written} colorized{into}, {skipped} skipped" + (f" ({SKIPPED_SUMMARY})" if skipped else "")
+            + f", {failed} failed")
+
+
+def check_output_folder(out: str | os.PathLike, flag: str = "-o") -> None:
+    """ValueError in plain words unless `out` is a folder this process can write in, or can
+    create (checked before any work; nothing is created). `flag` names the option in the message."""
+    out = Path(out)
+    if os.path.lexists(out) and not out.is_dir():
+        raise ValueError(f"{flag} {out}: exists and is not a folder")
+    existing = next(folder for folder in [out, *out.absolute().parents] if os.path.lexists(folder))
+    if not existing.is_dir():
+        raise ValueError(f"{flag} {out}: cannot be created: {existing} is not a folder")
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as error:
+        raise ValueError(f"{flag} {out}: cannot write in {existing} ({error.strerror or error})") from None
+
+
+def write_output(path: Path, write: Callable[[typing.BinaryIO], None], overwrite: bool = False) -> None:
+    """Write the file `path` through `write(handle)`, never replacing a file unless `overwrite`.
+
+    `write` fills memory first; its bytes are then written with Python's file API and counted,
+    because an encoder writing to a file itself may not notice a full disk (Pillow's JPEG
+    encoder does not): a short file raises OSError (ENOSPC) instead of taking the output's name.
+    The file is written whole under a hidden temporary name in the same folder, then given its
+    name (`move_into_place`): a process killed mid-write leaves no half file under the output's
+    name. Without `overwrite` a file there, even one that appeared after the plan was made,
+    raises `OutputExists` and is left alone; with it, a symlink there is replaced, not the file
+    it points to.
+    """
+    encoded = io.BytesIO()
+    write(encoded)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = reserve_temporary(path)
+    try:
+        _fill(temporary, "wb", lambda handle: _write_all(handle, encoded.getbuffer(), path))
+        move_into_place(temporary, path, overwrite)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def _write_all(handle: typing.BinaryIO, data: memoryview, path: Path) -> None:
+    """Write `data`, then check the file holds all of it (OSError ENOSPC naming `path` if not)."""
+    handle.write(data)
+    handle.flush()
+    written = os.fstat(handle.fileno()).st_size
+    if written != len(data):
+        raise OSError(errno.ENOSPC, f"only {written:,} of {len(data):,} bytes written (disk full?)", str(path))
+
+
+def _fill(path: Path, mode: str, write: Callable[[typing.BinaryIO], None]) -> None:
+    try:
+        handle = open(path, mode)  # noqa: SIM115 - "xb" raises before anything is created
+    except FileExistsError:
+        raise OutputExists(errno.EEXIST, "exists", str(path)) from None
+    try:
+        with handle:
+            write(handle)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+
+
+def reserve_temporary(path: Path) -> Path:
+    """A new, empty hidden file next to `path` (.NAME.RANDOM.part), created exclusively so that
+    whatever is written into it is nobody else's file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.part")
+        try:
+            open(temporary, "xb").close()  # noqa: SIM115
+            return temporary
+        except FileExistsError:
+            continue
+
+
+def move_into_place(temporary: Path, path: Path, overwrite: bool = False) -> None:
+    """Give a finished temporary file its name, with `write_output`'s rule: without `overwrite`
+    only while the name is free (a hard link, which fails on an existing name; a copy into an
+    exclusively created file where the file system has no hard links). The temporary is removed."""
+    try:
+        if overwrite and _is_folder(path):
+            raise OutputExists(errno.EISDIR, "is a folder", str(path))
+        if overwrite:
+            os.replace(temporary, path)
+            return
+        try:
+            os.link(temporary, path)
+        except FileExistsError:
+            raise OutputExists(errno.EEXIST, "exists", str(path)) from None
+        except OSError:  # no hard links here: an exclusively created file, filled with a copy
+            with open(temporary, "rb") as source:
+                _fill(path, "xb", lambda handle: shutil.copyfileobj(source, handle, 1 << 20))
+    finally:
+        temporary.unlink(missing_ok=True)

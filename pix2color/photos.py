@@ -1,0 +1,327 @@
+"""Users' photos without TensorFlow: reading them, CIE Lab in NumPy, and the full-resolution recipe.
+
+Every photo pix2color colorizes (the `colorize` command, the web app, the Turing-test poll) is
+read by `read_image`: upright as its EXIF orientation says, refused before decoding when larger
+than a pixel limit, any Pillow mode turned into 8-bit RGB, and anything unreadable one line
+naming the file.
+
+Full-resolution recipe (`FullResolutionColorizer`): L of the original photo, resized to S x S
+(area filter) for the network; the predicted ab upsampled (bilinear) to the original size and
+recombined with the original, full-resolution L, so edges stay as sharp as the photo's own.
+The network's units: L / 50 - 1 in, (a, b) / 110 out, both in [-1, 1].
+
+The Lab formulas are tensorflow-io's (which `pix2color.color` uses for training; a test checks
+that they agree): CIE Lab, D65 white, 2 degree observer.
+
+NumPy and Pillow only: importing this module costs no TensorFlow start-up (the web app serves a
+poll alone without TensorFlow), and `pix2color/lite.py`, which runs on its own on a device, can
+hold a copy of what it needs (tests/test_lite.py::test_lite_copies_match keeps that copy equal
+to this module).
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import threading
+import typing
+
+import numpy as np
+from PIL import Image, ImageOps
+
+DEFAULT_MAX_PIXELS = 50_000_000  # 50 MP: far above a phone photo, far below a decompression bomb
+# The full-resolution planes are computed this many pixels at a time: a 50 MP photo's float32
+# Lab, XYZ and RGB planes would take gigabytes at once, a band's take tens of megabytes.
+BAND_PIXELS = 1 << 19
+
+# sRGB (D65) -> XYZ, and the D65 white point (2 degree observer): as tensorflow-io.
+_RGB_TO_XYZ = np.array(
+    [[0.412453, 0.357580, 0.180423], [0.212671, 0.715160, 0.072169], [0.019334, 0.119193, 0.950227]],
+    np.float32,
+)
+_XYZ_TO_RGB = np.array(
+    [[3.24048134, -1.53715152, -0.49853633], [-0.96925495, 1.87599, 0.04155593], [0.05564664, -0.20404134, 1.05731107]],
+    np.float32,
+)
+_WHITE = np.array([0.95047, 1.0, 1.08883], np.float32)
+_XYZ_TO_RGB_WHITE = _XYZ_TO_RGB * _WHITE  # XYZ relative to white -> linear RGB
+
+
+class ImageError(ValueError):
+    """A file that cannot be colorized; the message names it and says why."""
+
+
+class TooManyPixels(ImageError):
+    """An image larger than the pixel limit (checked before it is decoded)."""
+
+
+# --------------------------------------------------------------------------- reading photos
+
+
+_PILLOW_LIMIT = threading.Lock()  # Pillow's own pixel limit is a global: lifted by one reader at a time
+
+
+def read_image(source: str | os.PathLike | typing.BinaryIO, max_pixels: int = DEFAULT_MAX_PIXELS,
+               name: str | None = None, formats: tuple[str, ...] | None = None) -> np.ndarray:
+    """Any image (a file, or a binary file object) -> uint8 RGB (H, W, 3), upright as its EXIF
+    orientation says. The format is recognised from the content, never from a name.
+
+    Grayscale is replicated to 3 channels; transparency is composited on white; 16-bit images
+    are scaled to 8 bits. Raises `ImageError` naming the file (or `name`) for anything
+    unreadable, larger than `max_pixels` (checked before decoding), or in a mode that cannot be
+    converted to RGB.
+    """
+    name = name or str(source)
+    if isinstance(source, (str, os.PathLike)):
+        problem = not_a_file(source)
+        if problem:
+            raise ImageError(f"{name}: {problem}")
+    try:
+        with _PILLOW_LIMIT:
+            previous_limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None  # ours is checked below
+            try:
+                image = Image.open(source, formats=formats)  # formats: Pillow's names; None: any it reads
+            finally:
+                Image.MAX_IMAGE_PIXELS = previous_limit
+        with image:
+            width, height = image.size
+            if width * height > max_pixels:
+                raise TooManyPixels(f"{name}: {width}x{height} is {_too_many(width * height, max_pixels)}")
+            image.load()
+            ImageOps.exif_transpose(image, in_place=True)  # no copy of an image that is upright already
+            try:
+                return _to_rgb_array(image)
+            except (ValueError, OSError) as error:
+                raise ImageError(f"{name}: image mode {image.mode} cannot be converted to RGB ({error})") from None
+    except ImageError:
+        raise
+    except FileNotFoundError:
+        raise ImageError(f"{name}: no such file") from None
+    except IsADirectoryError:
+        raise ImageError(f"{name}: is a folder") from None
+    except Exception as error:  # noqa: BLE001 - Pillow raises many kinds for bad files
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        if isinstance(error, Image.UnidentifiedImageError):
+            container = image_container(source)
+            reason = (f"a {container} image in a pixel format that cannot be converted to RGB" if container
+                      else "not an image (or a format Pillow cannot read)")
+        raise ImageError(f"{name}: {reason}") from None
+
+
+def _too_many(pixels: int, limit: int) -> str:
+    """'12.0 megapixels, more than the limit of 1.0', in pixels where megapixels to one decimal
+    would not tell the two apart (a limit below 0.1 MP reads "0.0")."""
+    if limit >= 100_000 and f"{pixels / 1e6:.1f}" != f"{limit / 1e6:.1f}":
+        return f"{pixels / 1e6:.1f} megapixels, more than the limit of {limit / 1e6:.1f}"
+    return f"{pixels:,} pixels, more than the limit of {limit:,}"
+
+
+def not_a_file(path: str | os.PathLike) -> str | None:
+    """Why `path` is not a regular file that can be read, or None if it is; told from `stat`,
+    without opening it: a FIFO blocks its reader until something writes into it, a device may
+    never end."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return f"a broken symlink (to {os.readlink(path)})" if os.path.islink(path) else "no such file"
+    except OSError as error:
+        return f"cannot be read ({error.strerror or error})"
+    if stat.S_ISREG(mode):
+        return None
+    if stat.S_ISDIR(mode):
+        return "is a folder"
+    kinds = [(stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a device"),
+             (stat.S_ISBLK, "a device")]
+    return f"not a regular file ({next((kind for test, kind in kinds if test(mode)), 'a special file')})"
+
+
+_SIGNATURES = {b"II*\x00": "TIFF", b"MM\x00*": "TIFF", b"\x89PNG": "PNG", b"\xff\xd8\xff": "JPEG", b"GIF8": "GIF",
+               b"BM": "BMP"}
+
+
+def image_container(source) -> str | None:
+    """The image format a file's first bytes announce, if any (to tell "not an image" from "an
+    image whose pixels Pillow cannot turn into RGB", such as a float64 or complex TIFF)."""
+    try:
+        if hasattr(source, "seek"):
+            source.seek(0)
+            head = source.read(12)
+        else:
+            with open(source, "rb") as handle:
+                head = handle.read(12)
+    except OSError:
+        return None
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "WebP"
+    return next((kind for signature, kind in _SIGNATURES.items() if head.startswith(signature)), None)
+
+
+def _to_rgb_array(image: Image.Image) -> np.ndarray:
+    if image.mode in ("I;16", "I;16B", "I;16L", "I;16N"):
+        gray = np.asarray(image, dtype=np.float32) / 257.0
+        return np.repeat(np.round(gray).astype(np.uint8)[..., None], 3, axis=-1)
+    if image.mode == "I":
+        gray = np.asarray(image, dtype=np.float32)
+        scale = 257.0 if gray.max() > 255 else 1.0
+        return np.repeat(np.clip(np.round(gray / scale), 0, 255).astype(np.uint8)[..., None], 3, axis=-1)
+    if image.mode == "P" and "transparency" in image.info:
+        image = image.convert("RGBA")
+    if image.mode in ("RGBA", "LA", "PA"):
+        background = Image.new("RGBA", image.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(background, image.convert("RGBA"))
+    return np.asarray(image if image.mode == "RGB" else image.convert("RGB"), dtype=np.uint8)
+
+
+# --------------------------------------------------------------------------- Lab in numpy
+
+
+def rgb_to_lab(rgb: np.ndarray) -> np.ndarray:
+    """RGB floats in [0, 1] (..., 3) -> Lab (..., 3), as `tfio.experimental.color.rgb_to_lab`."""
+    rgb = np.asarray(rgb, np.float32)
+    linear = np.where(rgb > 0.04045, ((rgb + 0.055) / 1.055) ** 2.4, rgb / 12.92)
+    xyz = linear @ _RGB_TO_XYZ.T / _WHITE
+    f = np.where(xyz > 0.008856, np.cbrt(np.maximum(xyz, 0)), xyz * 7.787 + 16.0 / 116.0)
+    fx, fy, fz = f[..., 0], f[..., 1], f[..., 2]
+    return np.stack([116.0 * fy - 16.0, 500.0 * (fx - fy), 200.0 * (fy - fz)], axis=-1).astype(np.float32)
+
+
+def _lab_to_linear_rgb(lab: np.ndarray) -> np.ndarray:
+    """`_linear_rgb` of one Lab array (..., 3)."""
+    lab = np.asarray(lab, np.float32)
+    return _linear_rgb(lab[..., 0], lab[..., 1], lab[..., 2])
+
+
+def _linear_rgb(lightness: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Lab given as separate L, a, b arrays (so no (..., 3) copy is made) -> linear-light RGB
+    (..., 3), not yet clipped; L clipped to [0, 100] and a, b to +-110."""
+    lightness = np.clip(lightness, 0.0, 100.0, dtype=np.float32)
+    a, b = np.clip(a, -110.0, 110.0, dtype=np.float32), np.clip(b, -110.0, 110.0, dtype=np.float32)
+    fy = (lightness + 16.0) / 116.0
+    f = np.stack([a / 500.0 + fy, fy, np.maximum(fy - b / 200.0, 0.0)], axis=-1)
+    xyz = np.where(f > 0.2068966, f * f * f, (f - 16.0 / 116.0) / 7.787)
+    return xyz @ _XYZ_TO_RGB_WHITE.T
+
+
+def lab_to_rgb(lab: np.ndarray) -> np.ndarray:
+    """Lab (..., 3) -> RGB in [0, 1]; L clipped to [0, 100] and a, b to +-110 (as pix2color.color)."""
+    linear = _lab_to_linear_rgb(lab)
+    rgb = np.where(linear > 0.0031308, 1.055 * np.maximum(linear, 0.0031308) ** (1 / 2.4) - 0.055, linear * 12.92)
+    return np.clip(rgb, 0.0, 1.0).astype(np.float32)
+
+
+# Fast paths for 8-bit photos: sRGB decoding of 256 possible values, and sRGB encoding
+# through a 65,536-entry table (error < 0.03 of an 8-bit level before rounding).
+_DECODE_8BIT = np.where(np.arange(256) / 255.0 > 0.04045, ((np.arange(256) / 255.0 + 0.055) / 1.055) ** 2.4,
+                        np.arange(256) / 255.0 / 12.92).astype(np.float32)
+_DECODE_8BIT_Y = _DECODE_8BIT[None, :] * _RGB_TO_XYZ[1, :, None]  # each channel's share of Y, per 8-bit level
+_ENCODE_LEVELS = 65535
+_ENCODE_8BIT = np.round(
+    255.0 * np.clip(np.where(np.linspace(0, 1, _ENCODE_LEVELS + 1) > 0.0031308,
+                             1.055 * np.linspace(0, 1, _ENCODE_LEVELS + 1) ** (1 / 2.4) - 0.055,
+                             np.linspace(0, 1, _ENCODE_LEVELS + 1) * 12.92), 0, 1)
+).astype(np.uint8)
+
+
+def lightness_of_8bit(rgb: np.ndarray) -> np.ndarray:
+    """uint8 RGB (..., 3) -> Lab L (...), the values `pix2color.photos.rgb_to_lab(rgb / 255)[..., 0]`
+    gives, computed `BAND_PIXELS` at a time through tables of the 256 levels."""
+    pixels = rgb.reshape(-1, 3)
+    lightness = np.empty(len(pixels), np.float32)
+    for start in range(0, len(pixels), BAND_PIXELS):
+        band = pixels[start:start + BAND_PIXELS]
+        linear_y = (np.take(_DECODE_8BIT_Y[0], band[:, 0]) + np.take(_DECODE_8BIT_Y[1], band[:, 1])
+                    + np.take(_DECODE_8BIT_Y[2], band[:, 2]))  # Y / Y_white, Y_white = 1
+        f = np.where(linear_y > 0.008856, np.cbrt(linear_y), linear_y * 7.787 + 16.0 / 116.0)
+        lightness[start:start + BAND_PIXELS] = 116.0 * f - 16.0
+    return lightness.reshape(rgb.shape[:-1])
+
+
+def lab_to_8bit_rgb(lab: np.ndarray) -> np.ndarray:
+    """Lab (..., 3) -> uint8 RGB: `lab_to_rgb` then rounding, with a table for the sRGB curve."""
+    return _encode_8bit(_lab_to_linear_rgb(lab))
+
+
+def _encode_8bit(linear: np.ndarray) -> np.ndarray:
+    """Linear-light RGB -> uint8 sRGB through the table (clipped to [0, 1] first)."""
+    indices = np.rint(np.clip(linear, 0.0, 1.0) * _ENCODE_LEVELS).astype(np.int32)
+    return np.take(_ENCODE_8BIT, indices)
+
+
+def _resize_channel(channel: np.ndarray, size: tuple[int, int], resample) -> np.ndarray:
+    """Resize one float32 channel (H, W) to size=(width, height) with Pillow's 'F' mode."""
+    return np.asarray(Image.fromarray(channel.astype(np.float32), mode="F").resize(size, resample), np.float32)
+
+
+def _resized_tile(channel: Image.Image, size: tuple[int, int], rows: range, columns: range) -> np.ndarray:
+    """Rows x columns of `channel` (an 'F' image) resized bilinearly to size=(width, height):
+    the same values as that tile of the whole resize (Pillow's `box` keeps its filter's centres
+    and its reach beyond the box), without the whole resize in memory."""
+    width, height = size
+    x_scale, y_scale = channel.width / width, channel.height / height
+    box = (columns.start * x_scale, rows.start * y_scale, columns.stop * x_scale, rows.stop * y_scale)
+    resized = channel.resize((len(columns), len(rows)), Image.Resampling.BILINEAR, box=box)
+    return np.asarray(resized, np.float32)
+
+
+# --------------------------------------------------------------------------- the colorizer
+
+
+class FullResolutionColorizer:
+    """The full-resolution recipe around any network `predict_ab`: (N, S, S, 1) -> (N, S, S, 2).
+
+    Images of any size and mix of sizes go through the network together as one batch.
+    """
+
+    def __init__(self, predict_ab, image_size: int):
+        self.predict_ab = predict_ab
+        self.image_size = image_size
+
+    def prepare(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """uint8 RGB (H, W, 3) -> (full-resolution L (H, W), network input (S, S, 1))."""
+        lightness = lightness_of_8bit(rgb)
+        size = self.image_size
+        small = _resize_channel(lightness, (size, size), Image.Resampling.BOX) / 50.0 - 1.0
+        return lightness, small[..., None]
+
+    @staticmethod
+    def finish(lightness: np.ndarray, ab_small: np.ndarray) -> np.ndarray:
+        """Full-resolution L (H, W) + predicted normalised ab (S, S, 2) -> uint8 RGB (H, W, 3).
+
+        Works on tiles of at most `BAND_PIXELS` (bands of whole rows unless a row is longer): only a
+        tile's float planes exist at a time."""
+        height, width = lightness.shape
+        channels = [Image.fromarray(np.ascontiguousarray(ab_small[..., k] * 110.0, np.float32), mode="F")
+                    for k in range(2)]
+        rgb = np.empty((height, width, 3), np.uint8)
+        tile_width = min(width, BAND_PIXELS)  # a panorama's row can hold more than a band
+        tile_height = max(1, BAND_PIXELS // tile_width)
+        for top in range(0, height, tile_height):
+            for left in range(0, width, tile_width):
+                rows, columns = range(top, min(height, top + tile_height)), range(left, min(width, left + tile_width))
+                a, b = (_resized_tile(channel, (width, height), rows, columns) for channel in channels)
+                tile = np.s_[rows.start:rows.stop, columns.start:columns.stop]
+                rgb[tile] = _encode_8bit(_linear_rgb(lightness[tile], a, b))
+        return rgb
+
+    def colorize_batch(self, images: list[np.ndarray]) -> list[np.ndarray]:
+        """uint8 RGB images (H_i, W_i, 3) -> colorized uint8 RGB images of the same sizes."""
+        return self.finish_batch(*self.predict_batch(images))
+
+    def predict_batch(self, images: list[np.ndarray]) -> tuple[list, np.ndarray]:
+        """The network's half: uint8 RGB images -> ([(L, network input)], predicted ab (N, S, S, 2))."""
+        prepared = [self.prepare(image) for image in images]
+        return prepared, self.predict_ab(np.stack([small for _, small in prepared]))
+
+    def finish_batch(self, prepared: list, ab: np.ndarray, ab_filter=None) -> list[np.ndarray]:
+        """The full-resolution half of `colorize_batch`. `ab_filter(full-resolution L (H, W), ab
+        (S, S, 2)) -> ab (any size)`, if given, sees every prediction in order (a video's stabiliser)."""
+        if ab_filter is not None:
+            ab = [ab_filter(lightness, ab_i) for (lightness, _), ab_i in zip(prepared, ab)]
+        return [self.finish(lightness, ab_i) for (lightness, _), ab_i in zip(prepared, ab)]
+
+    def colorize(self, rgb: np.ndarray) -> np.ndarray:
+        return self.colorize_batch([rgb])[0]
+
+    def grayscale(self, rgb: np.ndarray) -> np.ndarray:
+        """The photo with a = b = 0: what the network is given, shown as an image."""
+        return self.finish(self.prepare(rgb)[0], np.zeros((1, 1, 2), np.float32))
