@@ -16,6 +16,9 @@ import csv
 from dataclasses import replace
 from pathlib import Path
 
+from pix2color import evaluate
+from pix2color.loading import load_generator
+
 # Table II: id -> (name, options, the report's PSNR and SSIM on val2017). Rows 1-11 are the
 # U-Net ("No pretrain"); p1-p5 the ResNet-18 U-Net ("Pretrain", report section VI.C).
 PRETRAIN = dict(generator="resnet18")
@@ -41,10 +44,10 @@ GRID_IMAGES = 4
 
 def run_ablation(base, config_ids, out: Path, log=print) -> list[dict]:
     """Train and evaluate each configuration; returns one result row per configuration."""
+    # local: TensorFlow and matplotlib load only once an ablation runs, not for `pix2color ablation --help`
     import keras
 
-    from pix2color import color, evaluate, plots
-    from pix2color.loading import load_generator
+    from pix2color import color, plots
     from pix2color.data import load_image_set, make_eval_dataset, preview_images
     from pix2color.training import train
 
