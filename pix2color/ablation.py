@@ -22,6 +22,9 @@ import statistics
 from dataclasses import replace
 from pathlib import Path
 
+from pix2color import evaluate
+from pix2color.loading import load_generator
+
 # Table II: id -> (name, options, the report's PSNR and SSIM on val2017). Rows 1-11 are the
 # U-Net ("No pretrain"); p1-p5 the ResNet-18 U-Net ("Pretrain", report section VI.C).
 PRETRAIN = dict(generator="resnet18")
@@ -45,6 +48,7 @@ CONFIGURATIONS = {
 GRID_IMAGES = 4
 
 
+<<<<<<< HEAD
 def run_ablation(base, config_ids, out: Path, log=print, precisions=None, seeds=None) -> list[dict]:
     """Train and evaluate each configuration, in each of `precisions` (default: base's) with each
     of `seeds` (default: base's); returns one result row per run."""
@@ -52,6 +56,14 @@ def run_ablation(base, config_ids, out: Path, log=print, precisions=None, seeds=
 
     from pix2color import color, evaluate, plots, run_folder
     from pix2color.loading import load_generator
+=======
+def run_ablation(base, config_ids, out: Path, log=print) -> list[dict]:
+    """Train and evaluate each configuration; returns one result row per configuration."""
+    # local: TensorFlow and matplotlib load only once an ablation runs, not for `pix2color ablation --help`
+    import keras
+
+    from pix2color import color, plots
+>>>>>>> imports
     from pix2color.data import load_image_set, make_eval_dataset, preview_images
     from pix2color.training import train
 

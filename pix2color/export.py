@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pix2color.loading import MODES
+from pix2color.loading import MODES, load_generator
 from pix2color.outputs import write_output
 
 # TensorFlow and the networks are imported inside the functions that need them: `pix2color export`
@@ -192,8 +192,6 @@ def export_tflite(
 def export(model: str, out: str, formats=FORMATS, variants=TFLITE_VARIANTS, modes=MODES, log=print,
            overwrite: bool = False):
     """Library entry: load a generator (run folder or .keras) and write the requested formats."""
-    from pix2color.loading import load_generator
-
     return export_generator(load_generator(model), out, formats, variants, modes, log, overwrite)
 
 

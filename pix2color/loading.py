@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pix2color import run_folder
+from pix2color.config import unet_depth
 
 # Keras, TensorFlow and the networks are imported inside the functions that need them: commands check
 # their arguments and paths before paying for TensorFlow's start-up.
@@ -74,8 +75,6 @@ def read_keras_generator(path: Path):
 def check_generator(model, name) -> None:
     """`ValueError` unless `model` maps lightness (N, S, S, 1) to ab (N, S, S, 2), S a power of two >= 32:
     any other Keras model fails later, deep inside, with a message about tensors."""
-    from pix2color.config import unet_depth
-
     inputs, outputs = model.inputs, model.outputs
     shapes = ([tuple(tensor.shape) for tensor in inputs], [tuple(tensor.shape) for tensor in outputs])
     fits = len(inputs) == 1 and len(outputs) == 1

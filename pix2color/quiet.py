@@ -74,7 +74,7 @@ def import_quietly() -> None:
     image decoders' warnings out of the terminal from then on (`filter_decoder_warnings`).
     A Ctrl-C during the import stops the command once the import is done (`ctrl_c_after`)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before TensorFlow loads
-    with ctrl_c_after(), quiet_native_stderr():
+    with ctrl_c_after(), quiet_native_stderr():  # local: these imports are the noise being quieted
         import tensorflow
 
         import pix2color.color  # noqa: F401

@@ -24,7 +24,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pix2color.config import RUN_DEFINING, OutputError, RunError
+from pix2color.files import write_json_atomically
 from pix2color.precision import recorded_precision
+
+# TensorFlow is imported inside the functions that need it (gs:// folders, checkpoints): the poll
+# server and the commands' argument checks read run folders without its start-up.
 
 RUN_JSON = "run.json"
 LOCK_FILE = ".pix2color.lock"
@@ -365,8 +369,6 @@ class GeneratorRecord:
 
 
 def write_generator_record(folder: str | os.PathLike, steps: int, epochs: int) -> None:
-    from pix2color.files import write_json_atomically
-
     write_json_atomically(Path(folder) / GENERATOR_RECORD, {"steps": steps, "epochs": epochs}, indent=2)
 
 

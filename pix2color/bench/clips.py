@@ -13,7 +13,13 @@ from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
+import av
+import cv2
 import numpy as np
+from PIL import Image
+
+from pix2color.data import sample_photos_dir
+from pix2color.video import frame_to_rgb, open_video, pixel_format
 
 
 @dataclass
@@ -45,8 +51,6 @@ class Clip:
 
 def default_shots(seconds: float = 6.0, fps: int = 24) -> list[Shot]:
     """Three shots of `seconds` / 3 each: a pan, a zoom in, a diagonal pan with a zoom out."""
-    from pix2color.data import sample_photos_dir
-
     photos = {path.name.split("__")[1]: str(path) for path in sample_photos_dir().glob("*__view.jpg")}
     frames = round(seconds * fps / 3)
     return [
@@ -58,9 +62,6 @@ def default_shots(seconds: float = 6.0, fps: int = 24) -> list[Shot]:
 
 def render(shots: list[Shot], width: int = 640, height: int = 360, fps: int = 24) -> Clip:
     """Render every frame of the shots with OpenCV (bicubic), keeping each frame's camera."""
-    import cv2
-    from PIL import Image
-
     frames, cameras, shot_of_frame = [], [], []
     for index, shot in enumerate(shots):
         photo = np.asarray(Image.open(shot.photo).convert("RGB"))
@@ -90,10 +91,6 @@ def write_clip(clip: Clip, path: str | os.PathLike, crf: int = 10, audio_seconds
     """Encode the frames as H.264 (yuv420p, or yuv444p for odd sizes) in an mp4/mkv/mov file,
     with a sine tone as AAC audio (`audio_seconds`, default the clip's length; 0 for none),
     optionally a display rotation and each frame's time in seconds (a variable frame rate)."""
-    import av
-
-    from pix2color.video import pixel_format
-
     path = Path(path)
     height, width = clip.frames[0].shape[:2]
     with av.open(str(path), "w") as container:
@@ -126,7 +123,5 @@ def write_clip(clip: Clip, path: str | os.PathLike, crf: int = 10, audio_seconds
 
 def read_frames(path: str | os.PathLike) -> list[np.ndarray]:
     """Every frame of a video as uint8 RGB (H, W, 3), as stored (not rotated)."""
-    from pix2color.video import frame_to_rgb, open_video
-
     with open_video(path) as container:
         return [frame_to_rgb(frame) for frame in container.decode(video=0)]
