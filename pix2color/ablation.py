@@ -48,22 +48,13 @@ CONFIGURATIONS = {
 GRID_IMAGES = 4
 
 
-<<<<<<< HEAD
 def run_ablation(base, config_ids, out: Path, log=print, precisions=None, seeds=None) -> list[dict]:
     """Train and evaluate each configuration, in each of `precisions` (default: base's) with each
     of `seeds` (default: base's); returns one result row per run."""
-    import keras
-
-    from pix2color import color, evaluate, plots, run_folder
-    from pix2color.loading import load_generator
-=======
-def run_ablation(base, config_ids, out: Path, log=print) -> list[dict]:
-    """Train and evaluate each configuration; returns one result row per configuration."""
     # local: TensorFlow and matplotlib load only once an ablation runs, not for `pix2color ablation --help`
     import keras
 
-    from pix2color import color, plots
->>>>>>> imports
+    from pix2color import color, plots, run_folder
     from pix2color.data import load_image_set, make_eval_dataset, preview_images
     from pix2color.training import train
 
