@@ -22,7 +22,7 @@ import statistics
 from dataclasses import replace
 from pathlib import Path
 
-from pix2color import evaluate
+from pix2color import evaluate, run_folder
 from pix2color.loading import load_generator
 
 # Table II: id -> (name, options, the report's PSNR and SSIM on val2017). Rows 1-11 are the
@@ -54,7 +54,7 @@ def run_ablation(base, config_ids, out: Path, log=print, precisions=None, seeds=
     # local: TensorFlow and matplotlib load only once an ablation runs, not for `pix2color ablation --help`
     import keras
 
-    from pix2color import color, plots, run_folder
+    from pix2color import color, plots
     from pix2color.data import load_image_set, make_eval_dataset, preview_images
     from pix2color.training import train
 

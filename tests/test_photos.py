@@ -127,7 +127,7 @@ def whole_image_recipe(rgb: np.ndarray, predict_ab, size: int) -> np.ndarray:
     return np.round(photos.lab_to_rgb(np.stack([lightness, a, b], -1)) * 255.0).astype(np.uint8)
 
 
-@pytest.mark.parametrize("band_pixels", [1, 100, 1000, 1 << 40])  # a pixel, part of a row, a few rows, the whole image
+@pytest.mark.parametrize("band_pixels", [pytest.param(1, marks=pytest.mark.slow), 100, 1000, 1 << 40])  # a pixel, part of a row, a few rows, the whole image
 def test_the_recipe_in_bands_gives_the_whole_image_recipe_s_pixels(monkeypatch, band_pixels):
     """The full-resolution half works on tiles (its memory stays bounded): the pixels are
     the whole-image recipe's, within one level of 255, whatever the band."""

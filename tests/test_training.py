@@ -61,6 +61,7 @@ def test_train_on_sample_photos_writes_every_artifact(tmp_path):
     assert history_epochs(out) == [0, 1]
 
 
+@pytest.mark.slow
 def test_train_on_messy_folder_skips_and_reports_bad_files(messy_folder, tmp_path):
     out = tmp_path / "run"
     result = run_train("--gamma", "0.001", "--data", str(messy_folder), "--epochs", "1", "--steps-per-epoch", "2",
@@ -88,6 +89,7 @@ def test_bad_data_folder_is_one_line_error(tmp_path, kind):
     assert len(lines) == 1 and lines[0].startswith("pix2color-train: error:") and str(folder) in lines[0]
 
 
+@pytest.mark.slow
 def test_changed_flags_do_not_silently_mix_runs(tmp_path):
     out = tmp_path / "run"
     assert run_train("--data", "sample", "--epochs", "1", "--steps-per-epoch", "1", "--out", str(out), *SMALL).returncode == 0

@@ -336,6 +336,7 @@ def test_a_request_head_that_never_ends_is_timed_out(tmp_path):
         assert httpx.get(f"http://127.0.0.1:{port}/api/health").status_code == 200
 
 
+@pytest.mark.slow
 def test_a_client_that_stops_reading_is_cut_off(tmp_path):
     """A client that asks for a large image and reads none of it loses its connection after the
     timeout (short here), instead of the server holding the response for it; one reading slowly
