@@ -95,7 +95,10 @@ class TrainingCheckpoint(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         self.step.assign_add(1)
-        if self.write and self.every_steps and int(self.step.numpy()) % self.every_steps == 0:
+        # An epoch's last step is saved by on_epoch_end, with the epoch counted: a checkpoint of
+        # it written here, before validation, would say "epoch not done" with all its steps done.
+        last_of_epoch = batch + 1 == self.params.get("steps")
+        if self.write and self.every_steps and int(self.step.numpy()) % self.every_steps == 0 and not last_of_epoch:
             self.save()
 
     def on_epoch_end(self, epoch, logs=None):

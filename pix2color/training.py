@@ -159,6 +159,12 @@ def _figures_and_logs(trainer: gan.ColorizationGAN, image_set: ImageSet, config:
     ]
 
 
+def _whole_epochs(epochs_done: int, steps_done: int, steps_per_epoch: int) -> int:
+    """Epochs whose steps are all done: a stop during an epoch's validation saves its last step
+    before the epoch is counted."""
+    return max(epochs_done, steps_done // steps_per_epoch)
+
+
 def _fit_phases(epochs_done: int, steps_done: int, steps_per_epoch: int, epochs: int) -> list[tuple[int, int]]:
     """(last epoch, steps per epoch) for each `fit` call: an epoch cut short by an interruption
     is finished first, on its own; then whole epochs up to `epochs`."""
@@ -291,6 +297,9 @@ def _run(config: TrainConfig, log, strategy, role: distribute.WorkerRole, out: P
         _check_resume_settings(out, saved, config.run_defining())
     if restored:
         log(f"Resuming from {checkpoint.newest}: epoch {epochs_done}, step {steps_done}")
+        if _whole_epochs(epochs_done, steps_done, config.steps_per_epoch) > epochs_done:
+            epochs_done = _whole_epochs(epochs_done, steps_done, config.steps_per_epoch)
+            log(f"Epoch {epochs_done} had done all its steps when the run stopped; its validation is skipped")
     if role.is_chief:
         write_json_atomically(out / run_folder.RUN_JSON, asdict(config), indent=2)
         _trim_history(out / "history.csv", epochs_done)

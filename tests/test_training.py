@@ -175,3 +175,42 @@ def test_report_command_offline_explains_how_to_get_coco(tmp_path):
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "train2017.zip" in result.stderr and "--data sample" in result.stderr
     assert not (tmp_path / "run" / "checkpoints").exists()  # nothing trained on other data
+
+
+def test_an_epoch_s_last_step_is_saved_with_the_epoch_counted(tmp_path, monkeypatch):
+    """A checkpoint never says "all of an epoch's steps done, the epoch not": one written before
+    validation would make a resumed run train that epoch again."""
+    import keras
+
+    from pix2color.callbacks import TrainingCheckpoint
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(optimizer="adam", loss="mse")
+    checkpoint = TrainingCheckpoint(tmp_path / "checkpoints", model, model.optimizer, every_steps=2)
+    saved = []
+    real_save = checkpoint.save
+    monkeypatch.setattr(checkpoint, "save", lambda: saved.append((int(checkpoint.step), int(checkpoint.epoch)))
+                        or real_save())
+    data = np.zeros((16, 2), np.float32)
+    model.fit(data, data[:, :1], batch_size=4, epochs=2, callbacks=[checkpoint], verbose=0)  # 4 steps an epoch
+    assert saved == [(2, 0), (4, 1), (6, 1), (8, 2)]
+
+
+@pytest.mark.parametrize("epochs_done, steps_done, phases", [
+    (0, 0, [(3, 6)]),  # a new run
+    (0, 4, [(1, 2), (3, 6)]),  # stopped within epoch 1: its last 2 steps first
+    (0, 6, [(3, 6)]),  # stopped during epoch 1's validation: epoch 1 counts as done, 2 epochs to go
+    (1, 6, [(3, 6)]),
+])
+def test_a_resumed_run_trains_exactly_the_steps_left(epochs_done, steps_done, phases):
+    from pix2color.training import _fit_phases, _whole_epochs
+
+    whole = _whole_epochs(epochs_done, steps_done, 6)
+    planned = _fit_phases(whole, steps_done, 6, 3)
+    assert planned == phases
+    first_epoch = whole
+    trained = 0
+    for last_epoch, steps in planned:
+        trained += (last_epoch - first_epoch) * steps
+        first_epoch = last_epoch
+    assert steps_done + trained == 3 * 6
