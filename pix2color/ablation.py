@@ -153,10 +153,11 @@ def spread_table(rows: list[dict]) -> str:
     means = {}
     for (config_id, name, precision), runs in groups.items():
         psnrs, ssims = [run["psnr"] for run in runs], [run["ssim"] for run in runs]
-        means[config_id, precision] = (statistics.fmean(psnrs), statistics.fmean(ssims), name)
+        psnr_mean, ssim_mean = statistics.fmean(psnrs), statistics.fmean(ssims)
+        means[config_id, precision] = (psnr_mean, ssim_mean, name)
         lines.append(
             f"| {config_id} ({name}) | {precision} | {', '.join(str(run['seed']) for run in runs)} | "
-            f"{statistics.fmean(psnrs):.4f} | {spread(psnrs)} | {statistics.fmean(ssims):.4f} | {spread(ssims)} | "
+            f"{psnr_mean:.4f} | {spread(psnrs)} | {ssim_mean:.4f} | {spread(ssims)} | "
             f"{' '.join(f'{value:.4f}' for value in psnrs)} | {' '.join(f'{value:.4f}' for value in ssims)} | "
             f"{runs[0]['report_psnr']:.4f} | {runs[0]['report_ssim']:.4f} |"
         )

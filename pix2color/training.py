@@ -297,8 +297,9 @@ def _run(config: TrainConfig, log, strategy, role: distribute.WorkerRole, out: P
         _check_resume_settings(out, saved, config.run_defining())
     if restored:
         log(f"Resuming from {checkpoint.newest}: epoch {epochs_done}, step {steps_done}")
-        if _whole_epochs(epochs_done, steps_done, config.steps_per_epoch) > epochs_done:
-            epochs_done = _whole_epochs(epochs_done, steps_done, config.steps_per_epoch)
+        whole_epochs = _whole_epochs(epochs_done, steps_done, config.steps_per_epoch)
+        if whole_epochs > epochs_done:
+            epochs_done = whole_epochs
             log(f"Epoch {epochs_done} had done all its steps when the run stopped; its validation is skipped")
     if role.is_chief:
         write_json_atomically(out / run_folder.RUN_JSON, asdict(config), indent=2)

@@ -344,10 +344,10 @@ def test_a_client_that_stops_reading_is_cut_off(tmp_path):
     gray = np.zeros((1200, 1600, 3), np.uint8)  # 5.8 MB as the poll's uncompressed PNG
     noise = np.random.default_rng(0).integers(0, 256, gray.shape, dtype=np.uint8)
     folder = turing.write_poll(tmp_path / "poll", [turing.PollImages("big.jpg", gray, noise, noise // 2)])
-    with sqlite_rows(folder, "SELECT original FROM pairs") as rows:
-        image = rows[0][0]
-    size = (folder / turing.IMAGES / image).stat().st_size
-    app = create_app(poll=turing.Poll(folder))
+    poll = turing.Poll(folder)
+    image = max(poll.image_names, key=lambda name: poll.image_path(name).stat().st_size)
+    size = poll.image_path(image).stat().st_size
+    app = create_app(poll=poll)
     with serving(app, head_timeout=1.0) as port:
         def ask() -> socket.socket:
             connection = socket.socket()
@@ -371,10 +371,3 @@ def test_a_client_that_stops_reading_is_cut_off(tmp_path):
         assert received.startswith(b"HTTP/1.1 200 ") and len(received) > size
         assert httpx.get(f"http://127.0.0.1:{port}/api/health").status_code == 200
 
-
-@contextlib.contextmanager
-def sqlite_rows(folder, query):
-    import sqlite3
-
-    with contextlib.closing(sqlite3.connect(folder / turing.DATABASE)) as database:
-        yield database.execute(query).fetchall()

@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
                     new_participants=args.new_participants_per_minute)
     app = create_app(networks, poll, token, limits, args.mode, allowed_host_names(args.host, args.allowed_hosts or []))
     port = listening.getsockname()[1]  # --port 0: the one the system chose
-    shown_host = "localhost" if args.host in ("127.0.0.1", "0.0.0.0", "::") else host_name(args.host)
+    shown_host = "localhost" if args.host == "127.0.0.1" or args.host in EVERY_INTERFACE else host_name(args.host)
     if networks:
         print(f"colorize page: http://{shown_host}:{port}/   API: POST /api/colorize", flush=True)
     if poll:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import secrets
+import threading
 import time
 from collections import Counter
 
@@ -86,6 +87,7 @@ class Participants:
         self._sizes: dict[str, tuple[int, int]] = {}
         self._minute = 0
         self._made: Counter[str] = Counter()  # new participants per address, this minute
+        self._counting = threading.Lock()  # `of` runs in the thread pool, several requests at once
 
     def of(self, request: Request, create: bool) -> str | None:
         """The participant a request comes from; `create`: make one if it has none (or an unknown one)."""
@@ -101,12 +103,13 @@ class Participants:
 
     def _count_new(self, address: str) -> None:
         minute = int(time.monotonic() // 60)
-        if minute != self._minute:
-            self._minute, self._made = minute, Counter()
-        if self._made[address] >= self.per_minute:
-            raise HTTPException(429, f"more than {self.per_minute} new participants from one address in a minute; "
-                                     "try again in a minute", headers={"Retry-After": "60"})
-        self._made[address] += 1
+        with self._counting:
+            if minute != self._minute:
+                self._minute, self._made = minute, Counter()
+            if self._made[address] >= self.per_minute:
+                raise HTTPException(429, f"more than {self.per_minute} new participants from one address in a "
+                                         "minute; try again in a minute", headers={"Retry-After": "60"})
+            self._made[address] += 1
 
     def image_size(self, name: str) -> tuple[int, int]:
         """(width, height) of a poll image, read from its header once; the images of a pair share it."""
