@@ -42,6 +42,20 @@ def _import_tf():
     return tf
 
 
+def draw_afresh_in_every_process():
+    """Called first in every function traced for export: its random ops (the paper mode's dropout
+    masks and noise) get no seed, so each process that loads the file draws its own. Otherwise a
+    global seed set in the exporting process (a notebook that trained, then exported) would be
+    baked into the ops, and every phone would draw the same masks in the same order. Under op
+    determinism TensorFlow requires seeds, so the exporting process's are kept."""
+    tf = _import_tf()
+    # TensorFlow has a public setter of op determinism but no public getter (checked with 2.21).
+    from tensorflow.python.framework.config import is_op_determinism_enabled
+
+    if not is_op_determinism_enabled():
+        tf.compat.v1.get_default_graph().seed = None  # the graph being traced, not the process
+
+
 def colorize_in_graph(network, image, image_size: int):
     """The full-resolution recipe as TensorFlow ops (for the SavedModel's serving signature).
 
@@ -79,14 +93,18 @@ def export_savedmodel(generator, out_dir: str | Path, overwrite: bool = False) -
     lightness_spec = tf.TensorSpec([None, size, size, 1], tf.float32, name="lightness")
 
     def whole_job(network):
-        return tf.function(
-            lambda image: {"colorized": colorize_in_graph(network, image, size)}, input_signature=[image_spec], autograph=False
-        )
+        def colorize(image):
+            draw_afresh_in_every_process()
+            return {"colorized": colorize_in_graph(network, image, size)}
+
+        return tf.function(colorize, input_signature=[image_spec], autograph=False)
 
     def raw(network):
-        return tf.function(
-            lambda lightness: {"ab": network(lightness, training=False)}, input_signature=[lightness_spec], autograph=False
-        )
+        def ab(lightness):
+            draw_afresh_in_every_process()
+            return {"ab": network(lightness, training=False)}
+
+        return tf.function(ab, input_signature=[lightness_spec], autograph=False)
 
     module.colorize = whole_job(module.generator)
     module.colorize_paper = whole_job(module.paper_generator)
@@ -138,10 +156,13 @@ def tflite_model(network, image_size: int, variant: str, calibration: np.ndarray
     from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
     network = litert_generator(network, quantized=variant == "int8")
+
+    def ab(lightness):
+        draw_afresh_in_every_process()
+        return {"ab": network(lightness, training=False)}
+
     function = tf.function(
-        lambda lightness: {"ab": network(lightness, training=False)},
-        input_signature=[tf.TensorSpec([1, image_size, image_size, 1], tf.float32, name="lightness")],
-        autograph=False,
+        ab, input_signature=[tf.TensorSpec([1, image_size, image_size, 1], tf.float32, name="lightness")], autograph=False
     )
     # Freeze first: the converter does not fold Keras 3 variables itself and would leave
     # VAR_HANDLE/READ_VARIABLE ops (unusable for calibration, slower, bigger). TensorFlow's only

@@ -72,13 +72,8 @@ def small_generator_file(tmp_path_factory):
 
 def export_small_generator(small_generator_file, out, **choices):
     """`pix2color export` of the small generator (`choices`: export.export's formats, variants, modes)."""
-    import tensorflow as tf
-
     from pix2color import export
 
-    # As in `pix2color export`'s own process: no global seed (an earlier test may have set one), so the
-    # paper-mode files' random ops are seeded afresh by each interpreter.
-    tf.random.set_seed(None)
     export.export(str(small_generator_file), str(out), log=lambda *_: None, **choices)
     return out
 

@@ -82,6 +82,26 @@ def test_paper_mode_tflite_is_the_report_mode(exported_every_variant, generator,
     assert np.abs(expected - generator(image[None], training=False).numpy()).max() > 1e-3  # not the same mode
 
 
+def test_exports_draw_afresh_in_every_process_whatever_the_exporting_process_seeded(generator, lightness_batch, tmp_path):
+    """A notebook that seeds TensorFlow, trains, then exports: the paper mode's random ops must not
+    keep that seed, or every phone would draw the same dropout masks in the same order."""
+    from pix2color import export
+
+    tf.random.set_seed(7)
+    paper = paper_mode_generator(generator)
+    tflite_file = tmp_path / "paper.tflite"
+    tflite_file.write_bytes(export.tflite_model(paper, 32, "float32"))
+    # Each LiteColorizer is a new interpreter, as a new process on a phone would be.
+    assert not np.allclose(run_tflite(tflite_file, lightness_batch[:1]), run_tflite(tflite_file, lightness_batch[:1]))
+    export.export_savedmodel(generator, tmp_path / "savedmodel")
+    first, second = (tf.saved_model.load(str(tmp_path / "savedmodel")).signatures["ab_paper"] for _ in range(2))
+    assert not np.allclose(first(lightness=tf.constant(lightness_batch))["ab"], second(lightness=tf.constant(lightness_batch))["ab"])
+    tf.random.set_seed(7)  # the process's own seed still rules its own random ops
+    seeded = tf.random.uniform([3]).numpy()
+    tf.random.set_seed(7)
+    np.testing.assert_array_equal(tf.random.uniform([3]).numpy(), seeded)
+
+
 def test_savedmodel_raw_signature_matches_keras(exported, generator, lightness_batch):
     loaded = tf.saved_model.load(str(exported / "savedmodel"))
     got = loaded.signatures["ab"](lightness=tf.constant(lightness_batch))["ab"].numpy()
