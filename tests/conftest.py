@@ -13,6 +13,8 @@ from PIL import Image  # noqa: E402
 from pix2color import outputs  # noqa: E402
 from pix2color.data import sample_photos_dir  # noqa: E402
 
+pytest_plugins = ["reach"]  # `--reach`: the fast tier must call into every module (tests/reach.py)
+
 
 def sample_photo_paths(count: int) -> list[str]:
     """`count` sample photos from different source photos (the 'view' crops)."""

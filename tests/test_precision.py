@@ -350,21 +350,6 @@ def test_a_run_json_saying_mixed_precision_false_resumes_in_float32(tmp_path):
 # ---------------------------------------------------------------- the benchmarks in bfloat16
 
 
-@pytest.mark.slow
-def test_bench_train_names_the_precision_in_every_timing_line():
-    """shared/bench/side_by_side.sh keeps the lines with "median" (P2C_TRAIN_ARGS="--precision bfloat16")."""
-    result = subprocess.run(
-        [sys.executable, "-m", "pix2color.bench", "train", "--image-size", "32", "--steps", "1", "--warmup", "1",
-         "--r1-every", "2", "--xla", "off", "--no-breakdown", "--precision", "bfloat16"],
-        capture_output=True, text=True, timeout=900, cwd=ROOT)
-    assert result.returncode == 0, result.stderr[-3000:]
-    timings = [line for line in result.stdout.splitlines() if "median" in line]
-    assert len(timings) == 3, result.stdout
-    for line in timings:
-        assert " bfloat16 " in line and "s/step" in line, line
-    assert "precision bfloat16" in result.stdout
-
-
 def test_bench_infer_times_keras_and_savedmodel_generators_computing_in_bfloat16(small_generator_file, tmp_path):
     from pix2color.bench.infer import networks_computing_in
     from pix2color.loading import load_generator

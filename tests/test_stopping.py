@@ -80,14 +80,14 @@ def test_divergence_stops_with_one_line_and_leaves_only_finite_checkpoints(tmp_p
 
 # (precision, steps per epoch, kills: (the step after which, during a checkpoint write?)). bfloat16 is
 # emulated, slowly, on CPUs without it: one kill there, the three in float32.
-KILL_PLANS = [("float32", 12, ((2, True), (8, False), (14, False))), ("bfloat16", 6, ((5, False),))]
+KILL_PLANS = [("float32", 12, ((2, True), (14, False))), ("bfloat16", 6, ((5, False),))]
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("precision, steps_per_epoch, kill_plan", KILL_PLANS, ids=[plan[0] for plan in KILL_PLANS])
 def test_killed_at_random_moments_and_resumed_ends_with_the_same_weights(tmp_path, precision, steps_per_epoch,
                                                                          kill_plan):
-    """SIGKILLs (in float32 three, one during a checkpoint write), as many resumes: the uninterrupted
+    """SIGKILLs (in float32 two, one during a checkpoint write), as many resumes: the uninterrupted
     run's weights to 1e-5, in float32 and in bfloat16.
 
     With --deterministic-ops: without it, two uninterrupted runs already differ by float rounding
