@@ -18,8 +18,9 @@ import shutil
 import tempfile
 from pathlib import Path
 
-import coverage
 import pytest
+
+# coverage.py is imported by the hooks that need it: the suite runs without it, `--reach` does not.
 
 PACKAGE = Path(__file__).resolve().parent.parent / "pix2color"
 FOLDER_VARIABLE = "PIX2COLOR_REACH_DATA"  # the data folder, shared by the workers and their subprocesses
@@ -41,8 +42,9 @@ def modules_with_functions(package: Path = PACKAGE) -> dict[Path, set[int]]:
     return {module: lines for module, lines in modules.items() if lines}
 
 
-def unreached_modules(data: coverage.CoverageData, package: Path = PACKAGE) -> list[str]:
-    """The package's modules with functions, none of which ran, as paths relative to its parent."""
+def unreached_modules(data, package: Path = PACKAGE) -> list[str]:
+    """The package's modules with functions, none of which ran (`data`: coverage.CoverageData), as
+    paths relative to the package's parent."""
     ran = {Path(name).resolve(): set(data.lines(name) or ()) for name in data.measured_files()}
     return [str(module.relative_to(package.parent)) for module, bodies in modules_with_functions(package).items()
             if not bodies & ran.get(module.resolve(), set())]
@@ -56,6 +58,8 @@ def pytest_addoption(parser):
 def pytest_configure(config):
     if not config.getoption("reach"):
         return
+    import coverage
+
     if FOLDER_VARIABLE not in os.environ:  # the first process; xdist's workers inherit it
         os.environ[FOLDER_VARIABLE] = tempfile.mkdtemp(prefix="pix2color-reach-")
     folder = os.environ[FOLDER_VARIABLE]
@@ -94,6 +98,8 @@ def pytest_sessionfinish(session):
     reach["coverage"].save()
     if hasattr(session.config, "workerinput"):
         return  # the controller checks, once every worker has saved
+    import coverage
+
     combined = coverage.Coverage(config_file=reach["settings"])
     combined.combine([reach["folder"]])
     reach["unreached"] = unreached_modules(combined.get_data())
