@@ -10,13 +10,17 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 from pix2color.bench import timing
+from pix2color.bench.__main__ import main as bench_main
 from pix2color.bench.train import print_row
 
 SECONDS = r"\d+\.\d+"
 
 
 def bench(*arguments, cwd):
+    """`python -m pix2color.bench ARGUMENTS` in its own process, as the side-by-side script runs it."""
     done = subprocess.run([sys.executable, "-m", "pix2color.bench", *arguments], capture_output=True, text=True,
                           cwd=cwd, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
@@ -24,6 +28,14 @@ def bench(*arguments, cwd):
     return done.stdout.splitlines()
 
 
+def bench_here(*arguments, cwd, monkeypatch, capsys):
+    """The same command in this process (TensorFlow is loaded already): its output lines."""
+    monkeypatch.chdir(cwd)
+    assert bench_main(list(arguments)) == 0
+    return capsys.readouterr().out.splitlines()
+
+
+@pytest.mark.slow  # three trainers built and traced
 def test_bench_train_prints_one_median_line_per_configuration(tmp_path):
     lines = bench("train", "--image-size", "32", "--batch-size", "2", "--steps", "1", "--warmup", "1",
                   "--r1-every", "2", "--xla", "off", "--no-breakdown", "--json", "rows.jsonl", cwd=tmp_path)
@@ -46,23 +58,27 @@ def test_a_timing_line_names_its_precision(capsys):
     assert line.startswith("R1 every step") and re.search(r"unet +XLA off +bfloat16 +median 1\.50 s/step", line), line
 
 
-def test_bench_data_compares_the_pipeline_with_a_training_step(tmp_path):
-    lines = bench("data", "--images", "4", "--width", "64", "--height", "48", "--image-size", "32", "--batch-size", "2",
-                  "--batches", "3", cwd=tmp_path)
+def test_bench_data_compares_the_pipeline_with_a_training_step(tmp_path, monkeypatch, capsys):
+    lines = bench_here("data", "--images", "4", "--width", "64", "--height", "48", "--image-size", "32", "--batch-size", "2",
+                  "--batches", "3", cwd=tmp_path,
+                       monkeypatch=monkeypatch, capsys=capsys)
     assert re.search(r"4 JPEGs 64x48 .*resize to 32", "\n".join(lines))
     assert any(line.startswith("training at 3.0 s/step consumes") for line in lines), lines
 
 
-def test_bench_evaluate_times_the_command_against_the_network(tmp_path):
-    lines = bench("evaluate", "--images", "2", "--image-size", "32", "--repeats", "1", "--workdir", "work", cwd=tmp_path)
+def test_bench_evaluate_times_the_command_against_the_network(tmp_path, monkeypatch, capsys):
+    lines = bench_here("evaluate", "--images", "2", "--image-size", "32", "--repeats", "1", "--workdir", "work",
+                       cwd=tmp_path, monkeypatch=monkeypatch, capsys=capsys)
     assert any(re.match(rf"pix2color evaluate, 2 photos of 32x32, .*: {SECONDS} s end to end", line) for line in lines), lines
     assert any(re.search(rf"evaluate takes {SECONDS}x that", line) for line in lines), lines
     assert (tmp_path / "work" / "evaluation").is_dir()  # the real command ran
 
 
-def test_bench_video_measures_flicker_with_and_without_the_stabiliser(tmp_path, small_generator_file):
-    lines = bench("video", "--model", str(small_generator_file), "--width", "64", "--height", "48", "--seconds", "1",
-                  "--fps", "6", "--batch-size", "2", "--repeats", "1", "--json", "rows.jsonl", cwd=tmp_path)
+def test_bench_video_measures_flicker_with_and_without_the_stabiliser(tmp_path, small_generator_file, monkeypatch,
+                                                                     capsys):
+    lines = bench_here("video", "--model", str(small_generator_file), "--width", "64", "--height", "48", "--seconds", "1",
+                  "--fps", "6", "--batch-size", "2", "--repeats", "1", "--json", "rows.jsonl", cwd=tmp_path,
+                       monkeypatch=monkeypatch, capsys=capsys)
     for stabilise in ("off", "on"):
         assert any(re.match(rf"stabilise {stabilise}: {SECONDS} frames/s .*flicker {SECONDS}, PSNR {SECONDS} dB", line)
                    for line in lines), lines

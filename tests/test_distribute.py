@@ -212,6 +212,7 @@ def test_multiworker_without_tf_config_is_a_clear_error(tmp_path):
     assert "TF_CONFIG" in result.stderr and "Traceback" not in result.stderr, result.stderr
 
 
+@pytest.mark.slow  # two replicas traced; the fast tier reaches distribute.py through every training
 def test_validation_on_two_replicas_with_a_partial_last_batch():
     """3 images in batches of 2 on 2 replicas: one replica's share of the last batch is empty.
     It must add nothing, and the means (over images) equal one device's."""
