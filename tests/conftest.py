@@ -13,7 +13,9 @@ from PIL import Image  # noqa: E402
 from pix2color import outputs  # noqa: E402
 from pix2color.data import sample_photos_dir  # noqa: E402
 
-pytest_plugins = ["reach"]  # `--reach`: the fast tier must call into every module (tests/reach.py)
+# `--reach`: the fast tier must call into every module (tests/reach.py); pytester runs a tiny suite
+# under it (tests/test_reach.py).
+pytest_plugins = ["reach", "pytester"]
 
 
 def sample_photo_paths(count: int) -> list[str]:

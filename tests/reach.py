@@ -68,9 +68,12 @@ def pytest_configure(config):
         settings.write_text(f"[run]\nsource_pkgs = pix2color\nparallel = true\ndata_file = {folder}/.coverage\n"
                             "disable_warnings = module-not-measured, no-data-collected\n")
     os.environ["COVERAGE_PROCESS_START"] = str(settings)  # coverage's .pth starts it in every new process
-    # An xdist worker is such a process: its coverage runs already, and this process's is made here.
-    measure = coverage.Coverage.current() or coverage.Coverage(config_file=str(settings))
-    measure.start()
+    # An xdist worker is such a process: its coverage runs already (starting it again would stack it
+    # twice, and pausing it for slow tests would then pause nothing); the first process starts its own.
+    measure = coverage.Coverage.current()
+    if measure is None:
+        measure = coverage.Coverage(config_file=str(settings))
+        measure.start()
     config.stash[REACH] = {"folder": folder, "settings": str(settings), "coverage": measure}
 
 

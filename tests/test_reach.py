@@ -1,5 +1,7 @@
 """tests/reach.py: a module is reached when one of its functions ran, not when it was imported."""
 
+from pathlib import Path
+
 import coverage
 
 from reach import function_body_lines, unreached_modules
@@ -17,3 +19,26 @@ def test_a_module_counts_as_reached_only_when_a_function_body_ran(tmp_path):
     assert unreached_modules(data, package) == ["pkg/imported.py"]
     data.add_lines({str(package / "imported.py"): [5]})
     assert unreached_modules(data, package) == []
+
+
+def test_a_module_only_slow_tests_call_is_unreached_on_one_worker_and_on_two(pytester, monkeypatch):
+    """The plugin pauses measuring during slow tests in the first process and in xdist's workers
+    (whose coverage the .pth started before the plugin ran)."""
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).parent))  # where the plugin is
+    pytester.makeini("[pytest]\nmarkers =\n    slow: slow\n")
+    pytester.makepyfile(test_probe='''
+        import pytest
+        from pix2color import outputs
+
+        def test_fast():
+            pass
+
+        @pytest.mark.slow
+        def test_slow():
+            assert outputs.summary(1, 0, 0)
+    ''')
+    for workers in ("0", "2"):
+        result = pytester.runpytest_subprocess("-p", "reach", "--reach", "-n", workers, "-p", "no:cacheprovider")
+        assert result.ret == 1, workers
+        unreached = [line.strip() for line in result.outlines if line.startswith("  pix2color/")]
+        assert "pix2color/outputs.py" in unreached, (workers, result.outlines[-20:])
