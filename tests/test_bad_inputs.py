@@ -151,6 +151,15 @@ BAD_INPUTS = [
      2, "exists and is not a folder"),
     (PIX2COLOR + ["nonsense"], 2, "unknown command"),
     (BENCH + ["nonsense"], 2, "nonsense"),
+    (BENCH + ["data", "--images", "0"], 2, "--images"),
+    (BENCH + ["data", "--step-seconds", "0"], 2, "--step-seconds"),
+    (BENCH + ["video", "--repeats", "0"], 2, "--repeats"),
+    (BENCH + ["video", "--seconds", "0.1"], 2, "frames"),
+    (BENCH + ["video", "--strength", "1.5"], 2, "--strength"),
+    (BENCH + ["video", "--model", "W/missing"], 2, "no such file"),
+    (BENCH + ["video", "--workdir", "W/foreign"], 2, "new or empty folder"),
+    (BENCH + ["train", "--json", "W/a_file"], 2, "exists; left as it is"),
+    (BENCH + ["train", "--json", "W/missing/rows.jsonl"], 2, "its folder does not exist"),
 ]
 
 

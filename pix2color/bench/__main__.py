@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 
 import pix2color.bench
-from pix2color.cli import ArgumentParser
+from pix2color.cli import ArgumentParser, command, non_negative_int, positive_float, positive_int
 from pix2color.config import GENERATORS
 from pix2color.precision import PRECISIONS
 from pix2color.quiet import import_quietly
@@ -26,11 +27,11 @@ def build_parser() -> argparse.ArgumentParser:
                             formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
     train = commands.add_parser("train", help="seconds per training step")
-    train.add_argument("--image-size", type=int, default=256)
-    train.add_argument("--batch-size", type=int, default=4)
-    train.add_argument("--steps", type=int, default=5, help="timed steps per configuration")
-    train.add_argument("--warmup", type=int, default=2, help="untimed steps first (tracing, XLA compile)")
-    train.add_argument("--r1-every", type=int, default=16, help="k of the lazy R1 configuration")
+    train.add_argument("--image-size", type=positive_int, default=256)
+    train.add_argument("--batch-size", type=positive_int, default=4)
+    train.add_argument("--steps", type=positive_int, default=5, help="timed steps per configuration")
+    train.add_argument("--warmup", type=non_negative_int, default=2, help="untimed steps first (tracing, XLA compile)")
+    train.add_argument("--r1-every", type=positive_int, default=16, help="k of the lazy R1 configuration")
     train.add_argument("--xla", choices=("both", "off", "on"), default="both")
     train.add_argument("--lazy-xla", action="store_true", help="also time lazy R1 under XLA (compiles for long)")
     train.add_argument("--no-breakdown", action="store_true", help="skip timing G forward, D step and G step apart")
@@ -39,43 +40,43 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--deterministic-ops", action="store_true", help="as pix2color train --deterministic-ops")
     train.add_argument("--precision", choices=PRECISIONS, default="float32", help="as pix2color train --precision")
     data = commands.add_parser("data", help="images/s through the input pipeline")
-    data.add_argument("--images", type=int, default=200)
-    data.add_argument("--width", type=int, default=640)
-    data.add_argument("--height", type=int, default=480)
-    data.add_argument("--image-size", type=int, default=256)
-    data.add_argument("--batch-size", type=int, default=4)
-    data.add_argument("--batches", type=int, default=100)
-    data.add_argument("--step-seconds", type=float, default=3.0, help="training step time to compare with")
+    data.add_argument("--images", type=positive_int, default=200)
+    data.add_argument("--width", type=positive_int, default=640)
+    data.add_argument("--height", type=positive_int, default=480)
+    data.add_argument("--image-size", type=positive_int, default=256)
+    data.add_argument("--batch-size", type=positive_int, default=4)
+    data.add_argument("--batches", type=positive_int, default=100)
+    data.add_argument("--step-seconds", type=positive_float, default=3.0, help="training step time to compare with")
     evaluate = commands.add_parser("evaluate", help="pix2color evaluate end to end vs the generator's latency")
     evaluate.add_argument("--model", default=None, help="run folder or .keras (default: an untrained 256 px U-Net)")
-    evaluate.add_argument("--images", type=int, default=168)
-    evaluate.add_argument("--image-size", type=int, default=256, help="the photos' size (and the untrained U-Net's)")
-    evaluate.add_argument("--repeats", type=int, default=7)
+    evaluate.add_argument("--images", type=positive_int, default=168)
+    evaluate.add_argument("--image-size", type=positive_int, default=256, help="the photos' size (and the untrained U-Net's)")
+    evaluate.add_argument("--repeats", type=positive_int, default=7)
     evaluate.add_argument("--workdir", default=None, help="keep the photos and evaluation.md here")
     web = commands.add_parser("web", help="the web app under load on loopback: poll answers, colorize uploads")
     web.add_argument("--model", default=None, help="run folder or .keras (default: an untrained 256 px U-Net)")
-    web.add_argument("--participants", type=int, default=50)
-    web.add_argument("--pairs", type=int, default=20)
-    web.add_argument("--clients", type=int, default=8)
-    web.add_argument("--requests", type=int, default=4, help="uploads per colorize client")
+    web.add_argument("--participants", type=positive_int, default=50)
+    web.add_argument("--pairs", type=positive_int, default=20)
+    web.add_argument("--clients", type=positive_int, default=8)
+    web.add_argument("--requests", type=positive_int, default=4, help="uploads per colorize client")
     infer = commands.add_parser("infer", help="size, latency and accuracy per export format")
     infer.add_argument("--model", default=None, help="run folder or .keras (default: an untrained generator)")
-    infer.add_argument("--image-size", type=int, default=256, help="for the untrained generator")
-    infer.add_argument("--repeats", type=int, default=5)
-    infer.add_argument("--images", type=int, default=8, help="sample photos for the PSNR column")
+    infer.add_argument("--image-size", type=positive_int, default=256, help="for the untrained generator")
+    infer.add_argument("--repeats", type=positive_int, default=5)
+    infer.add_argument("--images", type=positive_int, default=8, help="sample photos for the PSNR column")
     infer.add_argument("--workdir", default=None, help="keep the exported files here")
     infer.add_argument("--precision", choices=("float32", "bfloat16", "float16"), default="float32",
                        help="bfloat16 or float16: also time the Keras and SavedModel generator computing in it "
                             "(variables and output float32), beside the float32 formats")
     video = commands.add_parser("video", help="colorize a clip made from the sample photos: fps, flicker, PSNR")
     video.add_argument("--model", default=None, help="run folder, .keras or SavedModel (default: an untrained 256 px U-Net)")
-    video.add_argument("--width", type=int, default=640)
-    video.add_argument("--height", type=int, default=360)
-    video.add_argument("--seconds", type=float, default=6.0, help="clip length (three shots)")
-    video.add_argument("--fps", type=int, default=24)
-    video.add_argument("--batch-size", type=int, default=8)
+    video.add_argument("--width", type=positive_int, default=640)
+    video.add_argument("--height", type=positive_int, default=360)
+    video.add_argument("--seconds", type=positive_float, default=6.0, help="clip length (three shots)")
+    video.add_argument("--fps", type=positive_int, default=24)
+    video.add_argument("--batch-size", type=positive_int, default=8)
     video.add_argument("--strength", type=float, default=None, help="stabiliser strength (default: the CLI's)")
-    video.add_argument("--repeats", type=int, default=5, help="timings of the network alone")
+    video.add_argument("--repeats", type=positive_int, default=5, help="timings of the network alone")
     video.add_argument("--workdir", default=None, help="keep the clip and both outputs here")
     video.add_argument("--json", default=None, help="write one JSON record per configuration to this file")
     for command in (train, infer):
@@ -146,8 +147,36 @@ COMMANDS = {"train": run_train, "data": run_data, "evaluate": run_evaluate, "web
             "infer": run_infer}
 
 
+MIN_CLIP_FRAMES = 6  # three shots of at least two frames
+
+
+def check_arguments(parser: argparse.ArgumentParser, args) -> None:
+    """What a run needs, checked before any work: a bad choice is one line, and no file the
+    benchmark did not make is replaced (--json names a new file; --workdir a new or empty folder)."""
+    from pathlib import Path
+
+    if getattr(args, "strength", None) is not None and not 0.0 <= args.strength < 1.0:
+        parser.error(f"--strength must be in [0, 1) (got {args.strength})")
+    if args.command == "video" and args.seconds * args.fps < MIN_CLIP_FRAMES:
+        parser.error(f"--seconds x --fps must give at least {MIN_CLIP_FRAMES} frames (the clip has three shots)")
+    if getattr(args, "model", None) and not Path(args.model).exists():
+        parser.error(f"--model {args.model}: no such file or folder")
+    json_path = getattr(args, "json", None)
+    if json_path:
+        if Path(json_path).exists():
+            parser.error(f"--json {json_path}: exists; left as it is (name a new file)")
+        if not Path(json_path).resolve().parent.is_dir():
+            parser.error(f"--json {json_path}: its folder does not exist")
+    workdir = getattr(args, "workdir", None)
+    if workdir and Path(workdir).exists() and (not Path(workdir).is_dir() or any(Path(workdir).iterdir())):
+        parser.error(f"--workdir {workdir}: give a new or empty folder (the benchmark writes its files there)")
+
+
+@command("python -m pix2color.bench")
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    check_arguments(parser, args)
     import_quietly()
     import tensorflow as tf  # after the arguments are checked: a bad one is refused without loading it
 
@@ -155,7 +184,14 @@ def main(argv: list[str] | None = None) -> int:
 
     tf.get_logger().setLevel("ERROR")  # retracing notices: each configuration is a new model
     print(f"machine: {machine()}")
-    COMMANDS[args.command](args)
+    # Every folder a benchmark makes for itself (without --workdir) goes in one scratch folder,
+    # removed at the end, whatever happens.
+    with tempfile.TemporaryDirectory(prefix="pix2color-bench-") as scratch:
+        tempfile.tempdir = scratch
+        try:
+            COMMANDS[args.command](args)
+        finally:
+            tempfile.tempdir = None
     return 0
 
 

@@ -48,7 +48,8 @@ def interleaved_medians(functions: dict, repeats: int) -> dict:
 
 
 def write_json_lines(path: str, rows: list[dict]) -> None:
-    """One JSON record per row, each with the machine line; says where."""
-    with open(path, "w", encoding="utf-8") as handle:
+    """One JSON record per row, each with the machine line; says where. A new file only (the
+    command checked before its work that none was there)."""
+    with open(path, "x", encoding="utf-8") as handle:
         handle.writelines(json.dumps({**row, "machine": machine()}) + "\n" for row in rows)
     print(f"wrote {path}")
