@@ -76,6 +76,7 @@ def test_colorize_from_a_run_folder_and_pixel_limit(photo_folder, tmp_path):
     assert (out / "small.png").exists() and not (out / "big.jpg").exists()
 
 
+@pytest.mark.slow  # several commands in their own processes (test_bad_inputs has the fast ones)
 def test_colorize_without_inputs_or_model_is_a_clear_error(tmp_path):
     missing = colorize(tmp_path / "nothing_here", "-o", tmp_path / "out", "--model", tmp_path)
     assert missing.returncode == 2 and "no input photos or videos" in missing.stderr and "Traceback" not in missing.stderr

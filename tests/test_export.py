@@ -82,6 +82,7 @@ def test_paper_mode_tflite_is_the_report_mode(exported_every_variant, generator,
     assert np.abs(expected - generator(image[None], training=False).numpy()).max() > 1e-3  # not the same mode
 
 
+@pytest.mark.slow  # a TFLite conversion and a SavedModel loaded twice
 def test_exports_draw_afresh_in_every_process_whatever_the_exporting_process_seeded(generator, lightness_batch, tmp_path):
     """A notebook that seeds TensorFlow, trains, then exports: the paper mode's random ops must not
     keep that seed, or every phone would draw the same dropout masks in the same order."""

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import coverage
+import pytest
 
 from reach import function_body_lines, unreached_modules
 
@@ -21,6 +22,7 @@ def test_a_module_counts_as_reached_only_when_a_function_body_ran(tmp_path):
     assert unreached_modules(data, package) == []
 
 
+@pytest.mark.slow  # two pytest runs in subprocesses
 def test_a_module_only_slow_tests_call_is_unreached_on_one_worker_and_on_two(pytester, monkeypatch):
     """The plugin pauses measuring during slow tests in the first process and in xdist's workers
     (whose coverage the .pth started before the plugin ran)."""

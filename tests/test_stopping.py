@@ -239,6 +239,7 @@ def test_a_full_disk_during_a_checkpoint_stops_in_one_line_and_loses_nothing(tmp
     assert f"Resuming from {moved / 'checkpoints' / 'ckpt-2'}: epoch 0, step 2" in resumed.stdout
 
 
+@pytest.mark.slow  # trains in float16 with loss scaling
 def test_float16_skipped_steps_are_not_divergence():
     """An overflowing loss scale makes the loss-scale optimizer skip the step: losses finite, weights unchanged."""
     import keras
