@@ -11,7 +11,9 @@ import sys
 import tempfile
 
 import pix2color.bench
-from pix2color.cli import ArgumentParser, command, non_negative_int, positive_float, positive_int
+from pix2color.cli import (
+    ArgumentParser, command, non_negative_int, positive_float, positive_int, stabiliser_strength,
+)
 from pix2color.config import GENERATORS
 from pix2color.precision import PRECISIONS
 from pix2color.quiet import import_quietly
@@ -75,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     video.add_argument("--seconds", type=positive_float, default=6.0, help="clip length (three shots)")
     video.add_argument("--fps", type=positive_int, default=24)
     video.add_argument("--batch-size", type=positive_int, default=8)
-    video.add_argument("--strength", type=float, default=None, help="stabiliser strength (default: the CLI's)")
+    video.add_argument("--strength", type=stabiliser_strength, default=None, help="stabiliser strength (default: the CLI's)")
     video.add_argument("--repeats", type=positive_int, default=5, help="timings of the network alone")
     video.add_argument("--workdir", default=None, help="keep the clip and both outputs here")
     video.add_argument("--json", default=None, help="write one JSON record per configuration to this file")
@@ -155,8 +157,6 @@ def check_arguments(parser: argparse.ArgumentParser, args) -> None:
     benchmark did not make is replaced (--json names a new file; --workdir a new or empty folder)."""
     from pathlib import Path
 
-    if getattr(args, "strength", None) is not None and not 0.0 <= args.strength < 1.0:
-        parser.error(f"--strength must be in [0, 1) (got {args.strength})")
     if args.command == "video" and args.seconds * args.fps < MIN_CLIP_FRAMES:
         parser.error(f"--seconds x --fps must give at least {MIN_CLIP_FRAMES} frames (the clip has three shots)")
     if getattr(args, "model", None) and not Path(args.model).exists():

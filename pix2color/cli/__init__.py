@@ -103,6 +103,11 @@ def non_negative_float(text: str) -> float:
     return _number(text, float, lambda value: value >= 0, "a number >= 0")
 
 
+def stabiliser_strength(text: str) -> float:
+    """How much of the previous frame's colour the video stabiliser keeps: below 1, or it never moves."""
+    return _number(text, float, lambda value: 0.0 <= value < 1.0, "a number in [0, 1)")
+
+
 def _number(text: str, kind, valid, wanted: str):
     try:
         value = kind(text)

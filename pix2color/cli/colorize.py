@@ -10,7 +10,7 @@ import argparse
 import sys
 from collections.abc import Callable
 
-from pix2color.cli import ArgumentParser, HelpFormatter, command, int_in, positive_int
+from pix2color.cli import ArgumentParser, HelpFormatter, command, int_in, positive_int, stabiliser_strength
 from pix2color.colorize import (OUTPUT_FORMATS, colorize_files, colorize_videos, expand_inputs, plan,
                                 split_photos_and_videos)
 from pix2color.loading import MODES, load_network
@@ -51,7 +51,7 @@ def build_parser() -> ArgumentParser:
                        help="quality for x264/x265/VP9/AV1, 0..63: lower is better")
     video.add_argument("--stabilise", choices=("on", "off"), default="on",
                        help="keep colours steady from frame to frame (off: every frame on its own)")
-    video.add_argument("--strength", type=float, default=DEFAULT_STRENGTH,
+    video.add_argument("--strength", type=stabiliser_strength, default=DEFAULT_STRENGTH,
                        help="stabiliser: weight of the previous frame's colours where they still fit, in [0, 1)")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace outputs that exist (an input is never replaced: it gets NAME_colorized.EXT)")
@@ -66,7 +66,6 @@ def option_problem(args: argparse.Namespace) -> str | None:
         (args.batch_size >= 1, f"--batch-size must be at least 1 (got {args.batch_size})"),
         (1 <= args.quality <= 100, f"--quality must be in 1..100 (got {args.quality})"),
         (args.max_pixels >= 1, f"--max-pixels must be at least 1 (got {args.max_pixels})"),
-        (0.0 <= args.strength < 1.0, f"--strength must be in [0, 1) (got {args.strength})"),
     ]
     problem = next((message for fine, message in checks if not fine), None)
     try:
