@@ -60,7 +60,10 @@ def pytest_configure(config):
         return
     import coverage
 
-    if FOLDER_VARIABLE not in os.environ:  # the first process; xdist's workers inherit it
+    # The first process makes the run's own folder, even when it inherited one: a pytest run that a
+    # test starts (tests/test_reach.py) must not combine, nor remove, the outer run's data.
+    # xdist's workers use their first process's.
+    if not hasattr(config, "workerinput"):
         os.environ[FOLDER_VARIABLE] = tempfile.mkdtemp(prefix="pix2color-reach-")
     folder = os.environ[FOLDER_VARIABLE]
     settings = Path(folder) / "coveragerc"
@@ -70,7 +73,7 @@ def pytest_configure(config):
     os.environ["COVERAGE_PROCESS_START"] = str(settings)  # coverage's .pth starts it in every new process
     # An xdist worker is such a process: its coverage runs already (starting it again would stack it
     # twice, and pausing it for slow tests would then pause nothing); the first process starts its own.
-    measure = coverage.Coverage.current()
+    measure = coverage.Coverage.current() if hasattr(config, "workerinput") else None
     if measure is None:
         measure = coverage.Coverage(config_file=str(settings))
         measure.start()

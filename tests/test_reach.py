@@ -5,7 +5,7 @@ from pathlib import Path
 import coverage
 import pytest
 
-from reach import function_body_lines, unreached_modules
+from reach import FOLDER_VARIABLE, function_body_lines, unreached_modules
 
 
 def test_a_module_counts_as_reached_only_when_a_function_body_ran(tmp_path):
@@ -27,6 +27,9 @@ def test_a_module_only_slow_tests_call_is_unreached_on_one_worker_and_on_two(pyt
     """The plugin pauses measuring during slow tests in the first process and in xdist's workers
     (whose coverage the .pth started before the plugin ran)."""
     monkeypatch.setenv("PYTHONPATH", str(Path(__file__).parent))  # where the plugin is
+    outer = pytester.mkdir("outer-run")  # an outer --reach run's folder, as a test under `pytest --reach` sees
+    (outer / "coveragerc").write_text("[run]\n")
+    monkeypatch.setenv(FOLDER_VARIABLE, str(outer))
     pytester.makeini("[pytest]\nmarkers =\n    slow: slow\n")
     pytester.makepyfile(test_probe='''
         import pytest
@@ -44,3 +47,4 @@ def test_a_module_only_slow_tests_call_is_unreached_on_one_worker_and_on_two(pyt
         assert result.ret == 1, workers
         unreached = [line.strip() for line in result.outlines if line.startswith("  pix2color/")]
         assert "pix2color/outputs.py" in unreached, (workers, result.outlines[-20:])
+        assert sorted(path.name for path in outer.iterdir()) == ["coveragerc"], workers  # untouched
