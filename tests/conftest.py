@@ -3,11 +3,13 @@
 import errno
 import os
 import shutil
+from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+from filelock import FileLock  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from pix2color import outputs  # noqa: E402
@@ -64,14 +66,33 @@ MESSY_GOOD = {
 }
 
 
+def made_once(tmp_path_factory, name: str, make) -> Path:
+    """The folder `name`, filled by `make(folder)` once for the whole run and shared by xdist's
+    workers (pytest-xdist's recipe: a file lock in the folder the workers' temp folders share).
+    Tests read it; one that changes files copies it first."""
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        folder = tmp_path_factory.mktemp(name)
+        make(folder)
+        return folder
+    shared = tmp_path_factory.getbasetemp().parent  # this run's, above each worker's own
+    folder, made = shared / name, shared / f"{name}.made"
+    with FileLock(str(shared / f"{name}.lock")):
+        if not made.exists():  # no worker made it, or one failed half-way
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir()
+            make(folder)
+            made.touch()
+    return folder
+
+
 @pytest.fixture(scope="session")
 def small_generator_file(tmp_path_factory):
     """A small (base 16 filters) 32 px generator saved as .keras: fast to export and run."""
     from pix2color.networks import build_generator
 
-    path = tmp_path_factory.mktemp("model") / "generator.keras"
-    build_generator(32, base_filters=16).save(path)
-    return path
+    folder = made_once(tmp_path_factory, "model", lambda folder: build_generator(32, base_filters=16).save(
+        folder / "generator.keras"))
+    return folder / "generator.keras"
 
 
 def export_small_generator(small_generator_file, out, **choices):
@@ -86,14 +107,15 @@ def export_small_generator(small_generator_file, out, **choices):
 def exported(small_generator_file, tmp_path_factory):
     """The small generator's SavedModel and its deterministic float32 and int8 TFLite files: what
     colorize, lite.py and the notebooks' tests run."""
-    return export_small_generator(small_generator_file, tmp_path_factory.mktemp("exported"),
-                                  variants=("float32", "int8"), modes=("deterministic",))
+    return made_once(tmp_path_factory, "exported", lambda folder: export_small_generator(
+        small_generator_file, folder, variants=("float32", "int8"), modes=("deterministic",)))
 
 
 @pytest.fixture(scope="session")
 def exported_every_variant(small_generator_file, tmp_path_factory):
     """`pix2color export` with its defaults: SavedModel and every TFLite variant of both modes."""
-    return export_small_generator(small_generator_file, tmp_path_factory.mktemp("exported_all"))
+    return made_once(tmp_path_factory, "exported_all",
+                     lambda folder: export_small_generator(small_generator_file, folder))
 
 
 class FullDisk:

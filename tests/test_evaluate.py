@@ -67,23 +67,40 @@ def test_evaluate_command_on_sample_photos(small_generator_file, tmp_path):
 
 
 @pytest.mark.slow
-def test_ablation_runner_two_configurations(tmp_path):
+def test_ablation_runner_a_u_net_and_a_pretrained_configuration(tmp_path):
+    """Config 4 and p3 at two steps: the report's table, one section each (the l1-only
+    configuration: the precision ablation below, and the table's row: the test after this one)."""
     out = tmp_path / "ablation"
     result = subprocess.run(
-        [sys.executable, "-m", "pix2color.cli", "ablation", "--data", "sample", "--configs", "4,11,p3", "--steps", "2",
+        [sys.executable, "-m", "pix2color.cli", "ablation", "--data", "sample", "--configs", "4,p3", "--steps", "2",
          "--image-size", "32", "--out", str(out), "--verbose", "0", "--encoder-weights", "none"],
         capture_output=True, text=True, cwd=ROOT, timeout=900)
     assert result.returncode == 0, result.stderr
     table = (out / "ablation.md").read_text()
-    assert "| 4 (pix2pix) | 100 | - | - | - |" in table and "| 11 (l1-only) | 1 | - | - | ✓ |" in table
-    assert "22.9265" in table and "24.4775" in table  # the report's numbers beside ours
+    assert "| 4 (pix2pix) | 100 | - | - | - |" in table and "22.9265" in table  # the report's numbers beside ours
     assert "| Pretrain |" in table and "| p3 (pretrain-pix2pix) | 100 | - | - | - |" in table and "22.8156" in table
     assert (out / "ablation.png").stat().st_size > 0
     assert json.loads((out / "pretrain-pix2pix" / "run.json").read_text())["generator"] == "resnet18"
-    for run in ("pix2pix", "l1-only"):
-        assert (out / run / "generator.keras").exists()
-        assert (out / run / "plots" / "fig09_l1.png").exists()  # figures made at the end of training
-    assert not (out / "l1-only" / "plots" / "fig07_gan_losses.png").exists()  # no GAN losses without D
+    assert (out / "pix2pix" / "generator.keras").exists()
+    assert (out / "pix2pix" / "plots" / "fig09_l1.png").exists()  # figures made at the end of training
+    assert (out / "pix2pix" / "plots" / "fig07_gan_losses.png").exists()
+
+
+def test_the_report_table_has_a_section_per_generator_and_marks_each_configuration_s_options(tmp_path):
+    from pix2color import ablation
+
+    def row(config_id, pretrained, psnr, ssim):
+        name, options, report_psnr, report_ssim = ablation.CONFIGURATIONS[config_id]
+        return dict(id=config_id, name=name, pretrained=pretrained, lambda_l1=1.0 if options.get("l1_only") else 100.0,
+                    label_smoothing=options.get("label_smoothing", False), r1=options.get("r1_gamma", 0.0),
+                    l1_only=options.get("l1_only", False), precision="float32", seed=1, psnr=psnr, psnr_sd=0.5,
+                    ssim=ssim, ssim_sd=0.01, report_psnr=report_psnr, report_ssim=report_ssim)
+
+    table = ablation.write_table([row("11", False, 21.0, 0.8), row("1", False, 20.0, 0.7),
+                                  row("p3", True, 19.0, 0.6)], tmp_path)
+    assert "| 11 (l1-only) | 1 | - | - | ✓ | 21.0000 +- 0.5000 | 0.8000 +- 0.0100 | 24.4775 | 0.9274 |" in table
+    assert "| 1 (ls-r1-1) | 100 | ✓ | 1.0 | - |" in table
+    assert table.index("| No pretrain |") < table.index("| 1 (ls-r1-1)") < table.index("| Pretrain |") < table.index("| p3 ")
 
 
 def test_the_precision_table_gives_means_spreads_and_the_difference_from_float32(tmp_path):
@@ -117,6 +134,9 @@ def test_ablation_in_two_precisions_and_two_seeds(tmp_path):
             assert (settings["precision"], settings["seed"]) == (precision, seed)
     table = (out / "ablation.md").read_text()
     assert "| 11 (l1-only) | bfloat16 | 1, 2 |" in table and "bfloat16 - float32: PSNR " in table
+    l1_only = out / "l1-only-float32-seed1"
+    assert (l1_only / "generator.keras").exists() and (l1_only / "plots" / "fig09_l1.png").exists()
+    assert not (l1_only / "plots" / "fig07_gan_losses.png").exists()  # no GAN losses without D
 
 
 def test_plots_command(tmp_path):

@@ -87,8 +87,8 @@ KILL_PLANS = [("float32", 12, ((2, True), (14, False))), ("bfloat16", 4, ((3, Fa
 @pytest.mark.parametrize("precision, steps_per_epoch, kill_plan", KILL_PLANS, ids=[plan[0] for plan in KILL_PLANS])
 def test_killed_at_random_moments_and_resumed_ends_with_the_same_weights(tmp_path, precision, steps_per_epoch,
                                                                          kill_plan):
-    """SIGKILLs (in float32 two, one during a checkpoint write), as many resumes: the uninterrupted
-    run's weights to 1e-5, in float32 and in bfloat16.
+    """SIGKILLs (in float32 two, one during a checkpoint write), as many resumes, the last with
+    `--precision auto`: the uninterrupted run's weights to 1e-5, in float32 and in bfloat16.
 
     With --deterministic-ops: without it, two uninterrupted runs already differ by float rounding
     (ops running side by side on the inter-op pool), which GAN training grows to ~1e-3 in 24 steps.
@@ -119,8 +119,9 @@ def test_killed_at_random_moments_and_resumed_ends_with_the_same_weights(tmp_pat
         kills.append(latest_step(out))
     assert kills[0] >= 2 and kills[-1] < steps, kills
 
-    result = run(command)
+    result = run(command[:-1] + ["auto"])  # --precision auto: the precision the run was started with
     assert result.returncode == 0, result.stderr[-2000:]
+    assert f"Precision: {precision} (auto: the precision this run was started with)" in result.stdout
     assert re.search(r"Resuming from .*ckpt-\d+: epoch \d, step \d+", result.stdout)
     assert f"Done: 2 epochs, {steps} steps" in result.stdout
     expected = checkpoint_values(left_alone / "checkpoints" / f"ckpt-{steps}")
