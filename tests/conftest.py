@@ -66,11 +66,11 @@ MESSY_GOOD = {
 }
 
 
-def made_once(tmp_path_factory, name: str, make) -> Path:
+def made_once(config, tmp_path_factory, name: str, make) -> Path:
     """The folder `name`, filled by `make(folder)` once for the whole run and shared by xdist's
     workers (pytest-xdist's recipe: a file lock in the folder the workers' temp folders share).
     Tests read it; one that changes files copies it first."""
-    if "PYTEST_XDIST_WORKER" not in os.environ:
+    if not hasattr(config, "workerinput"):  # not an xdist worker (the environment may say otherwise: a nested run)
         folder = tmp_path_factory.mktemp(name)
         make(folder)
         return folder
@@ -86,11 +86,11 @@ def made_once(tmp_path_factory, name: str, make) -> Path:
 
 
 @pytest.fixture(scope="session")
-def small_generator_file(tmp_path_factory):
+def small_generator_file(pytestconfig, tmp_path_factory):
     """A small (base 16 filters) 32 px generator saved as .keras: fast to export and run."""
     from pix2color.networks import build_generator
 
-    folder = made_once(tmp_path_factory, "model", lambda folder: build_generator(32, base_filters=16).save(
+    folder = made_once(pytestconfig, tmp_path_factory, "model", lambda folder: build_generator(32, base_filters=16).save(
         folder / "generator.keras"))
     return folder / "generator.keras"
 
@@ -104,17 +104,17 @@ def export_small_generator(small_generator_file, out, **choices):
 
 
 @pytest.fixture(scope="session")
-def exported(small_generator_file, tmp_path_factory):
+def exported(pytestconfig, small_generator_file, tmp_path_factory):
     """The small generator's SavedModel and its deterministic float32 and int8 TFLite files: what
     colorize, lite.py and the notebooks' tests run."""
-    return made_once(tmp_path_factory, "exported", lambda folder: export_small_generator(
+    return made_once(pytestconfig, tmp_path_factory, "exported", lambda folder: export_small_generator(
         small_generator_file, folder, variants=("float32", "int8"), modes=("deterministic",)))
 
 
 @pytest.fixture(scope="session")
-def exported_every_variant(small_generator_file, tmp_path_factory):
+def exported_every_variant(pytestconfig, small_generator_file, tmp_path_factory):
     """`pix2color export` with its defaults: SavedModel and every TFLite variant of both modes."""
-    return made_once(tmp_path_factory, "exported_all",
+    return made_once(pytestconfig, tmp_path_factory, "exported_all",
                      lambda folder: export_small_generator(small_generator_file, folder))
 
 

@@ -104,6 +104,9 @@ def pytest_sessionfinish(session):
     reach["coverage"].save()
     if hasattr(session.config, "workerinput"):
         return  # the controller checks, once every worker has saved
+    if session.exitstatus not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED) or session.config.option.collectonly:
+        atexit.register(shutil.rmtree, reach["folder"], True)
+        return  # interrupted, nothing collected, a usage error: pytest's own status says it
     import coverage
 
     combined = coverage.Coverage(config_file=reach["settings"])

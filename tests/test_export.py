@@ -123,7 +123,9 @@ def test_serving_signature_round_trips_any_size(exported, generator, shape):
     recipe = FullResolutionColorizer(lambda l: generator(l, training=False).numpy(), 32)
     expected = recipe.colorize(rgb)
     diff = np.abs(out.astype(int) - expected)
-    assert diff.max() <= 3 and diff.mean() < 0.5  # in-graph recipe == numpy recipe, to rounding
+    assert diff.max() <= 3  # in-graph recipe == numpy recipe, to rounding
+    if diff.size >= 100:  # a 1x1 image's 3 values: two off by one already make a mean of 0.67
+        assert diff.mean() < 0.5
 
 
 def test_lite_colorizer_runs_the_whole_recipe(exported, generator):

@@ -67,7 +67,7 @@ def wait_for(condition, timeout=300.0):
 
 
 @pytest.fixture(scope="session")
-def finished_run(tmp_path_factory):
+def finished_run(pytestconfig, tmp_path_factory):
     """A finished 32 px run: 1 epoch of 4 steps, checkpoints at steps 2 and 4, generator.keras of
     step 4. Trained once for all workers: tests that change it copy it."""
     def train_it(folder):
@@ -75,7 +75,7 @@ def finished_run(tmp_path_factory):
         assert result.returncode == 0, result.stderr[-2000:]
         assert run_folder.checkpoint_steps(folder / "run" / "checkpoints") == [4, 2]
 
-    return made_once(tmp_path_factory, "finished", train_it) / "run"
+    return made_once(pytestconfig, tmp_path_factory, "finished", train_it) / "run"
 
 
 def test_a_second_trainer_on_the_same_folder_stops_at_once_and_a_killed_one_leaves_no_lock(tmp_path):
