@@ -60,10 +60,11 @@ def pytest_configure(config):
         return
     import coverage
 
+    worker = hasattr(config, "workerinput")  # an xdist worker, not the run's first process
     # The first process makes the run's own folder, even when it inherited one: a pytest run that a
     # test starts (tests/test_reach.py) must not combine, nor remove, the outer run's data.
     # xdist's workers use their first process's.
-    if not hasattr(config, "workerinput"):
+    if not worker:
         os.environ[FOLDER_VARIABLE] = tempfile.mkdtemp(prefix="pix2color-reach-")
     folder = os.environ[FOLDER_VARIABLE]
     settings = Path(folder) / "coveragerc"
@@ -73,7 +74,7 @@ def pytest_configure(config):
     os.environ["COVERAGE_PROCESS_START"] = str(settings)  # coverage's .pth starts it in every new process
     # An xdist worker is such a process: its coverage runs already (starting it again would stack it
     # twice, and pausing it for slow tests would then pause nothing); the first process starts its own.
-    measure = coverage.Coverage.current() if hasattr(config, "workerinput") else None
+    measure = coverage.Coverage.current() if worker else None
     if measure is None:
         measure = coverage.Coverage(config_file=str(settings))
         measure.start()
@@ -104,16 +105,15 @@ def pytest_sessionfinish(session):
     reach["coverage"].save()
     if hasattr(session.config, "workerinput"):
         return  # the controller checks, once every worker has saved
+    # Removed at exit: a worker started by the .pth saves again at its own exit, after this check.
+    atexit.register(shutil.rmtree, reach["folder"], True)
     if session.exitstatus not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED) or session.config.option.collectonly:
-        atexit.register(shutil.rmtree, reach["folder"], True)
         return  # interrupted, nothing collected, a usage error: pytest's own status says it
     import coverage
 
     combined = coverage.Coverage(config_file=reach["settings"])
     combined.combine([reach["folder"]])
     reach["unreached"] = unreached_modules(combined.get_data())
-    # Removed at exit: a worker started by the .pth saves again at its own exit, after this check.
-    atexit.register(shutil.rmtree, reach["folder"], True)
     if reach["unreached"]:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
