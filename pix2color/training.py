@@ -26,6 +26,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import functools
+import io
 import os
 import zipfile
 from dataclasses import asdict, dataclass
@@ -37,7 +38,7 @@ import tensorflow as tf
 from pix2color import callbacks, distribute, gan, networks, plots, precision, run_folder, stopping
 from pix2color.config import TrainConfig  # noqa: F401 - the options of a run, importable from here too
 from pix2color.data import ImageSet, load_image_set, make_eval_dataset, make_train_dataset, preview_images
-from pix2color.files import write_json_atomically
+from pix2color.files import write_json_atomically, write_text_atomically
 from pix2color.networks.speed import fast_layers
 from pix2color.stopping import OutputError, RunError, StopRequested
 
@@ -73,8 +74,10 @@ def _trim_history(history_csv: Path, epochs_done: int) -> None:
         return
     header, body = rows[0], [row for row in rows[1:] if plots.is_history_row(row, len(rows[0]))]
     body = [row for row in body if int(row[0]) < epochs_done]
-    with open(history_csv, "w", newline="", encoding="utf-8") as handle:
-        csv.writer(handle).writerows([header, *body])
+    if body != rows[1:]:
+        text = io.StringIO(newline="")
+        csv.writer(text).writerows([header, *body])
+        write_text_atomically(history_csv, text.getvalue())
 
 
 def build_networks(config: TrainConfig, strategy=None, encoder_weights: str | None = None):
