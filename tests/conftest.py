@@ -3,6 +3,8 @@
 import errno
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -12,7 +14,7 @@ import pytest  # noqa: E402
 from filelock import FileLock  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from pix2color import outputs  # noqa: E402
+from pix2color import outputs, run_folder  # noqa: E402
 from pix2color.data import sample_photos_dir  # noqa: E402
 
 # `--reach`: the fast tier must call into every module (tests/reach.py); pytester runs a tiny suite
@@ -83,6 +85,76 @@ def made_once(config, tmp_path_factory, name: str, make) -> Path:
             make(folder)
             made.touch()
     return folder
+
+
+ROOT = Path(__file__).resolve().parents[1]
+SMALL_RUN = ["--data", "sample", "--image-size", "32", "--batch-size", "4", "--verbose", "2"]
+
+
+def train_in_subprocess(out, *args) -> subprocess.CompletedProcess:
+    """`python train.py` on the sample photos at 32 px, as a user runs it."""
+    return subprocess.run([sys.executable, str(ROOT / "train.py"), *SMALL_RUN, "--out", str(out), *args],
+                          capture_output=True, text=True, timeout=900, cwd=ROOT)
+
+
+def linked_copy(folder: Path, to: Path) -> Path:
+    """A copy of a shared run whose files are hard links: instant, for a command that must change
+    nothing (the test checks it did not, with `file_states`)."""
+    shutil.copytree(folder, to, copy_function=os.link)
+    return to
+
+
+def file_states(folder: Path) -> dict[str, tuple[int, int, int]]:
+    """Each file's inode, size and modification time: what a command that writes nothing leaves as it was."""
+    return {str(path.relative_to(folder)): (path.stat().st_ino, path.stat().st_size, path.stat().st_mtime_ns)
+            for path in sorted(folder.rglob("*")) if path.is_file()}
+
+
+def made_run(config, tmp_path_factory, name: str, *args) -> Path:
+    """A run of `train_in_subprocess(*args)`, made once for all workers, with its output kept in
+    stdout.txt and stderr.txt beside it."""
+    def train_it(folder):
+        result = train_in_subprocess(folder / "run", *args)
+        (folder / "stdout.txt").write_text(result.stdout)
+        (folder / "stderr.txt").write_text(result.stderr)
+        assert result.returncode == 0, result.stderr[-2000:]
+
+    return made_once(config, tmp_path_factory, name, train_it) / "run"
+
+
+@pytest.fixture(scope="session")
+def finished_run(pytestconfig, tmp_path_factory):
+    """A finished 32 px run: 1 epoch of 4 steps, checkpoints at steps 2 and 4, generator.keras of
+    step 4. Tests that change it copy it."""
+    run = made_run(pytestconfig, tmp_path_factory, "finished", "--epochs", "1", "--steps-per-epoch", "4",
+                   "--checkpoint-every", "2")
+    assert run_folder.checkpoint_steps(run / "checkpoints") == [4, 2]
+    return run
+
+
+# The seeded, deterministic 2-epoch runs that test_stopping's kill tests resume to: bfloat16 is
+# emulated, slowly, on CPUs without it, hence its shorter epochs.
+SEEDED_STEPS_PER_EPOCH = {"float32": 12, "bfloat16": 4}
+
+
+def seeded_run_args(precision: str) -> list[str]:
+    return ["--epochs", "2", "--steps-per-epoch", str(SEEDED_STEPS_PER_EPOCH[precision]), "--checkpoint-every", "2",
+            "--seed", "7", "--deterministic-ops", "--precision", precision]
+
+
+@pytest.fixture(scope="session")
+def seeded_run(pytestconfig, tmp_path_factory):
+    """`seeded_run(precision)`: the uninterrupted run of `seeded_run_args(precision)`, trained once
+    for the whole test run (also read by test_training's artifact test and test_precision)."""
+    made = {}
+
+    def run_in(precision: str) -> Path:
+        if precision not in made:
+            made[precision] = made_run(pytestconfig, tmp_path_factory, f"seeded_{precision}",
+                                       *seeded_run_args(precision))
+        return made[precision]
+
+    return run_in
 
 
 @pytest.fixture(scope="session")

@@ -2,6 +2,7 @@
 that computes what the float32 step computes, to bfloat16's rounding."""
 
 import json
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -12,6 +13,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from conftest import file_states, linked_copy, seeded_run_args, train_in_subprocess
 from pix2color import gan, precision
 from pix2color.precision import Devices
 from pix2color.training import TrainConfig, build_networks, build_trainer
@@ -249,8 +251,6 @@ def test_r1_in_bfloat16_is_within_2_percent_of_float32():
 
 # ---------------------------------------------------------------- a run in bfloat16, as a user runs it
 
-SMALL = ["--data", "sample", "--image-size", "32", "--batch-size", "4", "--verbose", "2", "--steps-per-epoch", "2"]
-
 READ_SAVED = textwrap.dedent('''
     import sys
     import numpy as np
@@ -278,11 +278,6 @@ READ_SAVED = textwrap.dedent('''
 ''')
 
 
-def train(out, *args):
-    return subprocess.run([sys.executable, str(ROOT / "train.py"), *SMALL, "--out", str(out), *args],
-                          capture_output=True, text=True, timeout=900, cwd=ROOT)
-
-
 def bfloat16_dtypes_in(saved_model: Path) -> list[str]:
     """Names of the nodes of a SavedModel's graphs that take or make bfloat16 tensors."""
     from tensorflow.core.protobuf import saved_model_pb2
@@ -302,14 +297,13 @@ def bfloat16_dtypes_in(saved_model: Path) -> list[str]:
 
 
 @pytest.mark.slow
-def test_a_bfloat16_run_saves_float32_files_and_refuses_another_precision(tmp_path):
-    """Trained in bfloat16: generator.keras loads and runs in float32 in a fresh process, the
-    export has no bfloat16 in its graphs, and resuming in another precision is refused in one line
-    (resuming with `auto` in the recorded one: test_stopping's kill test)."""
-    out = tmp_path / "run"
-    first = train(out, "--epochs", "1", "--precision", "bfloat16")
-    assert first.returncode == 0, first.stderr[-3000:]
-    assert "Precision: bfloat16\n" in first.stdout
+def test_a_bfloat16_run_saves_float32_files_and_refuses_another_precision(seeded_run, tmp_path):
+    """Trained in bfloat16 (conftest's seeded run): generator.keras loads and runs in float32 in a
+    fresh process, the export has no bfloat16 in its graphs, and resuming in another precision is
+    refused in one line, writing nothing (resuming with `auto` in the recorded one: test_stopping's
+    kill test)."""
+    out = seeded_run("bfloat16")
+    assert "Precision: bfloat16\n" in (out.parent / "stdout.txt").read_text()
     assert json.loads((out / "run.json").read_text())["precision"] == "bfloat16"
     read = subprocess.run([sys.executable, "-c", READ_SAVED, str(out / "generator.keras")], capture_output=True,
                           text=True, timeout=600, cwd=ROOT)
@@ -320,23 +314,27 @@ def test_a_bfloat16_run_saves_float32_files_and_refuses_another_precision(tmp_pa
     assert exported.returncode == 0, exported.stderr[-3000:]
     assert bfloat16_dtypes_in(tmp_path / "exported" / "savedmodel") == []
 
-    refused = train(out, "--epochs", "2", "--precision", "float32")
+    copy = linked_copy(out, tmp_path / "run")
+    before = file_states(copy)
+    refused = train_in_subprocess(copy, *seeded_run_args("bfloat16")[:-1], "float32", "--epochs", "3")
     assert refused.returncode == 2
     lines = [line for line in refused.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "--precision 'bfloat16' (now 'float32')" in lines[0], refused.stderr[-3000:]
+    assert file_states(copy) == before
 
 
 @pytest.mark.slow
-def test_a_run_json_saying_mixed_precision_false_resumes_in_float32(tmp_path):
+def test_a_run_json_saying_mixed_precision_false_resumes_in_float32(finished_run, tmp_path):
     """A run.json without `precision` says mixed_precision false (float32) or true (float16)."""
     out = tmp_path / "run"
-    assert train(out, "--epochs", "1").returncode == 0
+    shutil.copytree(finished_run, out)
     settings = json.loads((out / "run.json").read_text())
     del settings["precision"]
     (out / "run.json").write_text(json.dumps({**settings, "mixed_precision": False}))
-    refused = train(out, "--epochs", "2", "--mixed-precision")
+    resume = ["--epochs", "2", "--steps-per-epoch", "4", "--checkpoint-every", "2"]
+    refused = train_in_subprocess(out, *resume, "--mixed-precision")
     assert refused.returncode == 2 and "--precision 'float32' (now 'float16')" in refused.stderr, refused.stderr[-3000:]
-    resumed = train(out, "--epochs", "2", "--precision", "auto")
+    resumed = train_in_subprocess(out, *resume, "--precision", "auto")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "Precision: float32 (auto: the precision this run was started with)" in resumed.stdout
     assert json.loads((out / "run.json").read_text())["precision"] == "float32"

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import made_once, sample_photo_paths
+from conftest import sample_photo_paths
 from pix2color import run_folder
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -64,18 +64,6 @@ def wait_for(condition, timeout=300.0):
             return
         time.sleep(0.05)
     raise AssertionError("timed out")
-
-
-@pytest.fixture(scope="session")
-def finished_run(pytestconfig, tmp_path_factory):
-    """A finished 32 px run: 1 epoch of 4 steps, checkpoints at steps 2 and 4, generator.keras of
-    step 4. Trained once for all workers: tests that change it copy it."""
-    def train_it(folder):
-        result = run(train_command(folder / "run", "--epochs", "1", "--steps-per-epoch", "4", "--checkpoint-every", "2"))
-        assert result.returncode == 0, result.stderr[-2000:]
-        assert run_folder.checkpoint_steps(folder / "run" / "checkpoints") == [4, 2]
-
-    return made_once(pytestconfig, tmp_path_factory, "finished", train_it) / "run"
 
 
 def test_a_second_trainer_on_the_same_folder_stops_at_once_and_a_killed_one_leaves_no_lock(tmp_path):

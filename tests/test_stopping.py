@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import SEEDED_STEPS_PER_EPOCH, seeded_run_args
+
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = ["--data", "sample", "--image-size", "32", "--batch-size", "4", "--verbose", "2"]
 
@@ -78,32 +80,30 @@ def test_divergence_stops_with_one_line_and_leaves_only_finite_checkpoints(tmp_p
     assert f"Resuming from {out / 'checkpoints' / f'ckpt-{step - 1}'}" in again.stdout, again.stdout[-2000:]
 
 
-# (precision, steps per epoch, kills: (the step after which, during a checkpoint write?)). bfloat16 is
+# The kills of each precision: (the step after which, during a checkpoint write?). bfloat16 is
 # emulated, slowly, on CPUs without it: one kill there, the three in float32.
-KILL_PLANS = [("float32", 12, ((2, True), (14, False))), ("bfloat16", 4, ((3, False),))]
+KILL_PLANS = {"float32": ((2, True), (14, False)), "bfloat16": ((3, False),)}
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("precision, steps_per_epoch, kill_plan", KILL_PLANS, ids=[plan[0] for plan in KILL_PLANS])
-def test_killed_at_random_moments_and_resumed_ends_with_the_same_weights(tmp_path, precision, steps_per_epoch,
-                                                                         kill_plan):
+@pytest.mark.parametrize("precision", KILL_PLANS)
+def test_killed_at_random_moments_and_resumed_ends_with_the_same_weights(tmp_path, seeded_run, precision):
     """SIGKILLs (in float32 two, one during a checkpoint write), as many resumes, the last with
-    `--precision auto`: the uninterrupted run's weights to 1e-5, in float32 and in bfloat16.
+    `--precision auto`: the uninterrupted run's weights (conftest's seeded_run) to 1e-5, in float32
+    and in bfloat16.
 
     With --deterministic-ops: without it, two uninterrupted runs already differ by float rounding
     (ops running side by side on the inter-op pool), which GAN training grows to ~1e-3 in 24 steps.
     """
-    steps = 2 * steps_per_epoch
-    args = ["--epochs", "2", "--steps-per-epoch", str(steps_per_epoch), "--checkpoint-every", "2", "--seed", "7",
-            "--deterministic-ops", "--precision", precision]
-    left_alone = tmp_path / "left_alone"
-    assert run(train_command(left_alone, *args)).returncode == 0
+    steps = 2 * SEEDED_STEPS_PER_EPOCH[precision]
+    args = seeded_run_args(precision)
+    left_alone = seeded_run(precision)
 
     out = tmp_path / "killed"
     command = train_command(out, *args)
     rng = random.Random(2026)
     kills = []
-    for threshold, mid_write in kill_plan:
+    for threshold, mid_write in KILL_PLANS[precision]:
         process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.time() + 300
         while time.time() < deadline and process.poll() is None:

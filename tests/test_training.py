@@ -1,6 +1,7 @@
 """End to end: the train command as a user runs it, bad inputs, and resuming after SIGKILL."""
 
 import csv
+import json
 import os
 import re
 import signal
@@ -12,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import MESSY_BAD
+from conftest import MESSY_BAD, file_states, linked_copy, seeded_run_args, train_in_subprocess
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = ["--image-size", "32", "--batch-size", "4", "--verbose", "2"]
@@ -30,12 +31,12 @@ def history_epochs(out):
 
 
 @pytest.mark.slow
-def test_train_on_sample_photos_writes_every_artifact(tmp_path):
-    out = tmp_path / "run"
-    result = run_train("--data", "sample", "--epochs", "2", "--steps-per-epoch", "3", "--out", str(out), *SMALL)
-    assert result.returncode == 0, result.stderr
-    assert "Done: 2 epochs, 6 steps" in result.stdout
-    assert "oneDNN" not in result.stderr and "libtensorflow_io" not in result.stderr
+def test_train_on_sample_photos_writes_every_artifact(seeded_run, tmp_path):
+    """conftest's seeded float32 run (2 epochs of 12 steps), then the same command again."""
+    out = seeded_run("float32")
+    assert "Done: 2 epochs, 24 steps" in (out.parent / "stdout.txt").read_text()
+    stderr = (out.parent / "stderr.txt").read_text()
+    assert "oneDNN" not in stderr and "libtensorflow_io" not in stderr
     assert history_epochs(out) == [0, 1]
     with open(out / "history.csv", newline="") as handle:
         columns = next(csv.reader(handle))
@@ -55,10 +56,16 @@ def test_train_on_sample_photos_writes_every_artifact(tmp_path):
     generator = keras.models.load_model(out / "generator.keras")
     assert generator(tf.zeros((1, 32, 32, 1))).shape == (1, 32, 32, 2)
 
-    # Same command again: nothing left to do, nothing repeated.
-    again = run_train("--data", "sample", "--epochs", "2", "--steps-per-epoch", "3", "--out", str(out), *SMALL)
-    assert again.returncode == 0 and "nothing to do" in again.stdout
-    assert history_epochs(out) == [0, 1]
+    # Same command again: nothing left to do, nothing repeated, nothing written. (The copy's
+    # run.json names the copy, as if the run had been started there.)
+    copy = linked_copy(out, tmp_path / "run")
+    settings = json.loads((copy / "run.json").read_text())
+    (copy / "run.json").unlink()
+    (copy / "run.json").write_text(json.dumps({**settings, "out": str(copy)}, indent=2) + "\n")
+    before = file_states(copy)
+    again = train_in_subprocess(copy, *seeded_run_args("float32"))
+    assert again.returncode == 0 and "nothing to do" in again.stdout, again.stderr[-2000:]
+    assert file_states(copy) == before
 
 
 @pytest.mark.slow
@@ -90,12 +97,30 @@ def test_bad_data_folder_is_one_line_error(tmp_path, kind):
 
 
 @pytest.mark.slow
-def test_changed_flags_do_not_silently_mix_runs(tmp_path):
-    out = tmp_path / "run"
-    assert run_train("--data", "sample", "--epochs", "1", "--steps-per-epoch", "1", "--out", str(out), *SMALL).returncode == 0
-    result = run_train("--data", "sample", "--epochs", "1", "--steps-per-epoch", "1", "--out", str(out),
+def test_changed_flags_do_not_silently_mix_runs(finished_run, tmp_path):
+    out = linked_copy(finished_run, tmp_path / "run")
+    before = file_states(out)
+    result = run_train("--data", "sample", "--epochs", "1", "--steps-per-epoch", "4", "--out", str(out),
                        "--image-size", "64", "--verbose", "2")
     assert result.returncode == 2 and "--image-size 32" in result.stderr and "Traceback" not in result.stderr
+    assert file_states(out) == before
+
+
+def test_history_is_trimmed_by_replacing_it_and_left_alone_when_whole(tmp_path):
+    """A resume keeps the rows its checkpoint holds: a file with more is replaced whole (a kill
+    mid-write leaves the old one), a file with no more is not touched."""
+    from pix2color.training import _trim_history
+
+    history = tmp_path / "history.csv"
+    history.write_bytes(b"epoch,loss\r\n0,1.5\r\n1,1.2\r\n")
+    elsewhere = tmp_path / "linked.csv"
+    os.link(history, elsewhere)
+    before = file_states(tmp_path)
+    _trim_history(history, epochs_done=2)
+    assert file_states(tmp_path) == before
+    _trim_history(history, epochs_done=1)
+    assert history.read_bytes() == b"epoch,loss\r\n0,1.5\r\n"
+    assert elsewhere.read_bytes() == b"epoch,loss\r\n0,1.5\r\n1,1.2\r\n"  # replaced, not written through
 
 
 def latest_checkpoint_step(out):
@@ -141,29 +166,28 @@ def test_sigkill_then_rerun_resumes_where_it_was(tmp_path, generator):
         assert (tmp_path / "exported" / "savedmodel" / "saved_model.pb").exists()
 
 
-@pytest.mark.slow
-def test_restore_brings_back_weights_and_optimizer_state(tmp_path):
+def test_restore_brings_back_weights_and_optimizer_state(finished_run):
     """The checkpoint holds both optimizers' slots and step counts, not only the weights."""
     from pix2color import callbacks
-    from pix2color.training import TrainConfig, build_networks, build_trainer, train
+    from pix2color.training import TrainConfig, build_networks, build_trainer
 
-    config = TrainConfig(data="sample", out=str(tmp_path / "run"), epochs=1, steps_per_epoch=2, image_size=32, verbose=0)
-    train(config, log=lambda *_: None)
-
+    before = file_states(finished_run)
+    config = TrainConfig(data="sample", image_size=32)
     generator, discriminator = build_networks(config)
     fresh = build_trainer(config, stock_networks=(generator, discriminator))
     checkpoint = callbacks.TrainingCheckpoint(
-        tmp_path / "run" / "checkpoints", generator, fresh.g_optimizer, discriminator, fresh.d_optimizer
+        finished_run / "checkpoints", generator, fresh.g_optimizer, discriminator, fresh.d_optimizer
     )
-    assert checkpoint.restore() == (1, 2)
-    assert int(fresh.g_optimizer.iterations) == 2 and int(fresh.d_optimizer.iterations) == 2
+    assert checkpoint.restore() == (1, 4)
+    assert int(fresh.g_optimizer.iterations) == 4 and int(fresh.d_optimizer.iterations) == 4
     moments = [v.numpy() for v in fresh.d_optimizer.variables if "momentum" in v.path]
     assert moments and any(np.abs(m).sum() > 0 for m in moments)
     import keras
 
-    saved = keras.models.load_model(tmp_path / "run" / "generator.keras")
+    saved = keras.models.load_model(finished_run / "generator.keras")
     for restored, final in zip(fresh.generator.weights, saved.weights):
         np.testing.assert_array_equal(restored.numpy(), final.numpy())
+    assert file_states(finished_run) == before
 
 
 def test_report_command_offline_explains_how_to_get_coco(tmp_path):
