@@ -21,8 +21,11 @@ def test_a_saved_generator_loads_and_computes_what_it_computed():
     assert "UpConvolution" in names  # pix2color>UpConvolution, as the file names them
     lightness = OUTPUTS["lightness"]
     np.testing.assert_allclose(generator(lightness, training=False), OUTPUTS["generator_ab"], rtol=0, atol=1e-6)
-    # The faster layers are those the file's code computed with: the same sums in the same order.
-    np.testing.assert_array_equal(fast_layers(generator)(lightness, training=False), OUTPUTS["generator_ab"])
+    # The faster layers are those the file's code computed with: the same sums in the same order,
+    # bit for bit on the CPU that wrote the file; oneDNN picks other kernels on other CPUs (an
+    # Intel Xeon with AMX: 1.4e-9 at most), hence a bound 100x below the stock layers'.
+    np.testing.assert_allclose(fast_layers(generator)(lightness, training=False), OUTPUTS["generator_ab"],
+                               rtol=0, atol=1e-8)
     # Its weights are today's generator's, variable for variable.
     today = build_generator(32, base_filters=2)
     assert [v.path for v in today.weights] == [v.path for v in generator.weights]
