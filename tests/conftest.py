@@ -2,6 +2,7 @@
 
 import errno
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -88,13 +89,32 @@ def made_once(config, tmp_path_factory, name: str, make) -> Path:
 
 
 ROOT = Path(__file__).resolve().parents[1]
-SMALL_RUN = ["--data", "sample", "--image-size", "32", "--batch-size", "4", "--verbose", "2"]
+SMALL_RUN = ["--image-size", "32", "--batch-size", "4", "--verbose", "2"]
 
 
-def train_in_subprocess(out, *args) -> subprocess.CompletedProcess:
-    """`python train.py` on the sample photos at 32 px, as a user runs it."""
-    return subprocess.run([sys.executable, str(ROOT / "train.py"), *SMALL_RUN, "--out", str(out), *args],
-                          capture_output=True, text=True, timeout=900, cwd=ROOT)
+def train_command(out, *args, data="sample") -> list[str]:
+    """`python train.py` on `data` (the sample photos unless given) at 32 px, as a user types it;
+    `args` come last, so they override these (argparse keeps a flag's last value)."""
+    return [sys.executable, str(ROOT / "train.py"), "--data", str(data), *SMALL_RUN, "--out", str(out), *args]
+
+
+def run_command(command, timeout=600) -> subprocess.CompletedProcess:
+    """`command` run from the repository root, its output captured as text."""
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+
+
+def train_in_subprocess(out, *args, data="sample", timeout=900) -> subprocess.CompletedProcess:
+    """`train_command` run to its end."""
+    return run_command(train_command(out, *args, data=data), timeout=timeout)
+
+
+def latest_checkpoint_step(out: Path) -> int:
+    """The step of the run's latest checkpoint, as its `checkpoint` state file names it (-1: none yet)."""
+    state = out / "checkpoints" / "checkpoint"
+    if not state.exists():
+        return -1
+    match = re.search(r'^model_checkpoint_path: "ckpt-(\d+)"', state.read_text(), re.M)
+    return int(match.group(1)) if match else -1
 
 
 def linked_copy(folder: Path, to: Path) -> Path:

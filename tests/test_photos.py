@@ -162,3 +162,4 @@ def test_a_panorama_s_long_row_is_worked_on_in_tiles(monkeypatch):
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     assert rgb.shape == (1, width, 3)
+    assert peak < rgb.nbytes + 2_000_000, peak  # the output, and a tile's planes (a whole row's: ~16 MB)

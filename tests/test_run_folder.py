@@ -13,20 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import sample_photo_paths
+from conftest import ROOT, run_command, sample_photo_paths, train_command
 from pix2color import run_folder
-
-ROOT = Path(__file__).resolve().parents[1]
-SMALL = ["--data", "sample", "--image-size", "32", "--batch-size", "4", "--verbose", "2"]
-
-
-def train_command(out, *args, data=None):
-    small = SMALL if data is None else ["--data", str(data), *SMALL[2:]]
-    return [sys.executable, str(ROOT / "train.py"), *small, "--out", str(out), *args]
-
-
-def run(command, timeout=600):
-    return subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=ROOT)
 
 
 def one_line(stderr: str) -> str:
@@ -74,7 +62,7 @@ def test_a_second_trainer_on_the_same_folder_stops_at_once_and_a_killed_one_leav
         wait_for(lambda: f'"pid": {first.pid}' in _read(out / run_folder.LOCK_FILE))
         first.send_signal(signal.SIGSTOP)  # frozen, still holding the lock: the folder cannot change but for the second
         before = folder_hashes(out)
-        second = run(train_command(out, "--epochs", "1", "--steps-per-epoch", "500"))
+        second = run_command(train_command(out, "--epochs", "1", "--steps-per-epoch", "500"))
         assert second.returncode == 2
         line = one_line(second.stderr)
         assert str(out) in line and f"process {first.pid}" in line and "in use by another training" in line
@@ -102,14 +90,14 @@ def test_a_failed_resume_changes_nothing_and_the_right_command_then_resumes(fini
     (out / "run.json").unlink()
     (out / "generator.keras").unlink()
     before = folder_hashes(out)
-    wrong = run(train_command(out, "--epochs", "2", "--steps-per-epoch", "4", "--image-size", "64"))
+    wrong = run_command(train_command(out, "--epochs", "2", "--steps-per-epoch", "4", "--image-size", "64"))
     assert wrong.returncode == 2
     assert "other settings" in one_line(wrong.stderr)
     after = folder_hashes(out)
     for hashes in (before, after):  # the lock file, if a killed trainer left one, names its holder
         hashes.pop(run_folder.LOCK_FILE, None)
     assert after == before and not (out / "run.json").exists()
-    right = run(train_command(out, "--epochs", "2", "--steps-per-epoch", "4", "--checkpoint-every", "2"))
+    right = run_command(train_command(out, "--epochs", "2", "--steps-per-epoch", "4", "--checkpoint-every", "2"))
     assert right.returncode == 0, right.stderr[-2000:]
     assert f"Resuming from {out / 'checkpoints' / 'ckpt-4'}: epoch 1, step 4" in right.stdout
     assert (out / "run.json").exists()
@@ -176,7 +164,7 @@ def test_resume_and_colorize_pass_over_a_damaged_newest_checkpoint(finished_run,
     load_generator(out, log=notes.append)
     assert "ckpt-4 cannot be restored (its data file is truncated)" in notes[0]
     assert notes[-1].startswith(f"model: {out / 'checkpoints' / 'ckpt-2'} (step 2")
-    resumed = run(train_command(out, "--epochs", "1", "--steps-per-epoch", "4", "--checkpoint-every", "2"))
+    resumed = run_command(train_command(out, "--epochs", "1", "--steps-per-epoch", "4", "--checkpoint-every", "2"))
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert "ckpt-4 cannot be restored (its data file is truncated); using ckpt-2 (step 2) instead" in resumed.stdout
     assert f"Resuming from {out / 'checkpoints' / 'ckpt-2'}: epoch 0, step 2" in resumed.stdout
@@ -247,22 +235,22 @@ def test_a_run_inside_its_data_folder_never_trains_on_its_own_pictures(tmp_path)
     (poll / "poll.sqlite").write_bytes(b"")
     shutil.copy(sample_photo_paths(7)[-1], poll / "gray.png")
     out = data / "run"
-    first = run(train_command(out, "--epochs", "1", "--val-fraction", "0", data=data))
+    first = run_command(train_command(out, "--epochs", "1", "--val-fraction", "0", data=data))
     assert first.returncode == 0, first.stderr[-2000:]
     assert "6 training and 0 validation images" in first.stdout
     assert "No validation images" in first.stdout and (out / "plots" / "fig09_l1.png").exists()
-    again = run(train_command(out, "--epochs", "2", "--val-fraction", "0", data=data))
+    again = run_command(train_command(out, "--epochs", "2", "--val-fraction", "0", data=data))
     assert again.returncode == 0, again.stderr[-2000:]
     assert "6 training and 0 validation images" in again.stdout, again.stdout
     assert f"left out {out}: this run's own folder" in again.stdout
     assert f"left out {poll}: a pix2color poll folder" in again.stdout
-    plots = run([sys.executable, "-m", "pix2color.cli", "plots", str(out)])
+    plots = run_command([sys.executable, "-m", "pix2color.cli", "plots", str(out)])
     assert plots.returncode == 0 and "Traceback" not in plots.stderr
 
 
 def test_out_holding_other_files_is_refused(tmp_path):
     (tmp_path / "notes.txt").write_text("mine")
-    result = run(train_command(tmp_path, "--epochs", "1"))
+    result = run_command(train_command(tmp_path, "--epochs", "1"))
     assert result.returncode == 2
     assert "holds other files (notes.txt) and no pix2color run" in one_line(result.stderr)
     assert sorted(os.listdir(tmp_path)) == ["notes.txt"]
@@ -283,7 +271,7 @@ def test_damaged_state_file_history_and_generator_keras_are_no_dead_end(finished
     notes = []
     load_generator(out, log=notes.append)
     assert "not a Keras model file" in notes[0] and notes[1].startswith(f"model: {out / 'checkpoints' / 'ckpt-4'}")
-    resumed = run(train_command(out, "--epochs", "2", "--steps-per-epoch", "4", "--checkpoint-every", "2"))
+    resumed = run_command(train_command(out, "--epochs", "2", "--steps-per-epoch", "4", "--checkpoint-every", "2"))
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert "checkpoint.damaged: TensorFlow cannot read it" in resumed.stdout
     assert f"Resuming from {out / 'checkpoints' / 'ckpt-4'}: epoch 1, step 4" in resumed.stdout
@@ -310,7 +298,7 @@ def test_a_signal_after_the_last_epoch_stops_before_the_figures_and_a_rerun_draw
     assert "stopped by SIGINT at step 2, after the last epoch" in line, line
     if not (out / "plots").exists():
         assert "run the same command again to write plots" in line
-        again = run(train_command(out, "--epochs", "1", "--steps-per-epoch", "2"))
+        again = run_command(train_command(out, "--epochs", "1", "--steps-per-epoch", "2"))
         assert again.returncode == 0 and "nothing to do" in again.stdout, again.stderr[-2000:]
     assert (out / "plots" / "fig09_l1.png").exists() and (out / "generator.keras").exists()
 

@@ -6,38 +6,18 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from conftest import SEEDED_STEPS_PER_EPOCH, seeded_run_args
-
-ROOT = Path(__file__).resolve().parents[1]
-SMALL = ["--data", "sample", "--image-size", "32", "--batch-size", "4", "--verbose", "2"]
-
-
-def train_command(out, *args):
-    return [sys.executable, str(ROOT / "train.py"), *SMALL, "--out", str(out), *args]
-
-
-def run(command, timeout=600):
-    return subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+from conftest import ROOT, SEEDED_STEPS_PER_EPOCH, latest_checkpoint_step, run_command, seeded_run_args, train_command
 
 
 def checkpoint_steps(out) -> list[int]:
     """Steps of the complete checkpoints on disk (an .index file exists once a write is whole)."""
     return sorted(int(p.name[5:-6]) for p in (out / "checkpoints").glob("ckpt-*.index"))
-
-
-def latest_step(out) -> int:
-    state = out / "checkpoints" / "checkpoint"
-    if not state.exists():
-        return -1
-    match = re.search(r'^model_checkpoint_path: "ckpt-(\d+)"', state.read_text(), re.M)
-    return int(match.group(1)) if match else -1
 
 
 def checkpoint_values(prefix) -> dict[str, np.ndarray]:
@@ -59,7 +39,7 @@ def test_divergence_stops_with_one_line_and_leaves_only_finite_checkpoints(tmp_p
     out = tmp_path / "run"
     command = train_command(out, "--epochs", "1", "--steps-per-epoch", "40", "--checkpoint-every", "1",
                             "--lr", "1e6", "--gamma", "0")
-    result = run(command)
+    result = run_command(command)
     assert result.returncode == 1, result.stdout[-2000:] + result.stderr[-2000:]
     line = one_line_error(result.stderr)
     # A loss (checked after every step) or the weights (checked before every save) name the step.
@@ -68,7 +48,7 @@ def test_divergence_stops_with_one_line_and_leaves_only_finite_checkpoints(tmp_p
     assert diverged, line
     step = int(diverged.group(1) or diverged.group(2))
     steps = checkpoint_steps(out)
-    assert steps and max(steps) == step - 1 == latest_step(out), (steps, line)
+    assert steps and max(steps) == step - 1 == latest_checkpoint_step(out), (steps, line)
     for saved in steps:
         for name, value in checkpoint_values(out / "checkpoints" / f"ckpt-{saved}").items():
             if value.dtype.kind == "f":
@@ -76,7 +56,7 @@ def test_divergence_stops_with_one_line_and_leaves_only_finite_checkpoints(tmp_p
     assert f"ckpt-{step - 1}, is finite" in line
     assert not (out / "generator.keras").exists()
 
-    again = run(command)  # resumes from the last finite checkpoint (and diverges again, as it must)
+    again = run_command(command)  # resumes from the last finite checkpoint (and diverges again, as it must)
     assert f"Resuming from {out / 'checkpoints' / f'ckpt-{step - 1}'}" in again.stdout, again.stdout[-2000:]
 
 
@@ -107,7 +87,7 @@ def test_killed_at_random_moments_and_resumed_ends_with_the_same_weights(tmp_pat
         process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.time() + 300
         while time.time() < deadline and process.poll() is None:
-            if latest_step(out) >= threshold and (
+            if latest_checkpoint_step(out) >= threshold and (
                 not mid_write or any("_temp" in name for name in os.listdir(out / "checkpoints"))
             ):
                 break
@@ -116,10 +96,10 @@ def test_killed_at_random_moments_and_resumed_ends_with_the_same_weights(tmp_pat
             time.sleep(rng.uniform(0.0, 0.3))
         process.send_signal(signal.SIGKILL)
         assert process.wait() == -signal.SIGKILL, "the run ended before it could be killed"
-        kills.append(latest_step(out))
+        kills.append(latest_checkpoint_step(out))
     assert kills[0] >= 2 and kills[-1] < steps, kills
 
-    result = run(command[:-1] + ["auto"])  # --precision auto: the precision the run was started with
+    result = run_command(command[:-1] + ["auto"])  # --precision auto: the precision the run was started with
     assert result.returncode == 0, result.stderr[-2000:]
     assert f"Precision: {precision} (auto: the precision this run was started with)" in result.stdout
     assert re.search(r"Resuming from .*ckpt-\d+: epoch \d, step \d+", result.stdout)
@@ -178,7 +158,7 @@ def test_sigint_and_sigterm_write_a_checkpoint_and_the_rerun_resumes_there(tmp_p
     second = stop_with(command, signal.SIGTERM, resumed_from, wait=0.0)
     assert first <= second < 60 and checkpoint_steps(out)[-1] == second
 
-    result = run(command)
+    result = run_command(command)
     assert result.returncode == 0, result.stderr[-2000:]
     assert f"Resuming from {out / 'checkpoints' / f'ckpt-{second}'}: epoch {second // 30}, step {second}" in result.stdout
     assert "Done: 2 epochs, 60 steps" in result.stdout
@@ -194,7 +174,7 @@ def test_a_stop_before_the_first_step_saves_step_0(tmp_path):
     assert process.returncode == 128 + signal.SIGTERM, stderr[-2000:]
     assert "stopped by SIGTERM at step 0; checkpoint" in one_line_error(stderr)
     assert checkpoint_steps(out) == [0]
-    result = run(command)
+    result = run_command(command)
     assert result.returncode == 0, result.stderr[-2000:]
     assert f"Resuming from {out / 'checkpoints' / 'ckpt-0'}: epoch 0, step 0" in result.stdout
 
@@ -202,7 +182,7 @@ def test_a_stop_before_the_first_step_saves_step_0(tmp_path):
 def test_unwritable_out_is_one_line_before_any_work(tmp_path):
     blocker = tmp_path / "a_file"
     blocker.write_text("not a folder\n")
-    result = run(train_command(blocker / "run", "--epochs", "1", "--steps-per-epoch", "1"), timeout=120)
+    result = run_command(train_command(blocker / "run", "--epochs", "1", "--steps-per-epoch", "1"), timeout=120)
     assert result.returncode == 1
     line = one_line_error(result.stderr)
     assert line == f"pix2color-train: error: cannot write to --out {blocker / 'run'}: Not a directory", line
@@ -224,18 +204,18 @@ def small_disk(tmp_path):
 def test_a_full_disk_during_a_checkpoint_stops_in_one_line_and_loses_nothing(tmp_path, small_disk):
     out = small_disk / "run"
     args = ["--epochs", "1", "--steps-per-epoch", "6", "--checkpoint-every", "2"]
-    result = run(train_command(out, *args))
+    result = run_command(train_command(out, *args))
     assert result.returncode == 1, result.stdout[-2000:] + result.stderr[-2000:]
     line = one_line_error(result.stderr)
     assert re.fullmatch(rf"pix2color-train: error: could not write the checkpoint of step 4 to {out / 'checkpoints'}: "
                         rf"No space left on device \(the newest checkpoint, {out / 'checkpoints' / 'ckpt-2'}, "
                         r"is intact\)", line), line
-    assert checkpoint_steps(out) == [2] and latest_step(out) == 2
+    assert checkpoint_steps(out) == [2] and latest_checkpoint_step(out) == 2
     assert not [p for p in (out / "checkpoints").iterdir() if p.name.startswith("ckpt-4")]  # partial files removed
 
     moved = tmp_path / "bigger_disk"  # the user frees space: here, moves the run to a roomier disk
     shutil.copytree(out, moved)
-    resumed = run(train_command(moved, *args))
+    resumed = run_command(train_command(moved, *args))
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert f"Resuming from {moved / 'checkpoints' / 'ckpt-2'}: epoch 0, step 2" in resumed.stdout
 

@@ -13,17 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import MESSY_BAD, file_states, linked_copy, seeded_run_args, train_in_subprocess
-
-ROOT = Path(__file__).resolve().parents[1]
-SMALL = ["--image-size", "32", "--batch-size", "4", "--verbose", "2"]
-
-
-def run_train(*args, timeout=600):
-    return subprocess.run(
-        [sys.executable, str(ROOT / "train.py"), *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT
-    )
-
+from conftest import (MESSY_BAD, ROOT, file_states, latest_checkpoint_step, linked_copy, run_command, seeded_run_args, train_command,
+                      train_in_subprocess)
 
 def history_epochs(out):
     with open(out / "history.csv", newline="") as handle:
@@ -71,8 +62,8 @@ def test_train_on_sample_photos_writes_every_artifact(seeded_run, tmp_path):
 @pytest.mark.slow
 def test_train_on_messy_folder_skips_and_reports_bad_files(messy_folder, tmp_path):
     out = tmp_path / "run"
-    result = run_train("--gamma", "0.001", "--data", str(messy_folder), "--epochs", "1", "--steps-per-epoch", "2",
-                       "--out", str(out), *SMALL)
+    result = train_in_subprocess(out, "--gamma", "0.001", "--epochs", "1", "--steps-per-epoch", "2",
+                                 data=messy_folder)
     assert result.returncode == 0, result.stderr
     assert f"{len(MESSY_BAD)} unusable files skipped" in result.stdout and "1 grayscale left out" in result.stdout
     for name in MESSY_BAD:
@@ -89,7 +80,7 @@ def test_bad_data_folder_is_one_line_error(tmp_path, kind):
     folder = tmp_path / "photos"
     if kind == "empty":
         folder.mkdir()
-    result = run_train("--data", str(folder), "--out", str(tmp_path / "run"), *SMALL)
+    result = train_in_subprocess(tmp_path / "run", data=folder)
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     lines = [line for line in result.stderr.splitlines() if line.strip()]
@@ -100,8 +91,7 @@ def test_bad_data_folder_is_one_line_error(tmp_path, kind):
 def test_changed_flags_do_not_silently_mix_runs(finished_run, tmp_path):
     out = linked_copy(finished_run, tmp_path / "run")
     before = file_states(out)
-    result = run_train("--data", "sample", "--epochs", "1", "--steps-per-epoch", "4", "--out", str(out),
-                       "--image-size", "64", "--verbose", "2")
+    result = train_in_subprocess(out, "--epochs", "1", "--steps-per-epoch", "4", "--image-size", "64")
     assert result.returncode == 2 and "--image-size 32" in result.stderr and "Traceback" not in result.stderr
     assert file_states(out) == before
 
@@ -123,20 +113,12 @@ def test_history_is_trimmed_by_replacing_it_and_left_alone_when_whole(tmp_path):
     assert elsewhere.read_bytes() == b"epoch,loss\r\n0,1.5\r\n1,1.2\r\n"  # replaced, not written through
 
 
-def latest_checkpoint_step(out):
-    state = out / "checkpoints" / "checkpoint"
-    if not state.exists():
-        return -1
-    match = re.search(r'^model_checkpoint_path: "ckpt-(\d+)"', state.read_text(), re.M)
-    return int(match.group(1)) if match else -1
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("generator", ["resnet18"])  # the U-Net: test_stopping's random kills
 def test_sigkill_then_rerun_resumes_where_it_was(tmp_path, generator):
     out = tmp_path / "run"
-    command = [sys.executable, str(ROOT / "train.py"), "--data", "sample", "--epochs", "2", "--steps-per-epoch", "4",
-               "--checkpoint-every", "1", "--out", str(out), "--generator", generator, "--encoder-weights", "none", *SMALL]
+    command = train_command(out, "--epochs", "2", "--steps-per-epoch", "4", "--checkpoint-every", "1",
+                            "--generator", generator, "--encoder-weights", "none")
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
     while latest_checkpoint_step(out) < 5 and time.time() < deadline and process.poll() is None:
@@ -146,7 +128,7 @@ def test_sigkill_then_rerun_resumes_where_it_was(tmp_path, generator):
     killed_at = latest_checkpoint_step(out)
     assert 5 <= killed_at < 8, killed_at
 
-    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    result = run_command(command)
     assert result.returncode == 0, result.stderr
     resumed = re.search(r"Resuming from .*ckpt-(\d+): epoch (\d+), step (\d+)", result.stdout)
     assert resumed, result.stdout
@@ -159,8 +141,7 @@ def test_sigkill_then_rerun_resumes_where_it_was(tmp_path, generator):
         photo = Path(sorted((ROOT / "pix2color" / "sample_photos").glob("*__view.jpg"))[0])
         for args in (["colorize", str(photo), "-o", str(tmp_path / "colorized"), "--model", str(out), "--verbose", "0"],
                      ["export", "--model", str(out), "--out", str(tmp_path / "exported"), "--formats", "savedmodel"]):
-            done = subprocess.run([sys.executable, "-m", "pix2color.cli", *args], capture_output=True, text=True,
-                                  cwd=ROOT, timeout=600)
+            done = run_command([sys.executable, "-m", "pix2color.cli", *args])
             assert done.returncode == 0, (args[0], done.stderr[-2000:])
         assert (tmp_path / "colorized" / photo.name).exists()
         assert (tmp_path / "exported" / "savedmodel" / "saved_model.pb").exists()

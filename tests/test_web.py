@@ -18,7 +18,6 @@ from PIL import Image
 from conftest import sample_photo_paths
 from pix2color import turing
 from pix2color.loading import Network, load_network
-from pix2color.photos import FullResolutionColorizer
 from pix2color.web.app import Limits, create_app
 
 

@@ -77,8 +77,6 @@ def test_bad_sizes_are_refused():
 
 
 def test_generator_saves_and_loads(tmp_path):
-    import keras
-
     generator = build_generator(32)
     path = tmp_path / "g.keras"
     generator.save(path)
