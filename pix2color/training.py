@@ -212,9 +212,14 @@ def train(config: TrainConfig, log=print) -> RunResult:
 
 
 def use_deterministic_ops() -> None:
-    """Bit-identical training from process to process: TensorFlow's op determinism, and one op at
-    a time (measured here: with ops running side by side on the inter-op pool, two identical runs
-    drift apart by float rounding, ~1e-6 after 4 steps, even with op determinism on)."""
+    """Bit-identical training from process to process: TensorFlow's op determinism, one op at a
+    time, and no arithmetic rewrites of the traced step.
+
+    With ops running side by side on the inter-op pool, two identical runs drift apart by float
+    rounding (~1e-6 after 4 steps), op determinism or not. Grappler's arithmetic optimizer
+    rewrites the traced step's sums differently from one trace to the next (more often on busy
+    cores): the same step traced twice differed by ~1e-6 (docs/training.md#determinism---deterministic-ops).
+    """
     try:
         tf.config.threading.set_inter_op_parallelism_threads(1)
     except RuntimeError:
@@ -222,6 +227,7 @@ def use_deterministic_ops() -> None:
             raise RunError("--deterministic-ops must be chosen before TensorFlow starts running "
                            "(start a new process or kernel)") from None
     tf.config.experimental.enable_op_determinism()
+    tf.config.optimizer.set_experimental_options({"arithmetic_optimization": False})
 
 
 def _train(config: TrainConfig, log, signals: stopping.StopSignals) -> RunResult:

@@ -13,8 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import (MESSY_BAD, ROOT, file_states, latest_checkpoint_step, linked_copy, run_command, seeded_run_args, train_command,
-                      train_in_subprocess)
+from conftest import (MESSY_BAD, ROOT, file_states, latest_checkpoint_step, linked_copy, run_command, seeded_run_args,
+                      train_command, train_in_subprocess)
+
 
 def history_epochs(out):
     with open(out / "history.csv", newline="") as handle:
@@ -219,3 +220,49 @@ def test_a_resumed_run_trains_exactly_the_steps_left(epochs_done, steps_done, ph
         trained += (last_epoch - first_epoch) * steps
         first_epoch = last_epoch
     assert steps_done + trained == 3 * 6
+
+
+# One process: deterministic ops, the training step traced afresh each time and run from the
+# same weights on the same batch. Prints one line per trace: the largest difference from the first.
+RETRACED_STEPS = """
+import numpy as np
+import keras
+import tensorflow as tf
+
+from pix2color.training import TrainConfig, build_trainer, use_deterministic_ops
+
+use_deterministic_ops()
+keras.utils.set_random_seed(7)
+trainer = build_trainer(TrainConfig(image_size=32, batch_size=4))
+rng = np.random.default_rng(0)
+batch = (rng.uniform(-1, 1, (4, 32, 32, 1)).astype("float32"), rng.uniform(-0.5, 0.5, (4, 32, 32, 2)).astype("float32"))
+dataset = tf.data.Dataset.from_tensors(batch).repeat()
+trainer.fit(dataset, steps_per_epoch=1, verbose=0)  # builds both optimizers
+state = (trainer.generator.variables + trainer.discriminator.variables + trainer.g_optimizer.variables
+         + trainer.d_optimizer.variables)
+start = [v.numpy() for v in state]
+first = None
+for trace in range(8):
+    for variable, value in zip(state, start):
+        variable.assign(value)
+    trainer.make_train_function(force=True)
+    trainer.fit(dataset, steps_per_epoch=1, verbose=0)
+    after = [v.numpy() for v in state]
+    first = first or after
+    print("TRACE", trace, max(float(np.max(np.abs(a - b), initial=0.0)) for a, b in zip(first, after)), flush=True)
+"""
+
+
+@pytest.mark.slow
+def test_deterministic_ops_give_one_step_whatever_its_trace():
+    """The same step traced eight times, beside a busy loop (busy cores make Grappler's arithmetic
+    rewrites of a trace vary most often): eight bit-identical updates."""
+    busy = subprocess.Popen([sys.executable, "-c", "import time\nend = time.time() + 600\nwhile time.time() < end: pass"])
+    try:
+        result = run_command([sys.executable, "-c", RETRACED_STEPS], timeout=900)
+    finally:
+        busy.kill()
+        busy.wait()
+    assert result.returncode == 0, result.stderr[-3000:]
+    differences = [float(line.split()[2]) for line in result.stdout.splitlines() if line.startswith("TRACE")]
+    assert differences == [0.0] * 8, result.stdout
