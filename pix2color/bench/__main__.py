@@ -95,7 +95,7 @@ def run_train(args) -> None:
 
     if args.deterministic_ops:
         use_deterministic_ops()
-        print("deterministic ops (op determinism, one inter-op thread)")
+        print("deterministic ops (op determinism, one inter-op thread, no arithmetic rewrites)")
     choice = precision.resolve(args.precision, precision.this_machine() if args.precision == "auto" else None)
     print(f"training step, image {args.image_size}x{args.image_size}, batch {args.batch_size}, "
           f"precision {choice.precision}" + (f" ({choice.reason})" if choice.reason else ""))

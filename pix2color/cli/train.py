@@ -56,9 +56,9 @@ def build_parser() -> ArgumentParser:
         help="steps between checkpoints (one is also written after every epoch)")
     add("--jit-compile", action="store_true", help="compile the train step with XLA")
     add("--deterministic-ops", action="store_true",
-        help="TensorFlow op determinism, one op at a time: identical runs, and a resumed run's weights equal "
-             "the uninterrupted run's bit for bit, on cores not crowded by other work (slower; without it runs differ "
-             "by float rounding)")
+        help="TensorFlow op determinism, one op at a time, no arithmetic rewrites of the traced step: identical "
+             "runs, and a resumed run's weights equal the uninterrupted run's bit for bit (slower; without it runs "
+             "differ by float rounding)")
     add("--coco-dir", default=None,
         help="with --data coco: a folder with train2017/, unlabeled2017/, val2017/, test2017/ "
         "(default: $COCO_DIR or ./coco if present, else tensorflow-datasets)")
