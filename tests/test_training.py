@@ -255,14 +255,9 @@ for trace in range(8):
 
 @pytest.mark.slow
 def test_deterministic_ops_give_one_step_whatever_its_trace():
-    """The same step traced eight times, beside a busy loop (busy cores make Grappler's arithmetic
-    rewrites of a trace vary most often): eight bit-identical updates."""
-    busy = subprocess.Popen([sys.executable, "-c", "import time\nend = time.time() + 600\nwhile time.time() < end: pass"])
-    try:
-        result = run_command([sys.executable, "-c", RETRACED_STEPS], timeout=900)
-    finally:
-        busy.kill()
-        busy.wait()
+    """The same step traced eight times: eight bit-identical updates. (With Grappler's arithmetic
+    optimizer on, about 1 trace in 2 differed by ~1e-6 on idle cores, every one on busy cores.)"""
+    result = run_command([sys.executable, "-c", RETRACED_STEPS], timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
     differences = [float(line.split()[2]) for line in result.stdout.splitlines() if line.startswith("TRACE")]
     assert differences == [0.0] * 8, result.stdout
