@@ -79,6 +79,9 @@ class TrainConfig:
         """Refuse, in one line naming the flag, any value that cannot make a sensible run."""
         if self.gan_only and self.l1_only:
             raise RunError("--gan-only and --l1-only exclude each other")
+        if self.jit_compile and self.deterministic_ops:  # Keras compiles no step with XLA under op determinism
+            raise RunError("--jit-compile and --deterministic-ops exclude each other: under op determinism Keras "
+                           "compiles no step with XLA")
         for name in ("epochs", "batch_size", "r1_every", "checkpoint_every", "steps_per_epoch", "validation_steps"):
             value = getattr(self, name)
             if value is not None and value < 1:

@@ -76,6 +76,7 @@ BAD_INPUTS = [
     (TRAIN + ["--seed", "-1"], 2, "--seed"),
     (TRAIN + ["--lambda-l1", "inf"], 2, "--lambda-l1"),
     (TRAIN + ["--precision", "float8"], 2, "--precision"),
+    (TRAIN + ["--jit-compile", "--deterministic-ops"], 2, "--jit-compile and --deterministic-ops exclude each other"),
     (PIX2COLOR + ["ablation", "--precision", "float32,half"], 2, "--precision"),
     pytest.param(TRAIN + ["--data", "sample", "--out", "W/foreign"], 2, "holds other files", marks=slow),
     pytest.param(TRAIN + ["--data", "sample", "--strategy", "tpu", "--out", "W/tpu_run"], 2, "no TPU", marks=slow),

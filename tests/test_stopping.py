@@ -69,11 +69,12 @@ KILL_PLANS = {"float32": ((2, True), (14, False)), "bfloat16": ((3, False),)}
 @pytest.mark.parametrize("precision", KILL_PLANS)
 def test_killed_at_random_moments_and_resumed_ends_with_the_same_weights(tmp_path, seeded_run, precision):
     """SIGKILLs (in float32 two, one during a checkpoint write), as many resumes, the last with
-    `--precision auto`: the uninterrupted run's weights (conftest's seeded_run) to 1e-5, in float32
-    and in bfloat16.
+    `--precision auto`: the uninterrupted run's weights (conftest's seeded_run, made beside other
+    tests) bit for bit, in float32 and in bfloat16.
 
     With --deterministic-ops: without it, two uninterrupted runs already differ by float rounding
-    (ops running side by side on the inter-op pool), which GAN training grows to ~1e-3 in 24 steps.
+    (ops side by side on the inter-op pool, Grappler's arithmetic rewrites varying from trace to
+    trace), which GAN training grows to ~1e-3 in 24 steps.
     """
     steps = 2 * SEEDED_STEPS_PER_EPOCH[precision]
     args = seeded_run_args(precision)
@@ -109,7 +110,7 @@ def test_killed_at_random_moments_and_resumed_ends_with_the_same_weights(tmp_pat
     assert expected.keys() == resumed.keys()
     assert any(name.startswith("random_states/") for name in expected)  # the dropout masks' RNG is saved
     for name, value in expected.items():
-        np.testing.assert_allclose(resumed[name], value, atol=1e-5, rtol=0, err_msg=name)
+        np.testing.assert_array_equal(resumed[name], value, err_msg=name)
 
 
 def _ignore_sigint():

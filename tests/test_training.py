@@ -248,7 +248,8 @@ for trace in range(8):
     trainer.make_train_function(force=True)
     trainer.fit(dataset, steps_per_epoch=1, verbose=0)
     after = [v.numpy() for v in state]
-    first = first or after
+    if first is None:
+        first = after
     print("TRACE", trace, max(float(np.max(np.abs(a - b), initial=0.0)) for a, b in zip(first, after)), flush=True)
 """
 
@@ -256,7 +257,8 @@ for trace in range(8):
 @pytest.mark.slow
 def test_deterministic_ops_give_one_step_whatever_its_trace():
     """The same step traced eight times: eight bit-identical updates. (With Grappler's arithmetic
-    optimizer on, about 1 trace in 2 differed by ~1e-6 on idle cores, every one on busy cores.)"""
+    optimizer on, 3 re-traces in 7 differed by ~1e-6 on idle cores, every one on busy cores:
+    docs/training.md#determinism---deterministic-ops.)"""
     result = run_command([sys.executable, "-c", RETRACED_STEPS], timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
     differences = [float(line.split()[2]) for line in result.stdout.splitlines() if line.startswith("TRACE")]
