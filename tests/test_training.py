@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import (MESSY_BAD, ROOT, file_states, latest_checkpoint_step, linked_copy, run_command, seeded_run_args,
-                      train_command, train_in_subprocess)
+from conftest import (MESSY_BAD, ROOT, file_states, latest_checkpoint_step, linked_copy, run_command,
+                      sample_photo_paths, seeded_run_args, train_command, train_in_subprocess)
 
 
 def history_epochs(out):
@@ -139,7 +139,7 @@ def test_sigkill_then_rerun_resumes_where_it_was(tmp_path, generator):
     assert "Done: 2 epochs, 8 steps" in result.stdout
     assert history_epochs(out) == [0, 1]  # no repeated or lost epochs
     if generator == "resnet18":  # the run is accepted by the other commands as a U-Net run is (evaluate: the ablation test)
-        photo = Path(sorted((ROOT / "pix2color" / "sample_photos").glob("*__view.jpg"))[0])
+        photo = Path(sample_photo_paths(1)[0])
         for args in (["colorize", str(photo), "-o", str(tmp_path / "colorized"), "--model", str(out), "--verbose", "0"],
                      ["export", "--model", str(out), "--out", str(tmp_path / "exported"), "--formats", "savedmodel"]):
             done = run_command([sys.executable, "-m", "pix2color.cli", *args])
