@@ -173,6 +173,13 @@ def image_container(source) -> str | None:
 
 
 def _to_rgb_array(image: Image.Image) -> np.ndarray:
+    if image.mode == "F":  # 32-bit float: 0..1 by convention; 0..255 and 0..65535 are read as such
+        gray = np.nan_to_num(np.asarray(image, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+        top = float(gray.max(initial=0.0))
+        if top > 65535:
+            raise ValueError(f"float pixel values up to {top:g}; expected 0..1 (or 0..255, 0..65535)")
+        scale = 255.0 if top <= 1.0 else 1.0 if top <= 255.0 else 1 / 257.0
+        return np.repeat(np.clip(np.round(gray * scale), 0, 255).astype(np.uint8)[..., None], 3, axis=-1)
     if image.mode in ("I;16", "I;16B", "I;16L", "I;16N"):
         gray = np.asarray(image, dtype=np.float32) / 257.0
         return np.repeat(np.round(gray).astype(np.uint8)[..., None], 3, axis=-1)

@@ -157,6 +157,13 @@ def image_container(source) -> str | None:
 
 
 def _to_rgb_array(image: Image.Image) -> np.ndarray:
+    if image.mode == "F":  # 32-bit float: 0..1 by convention; 0..255 and 0..65535 are read as such
+        gray = np.nan_to_num(np.asarray(image, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+        top = float(gray.max(initial=0.0))
+        if top > 65535:
+            raise ValueError(f"float pixel values up to {top:g}; expected 0..1 (or 0..255, 0..65535)")
+        scale = 255.0 if top <= 1.0 else 1.0 if top <= 255.0 else 1 / 257.0
+        return np.repeat(np.clip(np.round(gray * scale), 0, 255).astype(np.uint8)[..., None], 3, axis=-1)
     if image.mode in ("I;16", "I;16B", "I;16L", "I;16N"):
         gray = np.asarray(image, dtype=np.float32) / 257.0
         return np.repeat(np.round(gray).astype(np.uint8)[..., None], 3, axis=-1)
@@ -261,6 +268,37 @@ def _resized_tile(channel: Image.Image, size: tuple[int, int], rows: range, colu
     box = (columns.start * x_scale, rows.start * y_scale, columns.stop * x_scale, rows.stop * y_scale)
     resized = channel.resize((len(columns), len(rows)), Image.Resampling.BILINEAR, box=box)
     return np.asarray(resized, np.float32)
+
+
+def keep_in_gamut(lightness: np.ndarray, a: np.ndarray, b: np.ndarray, halvings: int = 16):
+    """(a, b) scaled towards 0, at their own hue, where Lab (L, a, b) has no sRGB colour, by as
+    little as needed (bisection): such a colour loses chroma and keeps its lightness, which
+    clipping each RGB channel would change."""
+    linear = _linear_rgb(lightness, a, b)
+    outside = np.any((linear < -1e-6) | (linear > 1 + 1e-6), axis=-1)
+    if not outside.any():
+        return a, b
+    lightness_out, a_out, b_out = lightness[outside], a[outside], b[outside]
+    low, high = np.zeros(len(a_out), np.float32), np.ones(len(a_out), np.float32)  # a = b = 0 is always inside
+    for _ in range(halvings):
+        middle = (low + high) / 2
+        rgb = _linear_rgb(lightness_out, a_out * middle, b_out * middle)
+        inside = np.all((rgb >= -1e-6) & (rgb <= 1 + 1e-6), axis=-1)
+        low, high = np.where(inside, middle, low), np.where(inside, high, middle)
+    a, b = a.copy(), b.copy()
+    a[outside], b[outside] = a_out * low, b_out * low
+    return a, b
+
+
+def ab_on_grid(rgb: np.ndarray, size: int) -> np.ndarray:
+    """uint8 RGB (H, W, 3) -> the photo's own a, b averaged over a size x size grid (area filter,
+    as `FullResolutionColorizer.prepare` averages L), in the network's units: (S, S, 2).
+
+    The colours a perfect network would predict: `FullResolutionColorizer.finish` renders them as
+    it renders a prediction (the Turing-test poll shows the original so). The whole photo's Lab is
+    computed at once: for photos of a few megapixels at most."""
+    lab = rgb_to_lab(rgb / np.float32(255.0))
+    return np.stack([_resize_channel(lab[..., k], (size, size), Image.Resampling.BOX) for k in (1, 2)], -1) / 110.0
 
 
 # --------------------------------------------------------------------------- the colorizer

@@ -185,7 +185,7 @@ def run_figures(run: str | os.PathLike) -> list[str]:
 
 
 def turing_chart(results, target) -> None:
-    """Bar chart of a Turing test per pair (`pix2color.turing.Results`) into a path or file."""
+    """Bar chart of a Turing test per pair (`pix2color.poll.Results`) into a path or file."""
     figure = turing_figure(results)
     figure.savefig(target, dpi=100, format="png")
     plt.close(figure)

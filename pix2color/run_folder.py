@@ -35,7 +35,7 @@ LOCK_FILE = ".pix2color.lock"
 CHECKPOINTS = "checkpoints"
 GENERATOR = "generator.keras"
 GENERATOR_RECORD = "generator.json"
-POLL_DATABASE = "poll.sqlite"  # a Turing-test poll folder (pix2color.turing)
+POLL_DATABASE = "poll.sqlite"  # a Turing-test poll folder (pix2color.poll)
 
 _CHECKPOINT_FILE = re.compile(r"^ckpt-(\d+)\.(index|data-\d+-of-\d+)$")
 _PARTIAL_CHECKPOINT = re.compile(r"^ckpt-\d+_temp")

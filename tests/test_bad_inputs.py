@@ -55,10 +55,10 @@ def workspace(tmp_path_factory, small_generator_file):
     keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Dense(2)]).save(folder / "dense.keras")
     (folder / "photos").mkdir()
     (folder / "not_a_poll").mkdir()
-    from pix2color import turing
+    from pix2color.poll import storage
 
     pixels = np.zeros((16, 16, 3), np.uint8)
-    turing.write_poll(folder / "poll", [turing.PollImages("p.jpg", pixels, pixels, pixels + 1)], "report")
+    storage.write_poll(folder / "poll", [storage.PollImages("p.jpg", pixels, pixels, pixels + 1)], "report")
     for name, content in (("empty_poll", b""), ("junk_poll", b"not a database\n" * 10)):
         (folder / name).mkdir()
         (folder / name / "poll.sqlite").write_bytes(content)

@@ -19,7 +19,7 @@ from PIL import Image
 from playwright.sync_api import expect
 
 from conftest import sample_photo_paths
-from pix2color import turing
+from pix2color.poll import storage
 from pix2color.loading import Network
 from pix2color.web.app import create_app
 from pix2color.bench.local_server import LocalServer, free_port
@@ -140,6 +140,37 @@ def test_upload_a_photo_and_download_its_colorization(browser, colorize_url, tmp
     page.close()
 
 
+@pytest.mark.parametrize("kind", ["tiff", "float-tiff"])
+def test_a_tiff_original_is_shown(browser, colorize_url, tmp_path, kind):
+    """Chromium cannot show TIFF: the page shows the photo as pix2color read it instead of a broken
+    image; a float TIFF in 0..1 is read as such, not as a black image."""
+    rgb = np.asarray(Image.open(small_photo(tmp_path)).convert("RGB"))
+    photo = tmp_path / "scan.tif"
+    if kind == "tiff":
+        Image.fromarray(rgb).save(photo, "TIFF")
+    else:
+        Image.fromarray(rgb.mean(axis=-1).astype(np.float32) / 255.0, "F").save(photo, "TIFF")
+    page = browser.new_page()
+    page.goto(colorize_url + "/")
+    page.set_input_files("#file", str(photo))
+    page.wait_for_selector("#result:not([hidden])", timeout=60_000)
+    for image in ("gray", "colorized", "original"):
+        size = page.eval_on_selector(f"#{image}", "img => [img.naturalWidth, img.naturalHeight]")
+        assert size == [400, 300], (image, size)
+    mean = page.eval_on_selector("#original", """img => {
+        const canvas = document.createElement("canvas");
+        [canvas.width, canvas.height] = [img.naturalWidth, img.naturalHeight];
+        const context = canvas.getContext("2d");
+        context.drawImage(img, 0, 0);
+        const data = context.getImageData(0, 0, canvas.width, canvas.height).data;
+        let sum = 0;
+        for (let index = 0; index < data.length; index += 4) sum += data[index + 1];
+        return sum / (data.length / 4);
+    }""")
+    assert abs(mean - rgb[..., 1 if kind == "tiff" else slice(None)].mean()) < 2, mean
+    page.close()
+
+
 def test_switching_the_mode_colorizes_the_photo_again(browser, colorize_url, tmp_path):
     page = browser.new_page()
     page.goto(colorize_url + "/")
@@ -187,7 +218,7 @@ def test_a_new_upload_and_an_error_clear_the_old_result(browser, colorize_url, t
     page.close()
 
 
-def poll_pairs(sizes: list[tuple[int, int]]) -> list[turing.PollImages]:
+def poll_pairs(sizes: list[tuple[int, int]]) -> list[storage.PollImages]:
     """A pair per (width, height): a sample photo, its grayscale and a "colorization" (shifted colours)."""
     rng = np.random.default_rng(0)
     pairs = []
@@ -195,17 +226,17 @@ def poll_pairs(sizes: list[tuple[int, int]]) -> list[turing.PollImages]:
         original = np.asarray(Image.open(path).convert("RGB").resize(size))
         generated = np.clip(original.astype(int) + rng.integers(-30, 30, 3), 0, 255).astype(np.uint8)
         gray = np.repeat(original.mean(-1, keepdims=True).astype(np.uint8), 3, -1)
-        pairs.append(turing.PollImages(path, gray, original, generated))
+        pairs.append(storage.PollImages(path, gray, original, generated))
     return pairs
 
 
 def poll_server(folder: Path):
     """The poll of `folder`, served from this process (admin token "tok"); yields its address."""
-    return serving(create_app(poll=turing.Poll(folder), admin_token="tok"))
+    return serving(create_app(poll=storage.Poll(folder), admin_token="tok"))
 
 
 def test_error_pages_link_back_without_javascript(browser, tmp_path):
-    folder = turing.write_poll(tmp_path / "poll", poll_pairs([(256, 192)] * 2), "report")
+    folder = storage.write_poll(tmp_path / "poll", poll_pairs([(256, 192)] * 2), "report")
     with poll_server(folder) as url:
         page = browser.new_page()
         for address, back in [("/poll/images/no-such-image.png", "/poll"), ("/nowhere", "/")]:
@@ -228,7 +259,7 @@ SCREENS = {"laptop": {"viewport": {"width": 1366, "height": 768}},
 def poll_page(browser, tmp_path, protocol: str, screen: str = "laptop", sizes=PHOTO_SIZES):
     """A new participant's page on a poll of photos of `sizes`, on a screen of SCREENS; yields the
     page and the poll's folder."""
-    folder = turing.write_poll(tmp_path / f"poll_{protocol}_{screen}", poll_pairs(sizes), protocol, seed=1)
+    folder = storage.write_poll(tmp_path / f"poll_{protocol}_{screen}", poll_pairs(sizes), protocol, seed=1)
     with poll_server(folder) as url:
         context = browser.new_context(**SCREENS[screen])
         page = context.new_page()
@@ -266,7 +297,7 @@ def test_the_poll_starts_with_what_the_study_is(browser, tmp_path, protocol, tas
 
 
 @pytest.mark.parametrize("screen", SCREENS)
-@pytest.mark.parametrize("protocol", turing.PROTOCOLS)
+@pytest.mark.parametrize("protocol", storage.PROTOCOLS)
 def test_every_trial_fits_the_screen_without_scrolling(browser, tmp_path, protocol, screen):
     with poll_page(browser, tmp_path, protocol, screen) as (page, _):
         viewport = page.viewport_size
@@ -288,7 +319,7 @@ def test_every_trial_fits_the_screen_without_scrolling(browser, tmp_path, protoc
         expect(page.locator("#score")).to_be_visible()
 
 
-@pytest.mark.parametrize("protocol", turing.PROTOCOLS)
+@pytest.mark.parametrize("protocol", storage.PROTOCOLS)
 def test_poll_images_are_at_most_twice_their_size_and_the_two_alike(browser, tmp_path, protocol):
     with poll_page(browser, tmp_path, protocol, sizes=[(256, 192), (192, 256)]) as (page, _):
         page.click("#start")
@@ -320,7 +351,7 @@ def test_the_score_page_says_what_the_score_means(browser, tmp_path, protocol, b
             assert "Of the 2 colorized photos you saw, you took 2 for real ones (100%)." in meaning
             assert "guessing at random is right about half the time" in meaning
         else:  # 2afc answers are the version picked as the real photo
-            fooled = [answer for *_, answer, _, _ in turing.Poll(folder).answers()].count("generated")
+            fooled = [answer for *_, answer, _, _ in storage.Poll(folder).answers()].count("generated")
             assert score == f"You picked the real photo {4 - fooled} times out of 4."
             assert f"the colorized one looked more real to you {fooled} times ({25 * fooled}%)" in meaning
             assert "at 50% you could not tell the colorizations from the real photos" in meaning
@@ -339,16 +370,17 @@ def test_the_results_page_shows_tables_and_the_chart(browser, tmp_path):
             expect(page.locator("#progress")).to_have_text(f"{number} / {len(PHOTO_SIZES)}")
             page.click("#answer-original")
         page.goto(page.url.replace("/poll", "/admin?token=tok"))
-        assert page.inner_text("#summary") == "Turing test (report protocol): 4 answers from 1 participant"
+        assert page.inner_text("#summary") == "Turing test (one colour version a trial): 4 answers from 1 participant"
         assert table(page, "#matrix")[1:] == [["original shown", "2", "0"], ["colorization shown", "2", "0"]]
         rates = {row[0].split(" ")[0]: row[1:] for row in table(page, "#rates")[1:]}
         assert rates["TPR"][:2] == ["1.0000", "2/2"] and rates["FPR"][:2] == ["1.0000", "2/2"]
         assert rates["TNR"][:2] == ["0.0000", "0/2"] and rates["TNR"][2].startswith("0.0000 to 0.")
+        assert rates["TNR"][3] == "n/a"  # one participant: nothing to resample
         pairs = table(page, "#pairs")[1:]
         assert [row[0] for row in pairs] == ["1", "2", "3", "4"] and all(row[1] == "1" for row in pairs)
         shares = sorted(row[2:4] for row in pairs)  # each pair was shown once: its original or its colorization
-        assert shares == [["1.00 (1/1)", "n/a"]] * 2 + [["n/a", "1.00 (1/1)"]] * 2
-        sources = turing.Poll(folder).sources()
+        assert shares == [["0/0", "1/1 (1.00)"]] * 2 + [["1/1 (1.00)", "0/0"]] * 2
+        sources = storage.Poll(folder).sources()
         assert [row[4] for row in pairs] == [sources[pair] for pair in (1, 2, 3, 4)]
         assert page.eval_on_selector("img.chart", "image => image.complete && image.naturalWidth") > 0
         screenshot(page, tmp_path / "poll_results.png")
@@ -356,7 +388,7 @@ def test_the_results_page_shows_tables_and_the_chart(browser, tmp_path):
 
 @pytest.mark.slow
 def test_take_a_whole_poll_to_the_score_page(browser, tmp_path):
-    folder = turing.write_poll(tmp_path / "poll", poll_pairs([(256, 192)] * 4), "report", seed=2)
+    folder = storage.write_poll(tmp_path / "poll", poll_pairs([(256, 192)] * 4), "report", seed=2)
     with LocalServer(["--poll", str(folder), "--admin-token", "tok"]) as server:
         page = browser.new_page()
         page.goto(server.url + "/")  # a poll-only server sends participants to /poll
@@ -365,7 +397,7 @@ def test_take_a_whole_poll_to_the_score_page(browser, tmp_path):
             assert page.inner_text("#progress") == f"{number} / 4"
             if number == 2:
                 screenshot(page, tmp_path / "poll_page.png")
-            page.click("#answer-original" if number % 2 else "#answer-generated")
+            page.click("#answer-original" if number % 2 else "#answer-colorized")
         page.wait_for_selector("#score")
         assert "out of 4" in page.inner_text("#score")
         screenshot(page, tmp_path / "poll_score.png")
@@ -375,7 +407,7 @@ def test_take_a_whole_poll_to_the_score_page(browser, tmp_path):
         admin.goto(server.url + "/admin?token=tok")
         assert "4 answers from 1 participant" in admin.inner_text("#summary")
         screenshot(admin, tmp_path / "poll_results.png")
-    assert len(turing.Poll(folder).answers()) == 4
+    assert len(storage.Poll(folder).answers()) == 4
 
 
 def test_the_api_docs_page_shows_its_operations_within_the_content_security_policy(browser):

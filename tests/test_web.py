@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from conftest import sample_photo_paths
-from pix2color import turing
+from pix2color.poll import build as poll_build, statistics, storage
 from pix2color.loading import Network, load_network
 from pix2color.web.app import Limits, create_app
 
@@ -168,13 +168,13 @@ def test_full_queue_answers_503_with_retry_after(photo):
 
 def test_report_confusion_matrix_arithmetic():
     """Fed the report's own answers, the rates are the report's: TPR 0.7246, TNR 0.5548, FPR 0.4452."""
-    results = turing.Results.from_matrix(turing.REPORT_MATRIX)
+    results = statistics.Results.from_matrix(statistics.REPORT_MATRIX)
     tpr, tnr, fpr = results.rates()
     assert (tpr.successes, tpr.trials, tnr.successes, tnr.trials, fpr.successes, fpr.trials) == (
         1292, 1783, 1231, 2219, 988, 2219)
     assert (round(tpr.value, 4), round(tnr.value, 4), round(fpr.value, 4)) == (0.7246, 0.5548, 0.4452)
     text = results.report()
-    assert "Original          1292         491" in text and "Generated          988        1231" in text
+    assert "Original          1292         491" in text and "Colorized          988        1231" in text
     assert "44.5%" in text
     low, high = fpr.interval  # Wilson: strictly inside (0, 1), around the rate
     assert low < fpr.value < high and high - low < 0.05
@@ -184,9 +184,9 @@ def test_wilson_interval_matches_published_values():
     """Newcombe (1998), "Two-sided confidence intervals for the single proportion", Table I."""
     for (successes, trials), expected in {(81, 263): (0.2553, 0.3662), (15, 148): (0.0624, 0.1605),
                                            (0, 20): (0.0, 0.1611)}.items():
-        low, high = turing.wilson_interval(successes, trials)
+        low, high = statistics.wilson_interval(successes, trials)
         assert (round(low, 4), round(high, 4)) == expected
-    assert turing.wilson_interval(0, 0) is None
+    assert statistics.wilson_interval(0, 0) is None
 
 
 def tiny_poll(folder, protocol="report", pairs=4, source_names=None):
@@ -197,8 +197,8 @@ def tiny_poll(folder, protocol="report", pairs=4, source_names=None):
         generated = (original // 2).astype(np.uint8)
         gray = np.repeat(original.mean(-1, keepdims=True).astype(np.uint8), 3, -1)
         name = (source_names or {}).get(index, f"photo{index}.jpg")
-        images.append(turing.PollImages(name, gray, original, generated))
-    return turing.write_poll(folder, images, protocol, seed=7)
+        images.append(storage.PollImages(name, gray, original, generated))
+    return storage.write_poll(folder, images, protocol, seed=7)
 
 
 def not_a_poll_database(database, kind):
@@ -210,20 +210,20 @@ def not_a_poll_database(database, kind):
     if kind in ("empty", "junk"):
         database.write_bytes(b"" if kind == "empty" else b"SQLite format 2\x00" + bytes(range(256)) * 8)
         return
-    with closing(turing.connect(database) if kind == "unfinished" else sqlite3.connect(database)) as connection:
-        connection.executescript(turing.SCHEMA if kind == "unfinished" else "CREATE TABLE notes (text TEXT);")
+    with closing(storage.connect(database) if kind == "unfinished" else sqlite3.connect(database)) as connection:
+        connection.executescript(storage.SCHEMA if kind == "unfinished" else "CREATE TABLE notes (text TEXT);")
 
 
 @pytest.mark.parametrize("kind", ["empty", "junk", "another-database", "unfinished"])
 def test_a_poll_database_that_holds_no_poll_is_one_line_and_left_as_it_is(tmp_path, kind):
     folder = tmp_path / "poll"
     folder.mkdir()
-    not_a_poll_database(folder / turing.DATABASE, kind)
+    not_a_poll_database(folder / storage.DATABASE, kind)
     before = {path.name: path.read_bytes() for path in folder.iterdir()}
-    with pytest.raises(turing.PollError) as raised:
-        turing.Poll(folder)
+    with pytest.raises(storage.PollError) as raised:
+        storage.Poll(folder)
     message = str(raised.value)
-    assert str(folder / turing.DATABASE) in message and "\n" not in message, message
+    assert str(folder / storage.DATABASE) in message and "\n" not in message, message
     assert {path.name: path.read_bytes() for path in folder.iterdir()} == before
 
 
@@ -232,12 +232,12 @@ def test_a_poll_folder_is_new_or_empty_and_whole_or_absent(tmp_path, monkeypatch
     leaves no folder, and the same build then succeeds."""
     photos = tmp_path / "photos"
     photos.mkdir()
-    (photos / turing.SECRET_FILE).write_text("mine")
-    with pytest.raises(turing.PollError, match="holds other files"):
+    (photos / storage.SECRET_FILE).write_text("mine")
+    with pytest.raises(storage.PollError, match="holds other files"):
         tiny_poll(photos)
-    assert [(p.name, p.read_text()) for p in photos.iterdir()] == [(turing.SECRET_FILE, "mine")]
+    assert [(p.name, p.read_text()) for p in photos.iterdir()] == [(storage.SECRET_FILE, "mine")]
 
-    opaque_name = turing.opaque_name
+    opaque_name = storage.opaque_name
 
     def interrupted_at(call):
         calls = iter(range(1000))
@@ -250,13 +250,13 @@ def test_a_poll_folder_is_new_or_empty_and_whole_or_absent(tmp_path, monkeypatch
         return name
 
     for call in (1, 7):
-        monkeypatch.setattr(turing, "opaque_name", interrupted_at(call))
+        monkeypatch.setattr(storage, "opaque_name", interrupted_at(call))
         with pytest.raises(KeyboardInterrupt):
             tiny_poll(tmp_path / "poll")
         assert sorted(p.name for p in tmp_path.iterdir()) == ["photos"]
     monkeypatch.undo()
     (tmp_path / "poll").mkdir()  # an empty folder is a fine --out
-    assert turing.Poll(tiny_poll(tmp_path / "poll")).pair_count == 4
+    assert storage.Poll(tiny_poll(tmp_path / "poll")).pair_count == 4
     assert sorted(p.name for p in tmp_path.iterdir()) == ["photos", "poll"]
 
 
@@ -275,18 +275,18 @@ def test_a_poll_never_takes_its_photos_from_run_or_poll_folders(small_generator_
         Image.new("RGB", (40, 30), (200, 30, 30)).save(run / name)
     tiny_poll(photos / "old_poll")
     said = []
-    poll = turing.build_poll(str(small_generator_file), photos, tmp_path / "poll", pairs=2, log=said.append)
-    assert sorted(turing.Poll(poll).sources().values()) == [str(photos / "a.jpg"), str(photos / "sub/b.png")]
+    poll = poll_build.build_poll(str(small_generator_file), photos, tmp_path / "poll", pairs=2, log=said.append)
+    assert sorted(storage.Poll(poll).sources().values()) == [str(photos / "a.jpg"), str(photos / "sub/b.png")]
     assert f"left out {run}: a pix2color run folder, not photos" in said
     assert f"left out {photos / 'old_poll'}: a pix2color poll folder, not photos" in said
-    with pytest.raises(turing.PollError, match="only 2 photos"):
-        turing.build_poll(str(small_generator_file), photos, tmp_path / "poll3", pairs=3, log=said.append)
-    with pytest.raises(turing.PollError, match="a pix2color poll folder, not a folder of photos"):
-        turing.build_poll(str(small_generator_file), photos / "old_poll", tmp_path / "poll4", pairs=1)
+    with pytest.raises(storage.PollError, match="only 2 photos"):
+        poll_build.build_poll(str(small_generator_file), photos, tmp_path / "poll3", pairs=3, log=said.append)
+    with pytest.raises(storage.PollError, match="a pix2color poll folder, not a folder of photos"):
+        poll_build.build_poll(str(small_generator_file), photos / "old_poll", tmp_path / "poll4", pairs=1)
 
 
 def test_empty_poll_results_are_n_a(tmp_path):
-    results = turing.results(turing.Poll(tiny_poll(tmp_path / "poll")))
+    results = statistics.results(storage.Poll(tiny_poll(tmp_path / "poll")))
     assert results.total == 0 and "n/a" in results.report()
 
 
@@ -296,7 +296,7 @@ def test_results_chart_keeps_its_legend_off_the_bars_and_tells_n_a_from_0(protoc
     from pix2color import plots
 
     per_pair = {1: [[2, 0], [0, 2]], 2: [[0, 0], [0, 0]], 3: [[1, 1], [1, 1]]}
-    results = turing.Results(protocol, [[3, 1], [1, 3]], per_pair)
+    results = statistics.Results(protocol, [[3, 1], [1, 3]], per_pair)
     figure = plots.turing_figure(results)
     figure.canvas.draw()
     axis, = figure.axes
@@ -314,7 +314,7 @@ def test_results_chart_keeps_its_legend_off_the_bars_and_tells_n_a_from_0(protoc
 
 def test_poll_files_tell_nothing(tmp_path):
     folder = tiny_poll(tmp_path / "poll")
-    poll = turing.Poll(folder)
+    poll = storage.Poll(folder)
     files = sorted((folder / "images").iterdir())
     assert len(files) == 12 and all(re.fullmatch(r"[0-9a-f]{32}\.png", f.name) for f in files)
     images = [Image.open(f) for f in files]
@@ -326,14 +326,14 @@ def test_poll_files_tell_nothing(tmp_path):
 @pytest.fixture
 def poll_client(tmp_path):
     folder = tiny_poll(tmp_path / "poll", source_names={2: "<script>alert(1)</script>.jpg"})
-    app = create_app(poll=turing.Poll(folder), admin_token="s3cret")
+    app = create_app(poll=storage.Poll(folder), admin_token="s3cret")
     with local_client(app) as test_client:
         yield test_client, folder
 
 
 def answer_all(client, choose):
     """Answer every trial through the JSON API; `choose(trial)` -> the answer."""
-    trial = client.get("/poll", headers={"Accept": "application/json"}).json()
+    trial = json_trial(client)
     answered = []
     while not trial["done"]:
         body = {"pair": trial["pair"], "shown": trial["images"], "answer": choose(trial)}
@@ -346,7 +346,7 @@ def answer_all(client, choose):
 
 def test_participant_sees_every_pair_once_half_originals(poll_client):
     client, folder = poll_client
-    poll = turing.Poll(folder)
+    poll = storage.Poll(folder)
     intro = client.get("/poll")
     assert intro.status_code == 200 and "You will see 4 photos" in intro.text and 'id="progress"' not in intro.text
     assert not poll.answers() and "pix2color_poll" not in client.cookies  # no participant until Start
@@ -363,7 +363,7 @@ def test_participant_sees_every_pair_once_half_originals(poll_client):
     assert "You were right 2 times out of 4" in final.text
     other = local_client(client.app)
     other.post("/poll/start")  # a second participant: their own order
-    assert turing.Poll(folder).answers() and len(poll.answers()) == 4
+    assert storage.Poll(folder).answers() and len(poll.answers()) == 4
 
 
 def test_trial_pages_are_the_same_whichever_version_is_shown(poll_client):
@@ -379,21 +379,21 @@ def test_trial_pages_are_the_same_whichever_version_is_shown(poll_client):
         shown = re.search(r'name="shown" value="([^"]+)"', html).group(1)
         pages.add(re.sub(r"[0-9a-f]{32}\.png|value=\"\d+\"|\d+ / 4", "X", html))
         client.post("/poll/answer", data={"pair": pair, "shown": shown, "answer": "original"})
-    versions = {row[2] for row in turing.Poll(folder).answers()}
+    versions = {row[2] for row in storage.Poll(folder).answers()}
     assert versions == {"original", "generated"} and len(pages) == 1
 
 
 def test_answers_are_checked_and_idempotent(poll_client):
     client, folder = poll_client
-    trial = client.get("/poll", headers={"Accept": "application/json"}).json()
-    body = {"pair": trial["pair"], "shown": trial["images"], "answer": "generated"}
+    trial = json_trial(client)
+    body = {"pair": trial["pair"], "shown": trial["images"], "answer": "colorized"}
     first = client.post("/poll/answer", json=body, headers={"Accept": "application/json"})
     again = client.post("/poll/answer", json={**body, "answer": "original"}, headers={"Accept": "application/json"})
     assert first.json()["recorded"] is True and again.status_code == 200 and again.json()["recorded"] is False
-    assert [row[3] for row in turing.Poll(folder).answers()] == ["generated"]  # the first answer stands
+    assert [row[3] for row in storage.Poll(folder).answers()] == ["generated"]  # the first answer stands
     unknown = client.post("/poll/answer", json={**body, "pair": 99})
     assert unknown.status_code == 422 and "not one of this participant's pairs" in unknown.json()["detail"]
-    poll = turing.Poll(folder)
+    poll = storage.Poll(folder)
     second = client.get("/poll", headers={"Accept": "application/json"}).json()
     other_image = next(name for name in poll.image_names  # an image of neither trial (names are random)
                        if name not in trial["images"] + second["images"]
@@ -437,7 +437,7 @@ def test_one_address_makes_a_bounded_number_of_participants_a_minute(tmp_path):
     """A client dropping its cookie becomes a new participant each time; past the limit it gets a
     one-line 429 and nothing is stored, while participants it already made go on answering."""
     folder = tiny_poll(tmp_path / "poll")
-    app = create_app(poll=turing.Poll(folder), limits=Limits(new_participants=3))
+    app = create_app(poll=storage.Poll(folder), limits=Limits(new_participants=3))
     with local_client(app) as client:
         for _ in range(3):
             client.cookies.clear()
@@ -447,7 +447,7 @@ def test_one_address_makes_a_bounded_number_of_participants_a_minute(tmp_path):
         refused = client.post("/poll/start", headers={"Accept": "application/json"}, follow_redirects=False)
         assert refused.status_code == 429 and refused.headers["Retry-After"] == "60"
         assert "new participants from one address" in refused.json()["detail"]
-        assert client.get("/poll", headers={"Accept": "application/json"}).status_code == 429  # programs, too
+        assert client.post("/poll/start", headers={"Accept": "application/json"}).status_code == 429  # programs, too
         assert _participants(folder) == 3
         client.cookies.update(kept)
         trial = client.get("/poll", headers={"Accept": "application/json"}).json()
@@ -455,36 +455,37 @@ def test_one_address_makes_a_bounded_number_of_participants_a_minute(tmp_path):
 
 
 def _participants(folder) -> int:
-    with sqlite3.connect(folder / turing.DATABASE) as database:
+    with sqlite3.connect(folder / storage.DATABASE) as database:
         return database.execute("SELECT COUNT(*) FROM participants").fetchone()[0]
 
 
 def test_2afc_poll_reports_percent_fooled(tmp_path):
     folder = tiny_poll(tmp_path / "poll2", protocol="2afc")
-    poll = turing.Poll(folder)
+    poll = storage.Poll(folder)
     with local_client(create_app(poll=poll, admin_token="t")) as client:
         page = client.post("/poll/start").text
         assert "Which one is the real photo?" in page and page.count("This one is real") == 2
 
         def pick_generated(trial):
-            originals = {turing.Poll(folder).image_path(n) for n in trial["images"]}
+            originals = {storage.Poll(folder).image_path(n) for n in trial["images"]}
             assert len(originals) == 2
             return next(name for name in trial["images"] if name in generated_names)
 
         generated_names = set(_column(folder, "generated"))
         answer_all(client, pick_generated)
-    results = turing.results(poll)
+    results = statistics.results(poll)
     assert results.matrix == [[0, 4], [0, 0]]
     assert "% fooled: 100.0%" in results.report()
 
 
 def _column(folder, column):
-    with sqlite3.connect(folder / turing.DATABASE) as database:
+    with sqlite3.connect(folder / storage.DATABASE) as database:
         return [row[0] for row in database.execute(f"SELECT {column} FROM pairs")]
 
 
 def json_trial(client):
-    return client.get("/poll", headers={"Accept": "application/json"}).json()
+    """Start (or go on) as a program does: POST /poll/start, redirected to /poll, as JSON."""
+    return client.post("/poll/start", headers={"Accept": "application/json"}).json()
 
 
 @pytest.mark.parametrize("body", [
@@ -503,7 +504,7 @@ def test_malformed_json_answers_are_one_line_4xx(poll_client, body):
     assert 400 <= reply.status_code < 500, reply.text
     detail = reply.json()["detail"]
     assert isinstance(detail, str) and "\n" not in detail and "Traceback" not in reply.text
-    assert turing.Poll(folder).answers() == []
+    assert storage.Poll(folder).answers() == []
 
 
 def test_json_nested_too_deep_to_parse_is_a_400(poll_client):
@@ -513,7 +514,7 @@ def test_json_nested_too_deep_to_parse_is_a_400(poll_client):
     reply = client.post("/poll/answer", content="[" * 3000 + "]" * 3000,
                         headers={"Accept": "application/json", "Content-Type": "application/json"})
     assert reply.status_code == 400 and "not JSON" in reply.json()["detail"]
-    assert turing.Poll(folder).answers() == []
+    assert storage.Poll(folder).answers() == []
 
 
 def test_a_form_answer_with_a_huge_pair_number_is_a_4xx(poll_client):
@@ -522,7 +523,7 @@ def test_a_form_answer_with_a_huge_pair_number_is_a_4xx(poll_client):
     reply = client.post("/poll/answer", data={"pair": "100000000000000000000000", "shown": "x.png",
                                               "answer": "original"})
     assert reply.status_code == 422 and "not one of this participant's pairs" in reply.json()["detail"]
-    assert turing.Poll(folder).answers() == []
+    assert storage.Poll(folder).answers() == []
 
 
 def test_only_the_trial_shown_now_can_be_answered(poll_client):
@@ -531,7 +532,7 @@ def test_only_the_trial_shown_now_can_be_answered(poll_client):
     client, folder = poll_client
     current = json_trial(client)
     later = next(pair for pair in range(1, 5) if pair != current["pair"])
-    with sqlite3.connect(folder / turing.DATABASE) as database:
+    with sqlite3.connect(folder / storage.DATABASE) as database:
         version, original, generated = database.execute(
             "SELECT t.version, p.original, p.generated FROM trials t JOIN pairs p ON p.id = t.pair WHERE t.pair = ?",
             (later,)).fetchone()
@@ -539,7 +540,7 @@ def test_only_the_trial_shown_now_can_be_answered(poll_client):
     reply = client.post("/poll/answer", json={"pair": later, "shown": shown, "answer": "original"},
                         headers={"Accept": "application/json"})
     assert reply.status_code == 409 and "not the trial shown" in reply.json()["detail"], reply.text
-    assert turing.Poll(folder).answers() == []
+    assert storage.Poll(folder).answers() == []
     assert json_trial(client) == current  # still at the same place
 
 
@@ -558,7 +559,7 @@ def test_a_body_larger_than_its_limit_is_refused_before_it_is_read(poll_client):
     streamed = client.post("/poll/answer", content=chunks,
                            headers={"Content-Type": "application/json", "Accept": "application/json"})
     assert streamed.status_code == 413 and streamed.headers["connection"] == "close", streamed.text
-    assert turing.Poll(folder).answers() == [] and json_trial(client) == trial
+    assert storage.Poll(folder).answers() == [] and json_trial(client) == trial
 
 
 def test_uploads_keep_their_own_larger_limit(client, photo):
@@ -581,12 +582,52 @@ def test_writes_from_another_origin_are_refused(poll_client, origin):
     form = {"pair": pair, "shown": shown, "answer": "original"}
     refused = client.post("/poll/answer", data=form, headers={"Origin": origin}, follow_redirects=False)
     assert refused.status_code == 403 and "another site" in refused.json()["detail"], refused.text
-    assert turing.Poll(folder).answers() == []
+    assert storage.Poll(folder).answers() == []
     for same in ("http://localhost:8000", "HTTP://LOCALHOST:8000", None):  # scripts send no Origin
         headers = {"Origin": same} if same else {}
         reply = client.post("/poll/answer", data=form, headers=headers, follow_redirects=False)
         assert reply.status_code == 303, reply.text
-    assert len(turing.Poll(folder).answers()) == 1
+    assert len(storage.Poll(folder).answers()) == 1
+
+
+@pytest.mark.parametrize("headers", [
+    {"Accept": "application/json", "Origin": "http://evil.example", "Sec-Fetch-Site": "cross-site"},
+    {"Accept": "application/json"},  # a program, or a browser that sends neither
+])
+def test_only_a_post_makes_a_participant(poll_client, headers):
+    """GET never makes a participant: another site's page can make its visitors GET /poll (a
+    script asking for JSON, an image), never POST /poll/start (`SameOriginWrites`)."""
+    client, folder = poll_client
+    refused = client.get("/poll", headers=headers)
+    assert refused.status_code == 403 and "POST /poll/start" in refused.json()["detail"]
+    assert "pix2color_poll" not in client.cookies and _participants(folder) == 0
+    cross_site = client.post("/poll/start", headers=headers, follow_redirects=False)
+    assert cross_site.status_code == (403 if "Origin" in headers else 303) and _participants(folder) == (
+        0 if "Origin" in headers else 1)
+
+
+FORBIDDEN_WORDS = ("the report", "report's", "pix2pix", "pillow", "generated", " --", "tensorflow", "keras")
+
+
+@pytest.mark.parametrize("protocol", ["report", "2afc"])
+def test_every_page_a_participant_or_organiser_sees_is_in_plain_words(tmp_path, protocol):
+    """No "the report", "pix2pix", library names or command-line flags; "colorized", one term."""
+    folder = tiny_poll(tmp_path / "poll", protocol)
+    seen = {}
+    with local_client(create_app(poll=storage.Poll(folder), admin_token="t")) as client:
+        seen["intro"] = client.get("/poll").text
+        seen["trial"] = client.post("/poll/start").text
+        answer_all(client, lambda trial: trial["images"][0] if protocol == "2afc" else "colorized")
+        seen["score"] = client.get("/poll").text
+        seen["results"] = client.get("/admin", params={"token": "t", "exclude": "1", "complete_only": "1"}).text
+        seen["missing"] = client.get("/poll/images/nothing.png", headers={"Accept": "text/html"}).text
+        seen["refused"] = client.get("/admin", params={"token": "t", "exclude": "9"}, headers={"Accept": "text/html"}).text
+        seen["no token"] = client.get("/admin", headers={"Accept": "text/html"}).text
+    for page, html in seen.items():
+        text = re.sub(r"<[^>]+>", " ", re.sub(r"<(script|style)[^>]*>.*?</\1>", " ", html, flags=re.S)).lower()
+        text = text.replace("-->", "")
+        assert not [word for word in FORBIDDEN_WORDS if word in text], (page, text)
+    assert all("colorized" in seen[page].lower() for page in ("intro", "score", "results"))
 
 
 def test_pages_let_the_browser_name_their_origin_in_forms(poll_client):
@@ -642,10 +683,10 @@ def test_the_two_colour_versions_differ_only_in_their_pixels(tmp_path, protocol)
     for index in range(4):
         original = rng.integers(0, 256, (24 + index, 32, 3), dtype=np.uint8)  # noise: compresses badly
         generated = np.repeat(original[..., :1], 3, -1) // 4  # compresses well
-        pairs.append(turing.PollImages(f"p{index}.jpg", original, original, generated))
-    folder = turing.write_poll(tmp_path / "poll", pairs, protocol)
-    with local_client(create_app(poll=turing.Poll(folder))) as client:
-        with sqlite3.connect(folder / turing.DATABASE) as database:
+        pairs.append(storage.PollImages(f"p{index}.jpg", original, original, generated))
+    folder = storage.write_poll(tmp_path / "poll", pairs, protocol)
+    with local_client(create_app(poll=storage.Poll(folder))) as client:
+        with sqlite3.connect(folder / storage.DATABASE) as database:
             names = database.execute("SELECT original, generated FROM pairs ORDER BY id").fetchall()
         for (original_name, generated_name), images in zip(names, pairs):
             files = [folder / "images" / original_name, folder / "images" / generated_name]
@@ -677,7 +718,7 @@ def test_a_poll_with_compressed_images_is_still_served(tmp_path):
     plain = png_bytes(Image.new("RGB", (32, 24), (10, 20, 30)))  # a compressed PNG, as another build may have written
     name = _column(folder, "original")[0]
     (folder / "images" / name).write_bytes(plain)
-    with local_client(create_app(poll=turing.Poll(folder))) as client:
+    with local_client(create_app(poll=storage.Poll(folder))) as client:
         reply = client.get(f"/poll/images/{name}")
     assert reply.status_code == 200 and reply.content == plain and reply.headers["content-type"] == "image/png"
 
@@ -686,20 +727,19 @@ def test_results_count_in_plain_words_and_refuse_pairs_that_do_not_exist(poll_cl
     client, folder = poll_client
     trial = json_trial(client)
     client.post("/poll/answer", json={"pair": trial["pair"], "shown": trial["images"], "answer": "original"})
-    poll = turing.Poll(folder)
-    assert "1 answer from 1 participant\n" in turing.results(poll).report() + "\n"
-    with pytest.raises(turing.PollError, match=r"--exclude 9, 99: no such pairs \(the poll's pairs are 1\.\.4\)"):
-        turing.results(poll, (2, 9, 99))
+    poll = storage.Poll(folder)
+    assert "1 answer from 1 participant\n" in statistics.results(poll).report() + "\n"
+    with pytest.raises(storage.PollError, match=r"^9, 99: no such pairs \(the poll's pairs are 1\.\.4\)"):
+        statistics.results(poll, (2, 9, 99))
     page = client.get("/admin", params={"token": "s3cret", "exclude": "2,99"})
-    assert page.status_code == 400 and "99: no such pair" in page.json()["detail"]
+    assert page.status_code == 400 and page.json()["detail"] == "pairs to leave out: 99: no such pair (the poll's pairs are 1..4)"
 
 
 # --------------------------------------------------------------------------- the API's documentation
 
 
-def test_the_api_docs_are_a_page_without_scripts_listing_every_operation(networks, tmp_path):
-    """Swagger UI would need a CDN and an inline script, both refused by the page's own CSP."""
-    app = create_app(networks, poll=turing.Poll(tiny_poll(tmp_path / "poll")))
+def api_docs(app) -> tuple[str, list[tuple[str, str]]]:
+    """The /api/docs page of `app` (checked to be a page without scripts) and its schema's operations."""
     with local_client(app) as client:
         page = client.get("/api/docs")
         schema = client.get("/api/openapi.json").json()
@@ -708,11 +748,29 @@ def test_the_api_docs_are_a_page_without_scripts_listing_every_operation(network
     assert "script-src 'self'" in page.headers["content-security-policy"]
     assert "<script" not in page.text and " style=" not in page.text and "cdn" not in page.text.lower()
     operations = [(method.upper(), path) for path, item in schema["paths"].items() for method in item]
-    assert ("POST", "/api/colorize") in operations and ("POST", "/poll/answer") in operations
     for method, path in operations:
         assert f"<code>{method} {path}</code>" in page.text, (method, path)
-    colorize = page.text[page.text.index("<code>POST /api/colorize</code></h2>"):]
-    colorize = colorize[:colorize.index("</section>")]
+    return page.text, operations
+
+
+def operation_section(page: str, operation: str) -> str:
+    section = page[page.index(f"<code>{operation}</code></h2>"):]
+    return section[:section.index("</section>")]
+
+
+def test_the_poll_s_api_docs_say_what_each_operation_returns(tmp_path):
+    page, operations = api_docs(create_app(poll=storage.Poll(tiny_poll(tmp_path / "poll"))))
+    assert ("POST", "/poll/answer") in operations and ("POST", "/api/colorize") not in operations
+    start = operation_section(page, "POST /poll/start")
+    assert "<td>303</td>" in start and "<td>200</td>" not in start and "429" in start
+    assert "403" in operation_section(page, "GET /poll")
+
+
+def test_the_api_docs_are_a_page_without_scripts_listing_every_operation(networks):
+    """Swagger UI would need a CDN and an inline script, both refused by the page's own CSP."""
+    page, operations = api_docs(create_app(networks))
+    assert ("POST", "/api/colorize") in operations and ("POST", "/api/original") in operations
+    colorize = operation_section(page, "POST /api/colorize")
     for words in ("multipart/form-data", "<code>image</code>", "file", "<code>format</code>", "one of png, jpeg",
                   "413", "image/png"):
         assert words in colorize, words

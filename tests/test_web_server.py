@@ -4,6 +4,7 @@ server on loopback under load, and killed mid-poll."""
 import contextlib
 import io
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -15,7 +16,7 @@ import httpx
 import numpy as np
 import pytest
 
-from pix2color import turing
+from pix2color.poll import statistics, storage
 from pix2color.bench.web import bench_poll
 from pix2color.web.app import Limits, create_app
 from pix2color.web.guards import server_config
@@ -34,32 +35,35 @@ def test_fifty_participants_at_once_lose_no_answer(tmp_path):
     answer is stored once, none is lost or doubled."""
     stats = bench_poll(participants=50, pairs=20, workdir=str(tmp_path), log=print)
     assert stats["acknowledged"] == stats["stored"] == stats["distinct"] == 1000
-    results = turing.results(turing.Poll(stats["folder"]))
+    results = statistics.results(storage.Poll(stats["folder"]))
     assert results.total == 1000 and len(results.per_participant) == 50
-    assert set(results.per_participant.values()) == {20}
+    assert {sum(map(sum, matrix)) for matrix in results.per_participant.values()} == {20}
     assert sum(results.matrix[0]) == sum(results.matrix[1]) == 500  # balanced per participant
+    # ... and per pair, though the participants started at once (they come in twos: see Poll.new_participant)
+    assert {(sum(original), sum(colorized)) for original, colorized in results.per_pair.values()} == {(25, 25)}
 
 
 def answer(client, trial):
-    reply = client.post("/poll/answer", json={"pair": trial["pair"], "shown": trial["images"], "answer": "generated"})
+    reply = client.post("/poll/answer", json={"pair": trial["pair"], "shown": trial["images"], "answer": "colorized"})
     reply.raise_for_status()
     return reply.json()
 
 
 def test_sigkill_mid_poll_keeps_every_acknowledged_answer(tmp_path):
     folder = tmp_path / "poll"
-    turing.write_poll(folder, [turing.PollImages(f"p{i}.jpg", *turing_arrays(i)) for i in range(6)], "report", seed=3)
+    storage.write_poll(folder, [storage.PollImages(f"p{i}.jpg", *turing_arrays(i)) for i in range(6)], "report", seed=3)
 
     server = LocalServer(["--poll", str(folder)])
     with server:
-        client = httpx.Client(base_url=server.url, headers={"Accept": "application/json"}, timeout=30)
-        trial = client.get("/poll").json()
+        client = httpx.Client(base_url=server.url, headers={"Accept": "application/json"}, timeout=30,
+                              follow_redirects=True)
+        trial = client.post("/poll/start").json()
         seen = []
         for _ in range(3):
             seen.append(trial["pair"])
             trial = answer(client, trial)["next"]
         server.kill()  # SIGKILL, right after three acknowledged answers
-    assert len(turing.Poll(folder).answers()) == 3
+    assert len(storage.Poll(folder).answers()) == 3
     server = LocalServer(["--poll", str(folder)], port=server.port)
     with server:
         client.base_url = server.url
@@ -67,20 +71,21 @@ def test_sigkill_mid_poll_keeps_every_acknowledged_answer(tmp_path):
         assert trial["position"] == 4 and trial["pair"] not in seen
         while not trial["done"]:
             trial = answer(client, trial)["next"]
-    answers = turing.Poll(folder).answers()
+    answers = storage.Poll(folder).answers()
     assert len(answers) == 6 and len({row[0] for row in answers}) == 1
 
 
 def test_a_poll_alone_is_served_without_tensorflow(tmp_path, monkeypatch):
     """`serve --poll` without `--model` never imports TensorFlow: it starts in about a second."""
     folder = tmp_path / "poll"
-    turing.write_poll(folder, [turing.PollImages(f"p{i}.jpg", *turing_arrays(i)) for i in range(2)], "report", seed=3)
+    storage.write_poll(folder, [storage.PollImages(f"p{i}.jpg", *turing_arrays(i)) for i in range(2)], "report", seed=3)
     monkeypatch.setenv("PYTHONPROFILEIMPORTTIME", "1")  # every import, on the server's stderr
     server = LocalServer(["--poll", str(folder)])
     with server:
-        assert httpx.get(server.url + "/poll", headers={"Accept": "application/json"}).status_code == 200
+        started = httpx.post(server.url + "/poll/start", headers={"Accept": "application/json"}, follow_redirects=True)
+        assert started.status_code == 200 and started.json()["position"] == 1
     imported = {line.split("|")[-1].strip() for line in server.output.splitlines() if line.startswith("import time:")}
-    assert "pix2color.turing" in imported and "tensorflow" not in imported and "keras" not in imported
+    assert "pix2color.poll.storage" in imported and "tensorflow" not in imported and "keras" not in imported
 
 
 def turing_arrays(index):
@@ -108,25 +113,35 @@ def test_turing_commands_end_to_end(small_generator_file, tmp_path):
     assert too_many.returncode == 2 and "only 6 photos" in too_many.stderr
     empty = command("turing", "results", poll)
     assert empty.returncode == 0 and "n/a" in empty.stdout and "0 answers" in empty.stdout
-    with LocalServer(["--poll", str(poll), "--model", str(small_generator_file), "--admin-token", "tok"]) as server:
-        client = httpx.Client(base_url=server.url, headers={"Accept": "application/json"}, timeout=30)
-        trial = client.get("/poll").json()
+    both = command("serve", "--poll", poll, "--model", small_generator_file)
+    assert both.returncode == 2 and "a poll is served alone" in both.stderr and len(both.stderr.splitlines()) == 1
+    with LocalServer(["--poll", str(poll), "--admin-token", "tok"]) as server:  # as docs/web.md starts it
+        client = httpx.Client(base_url=server.url, headers={"Accept": "application/json"}, timeout=30,
+                              follow_redirects=True)
+        trial = client.post("/poll/start").json()
+        image = client.get(f"/poll/images/{trial['images'][0]}").content
+        for path in ("/api/colorize", "/api/grayscale", "/api/original"):  # no colorizer to hand the answer out
+            assert client.post(path, files={"image": ("trial.png", image, "image/png")}).status_code == 404
+        home = httpx.get(server.url + "/", follow_redirects=False)
+        assert home.status_code == 303 and home.headers["location"] == "/poll"
+        page = httpx.post(server.url + "/poll/start", follow_redirects=True).text
+        assert re.findall(r'href="([^"]*)"', page.split("</header>")[0]) == ["/static/style.css", "/favicon.ico",
+                                                                            "/poll"]
         while not trial["done"]:
             trial = answer(client, trial)["next"]
         assert httpx.get(server.url + "/admin").status_code == 401
         assert httpx.get(server.url + "/admin", params={"token": "tok"}).status_code == 200
-        assert httpx.get(server.url + "/").status_code == 200  # one server, both parts
     counted = command("turing", "results", poll, "--csv", tmp_path / "r.csv", "--png", tmp_path / "r.png",
                       "--exclude", "1")
     assert counted.returncode == 0, counted.stderr
-    assert "3 answers from 1 participant; pairs left out: 1" in counted.stdout
+    assert "3 answers from 1 participant" in counted.stdout and "pairs left out: 1" in counted.stdout
     assert (tmp_path / "r.png").stat().st_size > 0 and len((tmp_path / "r.csv").read_text().splitlines()) == 4
 
 
 def test_turing_results_never_replace_a_poll_file_and_others_only_with_overwrite(tmp_path):
     folder = tmp_path / "poll"
-    turing.write_poll(folder, [turing.PollImages(f"p{i}.jpg", *turing_arrays(i)) for i in range(2)], "report")
-    image = next((folder / turing.IMAGES).iterdir())
+    storage.write_poll(folder, [storage.PollImages(f"p{i}.jpg", *turing_arrays(i)) for i in range(2)], "report")
+    image = next((folder / storage.IMAGES).iterdir())
     mine = {tmp_path / "results.csv": b"my results", tmp_path / "mine.jpg": b"my photo"}
     for path, content in mine.items():
         path.write_bytes(content)
@@ -136,7 +151,7 @@ def test_turing_results_never_replace_a_poll_file_and_others_only_with_overwrite
 
     before = files()
     for extra in ([], ["--overwrite"]):
-        for flag, path in [("--csv", folder / turing.DATABASE), ("--png", folder / turing.SECRET_FILE),
+        for flag, path in [("--csv", folder / storage.DATABASE), ("--png", folder / storage.SECRET_FILE),
                            ("--png", image), ("--csv", folder / "poll.sqlite-wal")]:
             refused = command("turing", "results", folder, flag, path, *extra)
             lines = [line for line in refused.stderr.splitlines() if line.strip()]
@@ -203,13 +218,13 @@ def read_until_closed(connection: socket.socket) -> bytes:
 
 
 def small_poll(folder, pairs=3):
-    return turing.write_poll(folder, [turing.PollImages(f"p{i}.jpg", *turing_arrays(i)) for i in range(pairs)])
+    return storage.write_poll(folder, [storage.PollImages(f"p{i}.jpg", *turing_arrays(i)) for i in range(pairs)])
 
 
 def test_a_stalled_body_is_timed_out_and_the_server_stays_responsive(tmp_path):
     """Twenty clients send headers and part of a body, then nothing: each gets a 408 and its
     connection closed once the read timeout (short here) has passed, while others are served."""
-    app = create_app(poll=turing.Poll(small_poll(tmp_path / "poll")), limits=Limits(read_timeout=1.0))
+    app = create_app(poll=storage.Poll(small_poll(tmp_path / "poll")), limits=Limits(read_timeout=1.0))
     with serving(app) as port:
         stalled = [raw_request(port, answer_head(port), b'{"pair": 1, ') for _ in range(20)]
         assert httpx.get(f"http://127.0.0.1:{port}/api/health").status_code == 200
@@ -223,7 +238,7 @@ def test_a_stalled_body_is_timed_out_and_the_server_stays_responsive(tmp_path):
 def test_a_body_over_its_limit_is_never_read(tmp_path):
     """A declared 200 MB answer is refused before a byte of it is read (the client sends none and
     still gets its 413); a chunked one is cut off as soon as it passes the limit."""
-    app = create_app(poll=turing.Poll(small_poll(tmp_path / "poll")), limits=Limits(read_timeout=120.0))
+    app = create_app(poll=storage.Poll(small_poll(tmp_path / "poll")), limits=Limits(read_timeout=120.0))
     with serving(app) as port:
         with raw_request(port, answer_head(port, "Content-Length: 200000000")) as declared:
             reply = read_until_closed(declared)
@@ -321,7 +336,7 @@ def test_a_request_head_that_never_ends_is_timed_out(tmp_path):
     """A client that opens a connection and sends nothing, or half a request head, and one that
     starts a second request on a kept-alive connection and stalls: each connection is closed after
     the head timeout (short here), and the server keeps serving."""
-    app = create_app(poll=turing.Poll(small_poll(tmp_path / "poll")))
+    app = create_app(poll=storage.Poll(small_poll(tmp_path / "poll")))
     with serving(app, head_timeout=1.0) as port:
         silent = socket.create_connection(("127.0.0.1", port), timeout=60)
         partial = raw_request(port, "GET /api/health HTTP/1.1\nHost: 127.0.0.1")
@@ -343,8 +358,8 @@ def test_a_client_that_stops_reading_is_cut_off(tmp_path):
     gets every byte."""
     gray = np.zeros((1200, 1600, 3), np.uint8)  # 5.8 MB as the poll's uncompressed PNG
     noise = np.random.default_rng(0).integers(0, 256, gray.shape, dtype=np.uint8)
-    folder = turing.write_poll(tmp_path / "poll", [turing.PollImages("big.jpg", gray, noise, noise // 2)])
-    poll = turing.Poll(folder)
+    folder = storage.write_poll(tmp_path / "poll", [storage.PollImages("big.jpg", gray, noise, noise // 2)])
+    poll = storage.Poll(folder)
     image = max(poll.image_names, key=lambda name: poll.image_path(name).stat().st_size)
     size = poll.image_path(image).stat().st_size
     app = create_app(poll=poll)

@@ -12,11 +12,11 @@ import httpx
 import numpy as np
 from PIL import Image
 
-from pix2color import turing
 from pix2color.data import load_image_set
 from pix2color.networks import build_generator
 from pix2color.bench.local_server import LocalServer
 from pix2color.photos import read_image
+from pix2color.poll.storage import Poll, PollImages, write_poll
 
 
 def bench_poll(participants: int = 50, pairs: int = 20, workdir: str | None = None, log=print) -> dict:
@@ -28,13 +28,14 @@ def bench_poll(participants: int = 50, pairs: int = 20, workdir: str | None = No
     images = []
     for index in range(pairs):
         original = rng.integers(0, 256, (96, 128, 3), dtype=np.uint8)
-        images.append(turing.PollImages(f"photo{index}.jpg", original, original, original // 2))
-    turing.write_poll(folder, images, "report", seed=1)
+        images.append(PollImages(f"photo{index}.jpg", original, original, original // 2))
+    write_poll(folder, images, "report", seed=1)
     latencies: list[float] = []
 
     async def participant(base: str) -> int:
-        async with httpx.AsyncClient(base_url=base, timeout=60, headers={"Accept": "application/json"}) as client:
-            trial = (await client.get("/poll")).json()
+        async with httpx.AsyncClient(base_url=base, timeout=60, headers={"Accept": "application/json"},
+                                     follow_redirects=True) as client:
+            trial = (await client.post("/poll/start")).json()  # 303 to /poll: the first trial
             answered = 0
             while not trial["done"]:
                 started = time.perf_counter()
@@ -53,7 +54,7 @@ def bench_poll(participants: int = 50, pairs: int = 20, workdir: str | None = No
         started = time.perf_counter()
         acknowledged = asyncio.run(asyncio.wait_for(everyone(server.url), timeout=600))
         seconds = time.perf_counter() - started
-    answers = turing.Poll(folder).answers()
+    answers = Poll(folder).answers()
     stats = {
         "participants": participants, "pairs": pairs, "acknowledged": sum(acknowledged), "stored": len(answers),
         "distinct": len({(row[0], row[1]) for row in answers}), "seconds": seconds,

@@ -1,7 +1,10 @@
-"""`pix2color serve`: the colorize page and API (`--model`), the Turing-test poll (`--poll`), or both.
+"""`pix2color serve`: the colorize page and API (`--model`), or the Turing-test poll (`--poll`).
 
     pix2color serve --model runs/sample                        # http://127.0.0.1:8000/
     pix2color serve --poll poll --host 0.0.0.0 --port 8000     # friends on the local network
+
+A poll is served alone: a participant who could colorize a trial's photo with the poll's model
+would get its colorization back, and so the answer.
 """
 
 from __future__ import annotations
@@ -52,7 +55,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not args.model and not args.poll:
-        parser.error("give --model (the colorize page), --poll (a Turing test), or both")
+        parser.error("give --model (the colorize page) or --poll (a Turing test)")
+    if args.model and args.poll:
+        parser.error("--model and --poll: a poll is served alone, without the colorize page (a participant could "
+                     "colorize a trial's photo with the poll's model and compare); serve them from two commands")
     if args.model:  # a poll alone needs no TensorFlow, and starts in about a second
         from pix2color.quiet import import_quietly
 
@@ -60,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         from pix2color.loading import load_network
     import uvicorn
 
-    from pix2color.turing import Poll, PollError
+    from pix2color.poll.storage import Poll, PollError
     from pix2color.web.app import Limits, create_app
     from pix2color.web.guards import EVERY_INTERFACE, allowed_host_names, host_name, server_config
 

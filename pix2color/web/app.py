@@ -1,14 +1,15 @@
-"""The web application: a colorize page and HTTP API, and the Turing-test poll.
+"""The web application: a colorize page and HTTP API, or the Turing-test poll.
 
 Built on FastAPI (Starlette + uvicorn): async request handling lets one model worker serve the
-colorizations one at a time while the poll's pages and answers, which touch only SQLite, are
-answered at once; uploads, signed session cookies, templates (Jinja2, escaped) and the test
-client come with the framework.
+colorizations one at a time while requests that need no model are answered at once; uploads,
+signed session cookies, templates (Jinja2, escaped) and the test client come with the framework.
 
-    create_app(networks={"deterministic": ..., "paper": ...}, poll=Poll(folder), admin_token="...")
+    create_app(networks={"deterministic": ..., "paper": ...})          # the colorize page and API
+    create_app(poll=Poll(folder), admin_token="...")                  # a poll
 
-Either part may be left out: a server for the colorize page only, the poll only, or both. The
-routes live in `colorize_routes` and `poll_routes`; every request first passes `guards`.
+Never both: a participant who could colorize a trial's image with the poll's own model would get
+the trial's colorization back, and so the answer. The routes live in `colorize_routes` and
+`pix2color.poll.routes`; every request first passes `guards`.
 """
 
 from __future__ import annotations
@@ -26,12 +27,15 @@ from starlette.middleware.sessions import SessionMiddleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from pix2color.photos import FullResolutionColorizer
-from pix2color.turing import Poll
-from pix2color.web import colorize_routes, poll_routes
+from pix2color.poll import routes as poll_routes
+from pix2color.poll.storage import Poll
+from pix2color.web import colorize_routes
 from pix2color.web.api_docs import operations as api_operations
 from pix2color.web.guards import LOCAL_HOSTS, BoundedBodies, HeadAsGet, SameOriginWrites, SecurityHeaders
 from pix2color.web.pages import HERE, error_response, templates
 
+POLL_ALONE = ("a poll is served alone, without the colorize page: a participant could colorize a trial's "
+              "photo with the poll's model and compare")
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
@@ -85,9 +89,11 @@ def create_app(
     default_mode: str = "deterministic",
     allowed_hosts: Sequence[str] = LOCAL_HOSTS,
 ) -> FastAPI:
-    """networks: mode -> `pix2color.loading.Network` (the colorize page and API); poll: a Turing
-    test to serve; admin_token: opens the poll's results (a random one if not given);
-    allowed_hosts: the Host names served (`guards.allowed_host_names`), any other is a 400."""
+    """networks: mode -> `pix2color.loading.Network` (the colorize page and API); or poll: a Turing
+    test to serve (ValueError for both); admin_token: opens the poll's results (a random one if
+    not given); allowed_hosts: the Host names served (`guards.allowed_host_names`), any other is a 400."""
+    if networks and poll is not None:
+        raise ValueError(POLL_ALONE)
     limits = limits or Limits()
     app = FastAPI(title="pix2color", docs_url=None, redoc_url=None, openapi_url="/api/openapi.json",
                   middleware=guards(limits, allowed_hosts, poll.secret if poll is not None else None))
@@ -112,15 +118,14 @@ def create_app(
         }
 
     if recipes:
-        app.include_router(colorize_routes.router(recipes, queue, limits.upload_bytes, limits.pixels, default_mode,
-                                                  poll_link=poll is not None))
+        app.include_router(colorize_routes.router(recipes, queue, limits.upload_bytes, limits.pixels, default_mode))
     if poll is not None:
         app.include_router(poll_routes.participant_router(poll, limits.new_participants))
         app.include_router(poll_routes.admin_router(poll, admin_token))
-        if not recipes:
-            @app.get("/")
-            async def home():
-                return RedirectResponse("/poll", status_code=303)
+
+        @app.get("/", include_in_schema=False)
+        async def home():
+            return RedirectResponse("/poll", status_code=303)
 
     @app.get("/api/docs", response_class=HTMLResponse, include_in_schema=False)
     async def api_docs(request: Request):

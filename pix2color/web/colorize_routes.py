@@ -20,7 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from pix2color.photos import FullResolutionColorizer, ImageError, TooManyPixels, read_image
 from pix2color.web.pages import templates
 
-UPLOAD_PATHS = ("/api/colorize", "/api/grayscale")
+UPLOAD_PATHS = ("/api/colorize", "/api/grayscale", "/api/original")
 MULTIPART_ALLOWANCE = 64 * 1024  # an upload's form fields and part headers, around the file itself
 OUTPUT_FORMATS = {"png": ("PNG", "image/png"), "jpeg": ("JPEG", "image/jpeg")}
 # What the page offers; Pillow reads more, some through outside programs (EPS runs Ghostscript),
@@ -132,8 +132,9 @@ def upload_responses(content: dict) -> dict:
 
 
 def router(recipes: dict[str, FullResolutionColorizer], queue: ModelQueue, upload_bytes: int, max_pixels: int,
-           default_mode: str, poll_link: bool) -> APIRouter:
-    """The colorize page (/) and API (/api/colorize, /api/grayscale) for `recipes` (mode -> recipe)."""
+           default_mode: str) -> APIRouter:
+    """The colorize page (/) and API (/api/colorize, /api/grayscale, /api/original) for `recipes`
+    (mode -> recipe)."""
     routes = APIRouter()
 
     async def upload_and_recipe(request: Request) -> tuple[bytes, FullResolutionColorizer]:
@@ -162,10 +163,19 @@ def router(recipes: dict[str, FullResolutionColorizer], queue: ModelQueue, uploa
         result = await queue.run(lambda: encode(recipe.grayscale(decode(data, max_pixels)), "png"))
         return Response(result, media_type="image/png")
 
+    @routes.post("/api/original", response_class=Response, openapi_extra=upload_schema(list(recipes)),
+                 responses=upload_responses({"image/png": {}}))
+    async def original(request: Request):
+        """The photo as pix2color reads it (upright, 8-bit RGB), as a PNG of the same size: for the
+        page to show formats a browser cannot, such as TIFF."""
+        data, _ = await upload_and_recipe(request)
+        result = await queue.run(lambda: encode(decode(data, max_pixels), "png"))
+        return Response(result, media_type="image/png")
+
     @routes.get("/", response_class=HTMLResponse)
     async def colorize_page(request: Request):
         return templates.TemplateResponse(request, "colorize.html", {
-            "modes": list(recipes), "default_mode": default_mode, "poll": poll_link,
+            "modes": list(recipes), "default_mode": default_mode,
             "max_mb": upload_bytes // 2**20, "max_mp": max_pixels / 1e6,
         })
 

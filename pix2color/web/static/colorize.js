@@ -29,6 +29,13 @@ async function post(path, file, mode) {
   return URL.createObjectURL(await response.blob());
 }
 
+// Whether this browser can show the image at `url` itself (Chromium cannot show TIFF, for one).
+async function displayable(url) {
+  const probe = new Image();
+  probe.src = url;
+  try { await probe.decode(); return true; } catch (ignored) { return false; }
+}
+
 // Nothing of an earlier photo stays: no images, no download link, no result area.
 function clearResult() {
   result.hidden = true;
@@ -50,7 +57,9 @@ async function colorize(file) {
     const mode = selectedMode();
     made.push(await post("/api/colorize?format=png", file, mode));
     made.push(await post("/api/grayscale", file, mode));
-    made.push(URL.createObjectURL(file));
+    const own = URL.createObjectURL(file);
+    made.push(own);
+    if (!(await displayable(own))) made.push(await post("/api/original", file, mode));  // TIFF, say
   } catch (error) {
     made.forEach((url) => URL.revokeObjectURL(url));
     if (number === newest) {
@@ -64,7 +73,7 @@ async function colorize(file) {
     made.forEach((url) => URL.revokeObjectURL(url));
     return;
   }
-  const [colorized, gray, original] = made;
+  const [colorized, gray, original] = [made[0], made[1], made[made.length - 1]];
   urls = made;
   document.getElementById("colorized").src = colorized;
   document.getElementById("gray").src = gray;

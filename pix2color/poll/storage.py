@@ -1,6 +1,4 @@
-"""The report's human "Turing test" (section VI.B.1), as a poll anyone can run.
-
-A poll is a folder:
+"""A poll folder: its database, its images, its participants, their trials and their answers.
 
     poll.sqlite     pairs, participants, their trials and answers (SQLite, WAL, synchronous=FULL)
     images/         every image under an opaque random name (PNG, no metadata)
@@ -8,28 +6,27 @@ A poll is a folder:
 
 Two protocols, fixed when the poll is built:
 
-- report: each trial shows the grayscale photo and ONE coloured version, the original or the
-  model's; the participant answers "original" or "generated". Each participant sees every pair
-  once, in their own random order, half of them with the original (seeded per participant).
-  Results: the confusion matrix of the report (rows: truth, columns: answer), TPR = original
-  judged original, TNR = generated judged generated, FPR = generated judged original.
+- report: each trial shows the grayscale photo and ONE colour version, the original or the
+  colorization; the participant answers "original" or "colorized" (stored as "generated", the
+  report's word). Results: the report's confusion matrix (rows: truth, columns: answer).
 - 2afc (two-alternative forced choice, as pix2pix's and Zhang et al.'s AMT tests): both versions
-  side by side in random order, "which is the real photo?". Results: % fooled (the generated one
-  chosen), 50% meaning people cannot tell.
+  side by side, "which is the real photo?". Results: the share fooled (the colorization chosen).
 
-Nothing a participant sees tells the versions apart but their pixels: all images of a pair are
-written by the same encoder, at the same size, without metadata, under random names, and the two
-colour versions stored uncompressed (so files of the same length and chunks); the page and the
-answer carry only those names, and the server sends both with the same headers. Taking part and
-counting results need only the standard library (sqlite3, secrets, random); building a poll
-colorizes photos with a trained model.
+Trials are balanced (`Poll.new_participant`): participants come in twos, the second seeing each
+pair in the version the first did not (2afc: with the original on the other side), so every pair
+is shown as often in each version and, with an odd number of pairs, the one extra original of the
+first is the one extra colorization of the second.
+
+Nothing a participant receives tells the versions apart but their pixels: all images of a pair
+are written by the same encoder, at the same size, without metadata, under random names, and the
+two colour versions stored uncompressed (so files of the same length and chunks); the page and
+the answer carry only those names, and the server sends both with the same headers
+(`pix2color.poll.build` makes their pixels differ only in colour).
 """
 
 from __future__ import annotations
 
-import csv
 import io
-import math
 import os
 import random
 import secrets
@@ -37,27 +34,22 @@ import shutil
 import sqlite3
 import stat
 import time
-import typing
 from contextlib import closing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from pix2color.colorize import IMAGE_SUFFIXES
-from pix2color.loading import load_network
 from pix2color.outputs import check_output_folder
-from pix2color.photos import FullResolutionColorizer, ImageError, read_image
-from pix2color.run_folder import is_run_or_poll_folder
 
 PROTOCOLS = ("report", "2afc")
-VERSIONS = ("original", "generated")
+VERSIONS = ("original", "generated")  # as stored; pages and results say "colorized" for "generated"
+ANSWER_WORDS = {"original": "original", "colorized": "generated", "generated": "generated"}  # report answers
 DATABASE = "poll.sqlite"
 SECRET_FILE = "secret.key"
 IMAGES = "images"
 SQLITE_HEADER = b"SQLite format 3\x00"  # the first 16 bytes of every SQLite database file
-REPORT_MATRIX = ((1292, 491), (988, 1231))  # the report's answers: rows truth, columns answer (original, generated)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -68,7 +60,7 @@ CREATE TABLE IF NOT EXISTS pairs (
     original TEXT NOT NULL UNIQUE,
     generated TEXT NOT NULL UNIQUE
 );
-CREATE TABLE IF NOT EXISTS participants (id TEXT PRIMARY KEY, created REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS participants (id TEXT PRIMARY KEY, created REAL NOT NULL);  -- rowid: the order they came in
 CREATE TABLE IF NOT EXISTS trials (
     participant TEXT NOT NULL REFERENCES participants(id),
     position INTEGER NOT NULL,           -- 0-based place in this participant's order
@@ -142,7 +134,7 @@ def connect(database: Path) -> sqlite3.Connection:
     return connection
 
 
-# --------------------------------------------------------------------------- building
+# --------------------------------------------------------------------------- writing
 
 
 @dataclass
@@ -258,32 +250,6 @@ def _fill_poll(folder: Path, pairs: list[PollImages], protocol: str, seed: int, 
         database.execute("COMMIT")
 
 
-def list_photos(photos: str | Path, log=print) -> list[str]:
-    """The images under `photos` (recursive), leaving out pix2color run and poll folders as
-    training does: their plots and poll images are pictures pix2color drew, not photos."""
-    from pix2color.data import list_image_files  # pix2color.data loads TensorFlow: only when building a poll
-
-    if not Path(photos).is_dir():
-        raise PollError(f"--photos {photos}: not a folder")
-    reason = is_run_or_poll_folder(photos)
-    if reason:
-        raise PollError(f"--photos {photos}: {reason}, not a folder of photos")
-
-    def skip_folder(path: str) -> bool:
-        why = is_run_or_poll_folder(path)
-        if why:
-            log(f"left out {path}: {why}, not photos")
-        return why is not None
-
-    return list_image_files(photos, IMAGE_SUFFIXES, skip_folder=skip_folder)
-
-
-def choose_photos(paths: list[str], count: int, seed: int) -> list[str]:
-    if len(paths) < count:
-        raise PollError(f"{count} pairs asked for, but only {len(paths)} photos found")
-    return sorted(random.Random(seed).sample(sorted(paths), count))
-
-
 # --------------------------------------------------------------------------- taking part
 
 
@@ -331,21 +297,40 @@ class Poll:
         return self.folder / IMAGES / name if name in self.image_names else None
 
     def new_participant(self) -> str:
-        """A new anonymous participant with their own order and, balanced half and half, versions."""
+        """A new anonymous participant, with their own random order of the pairs and balanced versions.
+
+        Participants come in twos, in the order they start: the first of two sees a random half of
+        the pairs in the original (with an odd number of pairs, one more), the second sees every
+        pair in the other version. So each pair is shown as often as original as colorized, and
+        the extra original of an odd poll goes to every other participant, not to all.
+        (2afc: the version is the one on the left.)"""
         participant = secrets.token_urlsafe(16)
         rng = random.Random(f"{self.seed}:{participant}")
         order = list(range(1, self.pair_count + 1))
         rng.shuffle(order)
-        versions = [VERSIONS[index % 2] for index in range(self.pair_count)]
-        rng.shuffle(versions)
         with closing(connect(self.database)) as database:
-            database.execute("BEGIN")
-            database.execute("INSERT INTO participants VALUES (?, ?)", (participant, time.time()))
-            database.executemany(
-                "INSERT INTO trials (participant, position, pair, version) VALUES (?, ?, ?, ?)",
-                [(participant, position, pair, version) for position, (pair, version) in enumerate(zip(order, versions))],
-            )
-            database.execute("COMMIT")
+            database.execute("BEGIN IMMEDIATE")  # the count and the partner's versions stay as read until COMMIT
+            try:
+                earlier = database.execute("SELECT COUNT(*) FROM participants").fetchone()[0]
+                if earlier % 2:
+                    partner = database.execute("SELECT id FROM participants ORDER BY rowid LIMIT 1 OFFSET ?",
+                                               (earlier - 1,)).fetchone()[0]
+                    shown = dict(database.execute("SELECT pair, version FROM trials WHERE participant = ?",
+                                                  (partner,)))
+                    version_of = {pair: VERSIONS[1 - VERSIONS.index(shown[pair])] for pair in order}
+                else:
+                    versions = [VERSIONS[index % 2] for index in range(self.pair_count)]  # originals first: ceil(n / 2)
+                    rng.shuffle(versions)
+                    version_of = dict(zip(order, versions))
+                database.execute("INSERT INTO participants VALUES (?, ?)", (participant, time.time()))
+                database.executemany(
+                    "INSERT INTO trials (participant, position, pair, version) VALUES (?, ?, ?, ?)",
+                    [(participant, position, pair, version_of[pair]) for position, pair in enumerate(order)],
+                )
+                database.execute("COMMIT")
+            except BaseException:
+                database.execute("ROLLBACK")
+                raise
         return participant
 
     def knows(self, participant: str | None) -> bool:
@@ -376,8 +361,9 @@ class Poll:
         Only the trial `next_trial` is showing the participant can be answered (`NotShownNow`):
         the server, not the page, knows where each participant is.
 
-        report: `shown` is the one coloured image shown, `choice` "original" or "generated".
-        2afc: `shown` the two images in display order, `choice` the image picked as the real photo.
+        report: `shown` is the one coloured image shown, `choice` "original" or "colorized"
+        ("generated", the report's word, too). 2afc: `shown` the two images in display order,
+        `choice` the image picked as the real photo.
         """
         if not 1 <= pair <= self.pair_count:  # also keeps numbers SQLite cannot hold (64 bits) out of the query
             raise AnswerError(f"pair {pair} is not one of this participant's pairs")
@@ -396,9 +382,9 @@ class Poll:
             if list(shown) != expected:
                 raise AnswerError(f"pair {pair}: the answer is not about the images this participant was shown")
             if self.protocol == "report":
-                if choice not in VERSIONS:
-                    raise AnswerError(f"the answer must be one of {', '.join(VERSIONS)}")
-                judged_original = choice
+                if choice not in ANSWER_WORDS:
+                    raise AnswerError("the answer must be original or colorized")
+                judged_original = ANSWER_WORDS[choice]
             else:
                 if choice not in expected:
                     raise AnswerError(f"pair {pair}: the chosen image is not one of the two shown")
@@ -434,200 +420,17 @@ class Poll:
         return right, len(rows)
 
     def answers(self) -> list[tuple]:
-        """Every answer: (participant, pair, version, answer, seconds, answered)."""
+        """Every answer: (participant, pair, version, answer, seconds, answered), in the order given."""
         with closing(connect(self.database)) as database:
             return database.execute("SELECT * FROM answers ORDER BY answered").fetchall()
+
+    def participants(self) -> list[str]:
+        """Every participant, in the order they started (answers or not)."""
+        with closing(connect(self.database)) as database:
+            return [row[0] for row in database.execute("SELECT id FROM participants ORDER BY rowid")]
 
     def sources(self) -> dict[int, str]:
         with closing(connect(self.database)) as database:
             return dict(database.execute("SELECT id, source FROM pairs"))
 
 
-# --------------------------------------------------------------------------- results
-
-
-def wilson_interval(successes: int, trials: int, z: float = 1.959964) -> tuple[float, float] | None:
-    """95% Wilson score interval of a proportion; None without trials."""
-    if trials == 0:
-        return None
-    p = successes / trials
-    denominator = 1 + z * z / trials
-    centre = (p + z * z / (2 * trials)) / denominator
-    half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / denominator
-    return max(0.0, centre - half), min(1.0, centre + half)
-
-
-@dataclass
-class Rate:
-    name: str
-    successes: int
-    trials: int
-
-    @property
-    def value(self) -> float | None:
-        return self.successes / self.trials if self.trials else None
-
-    @property
-    def interval(self) -> tuple[float, float] | None:
-        return wilson_interval(self.successes, self.trials)
-
-    def text(self) -> str:
-        if not self.trials:
-            return f"{self.name}: n/a (no answers)"
-        low, high = self.interval
-        return f"{self.name}: {self.value:.4f} ({self.successes}/{self.trials}; 95% Wilson interval {low:.4f}-{high:.4f})"
-
-
-@dataclass
-class Results:
-    """The poll's results; `matrix[truth][answer]` counts, truth and answer in (original, generated)."""
-
-    protocol: str
-    matrix: list[list[int]]
-    per_pair: dict[int, list[list[int]]] = field(default_factory=dict)
-    per_participant: dict[str, int] = field(default_factory=dict)
-    sources: dict[int, str] = field(default_factory=dict)
-    excluded: tuple[int, ...] = ()
-
-    @classmethod
-    def from_matrix(cls, matrix, protocol: str = "report") -> Results:
-        return cls(protocol, [list(row) for row in matrix])
-
-    @property
-    def total(self) -> int:
-        return sum(map(sum, self.matrix))
-
-    def rates(self) -> list[Rate]:
-        (oo, og), (go, gg) = self.matrix
-        if self.protocol == "2afc":
-            return [Rate("fooled (generated chosen as the real photo)", og, oo + og)]
-        return [
-            Rate("TPR (original judged original)", oo, oo + og),
-            Rate("TNR (generated judged generated)", gg, go + gg),
-            Rate("FPR (generated judged original)", go, go + gg),
-        ]
-
-    def report(self) -> str:
-        """The results as text: the confusion matrix in the report's layout, rates, per pair."""
-        (oo, og), (go, gg) = self.matrix
-        lines = [f"Turing test ({self.protocol} protocol): {counted(self.total, 'answer')} from "
-                 f"{counted(len(self.per_participant), 'participant')}"
-                 + (f"; pairs left out: {', '.join(map(str, self.excluded))}" if self.excluded else "")]
-        if self.protocol == "report":
-            lines += [
-                "",
-                "                       answer",
-                "truth         Original   Generated",
-                f"Original    {oo:>10} {og:>11}",
-                f"Generated   {go:>10} {gg:>11}",
-                "",
-            ]
-        else:
-            lines += ["", f"real photo chosen {oo}, generated chosen {og}", ""]
-        lines += [rate.text() for rate in self.rates()]
-        fpr = self.rates()[-1]
-        if self.protocol == "report":
-            judged = "n/a" if fpr.value is None else f"{100 * fpr.value:.1f}%"
-            lines.append(f"generated images judged original: {judged} (the report: 44.5%, TPR 0.7246, TNR 0.5548)")
-        else:
-            fooled = "n/a" if fpr.value is None else f"{100 * fpr.value:.1f}%"
-            lines.append(f"% fooled: {fooled} (50% = people cannot tell; pix2pix's AMT colorization test: 22.5%)")
-        if self.per_pair:
-            lines += ["", "pair  answers  " + ("orig->orig  gen->orig" if self.protocol == "report" else "fooled") + "  photo"]
-            for pair, ((poo, pog), (pgo, pgg)) in sorted(self.per_pair.items()):
-                count = poo + pog + pgo + pgg
-                if self.protocol == "report":
-                    cells = f"{_share(poo, poo + pog):>10}  {_share(pgo, pgo + pgg):>9}"
-                else:
-                    cells = f"{_share(pog, poo + pog):>6}"
-                lines.append(f"{pair:>4}  {count:>7}  {cells}  {self.sources.get(pair, '')}")
-        if self.per_participant:
-            counts = sorted(self.per_participant.values())
-            lines += ["", f"answers per participant: min {counts[0]}, median {counts[len(counts) // 2]}, max {counts[-1]}"]
-        return "\n".join(lines)
-
-    def write_csv(self, target: typing.TextIO) -> None:
-        """One row per pair: the four cells of its confusion matrix, and the photo (2afc: row 1 is
-        real photo chosen / generated chosen, row 2 is empty), into a text file."""
-        writer = csv.writer(target)
-        writer.writerow(["pair", "photo", "original_judged_original", "original_judged_generated",
-                         "generated_judged_original", "generated_judged_generated"])
-        for pair, ((poo, pog), (pgo, pgg)) in sorted(self.per_pair.items()):
-            writer.writerow([pair, self.sources.get(pair, ""), poo, pog, pgo, pgg])
-
-
-def counted(count: int, noun: str) -> str:
-    """'1 answer', '2 answers'."""
-    return f"{count} {noun}" + ("" if count == 1 else "s")
-
-
-def _share(part: int, whole: int) -> str:
-    return "n/a" if whole == 0 else f"{part / whole:.2f}"
-
-
-def results(poll: Poll, exclude: tuple[int, ...] = (), participant: str | None = None) -> Results:
-    """Count the poll's answers (or one participant's) into a confusion matrix (overall, per
-    pair, per participant).
-
-    2afc answers are counted on the first row: (real photo chosen, generated chosen). PollError
-    naming them if `exclude` holds pairs the poll does not have (a typo would be counted silently)."""
-    unknown = [str(pair) for pair in exclude if not 1 <= pair <= poll.pair_count]
-    if unknown:
-        raise PollError(f"--exclude {', '.join(unknown)}: no such pair{'' if len(unknown) == 1 else 's'} "
-                        f"(the poll's pairs are 1..{poll.pair_count})")
-
-    def empty():
-        return [[0, 0], [0, 0]]
-
-    matrix, per_pair, per_participant = empty(), {}, {}
-    sources = poll.sources()
-    for pair in sources:
-        if pair not in exclude:
-            per_pair[pair] = empty()
-    for who, pair, version, answer, _, _ in poll.answers():
-        if pair in exclude or participant not in (None, who):
-            continue
-        truth = 0 if poll.protocol == "2afc" else VERSIONS.index(version)
-        judged = VERSIONS.index(answer)
-        matrix[truth][judged] += 1
-        per_pair[pair][truth][judged] += 1
-        per_participant[who] = per_participant.get(who, 0) + 1
-    return Results(poll.protocol, matrix, per_pair, per_participant, sources, tuple(exclude))
-
-
-def build_poll(
-    model: str,
-    photos: str | Path,
-    out: str | Path,
-    pairs: int = 20,
-    protocol: str = "report",
-    mode: str = "deterministic",
-    seed: int = 0,
-    max_side: int = 768,
-    log=print,
-) -> Path:
-    """Pick `pairs` photos (seeded), colorize each with `model`, and write the poll folder.
-
-    Photos larger than `max_side` are first scaled down (the original and the colorization are
-    then made from the same pixels). The report's poll used its final model; `mode` is the
-    inference mode of `pix2color.loading`.
-    """
-    if protocol not in PROTOCOLS:
-        raise PollError(f"--protocol must be one of {', '.join(PROTOCOLS)} (got {protocol!r})")
-    check_poll_folder(out)
-    chosen = choose_photos(list_photos(photos, log), pairs, seed)
-    network = load_network(model, mode)
-    recipe = FullResolutionColorizer(network.predict_ab, network.image_size)
-    prepared = []
-    for path in chosen:
-        try:
-            rgb = read_image(path)
-        except ImageError as error:
-            raise PollError(str(error)) from None
-        image = Image.fromarray(rgb)
-        if max(image.size) > max_side:
-            image.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
-            rgb = np.asarray(image)
-        prepared.append(PollImages(str(path), recipe.grayscale(rgb), rgb, recipe.colorize(rgb)))
-        log(f"pair {len(prepared)}: {path}")
-    return write_poll(out, prepared, protocol, seed, {"model": str(model), "mode": mode, "photos": str(photos)})

@@ -1,11 +1,12 @@
-"""The Turing-test pages: one trial at a time for participants, results for the admin.
+"""The poll's pages: one trial at a time for participants, results for the organiser.
 
 Participants are anonymous: an id in a cookie signed with the poll's own secret (kept in the
 poll folder, so a restarted server still knows them). A newcomer first sees what the study is;
-its Start button posts /poll/start, which makes them a participant. Every page works without
-JavaScript: a trial is a form whose buttons post the answer, and the server redirects to the
-next trial. Programs (the load test) use the same routes with JSON (`Accept: application/json`),
-and GET /poll makes them a participant at once.
+its Start button posts /poll/start, which makes them a participant: only a POST does, which
+another site's page cannot send (`web.guards.SameOriginWrites`), so no page elsewhere makes its
+visitors participants. Every page works without JavaScript: a trial is a form whose buttons post
+the answer, and the server redirects to the next trial. Programs (the load test) use the same
+routes with JSON (`Accept: application/json`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import secrets
 import threading
 import time
 from collections import Counter
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -22,8 +24,9 @@ from PIL import Image
 from pydantic import BaseModel, Field, ValidationError, field_validator
 from starlette.concurrency import run_in_threadpool
 
-from pix2color import plots, turing
-from pix2color.turing import AnswerError, NotShownNow, Poll
+from pix2color import plots
+from pix2color.poll import statistics
+from pix2color.poll.storage import AnswerError, NotShownNow, Poll, PollError, Trial
 from pix2color.web.pages import templates, wants_json
 
 
@@ -32,7 +35,7 @@ class Answer(BaseModel):
 
     pair: int = Field(description="the trial's pair number, as /poll gave it")
     shown: list[str] = Field(description="the colour images shown, in display order (a form: joined by commas)")
-    answer: str = Field(description="report: original or generated; 2afc: the image chosen as the real photo")
+    answer: str = Field(description="report: original or colorized; 2afc: the image chosen as the real photo")
 
     @field_validator("shown", mode="before")
     @classmethod
@@ -118,7 +121,7 @@ class Participants:
                 self._sizes[name] = image.size
         return self._sizes[name]
 
-    def trial_json(self, trial: turing.Trial | None, participant: str) -> dict:
+    def trial_json(self, trial: Trial | None, participant: str) -> dict:
         if trial is None:
             right, given = self.poll.score(participant)
             return {"done": True, "right": right, "answered": given}
@@ -132,11 +135,17 @@ def participant_router(poll: Poll, new_per_minute: int = 120) -> APIRouter:
     routes = APIRouter()
     participants = Participants(poll, new_per_minute)
 
-    @routes.get("/poll", response_class=HTMLResponse)
+    @routes.get("/poll", response_class=HTMLResponse, responses={
+        200: {"description": "the study's description (a newcomer), the trial on show, or the score; "
+                             "JSON (Accept: application/json): the trial on show, or the score"},
+        403: {"description": "JSON without a participant: POST /poll/start first"},
+    })
     async def poll_page(request: Request):
-        # People first read what the study is, and its Start button posts /poll/start; programs start at once.
-        participant = await run_in_threadpool(participants.of, request, wants_json(request))
+        """What the participant is shown now. Never makes a participant (POST /poll/start does)."""
+        participant = await run_in_threadpool(participants.of, request, False)
         if participant is None:
+            if wants_json(request):
+                raise HTTPException(403, "no participant here: POST /poll/start first (cookies must be on)")
             return templates.TemplateResponse(request, "poll_intro.html", {
                 "protocol": poll.protocol, "pairs": poll.pair_count,
             })
@@ -153,13 +162,18 @@ def participant_router(poll: Poll, new_per_minute: int = 120) -> APIRouter:
 
     async def score_page(request: Request, participant: str):
         right, given = await run_in_threadpool(poll.score, participant)
-        mine = await run_in_threadpool(lambda: turing.results(poll, participant=participant))
+        mine = await run_in_threadpool(lambda: statistics.results(poll, participant=participant))
         return templates.TemplateResponse(request, "poll_done.html", {
             "right": right, "answered": given, "protocol": poll.protocol, "fooled": mine.rates()[-1],
         })
 
-    @routes.post("/poll/start")
+    @routes.post("/poll/start", status_code=303, response_class=RedirectResponse, responses={
+        303: {"description": "on to the first trial (/poll), with the participant's cookie"},
+        403: {"description": "sent from another site's page"},
+        429: {"description": "too many new participants from one address this minute (Retry-After)"},
+    })
     async def start(request: Request):
+        """Become a participant (once: a participant who has one keeps it) and go to /poll."""
         await run_in_threadpool(participants.of, request, True)
         return RedirectResponse("/poll", status_code=303)
 
@@ -196,7 +210,8 @@ def participant_router(poll: Poll, new_per_minute: int = 120) -> APIRouter:
 
 
 def admin_router(poll: Poll, admin_token: str) -> APIRouter:
-    """/admin (tables and chart), /admin/results.csv, /admin/results.png: for the token's holder only."""
+    """/admin (tables and chart), /admin/results.csv, /admin/answers.csv, /admin/results.png: for
+    the token's holder only. Each takes the counting rules as query parameters (`rules_of`)."""
     routes = APIRouter()
 
     def require_admin(request: Request) -> None:
@@ -204,22 +219,21 @@ def admin_router(poll: Poll, admin_token: str) -> APIRouter:
         if not offered or not secrets.compare_digest(offered.encode(), admin_token.encode()):
             raise HTTPException(401, "the results need the admin token (printed when the server started)")
 
-    async def counted_results(request: Request) -> turing.Results:
-        """The results the admin asked for (`exclude`: pairs left out), or a one-line 400."""
+    async def counted_results(request: Request) -> statistics.Results:
+        """The results under the rules the admin asked for, or a one-line 400."""
         require_admin(request)
         try:
-            return await run_in_threadpool(turing.results, poll, exclusions(request))
-        except turing.PollError as error:
-            raise HTTPException(400, str(error)) from None
+            return await run_in_threadpool(statistics.results, poll, rules_of(request))
+        except PollError as error:
+            raise HTTPException(400, f"pairs to leave out: {error}") from None
 
     @routes.get("/admin", response_class=HTMLResponse)
     async def admin(request: Request):
         results = await counted_results(request)
         return templates.TemplateResponse(request, "poll_results.html", {
-            "results": results, "report": results.report(), "token": request.query_params.get("token", ""),
-            "exclude": ",".join(map(str, results.excluded)),
-            "pairs": {pair: turing.Results.from_matrix(matrix, results.protocol)
-                      for pair, matrix in sorted(results.per_pair.items())},
+            "results": results, "token": request.query_params.get("token", ""), "query": rules_query(request),
+            "rules": results.rules, "floor": statistics.FAST_FLOOR,
+            "exclude": ",".join(map(str, results.rules.pairs)),
         })
 
     @routes.get("/admin/results.csv")
@@ -227,8 +241,14 @@ def admin_router(poll: Poll, admin_token: str) -> APIRouter:
         results = await counted_results(request)
         text = io.StringIO()
         results.write_csv(text)
-        return Response(text.getvalue(), media_type="text/csv",
-                        headers={"Content-Disposition": 'attachment; filename="turing_results.csv"'})
+        return csv_response(text.getvalue(), "turing_results.csv")
+
+    @routes.get("/admin/answers.csv")
+    async def admin_answers(request: Request):
+        results = await counted_results(request)
+        text = io.StringIO()
+        await run_in_threadpool(statistics.write_answers_csv, poll, results.rules, text)
+        return csv_response(text.getvalue(), "turing_answers.csv")
 
     @routes.get("/admin/results.png")
     async def admin_chart(request: Request):
@@ -240,8 +260,33 @@ def admin_router(poll: Poll, admin_token: str) -> APIRouter:
     return routes
 
 
-def exclusions(request: Request) -> tuple[int, ...]:
+def csv_response(text: str, filename: str) -> Response:
+    return Response(text, media_type="text/csv", headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+
+
+def rules_of(request: Request) -> statistics.Rules:
+    """The counting rules of the results page's form: `exclude` (pairs, comma-separated),
+    `complete_only`, `exclude_constant` (any value but empty or 0: on) and `min_seconds`."""
+    query = request.query_params
     try:
-        return tuple(int(p) for p in request.query_params.get("exclude", "").split(",") if p.strip())
+        pairs = tuple(int(p) for p in query.get("exclude", "").split(",") if p.strip())
     except ValueError:
-        raise HTTPException(400, "exclude takes pair numbers separated by commas") from None
+        raise HTTPException(400, "pairs to leave out: pair numbers separated by commas") from None
+    floor = query.get("min_seconds", "").strip()
+    try:
+        min_seconds = float(floor) if floor else None
+    except ValueError:
+        min_seconds = -1.0
+    if min_seconds is not None and not 0 <= min_seconds < float("inf"):
+        raise HTTPException(400, "the fewest seconds a trial must be a number of 0 or more") from None
+
+    def on(name: str) -> bool:
+        return query.get(name, "") not in ("", "0")
+
+    return statistics.Rules(on("complete_only"), min_seconds, on("exclude_constant"), pairs)
+
+
+def rules_query(request: Request) -> str:
+    """The rules of a request as a query string (for the CSV, answers and chart links)."""
+    names = ("exclude", "complete_only", "min_seconds", "exclude_constant")
+    return urlencode({name: request.query_params[name] for name in names if request.query_params.get(name)})
