@@ -19,6 +19,7 @@ import itertools
 import os
 import secrets
 import shutil
+import stat
 import tempfile
 import typing
 from collections.abc import Callable
@@ -139,12 +140,23 @@ class _Names:
 def exists_message(path: Path) -> str:
     if _is_folder(path):
         return f"{path} is a folder; left as it is (no option replaces a folder)"
+    if _is_special(path):
+        return f"{path} is not a regular file (a FIFO, a device or a socket); left as it is (no option replaces it)"
     return f"{path} exists; left as it is (--overwrite replaces it)"
 
 
 def _is_folder(path: Path) -> bool:
     """A folder itself, not a symlink to one (which --overwrite replaces as it replaces any symlink)."""
     return os.path.isdir(path) and not os.path.islink(path)
+
+
+def _is_special(path: Path) -> bool:
+    """A FIFO, a device or a socket itself (not a symlink to one): never a file an earlier run wrote."""
+    try:
+        mode = os.lstat(path).st_mode
+    except OSError:
+        return False
+    return stat.S_ISFIFO(mode) or stat.S_ISCHR(mode) or stat.S_ISBLK(mode) or stat.S_ISSOCK(mode)
 
 
 def summary(written: int, skipped: int, failed: int, out: str | os.PathLike | None = None) -> str:
@@ -235,6 +247,8 @@ def move_into_place(temporary: Path, path: Path, overwrite: bool = False) -> Non
     try:
         if overwrite and _is_folder(path):
             raise OutputExists(errno.EISDIR, "is a folder", str(path))
+        if overwrite and _is_special(path):
+            raise OutputExists(errno.EEXIST, "is not a regular file", str(path))
         if overwrite:
             os.replace(temporary, path)
             return

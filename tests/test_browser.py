@@ -379,7 +379,7 @@ def test_the_results_page_shows_tables_and_the_chart(browser, tmp_path):
         pairs = table(page, "#pairs")[1:]
         assert [row[0] for row in pairs] == ["1", "2", "3", "4"] and all(row[1] == "1" for row in pairs)
         shares = sorted(row[2:4] for row in pairs)  # each pair was shown once: its original or its colorization
-        assert shares == [["0/0", "1/1 (1.00)"]] * 2 + [["1/1 (1.00)", "0/0"]] * 2
+        assert shares == [["0/0 (n/a)", "1/1 (1.00)"]] * 2 + [["1/1 (1.00)", "0/0 (n/a)"]] * 2
         sources = storage.Poll(folder).sources()
         assert [row[4] for row in pairs] == [sources[pair] for pair in (1, 2, 3, 4)]
         assert page.eval_on_selector("img.chart", "image => image.complete && image.naturalWidth") > 0

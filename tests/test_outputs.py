@@ -1,6 +1,7 @@
 """Where outputs go and how they are written: nothing a user owns is lost."""
 
 import errno
+import os
 import subprocess
 import sys
 
@@ -58,3 +59,21 @@ def test_a_full_disk_fails_the_write_and_leaves_no_file(tmp_path, monkeypatch, i
                                  overwrite)
         assert raised.value.errno == errno.ENOSPC, raised.value
         assert list(tmp_path.iterdir()) == []
+
+
+def test_overwrite_never_replaces_a_fifo_or_a_socket(tmp_path):
+    """--overwrite replaces files (and symlinks, themselves), never a FIFO, a device or a socket."""
+    import socket
+
+    fifo, sock = tmp_path / "out.png", tmp_path / "out.csv"
+    os.mkfifo(fifo)
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(str(sock))
+    try:
+        for path in (fifo, sock):
+            with pytest.raises(outputs.OutputExists):
+                outputs.write_output(path, lambda handle: handle.write(b"data"), overwrite=True)
+            assert "not a regular file" in outputs.exists_message(path)
+        assert fifo.is_fifo() and sock.is_socket() and sorted(p.name for p in tmp_path.iterdir()) == ["out.csv", "out.png"]
+    finally:
+        server.close()

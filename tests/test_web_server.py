@@ -157,6 +157,10 @@ def test_turing_results_never_replace_a_poll_file_and_others_only_with_overwrite
             lines = [line for line in refused.stderr.splitlines() if line.strip()]
             assert refused.returncode == 2 and len(lines) == 1 and str(path) in lines[0], refused.stderr
             assert "a file of the poll" in lines[0] and files() == before
+    fifo = tmp_path / "a.fifo"
+    os.mkfifo(fifo)  # no option replaces what is not a file: a FIFO, a device (/dev/full), a socket
+    special = command("turing", "results", folder, "--answers", fifo, "--overwrite")
+    assert special.returncode == 2 and "not a regular file" in special.stderr and fifo.is_fifo(), special.stderr
     kept = command("turing", "results", folder, "--csv", tmp_path / "results.csv", "--png", tmp_path / "mine.jpg")
     assert kept.returncode == 2 and "results.csv exists" in kept.stderr and "--overwrite" in kept.stderr, kept.stderr
     assert files() == before and "Traceback" not in kept.stderr
@@ -289,7 +293,7 @@ def test_turing_results_name_the_pairs_that_do_not_exist(tmp_path):
     folder = small_poll(tmp_path / "poll")
     refused = command("turing", "results", folder, "--exclude", "2,99")
     assert refused.returncode == 2 and refused.stdout == ""
-    assert refused.stderr.strip() == "pix2color turing: error: --exclude 99: no such pair (the poll's pairs are 1..3)"
+    assert refused.stderr.strip() == "pix2color turing results: error: --exclude 99: no such pair (the poll's pairs are 1..3)"
 
 
 def memory_kb(pid: int, field: str) -> int:

@@ -14,6 +14,7 @@ import signal
 import socket
 import sys
 from argparse import ArgumentTypeError
+from urllib.parse import quote
 
 from pix2color.cli import ArgumentParser, RawHelpFormatter, command, port_number, positive_int
 from pix2color.loading import MODES
@@ -57,8 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.model and not args.poll:
         parser.error("give --model (the colorize page) or --poll (a Turing test)")
     if args.model and args.poll:
-        parser.error("--model and --poll: a poll is served alone, without the colorize page (a participant could "
-                     "colorize a trial's photo with the poll's model and compare); serve them from two commands")
+        parser.error("--model and --poll: a poll is served alone, without the colorize page: a participant who "
+                     "reached a colorizer with the poll's model could colorize a trial's photo and compare")
     if args.model:  # a poll alone needs no TensorFlow, and starts in about a second
         from pix2color.quiet import import_quietly
 
@@ -93,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"colorize page: http://{shown_host}:{port}/   API: POST /api/colorize", flush=True)
     if poll:
         print(f"poll ({poll.protocol}, {poll.pair_count} pairs): http://{shown_host}:{port}/poll", flush=True)
-        print(f"results (admin): http://{shown_host}:{port}/admin?token={token}", flush=True)
+        print(f"results (admin): http://{shown_host}:{port}/admin?token={quote(token, safe='')}", flush=True)
     if args.host in EVERY_INTERFACE:
         print("listening on every network interface: anyone on this network can reach the server", flush=True)
     if "*" in (args.allowed_hosts or []):

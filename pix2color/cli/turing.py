@@ -22,6 +22,7 @@ from pix2color.poll.storage import PROTOCOLS, Poll, PollError, check_poll_folder
 from pix2color.quiet import import_quietly
 
 PROG = "pix2color turing"
+MAX_RESAMPLES = 100_000  # beyond, the intervals change in their fourth decimal and the memory grows to gigabytes
 MIN_SIDE = 16  # smaller photos carry no colour a participant could judge (the training data's minimum too)
 
 
@@ -54,8 +55,8 @@ def build_parser() -> ArgumentParser:
     counts.add_argument("--exclude-constant", action="store_true",
                         help="leave out participants who gave the same answer to every trial (2afc: the same side)")
     counts.add_argument("--exclude", default="", help="pair numbers to leave out, e.g. 3,17")
-    counts.add_argument("--bootstrap", type=positive_int, default=RESAMPLES, metavar="N",
-                        help="resamples of the participants for the bootstrap intervals")
+    counts.add_argument("--bootstrap", type=int_in(1, MAX_RESAMPLES), default=RESAMPLES, metavar="N",
+                        help=f"resamples of the participants for the bootstrap intervals (at most {MAX_RESAMPLES:,})")
     counts.add_argument("--seed", type=seed_number, default=0, help="the bootstrap's seed")
     counts.add_argument("--csv", default=None, help="write one row per pair here")
     counts.add_argument("--answers", default=None, help="write one row per answer here (participants numbered)")
@@ -108,7 +109,7 @@ def _results(args) -> int:
         counted = results(poll, rules, resamples=args.bootstrap, seed=args.seed)
     except PollError as error:
         prefix = "--exclude " if excluded and "no such pair" in str(error) else ""
-        print(f"{PROG}: error: {prefix}{error}", file=sys.stderr)
+        print(f"{PROG} results: error: {prefix}{error}", file=sys.stderr)
         return 2
     print(counted.report())
     outputs = [(args.csv, _csv_writer(counted)), (args.answers, _answers_writer(poll, rules)),
@@ -138,7 +139,8 @@ def _output_problem(args) -> str | None:
         poll = poll_of(path)
         if poll is not None:
             return f"{flag} {path}: a file of the poll {poll}; it is never replaced, give another name"
-        if os.path.isdir(path) or (os.path.lexists(path) and not args.overwrite):
+        replaceable = os.path.isfile(path) or os.path.islink(path)  # a file, or a symlink (replaced itself)
+        if os.path.isdir(path) or (os.path.lexists(path) and not (args.overwrite and replaceable)):
             return f"{flag} {exists_message(Path(path))}"
     return None
 

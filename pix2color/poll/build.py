@@ -9,6 +9,9 @@ the served gray in the photo pixel for pixel, and not quite in a colorization. S
   on the network's S x S grid: the colorization's a, b are the network's prediction, the
   original's the photo's own averaged over the same grid (`photos.ab_on_grid`); the grid is
   upsampled bilinearly, as `FullResolutionColorizer.finish` does;
+- both grids are first blurred a little (Gaussian, `GRID_BLUR` of a cell): a network's decoder
+  leaves a faint pattern of period 2 on its grid (about 0.5 delta E, invisible), which a program
+  finds at once and a photo's averaged colours do not have;
 - a colour with no sRGB equivalent (a network may predict one) loses chroma at its own hue and
   lightness (`photos.keep_in_gamut`), where clipping each channel would change its lightness;
 - before rounding to 8 bits both get a fine dither (Gaussian, `DITHER` of a level, drawn anew
@@ -19,9 +22,10 @@ the served gray in the photo pixel for pixel, and not quite in a colorization. S
   the original or of the colorization, half and half at random. So a version's recomputed gray
   agrees with the served gray exactly as often as the other's, whatever their rounding.
 
-The original therefore differs from the photo by its colour detail finer than the grid, by the
-dither and by the rounding; docs/web.md gives the measured difference. The colorization differs
-from what `pix2color colorize` writes by the dither, and where its colours leave the gamut.
+The original therefore differs from the photo by its colour detail finer than the grid (and the
+blur), by the dither and by the rounding; docs/web.md gives the measured difference. The
+colorization differs from what `pix2color colorize` writes by the same blur of its colours, the
+dither, and where its colours leave the gamut.
 tests/poll/test_blind.py plays a program that tries to tell them apart.
 """
 
@@ -42,12 +46,27 @@ from pix2color.run_folder import is_run_or_poll_folder
 
 
 DITHER = 1.0  # standard deviation, in 8-bit levels (docs/web.md: how much smaller ones leave to tell)
+GRID_BLUR = 1.0  # standard deviation, in cells of the network's grid
+
+
+def smoothed(grid: np.ndarray, sigma: float = GRID_BLUR) -> np.ndarray:
+    """`grid` (S, S, C) blurred by a Gaussian of `sigma` cells along both axes (edges reflected)."""
+    radius = int(np.ceil(3 * sigma))
+    taps = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2)
+    taps /= taps.sum()
+    for axis in (0, 1):
+        padded = np.pad(grid, [(radius, radius) if index == axis else (0, 0) for index in range(grid.ndim)],
+                        mode="reflect")
+        grid = sum(weight * np.take(padded, range(shift, shift + grid.shape[axis]), axis=axis)
+                   for shift, weight in enumerate(taps))
+    return grid
 
 
 def render(lightness: np.ndarray, ab_small: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Full-resolution L (H, W) + a, b on the network's grid, network units (S, S, 2) -> the uint8
     RGB a poll shows: the module's docstring says how, and why."""
     height, width = lightness.shape
+    ab_small = smoothed(np.asarray(ab_small, np.float32))
     a, b = (np.asarray(Image.fromarray(np.ascontiguousarray(ab_small[..., k] * 110.0, np.float32), mode="F")
                        .resize((width, height), Image.Resampling.BILINEAR), np.float32) for k in range(2))
     a, b = keep_in_gamut(lightness, a, b)

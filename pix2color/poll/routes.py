@@ -68,7 +68,7 @@ ANSWER_RESPONSES = {
     200: {"description": "JSON (Accept: application/json): `recorded` (false: answered before) and the `next` trial"},
     303: {"description": "a form: on to the next trial (/poll)"},
     400: {"description": "not an answer"},
-    403: {"description": "no participant (open /poll first), or sent from another site's page"},
+    403: {"description": "no participant (POST /poll/start first), or sent from another site's page"},
     409: {"description": "a pair other than the trial being shown"},
     413: {"description": "a body over the limit (8 KB unless set otherwise)"},
     422: {"description": "a pair or images this participant was not shown, or an answer that is not one of the choices"},

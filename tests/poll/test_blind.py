@@ -2,10 +2,9 @@
 trial, and measures anything of the files but the colours a person judges, picks the original no
 more often than chance.
 
-The stand-in network predicts the photo's own colours, each turned by a random hue angle and
-scaled by a random saturation, both centred on no change: colours a person could not prefer on
-average, so that only a trace of how the two versions were made could tell them apart. The
-attacker plays through the server, as a participant's browser would."""
+The photos and the stand-in network (`photos_and_network`) make originals and colorizations whose
+colours are alike in distribution, and the colorizations carry a network's faint fingerprint.
+The attacker plays through the server, as a participant's browser would."""
 
 import io
 from contextlib import closing
@@ -17,7 +16,7 @@ from scipy import ndimage
 
 from pix2color.data import sample_photos_dir
 from pix2color.loading import Network
-from pix2color.photos import FullResolutionColorizer, ab_on_grid, lightness_of_8bit, rgb_to_lab
+from pix2color.photos import FullResolutionColorizer, ab_on_grid, lab_to_8bit_rgb, lightness_of_8bit, rgb_to_lab
 from pix2color.poll import build, storage
 from pix2color.web.app import create_app
 from test_web import local_client
@@ -29,27 +28,49 @@ LOW, HIGH = 8, 22  # two-sided 99.5%: out of 30 fair coin flips, fewer than 8 or
 JSON = {"Accept": "application/json"}
 
 
-def stand_in_network(seed: int = 0) -> Network:
-    """Knows the photos of the sample set by their network input, and answers their own colours,
-    turned by up to +-40 degrees of hue and scaled by 0.8-1.25 in saturation."""
-    rng = np.random.default_rng(seed)
+# A network's fingerprint: its decoder's transposed convolutions leave a faint pattern of period 2
+# on its grid (about 0.5 delta E in a trained U-Net's colorizations, invisible, and a perfect tell).
+CHECKERBOARD = (np.indices((NETWORK_SIZE, NETWORK_SIZE)).sum(axis=0) % 2 * 2 - 1)[..., None] * np.float32(3 / 110)
+
+
+def saturation() -> float:
+    return float(np.exp(RNG.uniform(-0.25, 0.25)))
+
+
+RNG = np.random.default_rng(0)
+
+
+@pytest.fixture(scope="module")
+def photos_and_network(tmp_path_factory):
+    """Photos whose colours are the sample photos' at a random saturation (0.78-1.28), and a
+    stand-in network that knows each of them by its input and answers the sample photo's colours
+    at another random saturation, with a network's faint pattern on its grid: the originals'
+    colours and the colorizations' are alike in distribution, so that only a trace of how the two
+    versions were made could tell them apart."""
+    folder = tmp_path_factory.mktemp("photos")
     recipe = FullResolutionColorizer(None, NETWORK_SIZE)
     answers = {}
-    for path in sorted(sample_photos_dir().glob("*.jpg")):
-        rgb = build.read_scaled(str(path), MAX_SIDE)
-        answers[recipe.prepare(rgb)[1].tobytes()] = ab_on_grid(rgb, NETWORK_SIZE) * np.exp(rng.uniform(-0.25, 0.25))
+    for path in sorted(sample_photos_dir().glob("*__view.jpg"))[:PAIRS + 10]:
+        rgb = np.asarray(Image.open(path).convert("RGB"))
+        lab = rgb_to_lab(rgb / 255.0)
+        lab[..., 1:] *= saturation()
+        Image.fromarray(lab_to_8bit_rgb(lab)).save(folder / f"{path.stem}.png")
+        shown = build.read_scaled(str(folder / f"{path.stem}.png"), MAX_SIDE)
+        own = ab_on_grid(build.read_scaled(str(path), MAX_SIDE), NETWORK_SIZE)
+        answers[recipe.prepare(shown)[1].tobytes()] = own * saturation() + CHECKERBOARD
 
     def predict_ab(batch):
         return np.stack([answers[np.asarray(item, np.float32).tobytes()] for item in batch])
 
-    return Network(predict_ab, NETWORK_SIZE)
+    return folder, Network(predict_ab, NETWORK_SIZE)
 
 
 @pytest.fixture(scope="module", params=["report", "2afc"])
-def served_poll(request, tmp_path_factory):
+def served_poll(request, tmp_path_factory, photos_and_network):
+    photos, network = photos_and_network
     folder = tmp_path_factory.mktemp(f"blind_{request.param}") / "poll"
-    build.build_poll(stand_in_network(), sample_photos_dir(), folder, pairs=PAIRS, protocol=request.param,
-                     max_side=MAX_SIDE, seed=3, log=lambda line: None)
+    build.build_poll(network, photos, folder, pairs=PAIRS, protocol=request.param, max_side=MAX_SIDE, seed=3,
+                     log=lambda line: None)
     with local_client(create_app(poll=storage.Poll(folder), admin_token="t")) as client:
         yield request.param, folder, client
 
@@ -77,10 +98,24 @@ STATISTICS = {
     "pixels equal to their left neighbour":
         lambda data, gray: float(np.mean(np.all(png(data)[:, 1:] == png(data)[:, :-1], axis=-1))),
     "distinct colours": lambda data, gray: len(np.unique(png(data).reshape(-1, 3), axis=0)),
+    "a pattern of period 2 on the network's grid": lambda data, gray: grid_pattern(png(data), 2),
+    "a pattern of period 4 on the network's grid": lambda data, gray: grid_pattern(png(data), 4),
     "file size": lambda data, gray: len(data),
     "pixels with a channel at 0 or 255 (clipped colours)":
         lambda data, gray: float(np.mean(np.any((png(data) == 0) | (png(data) == 255), axis=-1))),
 }
+
+
+def grid_pattern(rgb: np.ndarray, period: int) -> float:
+    """How much the colour steps between the network's grid cells depend on their place modulo
+    `period` (a checkerboard's steps alternate strong and weak): the spread of the mean step
+    size over the phases, relative to their mean."""
+    cell = rgb.shape[1] // NETWORK_SIZE
+    ab = rgb_to_lab(rgb / 255.0)[..., 1:]
+    grid = ab.reshape(NETWORK_SIZE, cell, NETWORK_SIZE, cell, 2).mean(axis=(1, 3))
+    across, down = np.abs(np.diff(grid, axis=1)).mean(axis=(0, 2)), np.abs(np.diff(grid, axis=0)).mean(axis=(1, 2))
+    steps = np.array([np.r_[across[phase::period], down[phase::period]].mean() for phase in range(period)])
+    return float(steps.std() / steps.mean())
 
 
 def download(client, trial: dict) -> tuple[np.ndarray, list[bytes]]:

@@ -185,3 +185,12 @@ def test_trials_are_balanced_across_participants(tmp_path, pairs):
         assert all(shown[first][pair] != shown[second][pair] for pair in range(1, pairs + 1))
     orders = {tuple(poll.next_trial(who).pair for _ in range(1)) for who in people}
     assert len(orders) > 1  # each their own random order
+
+
+def test_results_options_out_of_range_are_one_line(study):
+    """A bootstrap of 10^20 resamples would need exabytes: refused before any work, as any bad value is."""
+    folder, _ = study
+    for args, words in ((["--bootstrap", "99999999999999999999"], "--bootstrap"), (["--min-seconds", "nan"], "--min-seconds"),
+                        (["--bootstrap", "0"], "--bootstrap")):
+        refused = run(folder, *args)
+        assert refused.returncode == 2 and words in refused.stderr and len(refused.stderr.strip().splitlines()) == 1
