@@ -153,7 +153,7 @@ def colorize_notebook():
 def evaluate_notebook():
     name = "03_evaluate.ipynb"
     return name, [
-        new_markdown_cell(f"# Evaluate: PSNR, SSIM, colourfulness, ablation\n{badge(name)}\n\nOur numbers beside the "
+        new_markdown_cell(f"# Evaluate: PSNR, SSIM, colourfulness, FID, KID, ablation\n{badge(name)}\n\nOur numbers beside the "
                           "report's, against the grayscale baseline (a = b = 0), the report's Table II at small scale, "
                           "and the worst cases.\n\n" + ACCELERATOR),
         new_code_cell(SETUP),
@@ -161,15 +161,21 @@ def evaluate_notebook():
                    'DATA = "sample"                # "sample", "coco-val", "coco-test" or a folder\n'
                    'ABLATION_CONFIGS = ("4", "6", "11")  # Table II rows: pix2pix, R1 0.001 (final), L1 only; "p1".."p5": pretrained\n'
                    'ENCODER_WEIGHTS = "imagenet"  # for the pretrained rows\n'
+                   'FEATURE_WEIGHTS = "imagenet"  # FID / KID: Inception-v3\'s ImageNet weights (downloaded once); None: no FID\n'
                    "ABLATION_STEPS = 200\nABLATION_IMAGE_SIZE = 64\n"
                    'ABLATION_OUT = "runs/ablation"'),
-        new_markdown_cell("## PSNR / SSIM / colourfulness\nTwo protocols: the report's (value range 256, mean over batches of 4 "
-                          "+- std of the batch means) and the common one (255, per image). PSNR and SSIM reward "
-                          "safe grey-brown colours, so watch the grayscale baseline and the colourfulness gap too."),
+        new_markdown_cell("## PSNR / SSIM / colourfulness / FID / KID\nTwo protocols: the report's (value range 256, mean "
+                          "over batches of 4 +- std of the batch means) and the common one (255, per image). PSNR and "
+                          "SSIM reward safe grey-brown colours, so watch the grayscale baseline, the colourfulness gap, "
+                          "and FID / KID (distances between the colorizations and the photos as sets; compare them "
+                          "within pix2color, and prefer KID below a few thousand images)."),
         new_code_cell("from pathlib import Path\nfrom IPython.display import Markdown, display\n"
-                      "from pix2color import evaluate\nfrom pix2color.loading import load_generator\n"
+                      "from pix2color import evaluate\nfrom pix2color.evaluation.inception import InceptionFeatures\n"
+                      "from pix2color.loading import load_generator\n"
+                      "features = InceptionFeatures(FEATURE_WEIGHTS) if FEATURE_WEIGHTS else None\n"
+                      "print(features.description if features else 'FID / KID left out')\n"
                       "generator = load_generator(MODEL)\nimages, names = evaluate.images_for(DATA)\n"
-                      "result = evaluate.evaluate_generator(generator, images, names, verbose=0)\n"
+                      "result = evaluate.evaluate_generator(generator, images, names, verbose=0, features=features)\n"
                       "display(Markdown(result.markdown(f'{MODEL} on {DATA}')))"),
         new_markdown_cell("## Failure cases\nThe four images with the lowest PSNR (deterministic mode)."),
         new_code_cell("import numpy as np\nfrom pix2color import color, plots\nfrom pix2color.data import make_eval_dataset\n"
@@ -187,7 +193,8 @@ def evaluate_notebook():
                       "base = TrainConfig(data='sample', epochs=1, steps_per_epoch=ABLATION_STEPS, image_size=ABLATION_IMAGE_SIZE,\n"
                       "                   encoder_weights=ENCODER_WEIGHTS, verbose=0)\n"
                       "Path(ABLATION_OUT).mkdir(parents=True, exist_ok=True)\n"
-                      "rows = ablation.run_ablation(base, ABLATION_CONFIGS, Path(ABLATION_OUT), log=lambda *_: None)\n"
+                      "rows = ablation.run_ablation(base, ABLATION_CONFIGS, Path(ABLATION_OUT), log=lambda *_: None,\n"
+                      "                             features=features)\n"
                       "display(Markdown(Path(ABLATION_OUT, 'ablation.md').read_text()))\n"
                       "display(Image(filename=str(Path(ABLATION_OUT, 'ablation.png'))))"),
     ]

@@ -48,9 +48,10 @@ CONFIGURATIONS = {
 GRID_IMAGES = 4
 
 
-def run_ablation(base, config_ids, out: Path, log=print, precisions=None, seeds=None) -> list[dict]:
+def run_ablation(base, config_ids, out: Path, log=print, precisions=None, seeds=None, features=None) -> list[dict]:
     """Train and evaluate each configuration, in each of `precisions` (default: base's) with each
-    of `seeds` (default: base's); returns one result row per run."""
+    of `seeds` (default: base's); returns one result row per run. With `features` (an
+    `InceptionFeatures`), each run's FID and KID on the validation images too."""
     # local: TensorFlow and matplotlib load only once an ablation runs, not for `pix2color ablation --help`
     import keras
 
@@ -77,15 +78,20 @@ def run_ablation(base, config_ids, out: Path, log=print, precisions=None, seeds=
                 generator = load_generator(result.generator_path)
                 keras.utils.set_random_seed(seeds[0])  # every run judged with the same dropout draws
                 evaluation = evaluate.evaluate_generator(generator, val, names, evaluate.REPORT_BATCH, ("paper",),
-                                                         verbose=0)
+                                                         verbose=0, features=features)
                 psnr, psnr_sd = evaluation.report_protocol("paper", "psnr256")
                 ssim, ssim_sd = evaluation.report_protocol("paper", "ssim256")
+                paper = evaluation.values["paper"]
+                distances = evaluation.distances.get("paper", {})
                 rows.append(dict(
                     id=config_id, name=name, pretrained=config.generator == "resnet18",
                     lambda_l1=config.effective_lambda_l1, label_smoothing=config.label_smoothing,
                     r1=0.0 if config.l1_only else config.r1_gamma, l1_only=config.l1_only,
                     precision=run_folder.read_run_json(folder)["precision"], seed=seed, psnr=psnr, psnr_sd=psnr_sd,
-                    ssim=ssim, ssim_sd=ssim_sd, report_psnr=report_psnr, report_ssim=report_ssim,
+                    ssim=ssim, ssim_sd=ssim_sd,
+                    colourfulness_gap=float(paper["colourfulness_truth"].mean() - paper["colourfulness"].mean()),
+                    fid=distances.get("fid"), kid=distances.get("kid"), kid_std=distances.get("kid_std"),
+                    report_psnr=report_psnr, report_ssim=report_ssim,
                 ))
                 if seed == seeds[0]:
                     predicted = generator(lightness, training=False)
@@ -110,7 +116,9 @@ def write_table(rows: list[dict], out: Path) -> str:
     table = spread_table(rows) if runs_per_configuration > 1 else report_table(rows)
     (out / "ablation.md").write_text(
         "PSNR/SSIM: report protocol (value range 256, mean over batches of 4 +- std of batch means), paper mode, "
-        "on the validation images. Report columns: Table II (COCO val2017, 256x256, 15 epochs).\n\n" + table
+        "on the validation images; colourfulness gap: the originals' mean colourfulness minus the outputs'; "
+        "FID and KID x 1000 (+- its spread over subsets) of the outputs against the originals, when measured "
+        "(docs/evaluation.md). Report columns: Table II (COCO val2017, 256x256, 15 epochs).\n\n" + table
     )
     with open(out / "ablation.csv", "w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
@@ -126,14 +134,16 @@ def report_table(rows: list[dict]) -> str:
         if not section_rows:
             continue
         lines += [
-            f"| {section} | Lambda | One sided label smoothing | R1 | Only L1 | PSNR | SSIM | report PSNR | report SSIM |",
-            "|---|---|---|---|---|---|---|---|---|",
+            f"| {section} | Lambda | One sided label smoothing | R1 | Only L1 | PSNR | SSIM | colourfulness gap | FID | "
+            "KID x 1000 | report PSNR | report SSIM |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         for row in section_rows:
             lines.append(
                 f"| {row['id']} ({row['name']}) | {row['lambda_l1']:g} | {'✓' if row['label_smoothing'] else '-'} | "
                 f"{row['r1'] if row['r1'] else '-'} | {'✓' if row['l1_only'] else '-'} | "
                 f"{row['psnr']:.4f} +- {row['psnr_sd']:.4f} | {row['ssim']:.4f} +- {row['ssim_sd']:.4f} | "
+                f"{row['colourfulness_gap']:+.1f} | {distance(row, 'fid')} | {distance(row, 'kid')} | "
                 f"{row['report_psnr']:.4f} | {row['report_ssim']:.4f} |"
             )
         lines.append("")
@@ -148,8 +158,9 @@ def spread_table(rows: list[dict]) -> str:
     for row in rows:
         groups.setdefault((row["id"], row["name"], row["precision"]), []).append(row)
     lines = ["| configuration | precision | seeds | PSNR mean | PSNR sd (min .. max) | SSIM mean | SSIM sd (min .. max) "
-             "| PSNR per seed | SSIM per seed | report PSNR | report SSIM |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| PSNR per seed | SSIM per seed | colourfulness gap mean | FID mean | KID x 1000 mean | report PSNR "
+             "| report SSIM |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     means = {}
     for (config_id, name, precision), runs in groups.items():
         psnrs, ssims = [run["psnr"] for run in runs], [run["ssim"] for run in runs]
@@ -159,7 +170,8 @@ def spread_table(rows: list[dict]) -> str:
             f"| {config_id} ({name}) | {precision} | {', '.join(str(run['seed']) for run in runs)} | "
             f"{psnr_mean:.4f} | {spread(psnrs)} | {ssim_mean:.4f} | {spread(ssims)} | "
             f"{' '.join(f'{value:.4f}' for value in psnrs)} | {' '.join(f'{value:.4f}' for value in ssims)} | "
-            f"{runs[0]['report_psnr']:.4f} | {runs[0]['report_ssim']:.4f} |"
+            f"{statistics.fmean(run['colourfulness_gap'] for run in runs):+.1f} | {mean_distance(runs, 'fid')} | "
+            f"{mean_distance(runs, 'kid')} | {runs[0]['report_psnr']:.4f} | {runs[0]['report_ssim']:.4f} |"
         )
     lines.append("")
     for (config_id, precision), (psnr, ssim, name) in means.items():
@@ -173,3 +185,17 @@ def spread_table(rows: list[dict]) -> str:
 def spread(values: list[float]) -> str:
     deviation = statistics.stdev(values) if len(values) > 1 else 0.0
     return f"{deviation:.4f} ({min(values):.4f} .. {max(values):.4f})"
+
+
+def distance(row: dict, name: str) -> str:
+    """A run's FID ('12.34') or KID x 1000 ('1.23 +- 0.45'); '-' when not measured."""
+    if row.get(name) is None:
+        return "-"
+    return f"{row['fid']:.2f}" if name == "fid" else f"{1000 * row['kid']:.2f} +- {1000 * row['kid_std']:.2f}"
+
+
+def mean_distance(runs: list[dict], name: str) -> str:
+    values = [run[name] for run in runs if run.get(name) is not None]
+    if not values:
+        return "-"
+    return f"{statistics.fmean(values):.2f}" if name == "fid" else f"{1000 * statistics.fmean(values):.2f}"

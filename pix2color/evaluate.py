@@ -4,7 +4,8 @@
     pix2color evaluate --model generator.keras --data coco-test --coco-dir coco
 
 For every image (squashed to the model's S x S, as in training) it computes PSNR and SSIM of
-the 8-bit RGB result against the original, and colourfulness, for:
+the 8-bit RGB result against the original, and colourfulness; over the whole set, FID and KID of
+the results against the originals (Inception-v3 features: `pix2color.evaluation`); for:
 - the model, deterministic (BatchNorm moving statistics, no dropout), the default for use:
   the same photo always gets the same colours whatever else is in the batch;
 - the model in the report's mode (dropout on, BatchNorm statistics of the test batch), which is
@@ -15,6 +16,8 @@ Two protocols: the report's (piqa's value_range=256: PSNR peak and SSIM constant
 mean over batches of per-batch means, +- the std of the batch means) and the common one (255 for
 both; per-image mean +- std).
 Writes evaluation.md (the table) and evaluation.csv (one row per image) into --out.
+FID and KID compare within pix2color, not with published values (docs/evaluation.md says why,
+and how many images they need).
 """
 
 from __future__ import annotations
@@ -32,15 +35,18 @@ import numpy as np
 SYSTEMS = ("deterministic", "paper", "grayscale")
 REPORT_BATCH = 4
 METRICS = ("psnr256", "psnr255", "ssim256", "ssim255", "colourfulness", "colourfulness_truth")
+KID_SUBSETS = 100
 
 
 @dataclass
 class Evaluation:
-    """Per-image metrics of each system, in image order."""
+    """Per-image metrics of each system, in image order, and the set's distances to the originals."""
 
     names: list[str]
     batch_size: int
     values: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)  # system -> metric -> (N,)
+    distances: dict[str, dict[str, float]] = field(default_factory=dict)  # system -> fid, kid, kid_std, kid_subset
+    features: str | None = None  # which Inception-v3 weights gave the distances
 
     def report_protocol(self, system: str, metric: str) -> tuple[float, float]:
         """Mean over batches of per-batch means, and the std of the batch means (the report's +-)."""
@@ -53,16 +59,19 @@ class Evaluation:
         return float(per_image.mean()), float(per_image.std())
 
     def markdown(self, title: str) -> str:
+        distances = bool(self.distances)
         lines = [
             f"## {title}",
             "",
             f"{len(self.names)} images; report protocol = value range 256 (PSNR peak, SSIM constants), mean of "
             f"per-batch means over batches of {self.batch_size} +- std of the batch means; common = 255, "
-            "per-image mean +- std.",
+            "per-image mean +- std."
+            + (f" {self.features}; KID x 1000, +- its spread over {KID_SUBSETS} subsets of "
+               f"{next(iter(self.distances.values()))['kid_subset']:.0f} images." if distances else ""),
             "",
             "| system | PSNR (report) | SSIM (report) | PSNR (common) | SSIM (common) | colourfulness | "
-            "ground-truth colourfulness | gap |",
-            "|---|---|---|---|---|---|---|---|",
+            "ground-truth colourfulness | gap |" + (" FID | KID x 1000 |" if distances else ""),
+            "|---|---|---|---|---|---|---|---|" + ("---|---|" if distances else ""),
         ]
         labels = {"deterministic": "model, deterministic", "paper": "model, paper mode (report)",
                   "grayscale": "grayscale baseline (a = b = 0)"}
@@ -73,10 +82,13 @@ class Evaluation:
             ssim_c, ssim_c_sd = self.common_protocol(system, "ssim255")
             colourful = self.values[system]["colourfulness"].mean()
             truth = self.values[system]["colourfulness_truth"].mean()
+            measured = self.distances.get(system)
             lines.append(
                 f"| {labels[system]} | {psnr_r:.2f} +- {psnr_r_sd:.2f} | {ssim_r:.4f} +- {ssim_r_sd:.4f} | "
                 f"{psnr_c:.2f} +- {psnr_c_sd:.2f} | {ssim_c:.4f} +- {ssim_c_sd:.4f} | {colourful:.1f} | "
                 f"{truth:.1f} | {truth - colourful:+.1f} |"
+                + (f" {measured['fid']:.2f} | {1000 * measured['kid']:.2f} +- {1000 * measured['kid_std']:.2f} |"
+                   if measured else "")
             )
         lines += ["", "Report (256x256, COCO test2017, paper mode): PSNR 24.31 +- 2.12, SSIM 0.922."]
         return "\n".join(lines) + "\n"
@@ -94,8 +106,9 @@ class Evaluation:
 
 
 def evaluate_generator(generator, images, names: list[str], batch_size: int = REPORT_BATCH,
-                       systems=SYSTEMS, verbose: int = 1) -> Evaluation:
-    """Run `generator` over `images` (paths or a tfds split) and measure every system."""
+                       systems=SYSTEMS, verbose: int = 1, features=None) -> Evaluation:
+    """Run `generator` over `images` (paths or a tfds split) and measure every system; with
+    `features` (a `pix2color.evaluation.inception.InceptionFeatures`), FID and KID too."""
     import keras
     import tensorflow as tf
 
@@ -117,9 +130,9 @@ def evaluate_generator(generator, images, names: list[str], batch_size: int = RE
     def measure(lightness, ab):
         truth = metrics.to_uint8_values(lightness, ab)
         truth_colourfulness = metrics.colourfulness(truth)
-        measured = {}
+        measured, images = {}, {"truth": truth}
         for system in systems:
-            output = metrics.to_uint8_values(lightness, predict[system](lightness))
+            output = images[system] = metrics.to_uint8_values(lightness, predict[system](lightness))
             measured[system] = {
                 "psnr256": metrics.psnr(truth, output, metrics.REPORT_PEAK),
                 "psnr255": metrics.psnr(truth, output, metrics.COMMON_PEAK),
@@ -128,18 +141,38 @@ def evaluate_generator(generator, images, names: list[str], batch_size: int = RE
                 "colourfulness": metrics.colourfulness(output),
                 "colourfulness_truth": truth_colourfulness,
             }
-        return measured
+        return measured, images
 
     collected = {s: {k: [] for k in METRICS} for s in systems}
+    pooled = {name: [] for name in ("truth", *systems)}  # Inception features, for FID / KID
     progress = keras.utils.Progbar(len(names), verbose=verbose, unit_name="image")
     for lightness, ab in make_eval_dataset(images, size, batch_size):
-        for system, values in measure(lightness, ab).items():
+        measured, outputs = measure(lightness, ab)
+        for system, values in measured.items():
             for metric, value in values.items():
                 collected[system][metric].append(value.numpy())
+        if features is not None:
+            for name, rgb in outputs.items():
+                pooled[name].append(features(rgb))
         progress.add(len(lightness))
-    result = Evaluation(list(names), batch_size)
+    result = Evaluation(list(names), batch_size, features=None if features is None else features.description)
     result.values = {s: {m: np.concatenate(v) for m, v in collected[s].items()} for s in systems}
+    if features is not None:
+        result.distances = set_distances({name: np.concatenate(found) for name, found in pooled.items()}, systems)
     return result
+
+
+def set_distances(pooled: dict[str, np.ndarray], systems, seed: int = 0) -> dict[str, dict[str, float]]:
+    """FID and KID of each system's features against the originals' (`pooled["truth"]`)."""
+    from pix2color.evaluation import distances
+
+    found = {}
+    for system in systems:
+        kid, spread, subset = distances.kernel_inception_distance(pooled[system], pooled["truth"], KID_SUBSETS,
+                                                                  seed=seed)
+        found[system] = {"fid": distances.frechet_distance(pooled[system], pooled["truth"]), "kid": kid,
+                         "kid_std": spread, "kid_subset": subset}
+    return found
 
 
 def images_for(data: str, coco_dir=None, tfds_data_dir=None, limit: int | None = None):

@@ -76,7 +76,8 @@ def test_03_evaluate(workdir):
     if not (workdir / "runs" / "tiny" / "generator.keras").exists():
         execute("01_train_colorizer.ipynb", 'IMAGE_SIZE = 32\nEPOCHS = 1\nSTEPS_PER_EPOCH = 2\n'
                 'USE_DRIVE = False\nRUN_NAME = "tiny"', workdir)
-    execute("03_evaluate.ipynb", 'MODEL = "runs/tiny"\nABLATION_CONFIGS = ("4", "11")\nABLATION_STEPS = 2\n'
-            'ABLATION_IMAGE_SIZE = 32', workdir)
+    notebook = execute("03_evaluate.ipynb", 'MODEL = "runs/tiny"\nABLATION_CONFIGS = ("4", "11")\nABLATION_STEPS = 2\n'
+                       'ABLATION_IMAGE_SIZE = 32\nFEATURE_WEIGHTS = "none"', workdir)
+    assert "Inception-v3 with random weights" in outputs_text(notebook)
     assert (workdir / "worst.png").exists()
     assert "| 11 (l1-only)" in (workdir / "runs" / "ablation" / "ablation.md").read_text()

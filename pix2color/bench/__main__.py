@@ -55,6 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--image-size", type=positive_int, default=256, help="the photos' size (and the untrained U-Net's)")
     evaluate.add_argument("--repeats", type=positive_int, default=7)
     evaluate.add_argument("--workdir", default=None, help="keep the photos and evaluation.md here")
+    evaluate.add_argument("--feature-weights", default=None, metavar="WEIGHTS",
+                          help="time FID / KID too, with these Inception-v3 weights (imagenet, none or a file); "
+                               "default: without them (--no-fid)")
     web = commands.add_parser("web", help="the web app under load on loopback: poll answers, colorize uploads")
     web.add_argument("--model", default=None, help="run folder or .keras (default: an untrained 256 px U-Net)")
     web.add_argument("--participants", type=positive_int, default=50)
@@ -116,7 +119,7 @@ def run_data(args) -> None:
 def run_evaluate(args) -> None:
     from pix2color.bench.evaluate import bench_evaluate
 
-    bench_evaluate(args.model, args.images, args.image_size, args.repeats, args.workdir)
+    bench_evaluate(args.model, args.images, args.image_size, args.repeats, args.workdir, args.feature_weights)
 
 
 def run_web(args) -> None:

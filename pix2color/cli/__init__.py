@@ -118,6 +118,29 @@ def _number(text: str, kind, valid, wanted: str):
     return value
 
 
+def add_feature_options(parser: argparse.ArgumentParser, skip: str | None = "--no-fid") -> None:
+    """--feature-weights (FID / KID's Inception-v3) and, unless `skip` is None, the flag that leaves them out."""
+    parser.add_argument("--feature-weights", default="imagenet", metavar="WEIGHTS",
+                        help="FID / KID's Inception-v3: imagenet (Keras downloads them once, 87 MB), the path of a "
+                             "local copy, or none (random weights: checks the pipeline offline, measures nothing)")
+    if skip:
+        parser.add_argument(skip, action="store_true", help="leave FID and KID out")
+
+
+def inception_features(weights: str, prog: str):
+    """The `InceptionFeatures` of --feature-weights, said in one line; or the one line saying what
+    to fetch and exit status 2 (SystemExit). TensorFlow must be imported already (`import_quietly`)."""
+    from pix2color.evaluation.inception import FeatureWeightsError, InceptionFeatures
+
+    try:
+        features = InceptionFeatures(weights)
+    except FeatureWeightsError as error:
+        print(f"{prog}: error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+    print(features.description, flush=True)
+    return features
+
+
 @command("pix2color")
 def main(argv: list[str] | None = None) -> int:
     """`pix2color COMMAND ...`: one entry point for every command (pix2color.cli.COMMAND.main)."""

@@ -8,7 +8,7 @@ from pathlib import Path
 import argparse
 
 from pix2color import ablation
-from pix2color.cli import ArgumentParser, RawHelpFormatter, command, positive_int, seed_number
+from pix2color.cli import ArgumentParser, RawHelpFormatter, add_feature_options, command, inception_features, positive_int, seed_number
 from pix2color.config import RunError, TrainConfig
 from pix2color.precision import PRECISIONS
 
@@ -54,6 +54,7 @@ def build_parser() -> ArgumentParser:
     parser.add_argument("--coco-dir", default=None, help="with --data coco: the official COCO folders")
     parser.add_argument("--encoder-weights", default="imagenet",
                         help="for the pretrained rows: imagenet, none, or a keras-hub preset folder / .weights.h5")
+    add_feature_options(parser)
     parser.add_argument("--verbose", type=int, choices=(0, 1, 2), default=2, help="as for train")
     return parser
 
@@ -84,9 +85,11 @@ def main(argv: list[str] | None = None) -> int:
     from pix2color.networks.resnet_unet import EncoderWeightsError
     from pix2color.stopping import NotFiniteError, OutputError, StopRequested
 
+    features = None if args.no_fid else inception_features(args.feature_weights, PROG)
     try:
         out.mkdir(parents=True, exist_ok=True)
-        rows = ablation.run_ablation(base, config_ids, out, precisions=args.precision, seeds=args.seed)
+        rows = ablation.run_ablation(base, config_ids, out, precisions=args.precision, seeds=args.seed,
+                                     features=features)
     except StopRequested as stop:
         print(f"{PROG}: {stop}", file=sys.stderr)
         return 128 + stop.signal_number

@@ -1,4 +1,4 @@
-"""`pix2color evaluate`: PSNR / SSIM / colourfulness of a model against the grayscale baseline."""
+"""`pix2color evaluate`: PSNR / SSIM / colourfulness / FID / KID of a model against the grayscale baseline."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import sys
 from pathlib import Path
 
 from pix2color import evaluate
-from pix2color.cli import ArgumentParser, RawHelpFormatter, command, positive_int, seed_number
+from pix2color.cli import (ArgumentParser, RawHelpFormatter, add_feature_options, command, inception_features,
+                           positive_int, seed_number)
 from pix2color.loading import load_generator
 from pix2color.outputs import write_output
 from pix2color.quiet import import_quietly
@@ -28,6 +29,7 @@ def build_parser() -> ArgumentParser:
     parser.add_argument("--limit", type=positive_int, default=None, help="the first N images only (default: all)")
     parser.add_argument("--out", default=None,
                         help="where to write evaluation.md/.csv (default: the run folder, or . for a file)")
+    add_feature_options(parser)
     parser.add_argument("--seed", type=seed_number, default=0, help="for the paper mode's dropout")
     parser.add_argument("--overwrite", action="store_true", help="replace an earlier evaluation.md / .csv in --out")
     parser.add_argument("--verbose", type=int, choices=(0, 1), default=1, help="1: a progress bar")
@@ -54,15 +56,17 @@ def main(argv: list[str] | None = None) -> int:
     import keras
 
     from pix2color.data import DataError  # pix2color.data loads TensorFlow: not before the options are checked
-
-    keras.utils.set_random_seed(args.seed)
+    # First: a missing download is said before any other work, and "none" in the first line.
+    features = None if args.no_fid else inception_features(args.feature_weights, PROG)
+    keras.utils.set_random_seed(args.seed)  # after the features: their random weights are seeded on their own
     try:
         generator = load_generator(args.model, log=print)
         images, names = evaluate.images_for(args.data, args.coco_dir, args.tfds_data_dir, args.limit)
         size = int(generator.input_shape[1])
         print(f"Evaluating {len(names)} images at {size} x {size} px, the model's size (photos are squashed to it, "
               "as in training)")
-        result = evaluate.evaluate_generator(generator, images, names, args.batch_size, systems, args.verbose)
+        result = evaluate.evaluate_generator(generator, images, names, args.batch_size, systems, args.verbose,
+                                             features)
     except (DataError, ValueError) as error:
         print(f"{PROG}: error: {error}", file=sys.stderr)
         return 2
