@@ -127,7 +127,7 @@ class HistoryPlot(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         if os.path.exists(self.history_csv):
-            plots.plot_history(self.history_csv, self.out_png)
+            plots.plot_history(self.history_csv, self.out_png, run_folder.read_best(os.path.dirname(self.history_csv)))
 
 
 def colorize_batch(generator: keras.Model, lightness: tf.Tensor, training: bool = False):

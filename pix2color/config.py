@@ -15,12 +15,14 @@ GENERATORS = ("unet", "resnet18")  # the report's U-Net; its pretrained ResNet-1
 STRATEGIES = ("auto", "default", "mirrored", "multiworker", "tpu")
 PATCH_SIZES = {1: 0, 16: 1, 34: 2, 70: 3, 142: 4, 286: 5}  # PatchGAN receptive field -> pix2pix n_layers
 DEFAULT_VAL_FRACTION = 0.1
+# --keep-best: the validation measures a run can keep its best generator by (`training.best`).
+KEEP_BEST = ("val_l1", "val_psnr", "val_ssim", "val_colourfulness_gap", "val_fid", "val_kid")
 
 # Settings that define a run; resuming with different values would silently mix two runs.
 RUN_DEFINING = (
     "data", "image_size", "batch_size", "steps_per_epoch", "lambda_l1", "r1_gamma", "r1_every",
     "label_smoothing", "gan_only", "l1_only", "lr", "beta1", "beta2", "seed", "patch_size",
-    "val_fraction", "coco_dir", "precision", "generator", "encoder_weights",
+    "val_fraction", "coco_dir", "precision", "generator", "encoder_weights", "keep_best", "val_fid", "feature_weights",
 )
 
 
@@ -74,6 +76,10 @@ class TrainConfig:
     strategy: str = "auto"
     precision: str = "float32"  # the report's; bfloat16, float16, or auto (see `precision`)
     deterministic_ops: bool = False  # bit-identical runs and resumes (`use_deterministic_ops`); slower
+    keep_best: str | None = None  # one of KEEP_BEST: keep the generator of the best epoch in best/
+    early_stop: int | None = None  # stop after this many epochs without a better --keep-best measure
+    val_fid: bool = False  # FID and KID on the validation images after every epoch (Inception-v3)
+    feature_weights: str = "imagenet"  # with val_fid: Inception-v3's weights (imagenet, none or a file)
 
     def validate(self) -> None:
         """Refuse, in one line naming the flag, any value that cannot make a sensible run."""
@@ -106,6 +112,14 @@ class TrainConfig:
             raise RunError(f"--generator must be one of {', '.join(GENERATORS)}")
         if self.precision not in PRECISIONS:
             raise RunError(f"--precision must be one of {', '.join(PRECISIONS)} (got {self.precision})")
+        if self.keep_best is not None and self.keep_best not in KEEP_BEST:
+            raise RunError(f"--keep-best must be one of {', '.join(KEEP_BEST)} (got {self.keep_best})")
+        if self.keep_best in ("val_fid", "val_kid") and not self.val_fid:
+            raise RunError(f"--keep-best {self.keep_best} needs --val-fid (FID and KID of the validation images "
+                           "after every epoch)")
+        if self.early_stop is not None and (self.early_stop < 1 or self.keep_best is None):
+            raise RunError("--early-stop takes a number of epochs of at least 1, with --keep-best METRIC (the "
+                           f"measure it waits to improve; one of {', '.join(KEEP_BEST)})")
         if self.patch_size not in PATCH_SIZES:
             raise RunError(f"--patch-size must be one of {', '.join(map(str, sorted(PATCH_SIZES)))}")
 
@@ -115,6 +129,7 @@ class TrainConfig:
 
     def run_defining(self) -> dict:
         """The settings a resume must match (`RUN_DEFINING`); --encoder-weights only matters for
-        the ResNet-18 U-Net."""
-        keys = [key for key in RUN_DEFINING if key != "encoder_weights" or self.generator == "resnet18"]
+        the ResNet-18 U-Net, --feature-weights only with --val-fid."""
+        keys = [key for key in RUN_DEFINING if (key != "encoder_weights" or self.generator == "resnet18")
+                and (key != "feature_weights" or self.val_fid)]
         return {key: getattr(self, key) for key in keys}

@@ -13,6 +13,8 @@ matplotlib.use("Agg")  # files only; no display needed
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from pix2color.run_folder import read_best  # noqa: E402
+
 EQUILIBRIUM = math.log(2.0)  # BCE of a discriminator that cannot tell: -log(0.5) = 0.69
 
 
@@ -63,8 +65,16 @@ def _plot_pair(axis, history, name: str, label: str, **style):
         axis.plot(epochs, history[f"val_{name}"], marker="o", linestyle="--", label=f"{label} (val)", **style)
 
 
-def plot_history(history_csv: str | os.PathLike, out_png: str | os.PathLike) -> str:
-    """Loss-curve figure: G and D adversarial losses with the 0.69 line, L1, R1, PSNR/SSIM."""
+def _mark_best(axis, best: dict | None) -> None:
+    """A vertical line at the epoch --keep-best kept (run.json's `best`)."""
+    if best:
+        axis.axvline(best["epoch"], color="black", linestyle="-.", linewidth=1,
+                     label=f"best {best['metric']} (epoch {best['epoch']})")
+
+
+def plot_history(history_csv: str | os.PathLike, out_png: str | os.PathLike, best: dict | None = None) -> str:
+    """Loss-curve figure: G and D adversarial losses with the 0.69 line, L1, R1, PSNR/SSIM, and
+    the epoch `best` kept, if any."""
     history = read_history(history_csv)
     figure, axes = plt.subplots(2, 2, figsize=(12, 8))
     (gan_axis, l1_axis), (r1_axis, quality_axis) = axes
@@ -92,6 +102,7 @@ def plot_history(history_csv: str | os.PathLike, out_png: str | os.PathLike) -> 
     for axis in axes.flat:
         axis.set_xlabel("epoch")
         if axis.lines:
+            _mark_best(axis, best)
             axis.legend(loc="best", fontsize="small")
         else:
             axis.text(0.5, 0.5, "not logged in this run", ha="center", va="center", transform=axis.transAxes)
@@ -163,9 +174,10 @@ def run_figures(run: str | os.PathLike) -> list[str]:
     if not history_csv.exists():
         raise FileNotFoundError(f"{run}: no history.csv (not a pix2color run folder, or no epoch finished yet)")
     history = read_history(history_csv)
+    best = read_best(run)
     out = run / "plots"
     out.mkdir(exist_ok=True)
-    written = [plot_history(history_csv, run / "losses.png")]
+    written = [plot_history(history_csv, run / "losses.png", best)]
     for filename, title, series, equilibrium in REPORT_FIGURES:
         if not any(name in history or f"val_{name}" in history for name, _ in series):
             continue  # e.g. no adversarial losses in an L1-only run
@@ -174,6 +186,7 @@ def run_figures(run: str | os.PathLike) -> list[str]:
             _plot_pair(axis, history, name, label)
         if equilibrium:
             axis.axhline(EQUILIBRIUM, color="gray", linestyle=":", label="log 2 = 0.69")
+        _mark_best(axis, best)
         axis.set_title(title)
         axis.set_xlabel("epoch")
         axis.legend(fontsize="small")

@@ -20,10 +20,10 @@ import shutil
 import socket
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from pix2color.config import RUN_DEFINING, OutputError, RunError
+from pix2color.config import RUN_DEFINING, OutputError, RunError, TrainConfig
 from pix2color.files import write_json_atomically
 from pix2color.precision import recorded_precision
 
@@ -41,7 +41,8 @@ _CHECKPOINT_FILE = re.compile(r"^ckpt-(\d+)\.(index|data-\d+-of-\d+)$")
 _PARTIAL_CHECKPOINT = re.compile(r"^ckpt-\d+_temp")
 _PARTIAL_CHECKPOINT_PART = re.compile(r"^part-\d+-of-\d+(\.index|\.data-\d+-of-\d+)(\.tempstate\d+)?$")
 # Everything a run writes into its folder (and a run's checkpoints/ folder); nothing else is ever touched.
-RUN_ENTRIES = {RUN_JSON, LOCK_FILE, CHECKPOINTS, GENERATOR, GENERATOR_RECORD, "history.csv", "losses.png", "logs",
+BEST = "best"  # best/generator.keras: the generator of the epoch with the best --keep-best measure
+RUN_ENTRIES = {RUN_JSON, LOCK_FILE, CHECKPOINTS, GENERATOR, GENERATOR_RECORD, BEST, "history.csv", "losses.png", "logs",
                "plots", "samples", "scan_cache", "workers", "evaluation.md", "evaluation.csv"}
 PARTIAL_GENERATOR = f".partial-{GENERATOR}"  # generator.keras while it is written (Keras wants the suffix)
 
@@ -190,9 +191,12 @@ def read_run_json(folder: str | os.PathLike) -> dict | None:
 
 
 def changed_settings(saved: dict, settings: dict, keys=RUN_DEFINING) -> list[str]:
-    """The run-defining flags whose values differ, as '--flag OLD (now NEW)'."""
-    return [f"--{key.replace('_', '-')} {saved.get(key)!r} (now {settings[key]!r})"
-            for key in keys if key in settings and saved.get(key) != settings[key]]
+    """The run-defining flags whose values differ, as '--flag OLD (now NEW)'. A setting a run.json
+    does not hold (a run started before the flag existed) is the flag's default."""
+    defaults = asdict(TrainConfig())
+    recorded = {key: saved.get(key, defaults.get(key)) for key in keys}
+    return [f"--{key.replace('_', '-')} {recorded[key]!r} (now {settings[key]!r})"
+            for key in keys if key in settings and recorded[key] != settings[key]]
 
 
 # --------------------------------------------------------------------------- checkpoints
@@ -362,23 +366,58 @@ def _attempt_restore(checkpoint, prefix: str, whole: bool) -> str | None:
 
 @dataclass
 class GeneratorRecord:
-    """When generator.keras was saved: after `steps` training steps (`epochs` epochs)."""
+    """When generator.keras was saved: after `steps` training steps (`epochs` epochs); for
+    best/generator.keras also the measure it was kept by and its value."""
 
     steps: int
     epochs: int
+    metric: str | None = None
+    value: float | None = None
 
 
-def write_generator_record(folder: str | os.PathLike, steps: int, epochs: int) -> None:
-    write_json_atomically(Path(folder) / GENERATOR_RECORD, {"steps": steps, "epochs": epochs}, indent=2)
+def write_generator_record(folder: str | os.PathLike, steps: int, epochs: int, metric: str | None = None,
+                           value: float | None = None) -> None:
+    kept = {} if metric is None else {"metric": metric, "value": value}
+    write_json_atomically(Path(folder) / GENERATOR_RECORD, {"steps": steps, "epochs": epochs, **kept}, indent=2)
 
 
 def read_generator_record(folder: str | os.PathLike) -> GeneratorRecord | None:
     """The step generator.keras was saved at; None for runs that did not record it."""
     try:
         record = json.loads((Path(folder) / GENERATOR_RECORD).read_text())
-        return GeneratorRecord(int(record["steps"]), int(record["epochs"]))
-    except (OSError, ValueError, KeyError, TypeError):
+        value = record.get("value")
+        return GeneratorRecord(int(record["steps"]), int(record["epochs"]), record.get("metric"),
+                               None if value is None else float(value))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
+
+
+def save_generator(generator, folder: str | os.PathLike, steps: int, epochs: int, metric: str | None = None,
+                   value: float | None = None) -> Path:
+    """`folder`/generator.keras, replaced whole (a kill mid-write leaves the previous file), then the
+    step it holds (generator.json), which `loading` compares with the newest checkpoint. Its layers
+    compute in float32 whatever the run trained in (`precision.float32_layers`)."""
+    from pix2color.precision import float32_layers  # Keras: only when a generator is saved
+
+    folder = Path(folder)
+    folder.mkdir(exist_ok=True)
+    partial = folder / PARTIAL_GENERATOR
+    float32_layers(generator).save(partial)
+    os.replace(partial, folder / GENERATOR)
+    write_generator_record(folder, steps, epochs, metric, value)
+    return folder / GENERATOR
+
+
+def read_best(folder: str | os.PathLike) -> dict | None:
+    """The best epoch a run has kept, as run.json records it: {metric, epoch, value, steps}."""
+    settings = read_run_json(folder) or {}
+    best = settings.get("best")
+    return best if isinstance(best, dict) and {"metric", "epoch", "value", "steps"} <= set(best) else None
+
+
+def write_run_json(folder: str | os.PathLike, settings: dict, best: dict | None = None) -> None:
+    """run.json: the settings, and the best epoch kept so far, if any."""
+    write_json_atomically(Path(folder) / RUN_JSON, {**settings, **({"best": best} if best else {})}, indent=2)
 
 
 # --------------------------------------------------------------------------- telling folders apart

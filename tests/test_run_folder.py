@@ -316,3 +316,18 @@ def test_a_closed_stdout_keeps_the_work_of_the_steps_done(tmp_path):
     assert process.returncode == 141 and b"Traceback" not in stderr, stderr[-2000:]
     steps = run_folder.checkpoint_steps(out / "checkpoints")
     assert steps and steps[0] > 0, steps
+
+
+def test_a_run_json_written_before_a_flag_existed_resumes_with_the_flag_s_default():
+    """A run started before --keep-best, --val-fid and --feature-weights existed holds none of them:
+    each is its default, so the same command resumes it; a new value is still a change."""
+    from dataclasses import asdict
+
+    from pix2color.config import TrainConfig
+
+    config = TrainConfig(data="sample", image_size=32)
+    older = {key: value for key, value in asdict(config).items()
+             if key not in ("keep_best", "early_stop", "val_fid", "feature_weights")}
+    assert run_folder.changed_settings(older, config.run_defining()) == []
+    asked = TrainConfig(data="sample", image_size=32, keep_best="val_l1").run_defining()
+    assert run_folder.changed_settings(older, asked) == ["--keep-best None (now 'val_l1')"]

@@ -5,9 +5,10 @@ from __future__ import annotations
 import sys
 
 from pix2color.cli import (
-    ArgumentParser, HelpFormatter, command, non_negative_float, positive_float, positive_int, seed_number,
+    ArgumentParser, HelpFormatter, add_feature_options, command, non_negative_float, positive_float, positive_int,
+    seed_number,
 )
-from pix2color.config import GENERATORS, STRATEGIES, TrainConfig
+from pix2color.config import GENERATORS, KEEP_BEST, STRATEGIES, TrainConfig
 from pix2color.precision import PRECISIONS
 
 PROG = "pix2color-train"
@@ -74,6 +75,14 @@ def build_parser() -> ArgumentParser:
              "The saved generator is float32 whatever the choice")
     add("--mixed-precision", dest="precision", action="store_const", const="float16",
         help="the same as --precision float16")
+    add("--keep-best", default=None, choices=KEEP_BEST, metavar="METRIC",
+        help=f"keep the generator of the epoch with the best validation METRIC in OUT/best/ ({', '.join(KEEP_BEST)}; "
+             "val_fid / val_kid need --val-fid)")
+    add("--early-stop", type=positive_int, default=None, metavar="PATIENCE",
+        help="with --keep-best: stop after PATIENCE epochs without a better METRIC")
+    add("--val-fid", action="store_true",
+        help="FID and KID of the validation images after every epoch (Inception-v3; in history.csv)")
+    add_feature_options(parser, skip=None)
     add("--verbose", type=int, choices=(0, 1, 2), default=None,
         help="0 silent, 1 progress bar (the default), 2 one line per epoch")
     return parser

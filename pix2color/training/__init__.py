@@ -27,7 +27,6 @@ import csv
 import dataclasses
 import functools
 import io
-import os
 import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -38,9 +37,10 @@ import tensorflow as tf
 from pix2color import callbacks, distribute, gan, networks, plots, precision, run_folder, stopping
 from pix2color.config import TrainConfig  # noqa: F401 - the options of a run, importable from here too
 from pix2color.data import ImageSet, load_image_set, make_eval_dataset, make_train_dataset, preview_images
-from pix2color.files import write_json_atomically, write_text_atomically
+from pix2color.files import write_text_atomically
 from pix2color.networks.speed import fast_layers
 from pix2color.stopping import OutputError, RunError, StopRequested
+from pix2color.training.best import Best, KeepBest, ValidationMeasures, stopped_early
 
 SAMPLE_GRID_IMAGES = 4
 ADAM_EPSILON = 1e-8  # PyTorch's (the reference code's); Keras' default is 1e-7
@@ -233,15 +233,30 @@ def use_deterministic_ops() -> None:
 def _train(config: TrainConfig, log, signals: stopping.StopSignals) -> RunResult:
     strategy = _start_strategy(config)
     role = distribute.worker_role(strategy)
+    features = _validation_features(config, log)  # before the seed: random feature weights seed themselves
     keras.utils.set_random_seed(config.seed)
     out = Path(config.out)
     if not role.is_chief:  # the chief's lock guards the folder for its whole cluster
         _prepare_out(role.own_folder(out))
-        return _run(config, log, strategy, role, out, signals)
+        return _run(config, log, strategy, role, out, signals, features)
     _check_out_is_a_run_folder(out)
     with run_folder.locked(config.out, log):
         _clear_interrupted_writes(out, log)
-        return _run(config, log, strategy, role, out, signals)
+        return _run(config, log, strategy, role, out, signals, features)
+
+
+def _validation_features(config: TrainConfig, log):
+    """With --val-fid, the Inception-v3 features of --feature-weights (said in one line)."""
+    if not config.val_fid:
+        return None
+    from pix2color.evaluation.inception import FeatureWeightsError, InceptionFeatures
+
+    try:
+        features = InceptionFeatures(config.feature_weights)
+    except FeatureWeightsError as error:
+        raise RunError(str(error).replace("--no-fid", "train without --val-fid")) from None
+    log(features.description)
+    return features
 
 
 def _start_strategy(config: TrainConfig) -> tf.distribute.Strategy:
@@ -275,7 +290,7 @@ def _check_replicas(config: TrainConfig, strategy: tf.distribute.Strategy) -> No
 
 
 def _run(config: TrainConfig, log, strategy, role: distribute.WorkerRole, out: Path,
-         signals: stopping.StopSignals) -> RunResult:
+         signals: stopping.StopSignals, features=None) -> RunResult:
     """Restore, then check, then write: nothing in the run folder changes until the checkpoint
     has restored and the settings agree with the ones the run was started with."""
     saved = run_folder.read_run_json(out)
@@ -301,7 +316,11 @@ def _run(config: TrainConfig, log, strategy, role: distribute.WorkerRole, out: P
         distribute.check_workers_agree(strategy, steps_done, out)
 
     image_set = _load_data(config, role.own_folder(out), out, log)
+    if config.keep_best and not len(image_set.val):
+        raise RunError(f"--keep-best {config.keep_best} needs validation images (--val-fraction above 0, or more "
+                       "photos)")
     config = _fit_to_data(config, image_set, strategy, log)
+    kept = Best.of_run(out) if resuming and config.keep_best else None
     if resuming and saved:
         _check_resume_settings(out, saved, config.run_defining())
     if restored:
@@ -311,16 +330,20 @@ def _run(config: TrainConfig, log, strategy, role: distribute.WorkerRole, out: P
             epochs_done = whole_epochs
             log(f"Epoch {epochs_done} had done all its steps when the run stopped; its validation is skipped")
     if role.is_chief:
-        write_json_atomically(out / run_folder.RUN_JSON, asdict(config), indent=2)
+        run_folder.write_run_json(out, asdict(config), asdict(kept) if kept else None)
         _trim_history(out / "history.csv", epochs_done)
 
-    if epochs_done >= config.epochs:
-        log(f"{out} already holds {epochs_done} trained epochs (--epochs {config.epochs}); nothing to do")
+    if epochs_done >= config.epochs or stopped_early(kept, config.early_stop, epochs_done):
+        log(f"{out} already holds {epochs_done} trained epochs (--epochs {config.epochs}); nothing to do"
+            if epochs_done >= config.epochs else
+            f"{out} stopped early after epoch {epochs_done}: no better {kept.metric} for {config.early_stop} epochs "
+            f"since epoch {kept.epoch} (best: {kept.text()}); nothing to do (a larger --early-stop trains on)")
         if role.is_chief:
             _complete_finished_run(generator, out, steps_done, epochs_done, log)
         return RunResult(out, epochs_done, steps_done, out / run_folder.GENERATOR, image_set)
 
-    run_callbacks = _run_callbacks(trainer, checkpoint, image_set, config, out, role, signals)
+    run_callbacks = _run_callbacks(trainer, checkpoint, image_set, config, out, role, signals,
+                                   _choosing(generator, image_set, config, out, role, kept, features, checkpoint, log))
     trained = False
     try:
         epochs_done, steps_done = _fit_epochs(trainer, checkpoint, run_callbacks, image_set, config, strategy,
@@ -359,11 +382,26 @@ def _complete_finished_run(generator: keras.Model, out: Path, steps_done: int, e
             log(f"note: no figures: {error}")
 
 
+def _choosing(generator: keras.Model, image_set: ImageSet, config: TrainConfig, out: Path,
+              role: distribute.WorkerRole, kept: Best | None, features, checkpoint, log) -> list:
+    """--keep-best and --val-fid's callbacks: the measures they need, then `KeepBest`."""
+    chosen = []
+    if config.val_fid or config.keep_best == "val_colourfulness_gap":
+        dataset = make_eval_dataset(image_set.val, config.image_size, config.batch_size)
+        chosen.append(ValidationMeasures(generator, dataset, features))
+    if config.keep_best:
+        chosen.append(KeepBest(out, generator, config.keep_best, asdict(config), kept, config.early_stop,
+                               steps=lambda: int(checkpoint.step.numpy()), write=role.is_chief, log=log))
+    return chosen
+
+
 def _run_callbacks(trainer: gan.ColorizationGAN, checkpoint: callbacks.TrainingCheckpoint, image_set: ImageSet,
-                   config: TrainConfig, out: Path, role: distribute.WorkerRole, signals: stopping.StopSignals) -> list:
+                   config: TrainConfig, out: Path, role: distribute.WorkerRole, signals: stopping.StopSignals,
+                   choosing: list) -> list:
     steps = lambda: int(checkpoint.step.numpy())  # noqa: E731 - steps completed so far
     return (
-        [stopping.FiniteGuard(steps), checkpoint]  # the guard first: a bad step is never saved
+        # the guard first: a bad step is never saved; the best generator before the checkpoint of its epoch
+        [stopping.FiniteGuard(steps), *choosing, checkpoint]
         + (_figures_and_logs(trainer, image_set, config, out) if role.is_chief else [])
         + [stopping.StopOnRequest(signals, steps)]  # last: the epoch's logs are written first
     )
@@ -383,6 +421,8 @@ def _fit_epochs(trainer: gan.ColorizationGAN, checkpoint: callbacks.TrainingChec
             callbacks=run_callbacks, shuffle=False, verbose=config.verbose,
         )
         epochs_done, steps_done = int(checkpoint.epoch.numpy()), int(checkpoint.step.numpy())
+        if trainer.stop_training:  # --early-stop
+            break
     return epochs_done, steps_done
 
 
@@ -444,12 +484,5 @@ def _fit_batch_to_data(config: TrainConfig, image_set: ImageSet, strategy, log) 
 
 
 def _save_generator(generator: keras.Model, out: Path, steps: int, epochs: int, log) -> None:
-    """generator.keras, replaced whole (a kill mid-write leaves the previous file), then the step
-    it holds (generator.json), which `loading` compares with the newest checkpoint. Its layers
-    compute in float32 whatever the run trained in (`precision.float32_layers`)."""
-    path = out / run_folder.GENERATOR
-    partial = out / run_folder.PARTIAL_GENERATOR
-    precision.float32_layers(generator).save(partial)
-    os.replace(partial, path)
-    run_folder.write_generator_record(out, steps, epochs)
+    path = run_folder.save_generator(generator, out, steps, epochs)
     log(f"Saved the generator (step {steps}) to {path}")
