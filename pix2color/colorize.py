@@ -17,15 +17,21 @@ from pathlib import Path
 
 import numpy as np
 
-from pix2color.outputs import OutputExists, Planned, Wanted, exists_message, plan_outputs, write_output
-from pix2color.photos import DEFAULT_MAX_PIXELS, FullResolutionColorizer, ImageError, not_a_file, read_image
+from pix2color.outputs import OutputExists, Planned, Wanted, exists_message, plan_outputs, quoted, write_output
+from pix2color.photos import (DEFAULT_MAX_PIXELS, FullResolutionColorizer, ImageError, Photo, TooManyPixels, not_a_file,
+                              read_photo, srgb_profile)
 from pix2color.video import DEFAULT_CRF, VIDEO_SUFFIXES, VideoError, colorize_video, is_video
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")  # Pillow reads TIFF too
+# Looked at in a folder besides those: more formats Pillow reads (AVIF), and photos it cannot (HEIC,
+# JPEG XL, camera raw), each then one line, never a video.
+PHOTO_SUFFIXES = IMAGE_SUFFIXES + (".avif", ".jfif", ".jp2", ".heic", ".heif", ".jxl", ".dng", ".cr2", ".cr3", ".nef",
+                                   ".arw", ".orf", ".rw2", ".raf")
 OUTPUT_FORMATS = {"jpg": "JPEG", "png": "PNG", "webp": "WEBP"}
+MADE_HERE = ("_colorized", "_compare")  # NAME_colorized.EXT, NAME_compare.jpg: outputs written beside their input
 
 
-def expand_inputs(inputs: list[str]) -> tuple[list[tuple[Path, Path]], list[str]]:
+def expand_inputs(inputs: list[str], out: str | os.PathLike | None = None) -> tuple[list[tuple[Path, Path]], list[str]]:
     """Files, folders (recursive: photos and videos) and globs -> [(file, its output's path below
     the output folder, before the suffix)], and one line for each input that cannot be read.
 
@@ -35,13 +41,18 @@ def expand_inputs(inputs: list[str]) -> tuple[list[tuple[Path, Path]], list[str]
     listed once, however many inputs name it. An input that names nothing, and anything named
     like a photo or a video that is not a regular file (a broken symlink, a FIFO, which would
     block its reader, a socket, a device, a symlinked folder, which is not searched) is a line.
+    A folder's search leaves out the output folder `out` and what an earlier run wrote beside its
+    inputs (NAME_colorized.EXT, NAME_compare.jpg next to NAME.*), so that running again finds the
+    same inputs, and skips them when their outputs exist.
     """
     found, failed, seen = [], [], set()
+    left_out = os.path.realpath(out) if out is not None and os.fspath(out).strip() else None
     for item in inputs:
         matches, base = _matches(item)
         if not matches:
-            failed.append(f"{item}: no such file or no match")
-        for path, relative in itertools.chain.from_iterable(_files_of(Path(m), base, failed) for m in matches):
+            failed.append(f"{quoted(item)}: no such file or no match")
+        for path, relative in itertools.chain.from_iterable(_files_of(Path(m), base, failed, left_out)
+                                                            for m in matches):
             if os.path.realpath(path) not in seen:
                 seen.add(os.path.realpath(path))
                 found.append((path, relative))
@@ -57,28 +68,45 @@ def _matches(item: str) -> tuple[list[str], Path | None]:
     return sorted(glob.glob(item, recursive=True)), Path(*literal)
 
 
-def _files_of(path: Path, base: Path | None, failed: list[str]) -> list[tuple[Path, Path]]:
-    """The regular files `path` names (itself, or the photos and videos below a folder); a line
-    in `failed` for each other thing."""
+def _files_of(path: Path, base: Path | None, failed: list[str], left_out: str | None = None) -> list[tuple[Path, Path]]:
+    """The regular files `path` names (itself, or the photos and videos below a folder, but for
+    `left_out` and an earlier run's outputs); a line in `failed` for each other thing."""
     if not path.is_dir():
         problem = not_a_file(path)
         if problem:
-            failed.append(f"{path}: {problem}")
+            failed.append(f"{quoted(path)}: {problem}")
             return []
         return [(path, _below(path, base) if base is not None else Path(path.name))]
     files = []
     for directory, subfolders, names in os.walk(path):
-        linked = [name for name in subfolders if os.path.islink(os.path.join(directory, name))]
-        for name in names + linked:
+        subfolders[:] = [name for name in subfolders if os.path.realpath(os.path.join(directory, name)) != left_out]
+        for name in [name for name in subfolders if os.path.islink(os.path.join(directory, name))]:
+            failed.append(f"{quoted(os.path.join(directory, name))}: a symlink to a folder, not searched")
+        for name in names:
             file = Path(directory, name)
-            if file.suffix.lower() not in IMAGE_SUFFIXES + VIDEO_SUFFIXES:
+            if file.suffix.lower() not in PHOTO_SUFFIXES + VIDEO_SUFFIXES or _made_here(file, names):
                 continue
-            problem = "a symlink to a folder, not searched" if name in linked else not_a_file(file)
+            problem = not_a_file(file)
             if problem:
-                failed.append(f"{file}: {problem}")
+                failed.append(f"{quoted(file)}: {problem}")
             else:
                 files.append(file)
     return [(file, _below(file, path if base is None else base)) for file in sorted(files, key=str)]
+
+
+def _made_here(file: Path, names: list[str]) -> bool:
+    """An output an earlier run wrote beside its input: NAME_colorized[-N].EXT or NAME_compare.jpg
+    next to a photo NAME.*."""
+    stem = file.stem
+    for mark in MADE_HERE:
+        if mark in stem:
+            base = stem[: stem.rindex(mark)]
+            rest = stem[len(base) + len(mark):]
+            if (rest == "" or (rest.startswith("-") and rest[1:].isdigit())) and any(
+                    Path(name).stem == base and Path(name).suffix.lower() in PHOTO_SUFFIXES + VIDEO_SUFFIXES
+                    for name in names):
+                return True
+    return False
 
 
 def _below(path: Path, root: Path) -> Path:
@@ -106,13 +134,37 @@ def plan(photos: list[tuple[Path, Path]], videos: list[tuple[Path, Path]], out: 
     return planned[: len(photos)], planned[len(photos) :]
 
 
-def save_image(rgb: np.ndarray, path: Path, quality: int, overwrite: bool = False) -> None:
-    """`rgb` in the format the suffix names, with `pix2color.outputs.write_output`'s rule."""
+def save_image(rgb: np.ndarray, path: Path, quality: int, overwrite: bool = False, photo: Photo | None = None) -> None:
+    """`rgb` in the format the suffix names, with `pix2color.outputs.write_output`'s rule, carrying
+    what `photo`, its input, had: its EXIF (Orientation 1, no thumbnail), DPI, transparency (PNG
+    and WebP) and, if it had an ICC profile, an sRGB one (its pixels were converted to sRGB);
+    a lossless WebP stays lossless."""
     from PIL import Image
 
     image_format = OUTPUT_FORMATS[path.suffix.lstrip(".")]
+    image = Image.fromarray(rgb)
     options = {"quality": quality} if image_format in ("JPEG", "WEBP") else {}
-    write_output(path, lambda handle: Image.fromarray(rgb).save(handle, image_format, **options), overwrite)
+    if photo is not None:
+        if photo.alpha is not None and image_format in ("PNG", "WEBP"):
+            image.putalpha(Image.fromarray(photo.alpha))
+        if photo.exif:
+            options["exif"] = photo.exif
+        if photo.dpi and image_format in ("JPEG", "PNG"):
+            options["dpi"] = photo.dpi
+        if photo.icc_profile:
+            options["icc_profile"] = srgb_profile()
+        if image_format == "WEBP" and photo.lossless:
+            options = {**options, "lossless": True, "quality": 100}
+    write_output(path, lambda handle: image.save(handle, image_format, **options), overwrite)
+
+
+def carried_notes(photo: Photo, source: Path) -> list[str]:
+    """What of an input its output does not carry, one line each (its transparency: `ColorizeReport.alpha_lost`)."""
+    return [f"{quoted(source)}: {photo.frames} pages or frames; the first is colorized"] if photo.frames > 1 else []
+
+
+def keeps_alpha(path: Path) -> bool:
+    return OUTPUT_FORMATS[path.suffix.lstrip(".")] in ("PNG", "WEBP")
 
 
 def side_by_side(*images: np.ndarray) -> np.ndarray:
@@ -124,6 +176,9 @@ class ColorizeReport:
     written: list[Path] = field(default_factory=list)
     skipped: list[Path] = field(default_factory=list)  # outputs that appeared after the plan: left alone
     failed: list[str] = field(default_factory=list)  # one line per file that could not be colorized or written
+    notes: list[str] = field(default_factory=list)  # one line per input whose output cannot carry all it had
+    alpha_lost: list[Path] = field(default_factory=list)  # inputs with transparency written where none is kept
+    compare_failed: list[str] = field(default_factory=list)  # NAME_compare.jpg that could not be written
 
 
 def colorize_files(
@@ -147,20 +202,25 @@ def colorize_files(
     report = ColorizeReport()
     for start in range(0, len(todo), batch_size):
         chunk = todo[start : start + batch_size]
-        readable, images = [], []
+        readable, photos = [], []
         for item in chunk:
             try:
-                images.append(read_image(item.source, max_pixels))
+                photos.append(read_photo(item.source, max_pixels))
                 readable.append(item)
             except ImageError as error:
-                report.failed.append(str(error))
-                on_error(str(error))
-        for item, image, result in zip(readable, images, recipe.colorize_batch(images) if images else []):
+                message = str(error) + ("; --max-pixels raises the limit" if isinstance(error, TooManyPixels) else "")
+                report.failed.append(message)
+                on_error(message)
+        results = recipe.colorize_batch([photo.rgb for photo in photos]) if photos else []
+        for item, photo, result in zip(readable, photos, results):
             save = _Saver(item, report, quality, overwrite, on_error, on_skip)
-            if save(result, item.target):
+            if save(result, item.target, photo):
                 report.written.append(item.target)
+                report.notes += carried_notes(photo, item.source)
+                if photo.alpha is not None and not keeps_alpha(item.target):
+                    report.alpha_lost.append(item.source)
                 if item.compare:
-                    save(side_by_side(recipe.grayscale(image), result, image), item.compare)
+                    save(side_by_side(recipe.grayscale(photo.rgb), result, photo.rgb), item.compare)
         on_progress(len(chunk))
     return report
 
@@ -176,24 +236,39 @@ class _Saver:
     on_error: Callable[[str], None]
     on_skip: Callable[[str], None]
 
-    def __call__(self, rgb: np.ndarray, path: Path) -> bool:
+    def __call__(self, rgb: np.ndarray, path: Path, photo: Photo | None = None) -> bool:
         try:
-            save_image(rgb, path, self.quality, self.overwrite)
+            save_image(rgb, path, self.quality, self.overwrite, photo)
             return True
         except OutputExists:
             if path == self.item.target:
                 self.report.skipped.append(path)
             self.on_skip(exists_message(path))
         except OSError as error:
-            message = f"{self.item.source}: could not write {path}: {error.strerror or error}"
-            self.report.failed.append(message)
+            message = f"{quoted(self.item.source)}: could not write {quoted(path)}: {error.strerror or error}"
+            # Inputs are counted once: a comparison image that fails beside a written output is counted apart.
+            (self.report.failed if path == self.item.target else self.report.compare_failed).append(message)
             self.on_error(message)
         return False
 
 
 def split_photos_and_videos(files: list[tuple[Path, Path]]) -> tuple[list[tuple[Path, Path]], list[tuple[Path, Path]]]:
-    videos = [item for item in files if is_video(item[0], IMAGE_SUFFIXES)]
+    """Photos are what Pillow opens (AVIF included) or is named like a photo (HEIC: then one line
+    when it is read); videos the rest that FFmpeg finds a video stream in."""
+    videos = [item for item in files if not _is_photo(item[0]) and is_video(item[0], PHOTO_SUFFIXES)]
     return [item for item in files if item not in videos], videos
+
+
+def _is_photo(path: Path) -> bool:
+    if path.suffix.lower() in PHOTO_SUFFIXES:
+        return True
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path):
+            return True
+    except (UnidentifiedImageError, OSError, ValueError):
+        return False
 
 
 class _NoProgress:

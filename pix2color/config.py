@@ -26,6 +26,11 @@ RUN_DEFINING = (
 )
 
 
+def flag_of(setting: str) -> str:
+    """The command-line flag of a `TrainConfig` setting ("r1_gamma" -> "--gamma")."""
+    return "--" + {"r1_gamma": "gamma"}.get(setting, setting).replace("_", "-")
+
+
 class RunError(ValueError):
     """A run cannot start, resume or go on as asked; the message says why, in one line."""
 
@@ -83,6 +88,8 @@ class TrainConfig:
 
     def validate(self) -> None:
         """Refuse, in one line naming the flag, any value that cannot make a sensible run."""
+        if not str(self.out).strip():
+            raise RunError("--out is empty (an unset variable?): give the run folder")
         if self.gan_only and self.l1_only:
             raise RunError("--gan-only and --l1-only exclude each other")
         if self.jit_compile and self.deterministic_ops:  # Keras compiles no step with XLA under op determinism

@@ -77,11 +77,40 @@ def colorize_in_graph(network, image, image_size: int):
     return tf.cast(tf.round(rgb * 255.0), tf.uint8)
 
 
+SAVEDMODEL_FILES = {"saved_model.pb", "fingerprint.pb", "variables", "assets", "keras_metadata.pb"}
+
+
+def not_an_export(folder: str | Path) -> list[str]:
+    """What a folder holds that a SavedModel export does not write (`--overwrite` replaces a
+    folder only when this is empty: it never removes a user's file)."""
+    folder = Path(folder)
+    if not folder.is_dir() or folder.is_symlink():
+        return [folder.name]
+    found = []
+    for entry in sorted(folder.iterdir()):
+        if entry.name not in SAVEDMODEL_FILES or entry.is_symlink():
+            found.append(entry.name)
+        elif entry.name == "variables" and entry.is_dir():
+            found += [f"variables/{item.name}" for item in sorted(entry.iterdir())
+                      if not (item.name == "variables.index" or item.name.startswith("variables.data-"))]
+        elif entry.name == "assets" and entry.is_dir():
+            found += [f"assets/{item.name}" for item in sorted(entry.iterdir())]
+    return found
+
+
 def export_savedmodel(generator, out_dir: str | Path, overwrite: bool = False) -> Path:
     """Write a SavedModel with whole-job and raw-network signatures, both inference modes.
 
     Written into a hidden temporary folder beside `out_dir` and renamed into place when whole;
-    an existing `out_dir` is replaced only with `overwrite`."""
+    an existing `out_dir` is replaced only with `overwrite`, and only if it holds nothing but an
+    export's files (`not_an_export`)."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not overwrite:
+        raise FileExistsError(errno.EEXIST, "exists (--overwrite replaces it)", str(out_dir))
+    foreign = not_an_export(out_dir) if os.path.lexists(out_dir) else []
+    if foreign:
+        raise FileExistsError(errno.EEXIST, f"holds what no export writes ({', '.join(foreign[:3])}): left as it is, "
+                                            "--overwrite or not", str(out_dir))
     tf = _import_tf()
     from pix2color.paper_mode import paper_mode_generator
 
@@ -117,9 +146,6 @@ def export_savedmodel(generator, out_dir: str | Path, overwrite: bool = False) -
         "ab": module.ab.get_concrete_function(),
         "ab_paper": module.ab_paper.get_concrete_function(),
     }
-    out_dir = Path(out_dir)
-    if out_dir.exists() and not overwrite:
-        raise FileExistsError(errno.EEXIST, "exists (--overwrite replaces it)", str(out_dir))
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     partial = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".partial", dir=out_dir.parent))
     try:
@@ -207,7 +233,21 @@ def export_tflite(
             write_output(path, lambda handle: handle.write(flatbuffer), overwrite)
             log(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
             written.append(path)
-    return written
+    runner = out_dir / DEVICE_RUNNER
+    write_output(runner, lambda handle: handle.write(device_runner()), overwrite)
+    log(f"wrote {runner} (the device's runner: LiteRT, numpy and Pillow only; copy it with the .tflite files)")
+    return written + [runner]
+
+
+DEVICE_RUNNER = "colorize_tflite.py"
+
+
+def device_runner() -> bytes:
+    """The source of `pix2color.lite`: one file that runs a `.tflite` generator with LiteRT, numpy
+    and Pillow alone, written beside the exported files."""
+    from pix2color import lite
+
+    return Path(lite.__file__).read_bytes()
 
 
 def export(model: str, out: str, formats=FORMATS, variants=TFLITE_VARIANTS, modes=MODES, log=print,
@@ -222,6 +262,7 @@ def export_targets(out: str | Path, formats=FORMATS, variants=TFLITE_VARIANTS, m
     targets = [out / "savedmodel"] if "savedmodel" in formats else []
     if "tflite" in formats:
         targets += [out / "tflite" / f"generator_{mode}_{variant}.tflite" for mode in modes for variant in variants]
+        targets.append(out / "tflite" / DEVICE_RUNNER)
     return targets
 
 

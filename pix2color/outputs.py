@@ -113,7 +113,7 @@ class _Names:
         path = self._free_name(wanted)
         if path != wanted:
             why = "is one of the inputs" if self.is_input(wanted) else f"is {self.owners[_path_key(wanted)]}'s output"
-            planned.renamed.append(f"{source} -> {path} ({wanted} {why})")
+            planned.renamed.append(f"{quoted(source)} -> {quoted(path)} ({quoted(wanted)} {why})")
         self.owners[_path_key(path)] = source
         return path
 
@@ -137,12 +137,24 @@ class _Names:
         return None
 
 
+def quoted(path: str | os.PathLike) -> str:
+    """A path as messages show it: itself, unless it holds what a terminal would not show as
+    written (a newline, an escape sequence, bytes that are not UTF-8): then those are escaped
+    (\\n, \\x1b, \\xe9) and the whole is quoted, so a name never reads as a second line."""
+    text = os.fspath(path)
+    text = text.decode("utf-8", "backslashreplace") if isinstance(text, bytes) else text
+    shown = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    if shown == text and text.isprintable():
+        return text
+    return "'" + "".join(char if char.isprintable() else repr(char)[1:-1] for char in shown) + "'"
+
+
 def exists_message(path: Path) -> str:
     if _is_folder(path):
-        return f"{path} is a folder; left as it is (no option replaces a folder)"
+        return f"{quoted(path)} is a folder; left as it is (no option replaces a folder)"
     if _is_special(path):
-        return f"{path} is not a regular file (a FIFO, a device or a socket); left as it is (no option replaces it)"
-    return f"{path} exists; left as it is (--overwrite replaces it)"
+        return f"{quoted(path)} is not a regular file (a FIFO, a device or a socket); left as it is (no option replaces it)"
+    return f"{quoted(path)} exists; left as it is (--overwrite replaces it)"
 
 
 def _is_folder(path: Path) -> bool:
@@ -161,14 +173,17 @@ def _is_special(path: Path) -> bool:
 
 def summary(written: int, skipped: int, failed: int, out: str | os.PathLike | None = None) -> str:
     """The last line of a run: inputs colorized, skipped (their outputs exist) and failed."""
-    into = f" into {out}" if out is not None else ""
+    into = f" into {quoted(out)}" if out is not None else ""
     return (f"{written} colorized{into}, {skipped} skipped" + (f" ({SKIPPED_SUMMARY})" if skipped else "")
             + f", {failed} failed")
 
 
 def check_output_folder(out: str | os.PathLike, flag: str = "-o") -> None:
     """ValueError in plain words unless `out` is a folder this process can write in, or can
-    create (checked before any work; nothing is created). `flag` names the option in the message."""
+    create (checked before any work; nothing is created). `flag` names the option in the message.
+    An empty name (an unset variable in a script) is refused, not taken as the current folder."""
+    if not os.fspath(out).strip():
+        raise ValueError(f"{flag} is empty (an unset variable?): give a folder, . for the current one")
     out = Path(out)
     if os.path.lexists(out) and not out.is_dir():
         raise ValueError(f"{flag} {out}: exists and is not a folder")
@@ -227,17 +242,70 @@ def _fill(path: Path, mode: str, write: Callable[[typing.BinaryIO], None]) -> No
         raise
 
 
+NAME_MAX = 255  # bytes of a file name on the file systems pix2color writes to (ext4, APFS, NTFS)
+
+
 def reserve_temporary(path: Path) -> Path:
-    """A new, empty hidden file next to `path` (.NAME.RANDOM.part), created exclusively so that
-    whatever is written into it is nobody else's file."""
+    """A new, empty hidden file next to `path` (.NAME.PID-RANDOM.part, NAME shortened to keep the
+    whole within `NAME_MAX` bytes), created exclusively so that whatever is written into it is
+    nobody else's file. Such files of `path` that a killed process left (its PID no longer runs
+    on this machine) are removed first."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    prefix = _temporary_prefix(path)
+    remove_stale_temporaries(path)
     while True:
-        temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.part")
+        temporary = path.with_name(f"{prefix}{os.getpid()}-{secrets.token_hex(4)}.part")
         try:
             open(temporary, "xb").close()  # noqa: SIM115
             return temporary
         except FileExistsError:
             continue
+
+
+def _temporary_prefix(path: Path) -> str:
+    """'.NAME.', NAME cut (at a character, not inside one) to leave room for the PID and the rest."""
+    room = NAME_MAX - len(".") - len(".") - len("4194304-0123abcd.part")
+    encoded = os.fsencode(path.name)
+    if len(encoded) > room:
+        encoded = encoded[:room]
+        while encoded:  # drop a cut UTF-8 sequence's leftover bytes
+            try:
+                encoded.decode("utf-8")
+                break
+            except UnicodeDecodeError:
+                encoded = encoded[:-1]
+    return f".{os.fsdecode(encoded)}."
+
+
+def remove_stale_temporaries(path: Path) -> list[Path]:
+    """Remove the temporaries of `path` whose writer is gone: a process killed mid-write (kill -9,
+    a power cut) leaves one, named with its PID. Returns what was removed."""
+    prefix, removed = _temporary_prefix(path), []
+    try:
+        names = os.listdir(path.parent)
+    except OSError:
+        return removed
+    for name in names:
+        if not (name.startswith(prefix) and name.endswith(".part")):
+            continue
+        pid = name[len(prefix):-len(".part")].split("-")[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not _running(int(pid)):
+            try:
+                os.unlink(path.parent / name)
+                removed.append(path.parent / name)
+            except OSError:
+                pass
+    return removed
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # PermissionError: it runs, as another user
+        return True
+    return True
 
 
 def move_into_place(temporary: Path, path: Path, overwrite: bool = False) -> None:

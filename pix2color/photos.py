@@ -21,13 +21,17 @@ to this module).
 
 from __future__ import annotations
 
+import io
 import os
 import stat
 import threading
 import typing
+from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image, ImageCms, ImageOps
+
+from pix2color.outputs import quoted
 
 DEFAULT_MAX_PIXELS = 50_000_000  # 50 MP: far above a phone photo, far below a decompression bomb
 # The full-resolution planes are computed this many pixels at a time: a 50 MP photo's float32
@@ -61,19 +65,39 @@ class TooManyPixels(ImageError):
 _PILLOW_LIMIT = threading.Lock()  # Pillow's own pixel limit is a global: lifted by one reader at a time
 
 
+@dataclass
+class Photo:
+    """A photo as pix2color reads it: its pixels in sRGB, and what its file said besides."""
+
+    rgb: np.ndarray  # uint8 (H, W, 3), upright, sRGB, transparency composited on white
+    alpha: np.ndarray | None = None  # uint8 (H, W): its transparency, if it had any
+    exif: bytes | None = None  # its EXIF, Orientation 1 (the pixels are upright), without the thumbnail
+    dpi: tuple[float, float] | None = None
+    icc_profile: bytes | None = None  # the profile its pixels were converted to sRGB from
+    frames: int = 1  # pages or frames in the file: only the first is read
+    lossless: bool = False  # a lossless WebP
+
+
 def read_image(source: str | os.PathLike | typing.BinaryIO, max_pixels: int = DEFAULT_MAX_PIXELS,
                name: str | None = None, formats: tuple[str, ...] | None = None) -> np.ndarray:
-    """Any image (a file, or a binary file object) -> uint8 RGB (H, W, 3), upright as its EXIF
-    orientation says. The format is recognised from the content, never from a name.
+    """Any image (a file, or a binary file object) -> uint8 sRGB (H, W, 3): `read_photo`'s pixels."""
+    return read_photo(source, max_pixels, name, formats).rgb
+
+
+def read_photo(source: str | os.PathLike | typing.BinaryIO, max_pixels: int = DEFAULT_MAX_PIXELS,
+               name: str | None = None, formats: tuple[str, ...] | None = None) -> Photo:
+    """Any image (a file, or a binary file object) -> `Photo`: uint8 RGB (H, W, 3), upright as its
+    EXIF orientation says, in sRGB (an embedded ICC profile is applied: `_in_srgb`), and its
+    transparency, EXIF, DPI and profile. The format is recognised from the content, never from a name.
 
     Grayscale is replicated to 3 channels; transparency is composited on white; 16-bit images
-    are scaled to 8 bits. Raises `ImageError` naming the file (or `name`) for anything
-    unreadable, larger than `max_pixels` (checked before decoding), or in a mode that cannot be
-    converted to RGB.
+    are scaled to 8 bits; a float image is read as 0..1 (or 0..255, 0..65535 if its values go
+    beyond). Raises `ImageError` naming the file (or `name`) for anything unreadable, larger than
+    `max_pixels` (checked before decoding), or in a mode that cannot be converted to RGB.
     """
-    name = name or str(source)
+    name = name or (quoted(source) if isinstance(source, (str, os.PathLike)) else str(source))
     if isinstance(source, (str, os.PathLike)):
-        problem = not_a_file(source)
+        problem = not_a_file(source) or ("an empty file (0 bytes)" if os.path.getsize(source) == 0 else None)
         if problem:
             raise ImageError(f"{name}: {problem}")
     try:
@@ -90,7 +114,7 @@ def read_image(source: str | os.PathLike | typing.BinaryIO, max_pixels: int = DE
             image.load()
             ImageOps.exif_transpose(image, in_place=True)  # no copy of an image that is upright already
             try:
-                return _to_rgb_array(image)
+                return _photo_of(image, _webp_lossless(source) if image.format == "WEBP" else False)
             except (ValueError, OSError) as error:
                 raise ImageError(f"{name}: image mode {image.mode} cannot be converted to RGB ({error})") from None
     except ImageError:
@@ -103,9 +127,108 @@ def read_image(source: str | os.PathLike | typing.BinaryIO, max_pixels: int = DE
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
         if isinstance(error, Image.UnidentifiedImageError):
             container = image_container(source)
-            reason = (f"a {container} image in a pixel format that cannot be converted to RGB" if container
-                      else "not an image (or a format Pillow cannot read)")
+            reason = ("a HEIC photo, a format pix2color cannot read (convert it to JPEG or PNG)" if container == "HEIC"
+                      else f"a {container} image in a pixel format that cannot be converted to RGB" if container
+                      else "not an image (or not in a format pix2color reads)")
         raise ImageError(f"{name}: {reason}") from None
+
+
+def _photo_of(image: Image.Image, lossless: bool) -> Photo:
+    """The `Photo` of an opened, loaded, upright image."""
+    icc_profile = image.info.get("icc_profile") or None
+    alpha = None
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        alpha = np.asarray(image.convert("RGBA"))[..., 3].copy()
+        alpha = None if alpha.min() == 255 else alpha
+    managed = _in_srgb(image, icc_profile)
+    exif = image.getexif()
+    if exif:
+        exif[0x0112] = 1  # Orientation: the pixels are upright now
+    dpi = image.info.get("dpi")
+    return Photo(_to_rgb_array(managed), alpha, exif.tobytes() if exif else None,
+                 tuple(float(value) for value in dpi) if dpi else None, icc_profile if managed is not image else None,
+                 getattr(image, "n_frames", 1), lossless)
+
+
+def as_8bit_rgb(image) -> np.ndarray:
+    """What a program passes as a photo -> uint8 RGB (H, W, 3): a PIL image (any mode; upright as
+    its EXIF says, its ICC profile applied), or an array (H, W), (H, W, 1), (H, W, 3) or (H, W, 4)
+    (alpha composited on white) of uint8, uint16, bool, or floats in 0..1 (0..255 if they go
+    beyond). ValueError in one line for anything else."""
+    if isinstance(image, Image.Image):
+        image = ImageOps.exif_transpose(image)
+        image.load()
+        return _photo_of(image, False).rgb
+    array = np.asarray(image)
+    wanted = ("expected a photo: a PIL image, or an array (H, W), (H, W, 1), (H, W, 3) or (H, W, 4) of uint8, "
+              "uint16 or floats in 0..1")
+    if array.ndim == 3 and array.shape[-1] == 1:
+        array = array[..., 0]
+    if array.ndim == 2:
+        array = np.repeat(array[..., None], 3, axis=-1)
+    if array.ndim != 3 or array.shape[-1] not in (3, 4) or min(array.shape[:2]) < 1:
+        raise ValueError(f"{wanted} (got an array of shape {array.shape})")
+    if array.dtype == np.bool_:
+        array = array.astype(np.uint8) * 255
+    elif array.dtype == np.uint16:
+        array = np.round(array / 257.0).astype(np.uint8)
+    elif np.issubdtype(array.dtype, np.floating) or (np.issubdtype(array.dtype, np.integer) and array.dtype != np.uint8):
+        values = np.nan_to_num(array.astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+        scale = 255.0 if np.issubdtype(array.dtype, np.floating) and values.max(initial=0.0) <= 1.0 else 1.0
+        array = np.clip(np.round(values * scale), 0, 255).astype(np.uint8)
+    elif array.dtype != np.uint8:
+        raise ValueError(f"{wanted} (got an array of {array.dtype})")
+    if array.shape[-1] == 4:
+        alpha = array[..., 3:].astype(np.float32) / 255.0
+        array = np.round(array[..., :3] * alpha + 255.0 * (1.0 - alpha)).astype(np.uint8)
+    return np.ascontiguousarray(array)
+
+
+def _webp_lossless(source) -> bool:
+    """A WebP file whose image is stored lossless (a VP8L chunk), told from its first bytes."""
+    return b"VP8L" in (_first_bytes(source, 64) or b"")
+
+
+def _first_bytes(source, count: int) -> bytes | None:
+    """The first `count` bytes of a file (a path or a binary file object), or None if unreadable."""
+    try:
+        if hasattr(source, "seek"):
+            source.seek(0)
+            return source.read(count)
+        with open(source, "rb") as handle:
+            return handle.read(count)
+    except OSError:
+        return None
+
+
+_SRGB = None  # the sRGB profile, made once
+
+
+def srgb_profile() -> bytes:
+    """An ICC profile of sRGB (LittleCMS's), for outputs whose input carried a profile."""
+    global _SRGB
+    if _SRGB is None:
+        _SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    return _SRGB
+
+
+def _in_srgb(image: Image.Image, icc_profile: bytes | None) -> Image.Image:
+    """`image` converted to sRGB through its embedded ICC profile (LittleCMS, perceptual intent):
+    a CMYK photo, an Adobe RGB or a gray-profiled one get the colours they have on a managed
+    screen. An sRGB profile, an unreadable one, or a mode LittleCMS does not take (16-bit, float)
+    leaves the image as it is."""
+    if not icc_profile or image.mode not in ("RGB", "RGBA", "CMYK", "L", "LA"):
+        return image
+    try:
+        source = ImageCms.ImageCmsProfile(io.BytesIO(icc_profile))
+        if ImageCms.getProfileDescription(source).strip().lower().startswith("srgb"):
+            return image
+        if image.mode == "LA":
+            image = image.convert("L")
+        return ImageCms.profileToProfile(image, source, ImageCms.ImageCmsProfile(io.BytesIO(srgb_profile())),
+                                         outputMode="RGBA" if image.mode == "RGBA" else "RGB")
+    except (OSError, ValueError, ImageCms.PyCMSError):
+        return image
 
 
 def _too_many(pixels: int, limit: int) -> str:
@@ -142,17 +265,13 @@ _SIGNATURES = {b"II*\x00": "TIFF", b"MM\x00*": "TIFF", b"\x89PNG": "PNG", b"\xff
 def image_container(source) -> str | None:
     """The image format a file's first bytes announce, if any (to tell "not an image" from "an
     image whose pixels Pillow cannot turn into RGB", such as a float64 or complex TIFF)."""
-    try:
-        if hasattr(source, "seek"):
-            source.seek(0)
-            head = source.read(12)
-        else:
-            with open(source, "rb") as handle:
-                head = handle.read(12)
-    except OSError:
+    head = _first_bytes(source, 12)
+    if head is None:
         return None
     if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
         return "WebP"
+    if head[4:8] == b"ftyp" and head[8:12] in (b"heic", b"heix", b"hevc", b"heim", b"heis", b"mif1", b"msf1"):
+        return "HEIC"
     return next((kind for signature, kind in _SIGNATURES.items() if head.startswith(signature)), None)
 
 
@@ -315,8 +434,9 @@ class FullResolutionColorizer:
         self.image_size = image_size
 
     def prepare(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """uint8 RGB (H, W, 3) -> (full-resolution L (H, W), network input (S, S, 1))."""
-        lightness = lightness_of_8bit(rgb)
+        """A photo (uint8 RGB (H, W, 3), or what `as_8bit_rgb` takes) -> (full-resolution L (H, W),
+        network input (S, S, 1))."""
+        lightness = lightness_of_8bit(as_8bit_rgb(rgb))
         size = self.image_size
         small = _resize_channel(lightness, (size, size), Image.Resampling.BOX) / 50.0 - 1.0
         return lightness, small[..., None]

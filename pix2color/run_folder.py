@@ -23,7 +23,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from pix2color.config import RUN_DEFINING, OutputError, RunError, TrainConfig
+from pix2color.config import RUN_DEFINING, OutputError, RunError, TrainConfig, flag_of
 from pix2color.files import write_json_atomically
 from pix2color.precision import recorded_precision
 
@@ -45,6 +45,7 @@ BEST = "best"  # best/generator.keras: the generator of the epoch with the best 
 RUN_ENTRIES = {RUN_JSON, LOCK_FILE, CHECKPOINTS, GENERATOR, GENERATOR_RECORD, BEST, "history.csv", "losses.png", "logs",
                "plots", "samples", "scan_cache", "workers", "evaluation.md", "evaluation.csv"}
 PARTIAL_GENERATOR = f".partial-{GENERATOR}"  # generator.keras while it is written (Keras wants the suffix)
+DESKTOP_FILES = {".DS_Store", "Thumbs.db", "desktop.ini", ".directory"}  # a file browser's, in any folder it shows
 
 
 def is_remote(folder: str | os.PathLike) -> bool:
@@ -195,7 +196,7 @@ def changed_settings(saved: dict, settings: dict, keys=RUN_DEFINING) -> list[str
     does not hold (a run started before the flag existed) is the flag's default."""
     defaults = asdict(TrainConfig())
     recorded = {key: saved.get(key, defaults.get(key)) for key in keys}
-    return [f"--{key.replace('_', '-')} {recorded[key]!r} (now {settings[key]!r})"
+    return [f"{flag_of(key)} {recorded[key]!r} (now {settings[key]!r})"
             for key in keys if key in settings and recorded[key] != settings[key]]
 
 
@@ -257,7 +258,8 @@ def foreign_entries(folder: str | os.PathLike) -> list[str]:
     except RunError:
         pass
     names = os.listdir(folder)
-    foreign = [name for name in names if name not in RUN_ENTRIES and name != PARTIAL_GENERATOR]
+    foreign = [name for name in names if name not in RUN_ENTRIES and name != PARTIAL_GENERATOR
+               and name not in DESKTOP_FILES and not name.startswith("._")]
     if CHECKPOINTS in names and (folder / CHECKPOINTS).is_dir():
         foreign += [f"{CHECKPOINTS}/{name}" for name in os.listdir(folder / CHECKPOINTS)
                     if not (_CHECKPOINT_FILE.match(name) or _PARTIAL_CHECKPOINT.match(name)

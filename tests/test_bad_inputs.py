@@ -48,6 +48,10 @@ def workspace(tmp_path_factory, small_generator_file):
     (folder / "foreign" / "checkpoints" / "ckpt-7_temp" / "important.txt").write_text("mine too")
     (folder / "evaluated").mkdir()
     (folder / "evaluated" / "evaluation.md").write_text("my notes")
+    (folder / "exported_by_me" / "savedmodel").mkdir(parents=True)  # not an export: a folder of the user's
+    (folder / "exported_by_me" / "savedmodel" / "notes.txt").write_text("mine")
+    (folder / "heic").mkdir()  # a folder of only photos pix2color cannot read
+    (folder / "heic" / "IMG_0001.HEIC").write_bytes(b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + bytes(200))
     (folder / "exported" / "tflite").mkdir(parents=True)
     (folder / "exported" / "tflite" / "generator_deterministic_float32.tflite").write_bytes(b"an earlier export")
     import keras
@@ -88,10 +92,15 @@ BAD_INPUTS = [
     pytest.param(TRAIN + ["--data", "sample", "--out", "W/empty_run"], 2, "run.json is damaged", marks=slow),
     (PIX2COLOR + ["colorize", "W/photo.jpg", "-o", "W/out", "--batch-size", "0"], 2, "--batch-size"),
     (PIX2COLOR + ["colorize", "W/photo.jpg", "-o", "W/a_file"], 2, "not a folder"),
+    (PIX2COLOR + ["colorize", "W/photo.jpg", "-o", ""], 2, "-o is empty (an unset variable?)"),
+    (TRAIN + ["--data", "sample", "--out", ""], 2, "--out is empty"),
+    (PIX2COLOR + ["colorize", "W/photo.jpg", "-o", "W/out", "--model", "W/missing"], 2, "--model"),
+    pytest.param(PIX2COLOR + ["colorize", "W/heic", "-o", "W/out", "--model", "W/model.keras"], 1,
+                 "IMG_0001.HEIC: a HEIC photo, a format pix2color cannot read", marks=slow),
+    (EXPORT + ["--model", "W/model.keras", "--out", "W/exported_by_me", "--formats", "savedmodel", "--overwrite"], 2,
+     "holds what no export writes (notes.txt)"),
     (PIX2COLOR + ["colorize", "W/photo.jpg", "-o", "W/out", "--crf", "64"], 2, "--crf"),
     (PIX2COLOR + ["colorize", "W/photo.jpg", "-o", "W/out", "--crf", "-1"], 2, "--crf"),
-    pytest.param(PIX2COLOR + ["colorize", "W/photo.jpg", "-o", "W/out", "--model", "W/missing"], 2, "no such file",
-                 marks=slow),
     pytest.param(PIX2COLOR + ["colorize", "W/photo.jpg", "-o", "W/out", "--model", "W/corrupt.keras"], 2,
                  "not a Keras model file", marks=slow),
     pytest.param(PIX2COLOR + ["colorize", "W/missing.jpg", "-o", "W/out", "--model", "W/model.keras"], 2,

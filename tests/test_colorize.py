@@ -1,7 +1,9 @@
 """`pix2color colorize` as a user runs it."""
 
 import hashlib
+import io
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -44,7 +46,8 @@ def test_colorize_folder_full_resolution_and_reports_the_bad_file(photo_folder, 
     for name, size in expected.items():
         produced = Image.open(out / name)
         original = Image.open(photo_folder / name)
-        assert produced.size == (size or original.size) and produced.mode == "RGB", name
+        assert produced.size == (size or original.size), name
+        assert produced.mode == ("RGBA" if name == "sub/alpha.png" else "RGB"), name  # transparency kept in PNG
     assert not (out / "broken.jpg").exists()
     # Colour comes from the network; lightness is the original's, at full resolution.
     gray_in = np.asarray(Image.open(photo_folder / "old_gray.jpg"), np.float32)
@@ -115,9 +118,11 @@ def link_installed_distributions(names: list[str], site_packages: Path) -> list[
     return linked
 
 
-def test_tflite_script_in_an_environment_without_tensorflow(exported, photo_folder, tmp_path):
-    """export/colorize_tflite.py where only ai-edge-litert, numpy and pillow (and what they need)
-    are installed: a virtualenv given the copies already on this machine, so no network."""
+@pytest.mark.parametrize("runner", ["the checkout's export/colorize_tflite.py", "copied alone beside the model"])
+def test_tflite_script_in_an_environment_without_tensorflow(exported, photo_folder, tmp_path, runner):
+    """The device's runner where only ai-edge-litert, numpy and pillow (and what they need) are
+    installed: a virtualenv given the copies already on this machine, so no network. The one
+    `export` writes beside the .tflite files runs alone, copied to a folder of its own with them."""
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     python = venv / "bin" / "python"
@@ -127,10 +132,12 @@ def test_tflite_script_in_an_environment_without_tensorflow(exported, photo_fold
     assert "tensorflow" not in " ".join(linked) and "keras" not in linked, linked
     assert subprocess.run([str(python), "-c", "import tensorflow"], capture_output=True).returncode != 0
     out = tmp_path / "out"
+    device = tmp_path / "device"  # nothing of pix2color but what export wrote
+    shutil.copytree(exported / "tflite", device)
+    script = ROOT / "export" / "colorize_tflite.py" if runner.startswith("the checkout") else device / "colorize_tflite.py"
     for variant in ("float32", "int8"):
         result = subprocess.run(
-            [str(python), str(ROOT / "export" / "colorize_tflite.py"),
-             str(exported / "tflite" / f"generator_deterministic_{variant}.tflite"),
+            [str(python), str(script), str(device / f"generator_deterministic_{variant}.tflite"),
              str(photo_folder / "small.png"), str(photo_folder / "broken.jpg"), "-o", str(out / variant)],
             capture_output=True, text=True, timeout=600,
         )
@@ -167,26 +174,27 @@ def hashes(folder):
 
 
 def test_colorizing_a_folder_into_itself_never_touches_an_input(small_generator_file, tmp_path, capsys):
-    """-o the input folder: each output that would be an input is NAME_colorized.EXT. A second
-    run takes the first run's outputs as inputs too: it colorizes them (NAME_colorized_colorized)
-    and gives the originals NAME_colorized-2; a third, with --overwrite, likewise replaces nothing."""
+    """-o the input folder: each output that would be an input is NAME_colorized.EXT. A second run
+    leaves the first run's outputs out of its inputs (NAME_colorized.EXT beside NAME.*) and skips
+    the inputs whose outputs exist; a third, with --overwrite, replaces those outputs and nothing
+    else: never an input, never NAME_colorized_colorized."""
     album = small_photos(tmp_path / "album", ["a.jpg", "sub/b.png"])
-    expected_new = [{"a_colorized.jpg", "sub/b_colorized.png"},
-                    {"a_colorized-2.jpg", "a_colorized_colorized.jpg", "sub/b_colorized-2.png",
-                     "sub/b_colorized_colorized.png"}, None]
-    before = hashes(album)
-    for new, extra in zip(expected_new, ([], [], ["--overwrite"])):
+    originals = hashes(album)
+    outputs = {"a_colorized.jpg", "sub/b_colorized.png"}
+    for run, extra in enumerate(([], [], ["--overwrite"])):
+        before = hashes(album)
         status, out, err = colorize_here(capsys, album, "-o", album, "--model", small_generator_file, *extra)
         now = hashes(album)
-        assert status == 0 and f"{len(before)} colorized" in out and "0 failed" in out, err
-        assert {name: now[name] for name in before} == before  # every file there before: the same bytes
-        assert len(now) == 2 * len(before) and (new is None or set(now) - set(before) == new)
-        notes = [line for line in err.splitlines() if line.startswith("note:")]
-        assert len(notes) == len(before)  # every input renamed, one line each
-        if new == expected_new[0]:
+        assert status == 0 and "0 failed" in out, err
+        assert {name: now[name] for name in originals} == originals  # every input: the same bytes
+        assert set(now) == set(originals) | outputs  # no NAME_colorized_colorized, no NAME_colorized-2
+        if run == 1:
+            assert "0 colorized" in out and "2 skipped" in out and now == before, out
+        else:
+            assert "2 colorized" in out, out
+            notes = [line for line in err.splitlines() if line.startswith("note:")]
             a, renamed = album / "a.jpg", album / "a_colorized.jpg"
-            assert f"note: {a} -> {renamed} ({a} is one of the inputs)" in notes
-        before = now
+            assert len(notes) == 2 and f"note: {a} -> {renamed} ({a} is one of the inputs)" in notes
 
 
 def test_an_input_file_and_links_to_inputs_are_never_written_through(small_generator_file, tmp_path, capsys):
@@ -303,7 +311,8 @@ def test_messages_say_what_is_wrong_in_one_line_each(small_generator_file, tmp_p
         assert status == 1 and "0 colorized" in stdout and "1 skipped" in stdout and "1 failed" in stdout, stdout
         assert stderr.splitlines() == [
             f"skipped: {out / 'y.jpg'} is a folder; left as it is (no option replaces a folder)",
-            f"error: {photos / 'x.jpg'}: 48x36 is 1,728 pixels, more than the limit of 1,000"], stderr
+            f"error: {photos / 'x.jpg'}: 48x36 is 1,728 pixels, more than the limit of 1,000; --max-pixels raises the "
+            "limit"], stderr
         assert (out / "y.jpg").is_dir()
 
 
@@ -340,3 +349,168 @@ def test_bad_options_and_output_folders_are_one_line_and_status_2(option, value,
     status, _, stderr = colorize_here(capsys, *arguments, *([] if option == "-o" else ["-o", tmp_path / "out"]))
     lines = [line for line in stderr.splitlines() if line.strip()]
     assert status == 2 and len(lines) == 1 and named in lines[0] and "Traceback" not in stderr, stderr
+
+
+# --------------------------------------------------------------------------- real photos, real folders
+
+ICC = Path("/usr/share/color/icc")  # Debian's icc-profiles-free and libgs-common (.ci/run installs them)
+ADOBE_RGB, CMYK = ICC / "compatibleWithAdobeRGB1998.icc", ICC / "ghostscript" / "default_cmyk.icc"
+
+
+def profiled(rgb: np.ndarray, profile: Path, mode: str):
+    """`rgb` (sRGB) converted into `profile`'s colour space (a managed conversion), as an image."""
+    from PIL import ImageCms
+
+    return ImageCms.profileToProfile(Image.fromarray(rgb), ImageCms.createProfile("sRGB"),
+                                     ImageCms.ImageCmsProfile(str(profile)), outputMode=mode)
+
+
+def test_what_a_photo_carries_is_carried_to_its_colorization(small_generator_file, tmp_path, capsys):
+    """EXIF (Orientation 1, the pixels upright), DPI, an sRGB profile when the input had one,
+    transparency in PNG and WebP (said once where the format has none), a lossless WebP lossless."""
+    rgb = np.asarray(Image.open(sample_photo_paths(1)[0]).convert("RGB").resize((60, 40)))
+    photos = tmp_path / "scans"
+    photos.mkdir()
+    exif = Image.Exif()
+    exif[0x0132], exif[0x0112], exif[0x010F] = "1950:06:01 10:00:00", 6, "Kodak"  # DateTime, Orientation, Make
+    profiled(rgb, ADOBE_RGB, "RGB").save(photos / "scan.jpg", exif=exif.tobytes(), dpi=(600, 600),
+                                         icc_profile=(ADOBE_RGB).read_bytes(), quality=95)
+    rgba = np.dstack([rgb, np.where(np.arange(60) < 20, 0, 255).astype(np.uint8)[None, :].repeat(40, 0)])
+    Image.fromarray(rgba).save(photos / "logo.png")
+    Image.fromarray(rgba).save(photos / "logo.webp", lossless=True)
+    status, out, err = colorize_here(capsys, photos, "-o", tmp_path / "out", "--model", small_generator_file)
+    assert status == 0 and "3 colorized" in out, err
+    scan = Image.open(tmp_path / "out" / "scan.jpg")
+    assert scan.size == (40, 60)  # upright: Orientation 6 turned it
+    kept = scan.getexif()
+    assert (kept[0x0132], kept[0x010F], kept.get(0x0112)) == ("1950:06:01 10:00:00", "Kodak", 1)
+    assert scan.info["dpi"] == (600, 600)
+    from PIL import ImageCms
+
+    described = ImageCms.getProfileDescription(ImageCms.ImageCmsProfile(io.BytesIO(scan.info["icc_profile"])))
+    assert described.lower().startswith("srgb")
+    for name in ("logo.png", "logo.webp"):
+        output = Image.open(tmp_path / "out" / name)
+        assert output.mode == "RGBA" and np.array_equal(np.asarray(output)[..., 3], rgba[..., 3]), name
+    assert b"VP8L" in (tmp_path / "out" / "logo.webp").read_bytes()[:64]  # still lossless
+    status, out, err = colorize_here(capsys, photos / "logo.png", "-o", tmp_path / "jpeg", "--format", "jpg",
+                                     "--model", small_generator_file)
+    notes = [line for line in err.splitlines() if "transparency" in line]
+    assert status == 0 and len(notes) == 1 and "--format png or webp keeps it" in notes[0], err
+
+
+@pytest.mark.parametrize("profile, mode, lightness_error", [(ADOBE_RGB, "RGB", 0.6), (CMYK, "CMYK", 2.5)])
+def test_a_photo_with_a_colour_profile_is_colorized_from_its_managed_lightness(small_generator_file, tmp_path,
+                                                                               capsys, profile, mode, lightness_error):
+    """The lightness the network sees and the output keeps is that of the managed colours: a CMYK
+    JPEG read without its profile comes out 26 L* too dark; an Adobe RGB one 1.2 L* off."""
+    from pix2color.photos import lightness_of_8bit
+
+    assert profile.exists(), f"{profile}: install Debian's icc-profiles-free and libgs-common (.ci/run does)"
+    rgb = np.asarray(Image.open(sample_photo_paths(4)[3]).convert("RGB"))  # strong colours: read unmanaged, 4 L* off
+    profiled(rgb, profile, mode).save(tmp_path / "photo.jpg", icc_profile=profile.read_bytes(), quality=95)
+    status, out, err = colorize_here(capsys, tmp_path / "photo.jpg", "-o", tmp_path / "out", "--model",
+                                     small_generator_file)
+    assert status == 0, err
+    output = np.asarray(Image.open(tmp_path / "out" / "photo.jpg").convert("RGB"))
+    assert np.abs(lightness_of_8bit(output) - lightness_of_8bit(rgb)).mean() < lightness_error
+
+
+def test_photos_are_what_pillow_opens_and_a_heic_is_named(small_generator_file, tmp_path, capsys):
+    """An AVIF photo is a photo (a PNG out, not a one-frame MP4); a HEIC in a folder, which Pillow
+    cannot read, is one line and counted as failed, never left out without a word."""
+    photos = small_photos(tmp_path / "in", ["a.png"])
+    Image.open(photos / "a.png").save(photos / "b.avif")
+    (photos / "c.heic").write_bytes(b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + bytes(100))
+    status, out, err = colorize_here(capsys, photos, "-o", tmp_path / "out", "--model", small_generator_file)
+    assert status == 1 and "2 colorized" in out and "1 failed" in out, out + err
+    assert Image.open(tmp_path / "out" / "b.png").size == (48, 36) and not list((tmp_path / "out").glob("*.mp4"))
+    assert f"error: {photos / 'c.heic'}: a HEIC photo, a format pix2color cannot read" in err
+
+
+def test_names_a_terminal_would_not_show_are_quoted_and_long_names_work(small_generator_file, tmp_path, capsys):
+    """A name of 250 bytes (legal; the hidden temporary name is kept within 255), and names with a
+    newline or an escape sequence, which are printed escaped and quoted: one line each."""
+    photos = small_photos(tmp_path / "in", ["x" * 246 + ".png"])
+    (photos / "bad\nline.jpg").write_bytes(b"not a photo")
+    (photos / "bad\x1b[31mred.jpg").write_bytes(b"not a photo either")
+    status, out, err = colorize_here(capsys, photos, "-o", tmp_path / "out", "--model", small_generator_file)
+    assert status == 1 and "1 colorized" in out and "2 failed" in out, out + err
+    assert (tmp_path / "out" / ("x" * 246 + ".png")).exists()
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 2 and len(err.strip().splitlines()) == 2, err
+    assert any("'" + str(photos) + "/bad\\nline.jpg'" in line for line in errors), errors
+    assert any("bad\\x1b[31mred.jpg'" in line for line in errors) and "\x1b" not in err, errors
+
+
+def test_a_symlinked_folder_and_an_earlier_run_s_folder_inside_the_inputs(small_generator_file, tmp_path, capsys):
+    """-o inside the input folder: a second run leaves it out ("0 colorized, 2 skipped"), never
+    colorized/colorized/...; a symlinked sub-folder is not searched, and said so."""
+    photos = small_photos(tmp_path / "scans", ["a.jpg", "b.png"])
+    (photos / "linked").symlink_to(small_photos(tmp_path / "elsewhere", ["c.jpg"]))
+    for run in range(3):
+        status, out, err = colorize_here(capsys, photos, "-o", photos / "colorized", "--model", small_generator_file)
+        assert status == 1, out + err  # the symlinked folder: one failed line
+        assert (f"{'2 colorized' if run == 0 else '0 colorized'}" in out and "1 failed" in out
+                and ("2 skipped" in out or run == 0)), out
+        assert f"error: {photos / 'linked'}: a symlink to a folder, not searched" in err
+    assert sorted(path.relative_to(photos).as_posix() for path in photos.rglob("*.*")) == [
+        "a.jpg", "b.png", "colorized/a.jpg", "colorized/b.png"]
+
+
+def test_a_comparison_that_fails_is_not_a_second_failure_of_its_photo(small_generator_file, tmp_path, capsys,
+                                                                      monkeypatch):
+    """Inputs are counted once: a photo written whose comparison image could not be, is colorized,
+    and the comparison counted apart."""
+    from pix2color import colorize as colorizing
+
+    photos = small_photos(tmp_path / "in", ["a.jpg", "b.jpg"])
+    save = colorizing.save_image
+
+    def no_room_for_comparisons(rgb, path, *args, **kwargs):
+        if path.stem.endswith("_compare"):
+            raise OSError(28, "No space left on device")
+        return save(rgb, path, *args, **kwargs)
+
+    monkeypatch.setattr(colorizing, "save_image", no_room_for_comparisons)
+    status, out, err = colorize_here(capsys, photos, "-o", tmp_path / "out", "--compare", "--model",
+                                     small_generator_file)
+    assert status == 1 and "2 colorized" in out and "0 failed" in out and "2 comparison images not written" in out, out
+
+
+def test_a_write_killed_midway_leaves_a_temporary_the_next_run_removes(tmp_path):
+    """kill -9 while an output is written leaves .NAME.PID-RANDOM.part; the next write of that output
+    removes it (its PID no longer runs), and never one of a writer still at work."""
+    from pix2color import outputs
+
+    target = tmp_path / "photo.png"
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale = tmp_path / f".photo.png.{dead.stdout.strip()}-0123abcd.part"
+    alive = tmp_path / f".photo.png.{os.getppid()}-4567cdef.part"  # this test's parent: still running
+    stale.write_bytes(b"half a photo")
+    alive.write_bytes(b"being written")
+    outputs.write_output(target, lambda handle: handle.write(b"the photo"))
+    assert target.read_bytes() == b"the photo" and not stale.exists() and alive.exists()
+
+
+def test_colorize_started_with_sigint_ignored_stops_on_kill_int(small_generator_file, tmp_path):
+    """A shell script's `colorize ... &` starts with SIGINT ignored; `kill -INT` while it colorizes
+    stops it still (as it stops `train`)."""
+    import signal
+    import time
+
+    photos = tmp_path / "in"
+    photos.mkdir()
+    for index, source in enumerate(sample_photo_paths(20)):
+        Image.open(source).convert("RGB").resize((1600, 1600)).save(photos / f"p{index}.jpg")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pix2color.cli", "colorize", str(photos), "-o", str(tmp_path / "out"), "--model",
+         str(small_generator_file), "--verbose", "0", "--batch-size", "1"], cwd=ROOT, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    assert process.stdout.readline().startswith("model:")  # the model is loaded: colorizing from now on
+    time.sleep(0.5)
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130 and "interrupted" in stderr, (process.returncode, stdout, stderr[-2000:])
+    assert len(list((tmp_path / "out").glob("*.jpg"))) < 20  # it stopped before the end

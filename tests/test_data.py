@@ -1,10 +1,13 @@
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
-from conftest import MESSY_BAD, MESSY_GOOD
+from conftest import MESSY_BAD, MESSY_GOOD, sample_photo_paths
 from pix2color import data
+from pix2color.data import load_image_set, make_eval_dataset
 
 
 def names(paths):
@@ -221,3 +224,57 @@ def test_eval_dataset_covers_every_file_once_in_order(messy_folder):
     files = data.folder_image_set(messy_folder, val_fraction=0.0, verbose=0).train
     got = list(data.make_eval_dataset(files, 32, batch_size=4))
     assert [len(l) for l, _ in got] == [4, 4, 3]
+
+
+def test_a_name_that_is_not_utf8_is_scanned_and_read(tmp_path):
+    """Old zips from Windows hold Latin-1 names (b'\\xe9t\\xe9.jpg'): scanned, split and read as any other."""
+    import os
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for index, path in enumerate(sample_photo_paths(6)):
+        shutil.copy(path, folder / f"p{index}.jpg")
+    latin1 = os.fsdecode(os.fsencode(str(folder)) + b"/\xe9t\xe9.jpg")
+    shutil.copy(sample_photo_paths(7)[-1], latin1)
+    image_set = load_image_set(str(folder), 0.0, verbose=0)
+    assert latin1 in image_set.train and len(image_set.train) == 7
+    batches = list(make_eval_dataset(image_set.train, 32, 7))
+    assert batches[0][0].shape == (7, 32, 32, 1)
+
+
+def test_a_photo_with_a_colour_profile_trains_from_its_managed_colours(tmp_path):
+    """TensorFlow's decoders ignore ICC profiles: a CMYK JPEG with its profile is read from an sRGB
+    copy in the run's scan cache, whose colours are the managed ones (`read_image`'s)."""
+    from PIL import ImageCms
+
+    from pix2color.photos import read_image
+
+    profile = Path("/usr/share/color/icc/ghostscript/default_cmyk.icc")
+    assert profile.exists(), "install Debian's libgs-common (.ci/run does)"
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for index, path in enumerate(sample_photo_paths(4)):
+        shutil.copy(path, folder / f"p{index}.jpg")
+    rgb = Image.open(sample_photo_paths(5)[-1]).convert("RGB")
+    ImageCms.profileToProfile(rgb, ImageCms.createProfile("sRGB"), ImageCms.ImageCmsProfile(str(profile)),
+                              outputMode="CMYK").save(folder / "cmyk.jpg", icc_profile=profile.read_bytes())
+    image_set = load_image_set(str(folder), 0.0, verbose=0, cache_dir=tmp_path / "cache")
+    copies = [path for path in image_set.train if "srgb" in path]
+    assert len(image_set.train) == 5 and len(copies) == 1 and copies[0].startswith(str(tmp_path / "cache"))
+    np.testing.assert_array_equal(np.asarray(Image.open(copies[0])), read_image(folder / "cmyk.jpg"))
+    again = load_image_set(str(folder), 0.0, verbose=0, cache_dir=tmp_path / "cache")  # the cache knows the copy
+    assert again.train == image_set.train
+
+
+def test_a_symlinked_folder_inside_the_data_is_left_out_and_said_so(tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for index, path in enumerate(sample_photo_paths(4)):
+        shutil.copy(path, folder / f"p{index}.jpg")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    shutil.copy(sample_photo_paths(5)[-1], elsewhere / "q.jpg")
+    (folder / "linked").symlink_to(elsewhere)
+    image_set = load_image_set(str(folder), 0.0, verbose=0)
+    assert len(image_set.train) == 4
+    assert f"left out {folder / 'linked'}: a symlink to a folder, not searched" in image_set.summary()

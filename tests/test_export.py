@@ -156,3 +156,20 @@ def test_export_command(small_generator_file, tmp_path):
     unknown = subprocess.run([sys.executable, "-m", "pix2color.cli", "export", "--variants", "int4"],
                              capture_output=True, text=True, timeout=600, cwd=root)
     assert unknown.returncode == 2 and "int4" in unknown.stderr
+
+
+def test_overwrite_replaces_an_export_never_a_folder_of_the_user_s(generator, tmp_path):
+    """`export --overwrite` replaces a savedmodel/ folder that holds an export's files only: one with
+    a file of the user's in it (or in variables/) is left whole."""
+    from pix2color import export
+
+    for extra in ("notes.txt", "variables/mine.txt", "assets/photo.jpg"):
+        folder = tmp_path / extra.replace("/", "_") / "savedmodel"
+        (folder / "variables").mkdir(parents=True)
+        (folder / "saved_model.pb").write_bytes(b"an earlier export")
+        (folder / extra).parent.mkdir(exist_ok=True)
+        (folder / extra).write_text("mine")
+        assert export.not_an_export(folder) == [extra]
+        with pytest.raises(FileExistsError, match="holds what no export writes"):
+            export.export_savedmodel(generator, folder, overwrite=True)
+        assert (folder / extra).read_text() == "mine" and (folder / "saved_model.pb").read_bytes() == b"an earlier export"

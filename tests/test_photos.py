@@ -10,6 +10,7 @@ from PIL import Image
 
 from conftest import sample_photo_paths
 from pix2color import color, photos
+from pix2color.photos import FullResolutionColorizer, ImageError, read_image
 
 
 def test_numpy_lab_matches_the_training_conversion():
@@ -163,3 +164,60 @@ def test_a_panorama_s_long_row_is_worked_on_in_tiles(monkeypatch):
     tracemalloc.stop()
     assert rgb.shape == (1, width, 3)
     assert peak < rgb.nbytes + 2_000_000, peak  # the output, and a tile's planes (a whole row's: ~16 MB)
+
+
+@pytest.mark.parametrize("made", ["PIL L", "PIL P", "array HxW", "array HxWx1", "float 0..1", "RGBA", "uint16"])
+def test_the_recipe_takes_what_a_program_passes(made):
+    """docs/export.md's example passes what Pillow and NumPy give: every such photo is colorized at
+    its size, with the lightness of the 8-bit RGB it stands for."""
+    from pix2color.photos import as_8bit_rgb
+
+    rgb = np.asarray(Image.open(sample_photo_paths(1)[0]).convert("RGB").resize((40, 30)))
+    gray = np.asarray(Image.fromarray(rgb).convert("L"))
+    given, expected = {
+        "PIL L": (Image.fromarray(gray), np.dstack([gray] * 3)),
+        "PIL P": (Image.fromarray(rgb).convert("P"), np.asarray(Image.fromarray(rgb).convert("P").convert("RGB"))),
+        "array HxW": (gray, np.dstack([gray] * 3)),
+        "array HxWx1": (gray[..., None], np.dstack([gray] * 3)),
+        "float 0..1": (rgb / 255.0, rgb),
+        "RGBA": (np.dstack([rgb, np.full(rgb.shape[:2], 255, np.uint8)]), rgb),
+        "uint16": (rgb.astype(np.uint16) * 257, rgb),
+    }[made]
+    np.testing.assert_array_equal(as_8bit_rgb(given), expected)
+    recipe = FullResolutionColorizer(lambda lightness: np.zeros(lightness.shape[:3] + (2,), np.float32), 32)
+    assert recipe.colorize(given).shape == (30, 40, 3)
+
+
+def test_the_recipe_refuses_what_is_no_photo_in_one_line():
+    from pix2color.photos import as_8bit_rgb
+
+    for given in (np.zeros((3, 4, 5)), np.zeros(7), np.array([["a"]])):
+        with pytest.raises(ValueError, match=r"^expected a photo: .* \(got an array of"):
+            as_8bit_rgb(given)
+
+
+def test_an_empty_file_is_said_to_be_empty(tmp_path):
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    with pytest.raises(ImageError, match=r"empty.jpg: an empty file \(0 bytes\)$"):
+        read_image(tmp_path / "empty.jpg")
+
+
+@pytest.mark.parametrize("scale", [1.0, 255.0, 65535.0])
+def test_a_float_tiff_is_read_in_its_range(tmp_path, scale):
+    """A one-channel float TIFF in 0..1 (the convention), 0..255 or 0..65535 reads as its gray,
+    not as a black image."""
+    gray = np.linspace(0.0, 1.0, 20 * 30, dtype=np.float32).reshape(20, 30)
+    Image.fromarray(gray * scale, "F").save(tmp_path / "scan.tif")
+    read = read_image(tmp_path / "scan.tif")
+    assert read.shape == (20, 30, 3) and abs(read[..., 0].astype(float).mean() - 127.5) < 1
+
+
+def test_a_photo_read_from_memory_is_named_by_what_it_is():
+    """A binary file object (an upload) without a name: read, and an error names the object."""
+    import io
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 6), (200, 30, 30)).save(buffer, "PNG")
+    assert read_image(io.BytesIO(buffer.getvalue())).shape == (6, 8, 3)
+    with pytest.raises(ImageError, match="BytesIO"):
+        read_image(io.BytesIO(b"not an image"))

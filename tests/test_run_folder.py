@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from conftest import ROOT, run_command, sample_photo_paths, train_command
 from pix2color import run_folder
@@ -331,3 +332,38 @@ def test_a_run_json_written_before_a_flag_existed_resumes_with_the_flag_s_defaul
     assert run_folder.changed_settings(older, config.run_defining()) == []
     asked = TrainConfig(data="sample", image_size=32, keep_best="val_l1").run_defining()
     assert run_folder.changed_settings(older, asked) == ["--keep-best None (now 'val_l1')"]
+
+
+def test_a_resume_refused_for_a_changed_setting_names_the_flag_as_typed():
+    assert run_folder.changed_settings({"r1_gamma": 1.0}, {"r1_gamma": 0.001}, keys=("r1_gamma",)) == [
+        "--gamma 1.0 (now 0.001)"]  # the flag is --gamma; there is no --r1-gamma
+
+
+def test_a_refused_run_leaves_nothing_behind(tmp_path, monkeypatch):
+    """A run refused before its first checkpoint (no photos here) removes what it made: its run
+    folder, its scan cache, and a runs/ folder made for it; a folder that was there stays."""
+    from pix2color.config import TrainConfig
+    from pix2color.data import DataError
+    from pix2color.training import train
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError):
+        train(TrainConfig(data="empty", out="runs/first", image_size=32, verbose=0), log=lambda line: None)
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["empty"]
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "gray").mkdir()  # photos the scan turns down: refused after it wrote its cache
+    for index, path in enumerate(sample_photo_paths(3)):
+        Image.open(path).convert("L").save(tmp_path / "gray" / f"g{index}.jpg")
+    with pytest.raises(DataError, match="grayscale"):
+        train(TrainConfig(data="gray", out="mine", image_size=32, verbose=0), log=lambda line: None)
+    assert list((tmp_path / "mine").iterdir()) == [] and sorted(path.name for path in tmp_path.iterdir()) == [
+        "empty", "gray", "mine"]
+
+
+def test_a_folder_holding_only_a_file_browser_s_files_is_a_fine_out(tmp_path):
+    for name in (".DS_Store", "Thumbs.db", "._photo.jpg"):
+        (tmp_path / name).write_bytes(b"\x00")
+    assert run_folder.foreign_entries(tmp_path) == []
+    (tmp_path / "notes.txt").write_text("mine")
+    assert run_folder.foreign_entries(tmp_path) == ["notes.txt"]

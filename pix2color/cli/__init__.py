@@ -9,9 +9,11 @@ builds its parser without importing TensorFlow, so `--help` and bad flags answer
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import importlib
 import os
+import signal
 import sys
 
 # Before TensorFlow loads (see pix2color.quiet). Set it to 0 to see everything.
@@ -32,11 +34,15 @@ COMMANDS = {
 def command(prog: str, interrupted=None):
     """Wrap a command's `main(argv) -> status`: Ctrl-C becomes one line and status 130 (`interrupted(argv)`,
     if given, returns what to say, e.g. what a resume would start from); a reader that closes
-    the pipe (`| head`) ends the command quietly."""
+    the pipe (`| head`) ends the command quietly. A command started with SIGINT ignored (a shell
+    script's `cmd &`) still stops on `kill -INT`, as `train` does."""
 
     def wrap(main):
         @functools.wraps(main)
         def run(argv: list[str] | None = None) -> int:
+            if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+                with contextlib.suppress(ValueError):  # ValueError: not the main thread
+                    signal.signal(signal.SIGINT, signal.default_int_handler)
             try:
                 status = main(argv)
                 sys.stdout.flush()

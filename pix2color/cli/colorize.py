@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable
 
@@ -14,7 +15,7 @@ from pix2color.cli import ArgumentParser, HelpFormatter, command, int_in, positi
 from pix2color.colorize import (OUTPUT_FORMATS, colorize_files, colorize_videos, expand_inputs, plan,
                                 split_photos_and_videos)
 from pix2color.loading import MODES, load_network
-from pix2color.outputs import check_output_folder, summary
+from pix2color.outputs import check_output_folder, quoted, summary
 from pix2color.photos import DEFAULT_MAX_PIXELS, FullResolutionColorizer
 from pix2color.quiet import import_quietly
 from pix2color.stabilise import DEFAULT_STRENGTH, Stabiliser
@@ -85,23 +86,26 @@ def main(argv: list[str] | None = None) -> int:
     if problem:
         print(f"{PROG}: error: {problem}", file=sys.stderr)
         return 2
+    files, unreadable = expand_inputs(args.inputs, args.out)  # before TensorFlow loads: a mistake costs no wait
+    if not files:
+        why = f" ({'; '.join(unreadable)})" if unreadable else ""
+        print(f"{PROG}: error: no input photos or videos{why}", file=sys.stderr)
+        return 2
+    if not os.path.lexists(args.model):
+        print(f"{PROG}: error: --model {quoted(args.model)}: no such file or folder", file=sys.stderr)
+        return 2
     import_quietly()
-    return _run(args)
+    return _run(args, files, unreadable)
 
 
 def _say(prefix: str) -> Callable[[str], None]:
     return lambda message: print(f"{prefix}: {message}", file=sys.stderr)
 
 
-def _run(args: argparse.Namespace) -> int:
+def _run(args: argparse.Namespace, files: list, unreadable: list[str]) -> int:
     import keras
     from tqdm import tqdm
 
-    files, unreadable = expand_inputs(args.inputs)
-    if not files:
-        why = f" ({'; '.join(unreadable)})" if unreadable else ""
-        print(f"{PROG}: error: no input photos or videos{why}", file=sys.stderr)
-        return 2
     for line in unreadable:
         _say("error")(line)
     photos, videos = split_photos_and_videos(files)
@@ -131,7 +135,15 @@ def _run(args: argparse.Namespace) -> int:
         progress=lambda name, total: tqdm(total=total, desc=name, unit="frame", disable=not args.verbose,
                                           dynamic_ncols=True),
     ))
+    for line in reports[0].notes:
+        _say("note")(line)
+    if reports[0].alpha_lost:
+        lost = reports[0].alpha_lost
+        _say("note")(f"{len(lost)} input{'s' if len(lost) > 1 else ''} with transparency ({quoted(lost[0])}"
+                     f"{', ...' if len(lost) > 1 else ''}) written where transparency cannot be kept (JPEG): their "
+                     "transparent parts are white; --format png or webp keeps it")
     skipped = sum(item.target is None for item in photos + videos) + sum(len(r.skipped) for r in reports)
     failed = len(unreadable) + sum(len(r.failed) for r in reports)
-    print(summary(sum(len(r.written) for r in reports), skipped, failed, args.out))
-    return 1 if failed else 0
+    print(summary(sum(len(r.written) for r in reports), skipped, failed, args.out)
+          + (f"; {len(reports[0].compare_failed)} comparison images not written" if reports[0].compare_failed else ""))
+    return 1 if failed or reports[0].compare_failed else 0

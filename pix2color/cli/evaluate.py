@@ -52,19 +52,28 @@ def main(argv: list[str] | None = None) -> int:
     if existing and not args.overwrite:
         parser.error(f"{existing[0]} exists (an earlier evaluation?): --overwrite replaces it, or choose another --out")
 
+    if not os.path.lexists(args.model):
+        parser.error(f"--model {args.model}: no such file or folder")
+
     import_quietly()
     import keras
 
     from pix2color.data import DataError  # pix2color.data loads TensorFlow: not before the options are checked
-    # First: a missing download is said before any other work, and "none" in the first line.
-    features = None if args.no_fid else inception_features(args.feature_weights, PROG)
-    keras.utils.set_random_seed(args.seed)  # after the features: their random weights are seeded on their own
+
+    said = []  # said after the features' line: the first line says which weights FID / KID use
     try:
-        generator = load_generator(args.model, log=print)
+        generator = load_generator(args.model, log=said.append)
         images, names = evaluate.images_for(args.data, args.coco_dir, args.tfds_data_dir, args.limit)
-        size = int(generator.input_shape[1])
-        print(f"Evaluating {len(names)} images at {size} x {size} px, the model's size (photos are squashed to it, "
-              "as in training)")
+    except (DataError, ValueError) as error:
+        print(f"{PROG}: error: {error}", file=sys.stderr)
+        return 2
+    features = None if args.no_fid else inception_features(args.feature_weights, PROG)
+    print("\n".join(said))
+    keras.utils.set_random_seed(args.seed)  # after the features: their random weights are seeded on their own
+    size = int(generator.input_shape[1])
+    print(f"Evaluating {len(names)} images at {size} x {size} px, the model's size (photos are squashed to it, "
+          "as in training)")
+    try:
         result = evaluate.evaluate_generator(generator, images, names, args.batch_size, systems, args.verbose,
                                              features)
     except (DataError, ValueError) as error:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -37,9 +38,15 @@ def main(argv: list[str] | None = None) -> int:
                          + f" (choose from {', '.join(allowed)})")
     if Path(args.out).exists() and not Path(args.out).is_dir():
         parser.error(f"--out {args.out}: is a file, not a folder")
-    existing = [str(path) for path in export.export_targets(args.out, formats, variants, modes) if path.exists()]
+    targets = export.export_targets(args.out, formats, variants, modes)
+    existing = [str(path) for path in targets if os.path.lexists(path)]
     if existing and not args.overwrite:
         parser.error(f"{existing[0]} exists (an earlier export?): --overwrite replaces it, or choose another --out")
+    for target in targets:  # --overwrite replaces what an export wrote, never a folder or file of the user's
+        foreign = export.not_an_export(target) if target.name == "savedmodel" and os.path.lexists(target) else []
+        if foreign or (target.name != "savedmodel" and os.path.lexists(target) and not target.is_file()):
+            parser.error(f"{target} holds what no export writes ({', '.join(foreign[:3]) or 'not a file'}): left as it "
+                         "is, --overwrite or not; choose another --out")
 
     from pix2color.quiet import import_quietly
 

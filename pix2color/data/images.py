@@ -8,9 +8,12 @@ time.
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import os
-from dataclasses import dataclass
+import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import keras
@@ -54,6 +57,12 @@ def encoded_to_rgb(encoded: tf.Tensor, image_size: int) -> tf.Tensor:
     return resize_rgb(decode_image(encoded), image_size)
 
 
+def path_strings(paths: list[str]) -> tf.Tensor:
+    """File paths as a tf.string tensor of the bytes the file system knows them by: a name that is
+    not UTF-8 (Latin-1 from an old zip, say), which Python holds with surrogates, stays readable."""
+    return tf.constant([os.fsencode(path) for path in paths], tf.string, shape=[len(paths)])
+
+
 def list_image_files(folder: str | os.PathLike, extensions: tuple[str, ...] = IMAGE_EXTENSIONS,
                      skip_folder=None) -> list[str]:
     """All files under `folder` (recursive) whose extension is an image format, sorted.
@@ -71,11 +80,44 @@ def list_image_files(folder: str | os.PathLike, extensions: tuple[str, ...] = IM
 
 @dataclass
 class ScanReport:
-    """What decoding every image once found."""
+    """What decoding every image once found. `read_from`: photos with an ICC profile other than
+    sRGB -> the sRGB copy training reads instead (`srgb_copy`)."""
 
     good: list[str]
     skipped: dict[str, str]
     grayscale: list[str]
+    read_from: dict[str, str] = field(default_factory=dict)
+
+
+def srgb_copy(path: str, folder: Path) -> str | None:
+    """For a photo with an embedded ICC profile other than sRGB (a CMYK JPEG, Adobe RGB, a
+    gray-profiled scan), the path of a PNG copy of its pixels converted to sRGB, as `colorize`
+    reads it (`pix2color.photos.read_photo`), made once in `folder`; None for any other file.
+    TensorFlow's decoders ignore profiles: without the copy, the network would learn from colours
+    no managed screen shows."""
+    from PIL import Image, ImageCms
+
+    from pix2color.photos import ImageError, read_image
+
+    try:
+        with Image.open(path) as image:
+            profile = image.info.get("icc_profile")
+        if not profile or ImageCms.getProfileDescription(
+                ImageCms.ImageCmsProfile(io.BytesIO(profile))).strip().lower().startswith("srgb"):
+            return None
+    except Exception:  # noqa: BLE001 - an unreadable file or profile: the scan judges the file as it is
+        return None
+    copy = folder / f"{hashlib.sha1(os.fsencode(path) + repr(_cache_key(path)).encode()).hexdigest()[:20]}.png"
+    if not copy.exists():
+        try:
+            rgb = read_image(path)
+        except ImageError:
+            return None
+        folder.mkdir(parents=True, exist_ok=True)
+        partial = copy.with_name(f".{copy.name}.partial")
+        Image.fromarray(rgb).save(partial, "PNG")
+        os.replace(partial, copy)
+    return str(copy)
 
 
 def _probe(index: tf.Tensor, encoded: tf.Tensor):
@@ -137,7 +179,9 @@ def scan_images(
     verbose: int = 1,
     cache_file: str | os.PathLike | None = None,
 ) -> ScanReport:
-    """Decode each file once, in parallel, and sort it into good / skipped / grayscale.
+    """Decode each file once, in parallel, and sort it into good / skipped / grayscale; photos
+    with an ICC profile other than sRGB are read from an sRGB copy (`srgb_copy`) made beside
+    `cache_file` (or in a temporary folder).
 
     With `cache_file`, results are kept (keyed by path, size and modification time) so a
     resumed run or a second run on the same folder does not decode everything again.
@@ -145,24 +189,33 @@ def scan_images(
     cache: dict[str, list] = {}
     if cache_file and Path(cache_file).exists():
         cache = json.loads(Path(cache_file).read_text())
+    copies = Path(cache_file).parent / "srgb" if cache_file else Path(tempfile.gettempdir()) / "pix2color-srgb"
     verdicts: dict[str, str] = {}
+    read_from: dict[str, str] = {}
     todo = []
     for path in paths:
         entry = cache.get(path)
-        if entry and entry[:2] == _cache_key(path):
+        if entry and entry[:2] == _cache_key(path) and (len(entry) < 4 or os.path.exists(entry[3])):
             verdicts[path] = entry[2]
+            if len(entry) > 3:
+                read_from[path] = entry[3]
         else:
             todo.append(path)
     if todo:
-        indexed = tf.data.Dataset.from_tensor_slices((tf.range(len(todo), dtype=tf.int64), todo))
+        for path in todo:
+            copy = srgb_copy(path, copies)
+            if copy:
+                read_from[path] = copy
+        sources = [read_from.get(path, path) for path in todo]
+        indexed = tf.data.Dataset.from_tensor_slices((tf.range(len(todo), dtype=tf.int64), path_strings(sources)))
         found = probe_all(indexed.map(lambda i, p: (i, tf.io.read_file(p))), len(todo), verbose)
         for index, path in enumerate(todo):
             verdict = verdict_of(found.get(index), min_side, grayscale_chroma)
             verdicts[path] = unreadable_reason(path) if verdict == "undecodable" else verdict
-            cache[path] = [*_cache_key(path), verdicts[path]]
+            cache[path] = [*_cache_key(path), verdicts[path], *([read_from[path]] if path in read_from else [])]
         if cache_file:
             write_json_atomically(cache_file, cache)
     good = [p for p in paths if verdicts[p] == "good"]
     grayscale = [p for p in paths if verdicts[p] == "grayscale"]
     skipped = {p: v for p, v in verdicts.items() if v not in ("good", "grayscale")}
-    return ScanReport(good, skipped, grayscale)
+    return ScanReport(good, skipped, grayscale, {path: read_from[path] for path in good if path in read_from})

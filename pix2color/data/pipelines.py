@@ -10,7 +10,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from pix2color import color
-from pix2color.data.images import AUTOTUNE, encoded_to_rgb
+from pix2color.data.images import AUTOTUNE, encoded_to_rgb, path_strings
 from pix2color.data.sources import DataError, Images, TfdsSplit
 
 
@@ -33,7 +33,7 @@ def _pass_elements(images: Images, seed: int):
 
         return one_pass, tf.identity, len(images)
 
-    files = tf.constant(sorted(images))
+    files = path_strings(sorted(images))
     count = len(images)
 
     def one_pass(pass_index):
@@ -109,7 +109,7 @@ def make_eval_dataset(images: Images, image_size: int, batch_size: int) -> tf.da
     if isinstance(images, TfdsSplit):
         encoded = images.kept_encoded_images()
     else:
-        encoded = tf.data.Dataset.from_tensor_slices(sorted(images)).map(tf.io.read_file)
+        encoded = tf.data.Dataset.from_tensor_slices(path_strings(sorted(images))).map(tf.io.read_file)
     return (
         encoded.map(lambda data: to_model_pair(encoded_to_rgb(data, image_size)), num_parallel_calls=AUTOTUNE)
         .batch(batch_size)

@@ -30,6 +30,7 @@ from pix2color.data.images import (
     verdict_of,
 )
 from pix2color.config import DEFAULT_VAL_FRACTION
+from pix2color.outputs import quoted
 from pix2color.files import write_json_atomically
 from pix2color.run_folder import is_run_or_poll_folder
 
@@ -92,26 +93,27 @@ class ImageSet:
             f"{len(self.grayscale)} grayscale left out; {len(self.skipped)} unusable files skipped"
         ]
         for folder, reason in sorted(self.left_out.items()):
-            lines.append(f"  left out {folder}: {reason}, not photos")
+            lines.append(f"  left out {quoted(folder)}: {reason}" + ("" if "symlink" in reason else ", not photos"))
         for path, reason in sorted(self.skipped.items()):
-            lines.append(f"  skipped {path}: {reason}")
+            lines.append(f"  skipped {quoted(path)}: {reason}")
         return "\n".join(lines)
 
 
 def _in_validation(key: str, val_fraction: float) -> bool:
     """Deterministic split: the same key lands on the same side on every machine and run."""
-    digest = hashlib.sha1(key.encode("utf-8")).hexdigest()
+    digest = hashlib.sha1(os.fsencode(key)).hexdigest()  # a name that is not UTF-8 too
     return int(digest[:8], 16) / 0x100000000 < val_fraction
 
 
 def _split(scan: ScanReport, keys: dict[str, str], val_fraction: float, source: str) -> ImageSet:
-    train = [path for path in scan.good if not _in_validation(keys[path], val_fraction)]
-    val = [path for path in scan.good if _in_validation(keys[path], val_fraction)]
+    """Split by each photo's key; a photo with a colour profile is read from its sRGB copy."""
+    train = [scan.read_from.get(path, path) for path in scan.good if not _in_validation(keys[path], val_fraction)]
+    val = [scan.read_from.get(path, path) for path in scan.good if _in_validation(keys[path], val_fraction)]
     return ImageSet(source, train, val, scan.skipped, scan.grayscale)
 
 
 def _cache_file(cache_dir, name: str) -> Path | None:
-    return Path(cache_dir) / f"scan_{hashlib.sha1(name.encode()).hexdigest()[:12]}.json" if cache_dir else None
+    return Path(cache_dir) / f"scan_{hashlib.sha1(os.fsencode(name)).hexdigest()[:12]}.json" if cache_dir else None
 
 
 def sample_image_set(val_fraction: float = DEFAULT_VAL_FRACTION, verbose: int = 1, cache_dir=None) -> ImageSet:
@@ -142,6 +144,8 @@ def folder_image_set(
 
     def skip_folder(path: str) -> bool:
         reason = "this run's own folder" if Path(path).resolve() in excluded else is_run_or_poll_folder(path)
+        if reason is None and os.path.islink(path) and os.path.isdir(path):
+            reason = "a symlink to a folder, not searched"  # as `colorize` leaves them
         if reason:
             left_out[path] = reason
         return reason is not None

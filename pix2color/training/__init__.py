@@ -23,10 +23,13 @@ no longer finite (nothing non-finite is ever saved), or when the disk refuses a 
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import functools
 import io
+import os
+import shutil
 import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -207,8 +210,31 @@ def train(config: TrainConfig, log=print) -> RunResult:
     While it trains, the run folder is locked: a second trainer on it stops at once.
     """
     config.validate()
-    with stopping.StopSignals() as signals:  # from the start: a signal during set-up stops before step 1
-        return _train(config, log, signals)
+    out = Path(config.out)
+    created = [folder for folder in [out, *out.absolute().parents] if not os.path.lexists(folder)]
+    there = set(os.listdir(out)) if not created and out.is_dir() and not run_folder.is_remote(out) else None
+    try:
+        with stopping.StopSignals() as signals:  # from the start: a signal during set-up stops before step 1
+            return _train(config, log, signals)
+    except BaseException:
+        _remove_if_nothing_trained(out, created, there)
+        raise
+
+
+def _remove_if_nothing_trained(out: Path, created: list[Path], there: set[str] | None) -> None:
+    """A run refused or stopped before its first checkpoint leaves nothing behind: the folders this
+    call created (the run folder, and `runs/` above it) go, their scan cache with them; in a folder
+    that was there, what this call added to it."""
+    if (not created and there is None) or run_folder.checkpoint_steps(out / run_folder.CHECKPOINTS):
+        return
+    if created:
+        shutil.rmtree(created[0], ignore_errors=True)
+    else:
+        for name in set(os.listdir(out)) - there:
+            shutil.rmtree(out / name, ignore_errors=True) if (out / name).is_dir() else (out / name).unlink(missing_ok=True)
+    for folder in created[1:]:
+        with contextlib.suppress(OSError):
+            folder.rmdir()  # only if empty
 
 
 def use_deterministic_ops() -> None:
