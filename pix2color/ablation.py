@@ -99,7 +99,7 @@ def run_ablation(base, config_ids, out: Path, log=print, precisions=None, seeds=
                     grid_outputs.append((label, color.model_outputs_to_rgb(lightness, predicted).numpy()))
     truth = color.model_outputs_to_rgb(lightness, ab).numpy()
     plots.comparison_grid([("original", truth), *grid_outputs], out / "ablation.png")
-    write_table(rows, out)
+    write_table(rows, out, features.description if features is not None else "FID / KID not measured")
     return rows
 
 
@@ -109,16 +109,17 @@ def run_folder_name(name: str, precision: str, seed: int, several_precisions: bo
             + (f"-seed{seed}" if several_seeds else ""))
 
 
-def write_table(rows: list[dict], out: Path) -> str:
+def write_table(rows: list[dict], out: Path, features: str = "FID / KID not measured") -> str:
     """ablation.md and ablation.csv; returns the markdown tables. One run per configuration: the
-    report's layout; several precisions or seeds: `spread_table`."""
+    report's layout; several precisions or seeds: `spread_table`. `features`: which Inception-v3
+    weights gave FID and KID, said above the table (ablation.csv holds KID itself, not x 1000)."""
     runs_per_configuration = len(rows) / len({row["id"] for row in rows})
     table = spread_table(rows) if runs_per_configuration > 1 else report_table(rows)
     (out / "ablation.md").write_text(
         "PSNR/SSIM: report protocol (value range 256, mean over batches of 4 +- std of batch means), paper mode, "
         "on the validation images; colourfulness gap: the originals' mean colourfulness minus the outputs'; "
         "FID and KID x 1000 (+- its spread over subsets) of the outputs against the originals, when measured "
-        "(docs/evaluation.md). Report columns: Table II (COCO val2017, 256x256, 15 epochs).\n\n" + table
+        f"(docs/evaluation.md). {features}. Report columns: Table II (COCO val2017, 256x256, 15 epochs).\n\n" + table
     )
     with open(out / "ablation.csv", "w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
@@ -191,11 +192,11 @@ def distance(row: dict, name: str) -> str:
     """A run's FID ('12.34') or KID x 1000 ('1.23 +- 0.45'); '-' when not measured."""
     if row.get(name) is None:
         return "-"
-    return f"{row['fid']:.2f}" if name == "fid" else f"{1000 * row['kid']:.2f} +- {1000 * row['kid_std']:.2f}"
+    return f"{row['fid']:.4g}" if name == "fid" else f"{1000 * row['kid']:.4g} +- {1000 * row['kid_std']:.2g}"
 
 
 def mean_distance(runs: list[dict], name: str) -> str:
     values = [run[name] for run in runs if run.get(name) is not None]
     if not values:
         return "-"
-    return f"{statistics.fmean(values):.2f}" if name == "fid" else f"{1000 * statistics.fmean(values):.2f}"
+    return f"{statistics.fmean(values):.4g}" if name == "fid" else f"{1000 * statistics.fmean(values):.4g}"

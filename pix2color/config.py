@@ -124,6 +124,8 @@ class TrainConfig:
         if self.keep_best in ("val_fid", "val_kid") and not self.val_fid:
             raise RunError(f"--keep-best {self.keep_best} needs --val-fid (FID and KID of the validation images "
                            "after every epoch)")
+        if self.feature_weights != "imagenet" and not self.val_fid:
+            raise RunError("--feature-weights chooses the Inception-v3 weights of --val-fid; give both, or neither")
         if self.early_stop is not None and (self.early_stop < 1 or self.keep_best is None):
             raise RunError("--early-stop takes a number of epochs of at least 1, with --keep-best METRIC (the "
                            f"measure it waits to improve; one of {', '.join(KEEP_BEST)})")

@@ -87,7 +87,7 @@ class Evaluation:
                 f"| {labels[system]} | {psnr_r:.2f} +- {psnr_r_sd:.2f} | {ssim_r:.4f} +- {ssim_r_sd:.4f} | "
                 f"{psnr_c:.2f} +- {psnr_c_sd:.2f} | {ssim_c:.4f} +- {ssim_c_sd:.4f} | {colourful:.1f} | "
                 f"{truth:.1f} | {truth - colourful:+.1f} |"
-                + (f" {measured['fid']:.2f} | {1000 * measured['kid']:.2f} +- {1000 * measured['kid_std']:.2f} |"
+                + (f" {measured['fid']:.4g} | {1000 * measured['kid']:.4g} +- {1000 * measured['kid_std']:.2g} |"
                    if measured else "")
             )
         lines += ["", "Report (256x256, COCO test2017, paper mode): PSNR 24.31 +- 2.12, SSIM 0.922."]
@@ -169,7 +169,7 @@ def set_distances(pooled: dict[str, np.ndarray], systems, seed: int = 0) -> dict
     found = {}
     for system in systems:
         kid, spread, subset = distances.kernel_inception_distance(pooled[system], pooled["truth"], KID_SUBSETS,
-                                                                  seed=seed)
+                                                                  seed=seed, paired=True)
         found[system] = {"fid": distances.frechet_distance(pooled[system], pooled["truth"]), "kid": kid,
                          "kid_std": spread, "kid_subset": subset}
     return found

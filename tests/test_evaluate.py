@@ -107,15 +107,25 @@ def test_inception_weights_from_a_local_file(tmp_path):
     a file of anything else is one line."""
     from pix2color.evaluation.inception import FeatureWeightsError, InceptionFeatures
 
+    import warnings
+
+    import keras
+
     random = InceptionFeatures("none")
     path = tmp_path / "inception.weights.h5"
     random.model.save_weights(path)
     images = np.random.default_rng(0).integers(0, 256, (3, 64, 64, 3)).astype(np.float32)
-    np.testing.assert_allclose(InceptionFeatures(str(path))(images), random(images), rtol=1e-5, atol=1e-7)
+    from_file = InceptionFeatures(str(path))
+    np.testing.assert_allclose(from_file(images), random(images), rtol=1e-5, atol=1e-7)
+    assert "not Keras' ImageNet file (another MD5)" in from_file.description
     (tmp_path / "other.weights.h5").write_bytes(b"not weights")
-    for bad, words in ((tmp_path / "other.weights.h5", "not Inception-v3 weights"), (tmp_path / "no.h5", "no such file")):
-        with pytest.raises(FeatureWeightsError, match=words):
+    keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)]).save_weights(tmp_path / "dense.weights.h5")
+    for bad, words in ((tmp_path / "other.weights.h5", "not Inception-v3 weights"), (tmp_path / "no.h5", "no such file"),
+                       (tmp_path / "dense.weights.h5", "not Inception-v3 weights")):
+        with warnings.catch_warnings(record=True) as warned, pytest.raises(FeatureWeightsError, match=words):
+            warnings.simplefilter("always")
             InceptionFeatures(str(bad))
+        assert not warned, [str(warning.message)[:80] for warning in warned[:3]]  # the one line only
 
 
 @pytest.mark.slow
@@ -131,6 +141,7 @@ def test_ablation_runner_a_u_net_and_a_pretrained_configuration(tmp_path):
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("FID / KID features: Inception-v3 with random weights")
     table = (out / "ablation.md").read_text()
+    assert "Inception-v3 with random weights" in table  # the file says what its FID and KID are worth
     assert "| 4 (pix2pix) | 100 | - | - | - |" in table and "22.9265" in table  # the report's numbers beside ours
     with open(out / "ablation.csv", newline="") as handle:
         for row in csv.DictReader(handle):  # every run's colourfulness gap, FID and KID, measured
@@ -157,7 +168,7 @@ def test_the_report_table_has_a_section_per_generator_and_marks_each_configurati
 
     table = ablation.write_table([row("11", False, 21.0, 0.8), row("1", False, 20.0, 0.7),
                                   row("p3", True, 19.0, 0.6)], tmp_path)
-    assert ("| 11 (l1-only) | 1 | - | - | ✓ | 21.0000 +- 0.5000 | 0.8000 +- 0.0100 | +12.3 | 41.50 | 12.30 +- 2.10 | "
+    assert ("| 11 (l1-only) | 1 | - | - | ✓ | 21.0000 +- 0.5000 | 0.8000 +- 0.0100 | +12.3 | 41.5 | 12.3 +- 2.1 | "
             "24.4775 | 0.9274 |") in table
     assert "| 0.7000 +- 0.0100 | +12.3 | - | - | 24.4431 |" in table  # not measured: a dash, never 0
     assert "| 1 (ls-r1-1) | 100 | ✓ | 1.0 | - |" in table
@@ -176,7 +187,7 @@ def test_the_precision_table_gives_means_spreads_and_the_difference_from_float32
     table = ablation.write_table(rows, tmp_path)
     assert "| 6 (r1-0.001 (final)) | float32 | 1, 2, 3 | 21.0000 | 1.0000 (20.0000 .. 22.0000) | 0.8200 |" in table
     assert "| 20.5000 21.0000 21.9000 |" in table  # each seed's value
-    assert "| +11.0 | 42.00 | 21.00 | 24.2536 |" in table  # colourfulness gap, FID and KID x 1000: means over seeds
+    assert "| +11.0 | 42 | 21 | 24.2536 |" in table  # colourfulness gap, FID and KID x 1000: means over seeds
     assert "6 (r1-0.001 (final)), bfloat16 - float32: PSNR +0.1333 dB, SSIM -0.0033 (means over seeds)" in table
     assert (tmp_path / "ablation.md").read_text().endswith(table)
     with open(tmp_path / "ablation.csv", newline="") as handle:

@@ -67,6 +67,10 @@ def main(argv: list[str] | None = None) -> int:
     except (DataError, ValueError) as error:
         print(f"{PROG}: error: {error}", file=sys.stderr)
         return 2
+    if not args.no_fid and len(names) < 4:
+        print(f"{PROG}: error: FID and KID need 4 images or more ({len(names)} here); --no-fid leaves them out",
+              file=sys.stderr)
+        return 2
     features = None if args.no_fid else inception_features(args.feature_weights, PROG)
     print("\n".join(said))
     keras.utils.set_random_seed(args.seed)  # after the features: their random weights are seeded on their own

@@ -17,14 +17,17 @@ with each other, not with published ones (docs/evaluation.md).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import os
+import warnings
 
 import numpy as np
 
 WEIGHTS_FILE = "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5"
 WEIGHTS_URL = f"https://storage.googleapis.com/tensorflow/keras-applications/inception_v3/{WEIGHTS_FILE}"
 WEIGHTS_MD5 = "bcbd6486424b2319ff4ef7d526e38f63"  # as keras.applications.inception_v3 checks it
+WEIGHTS_WITH_TOP_MD5 = "9a0d58056eeedaa3f26cb7ebd46da564"  # the file with the classifier
 INPUT_SIZE = 299
 FEATURES = 2048
 NONE = "none"
@@ -60,7 +63,10 @@ class InceptionFeatures:
                     "check the pipeline and measure nothing")
         if self.weights == IMAGENET:
             return "FID / KID features: Inception-v3, Keras' ImageNet weights (compare within pix2color only)"
-        return f"FID / KID features: Inception-v3, weights from {self.weights} (compare within pix2color only)"
+        if _md5(self.weights) in (WEIGHTS_MD5, WEIGHTS_WITH_TOP_MD5):
+            return f"FID / KID features: Inception-v3, Keras' ImageNet weights from {self.weights} (compare within pix2color only)"
+        return (f"FID / KID features: Inception-v3, weights from {self.weights}, not Keras' ImageNet file (another MD5): "
+                "compare only with numbers of the same file")
 
     def __call__(self, rgb) -> np.ndarray:
         return np.asarray(self._features(rgb), np.float64)
@@ -71,8 +77,10 @@ def _inception(weights: str):
     import keras
 
     def build(source, include_top=False):
-        model = keras.applications.InceptionV3(include_top=include_top, weights=source, pooling="avg",
-                                               input_shape=None if include_top else (INPUT_SIZE, INPUT_SIZE, 3))
+        with warnings.catch_warnings():  # a file of other weights: hundreds of Keras warnings before it fails
+            warnings.simplefilter("ignore")
+            model = keras.applications.InceptionV3(include_top=include_top, weights=source, pooling="avg",
+                                                   input_shape=None if include_top else (INPUT_SIZE, INPUT_SIZE, 3))
         return model if not include_top else keras.Model(model.input, model.get_layer("avg_pool").output)
 
     if weights == NONE:
@@ -100,3 +108,11 @@ def _inception(weights: str):
             continue
     raise FeatureWeightsError(f"--feature-weights {weights}: not Inception-v3 weights Keras can load (expected "
                               f"{WEIGHTS_FILE}, or the file with the classifier)")
+
+
+def _md5(path: str) -> str:
+    digest = hashlib.md5()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

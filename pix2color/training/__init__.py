@@ -280,7 +280,7 @@ def _validation_features(config: TrainConfig, log):
     try:
         features = InceptionFeatures(config.feature_weights)
     except FeatureWeightsError as error:
-        raise RunError(str(error).replace("--no-fid", "train without --val-fid")) from None
+        raise RunError(str(error).replace("leave FID / KID out with --no-fid", "train without --val-fid")) from None
     log(features.description)
     return features
 
@@ -345,6 +345,9 @@ def _run(config: TrainConfig, log, strategy, role: distribute.WorkerRole, out: P
     if config.keep_best and not len(image_set.val):
         raise RunError(f"--keep-best {config.keep_best} needs validation images (--val-fraction above 0, or more "
                        "photos)")
+    if config.val_fid and len(image_set.val) < 4:
+        raise RunError(f"--val-fid needs 4 validation images or more ({len(image_set.val)} here): a larger "
+                       "--val-fraction, or more photos")
     config = _fit_to_data(config, image_set, strategy, log)
     kept = Best.of_run(out) if resuming and config.keep_best else None
     if resuming and saved:
@@ -362,7 +365,8 @@ def _run(config: TrainConfig, log, strategy, role: distribute.WorkerRole, out: P
     if epochs_done >= config.epochs or stopped_early(kept, config.early_stop, epochs_done):
         log(f"{out} already holds {epochs_done} trained epochs (--epochs {config.epochs}); nothing to do"
             if epochs_done >= config.epochs else
-            f"{out} stopped early after epoch {epochs_done}: no better {kept.metric} for {config.early_stop} epochs "
+            f"{out} stopped early after epoch {epochs_done}: no better {kept.metric} for {config.early_stop} "
+            f"epoch{'s' if config.early_stop > 1 else ''} "
             f"since epoch {kept.epoch} (best: {kept.text()}); nothing to do (a larger --early-stop trains on)")
         if role.is_chief:
             _complete_finished_run(generator, out, steps_done, epochs_done, log)

@@ -101,7 +101,8 @@ class KeepBest(keras.callbacks.Callback):
         elif stopped_early(self.best, self.patience, epoch + 1):
             self.model.stop_training = True
             self.stopped = True
-            self.log(f"\nStopping early: no better {self.metric} for {self.patience} epochs (best: {self.best.text()})")
+            epochs = f"{self.patience} epoch" + ("s" if self.patience > 1 else "")
+            self.log(f"\nStopping early: no better {self.metric} for {epochs} (best: {self.best.text()})")
 
 
 class ValidationMeasures(keras.callbacks.Callback):
@@ -131,7 +132,7 @@ class ValidationMeasures(keras.callbacks.Callback):
         logs["val_colourfulness_gap"] = float(abs(self._truth[0].mean() - measured[0].mean()))
         if self.features is not None:
             logs["val_fid"] = distances.frechet_distance(measured[1], self._truth[1])
-            logs["val_kid"] = distances.kernel_inception_distance(measured[1], self._truth[1])[0]
+            logs["val_kid"] = distances.kernel_inception_distance(measured[1], self._truth[1], paired=True)[0]
 
     def _measure(self, rgb) -> tuple[np.ndarray, ...]:
         from pix2color import metrics

@@ -86,5 +86,33 @@ def test_kid_subsets_hold_half_the_images_and_spread():
     mean, spread, size = distances.kernel_inception_distance(a, b, subsets=50, seed=1)
     assert size == 15 and spread > 0 and mean > 0
     assert distances.kernel_inception_distance(a, b, subsets=50, seed=1) == (mean, spread, size)  # seeded
-    with pytest.raises(ValueError, match="KID subsets"):
+    with pytest.raises(ValueError, match="2 to 30 images"):
         distances.kernel_inception_distance(a, b, subset_size=31)
+
+
+def test_kid_of_paired_sets_leaves_out_each_pair_and_is_zero_for_identical_sets():
+    """A colorization and its original are one image: the cross term leaves out the pairs (i, i),
+    as the within terms do. Two identical sets then give exactly 0, where counting the pairs gives
+    a value far below 0 (at 13 images)."""
+    rng = np.random.default_rng(6)
+    features = np.maximum(rng.normal(size=(13, 2048)), 0)  # ReLU-like, as Inception's pool features
+    assert distances.polynomial_mmd(features, features, paired=True) == pytest.approx(0, abs=1e-9)
+    assert distances.polynomial_mmd(features, features) < -0.005
+    mean, spread, size = distances.kernel_inception_distance(features, features, paired=True)
+    assert (mean, spread, size) == (pytest.approx(0, abs=1e-9), pytest.approx(0, abs=1e-9), 6)
+    with pytest.raises(ValueError, match="as many images"):
+        distances.polynomial_mmd(features, features[:5], paired=True)
+
+
+@pytest.mark.parametrize("bad, words", [
+    (lambda f: (f[:, 0], f), "shape"),
+    (lambda f: (np.where(f > 2, np.nan, f), f), "NaN"),
+    (lambda f: (f, f[:, :3]), "differ in dimensions"),
+    (lambda f: (f[:3], f[:3]), "4 images or more"),
+])
+def test_bad_features_are_one_line(bad, words):
+    features = np.random.default_rng(7).normal(size=(10, 6))
+    with pytest.raises(ValueError, match=words):
+        distances.kernel_inception_distance(*bad(features))
+    with pytest.raises(ValueError, match="1 subset or more"):
+        distances.kernel_inception_distance(features, features, subsets=0)

@@ -143,3 +143,22 @@ def test_the_figures_mark_the_epoch_kept(tmp_path, monkeypatch):
     for figure in figures:
         marked = [line for axis in figure.axes for line in axis.lines if line.get_label() == "best val_l1 (epoch 2)"]
         assert marked and all(list(line.get_xdata()) == [2, 2] for line in marked), figure
+
+
+def test_val_fid_needs_validation_images_enough_for_kid(tmp_path):
+    """Refused at once, in one line, before any training (not after the first epoch)."""
+    import shutil
+
+    from conftest import sample_photo_paths
+    from pix2color.config import RunError, TrainConfig
+    from pix2color.training import train
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for index, path in enumerate(sample_photo_paths(6)):
+        shutil.copy(path, photos / f"p{index}.jpg")
+    config = TrainConfig(data=str(photos), out=str(tmp_path / "run"), image_size=32, val_fraction=0.3, val_fid=True,
+                         feature_weights="none", keep_best="val_kid", verbose=0)
+    with pytest.raises(RunError, match=r"--val-fid needs 4 validation images or more \(\d here\)"):
+        train(config, log=lambda line: None)
+    assert not (tmp_path / "run").exists()
