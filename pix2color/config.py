@@ -10,6 +10,7 @@ import math
 from dataclasses import dataclass
 
 from pix2color.precision import PRECISIONS
+from pix2color.errors import OutputError, RunError  # noqa: F401 - the module's errors, importable from here too
 
 GENERATORS = ("unet", "resnet18")  # the report's U-Net; its pretrained ResNet-18 variant (report VI.C)
 STRATEGIES = ("auto", "default", "mirrored", "multiworker", "tpu")
@@ -29,14 +30,6 @@ RUN_DEFINING = (
 def flag_of(setting: str) -> str:
     """The command-line flag of a `TrainConfig` setting ("r1_gamma" -> "--gamma")."""
     return "--" + {"r1_gamma": "gamma"}.get(setting, setting).replace("_", "-")
-
-
-class RunError(ValueError):
-    """A run cannot start, resume or go on as asked; the message says why, in one line."""
-
-
-class OutputError(RunError):
-    """The run folder cannot be written (full disk, unwritable --out)."""
 
 
 def unet_depth(image_size: int) -> int:

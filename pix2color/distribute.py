@@ -30,15 +30,12 @@ import keras
 import tensorflow as tf
 
 from pix2color.config import STRATEGIES
+from pix2color.errors import StrategyError, first_line  # noqa: F401 - the module's errors, importable from here too
 
 KERAS_CHECKED = "3.15"  # the Keras series whose internals the multi-worker workarounds rely on
 EXAMPLE_TF_CONFIG = (
     """'{"cluster": {"worker": ["host0:12345", "host1:12345"]}, "task": {"type": "worker", "index": 0}}'"""
 )
-
-
-class StrategyError(ValueError):
-    """The requested distributed set-up cannot work; the message says why, in one line."""
 
 
 def check_keras_for_multiworker() -> None:
@@ -93,7 +90,7 @@ def make_strategy(name: str = "auto") -> tf.distribute.Strategy:
         tf.config.experimental_connect_to_cluster(resolver)
         tf.tpu.experimental.initialize_tpu_system(resolver)
     except (ValueError, RuntimeError, tf.errors.OpError) as error:
-        reason = str(error).strip().splitlines()[0][:160] if str(error).strip() else type(error).__name__
+        reason = first_line(error, 160)
         raise StrategyError(f"--strategy tpu: no TPU found ({reason})") from None
     return tf.distribute.TPUStrategy(resolver)
 

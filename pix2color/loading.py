@@ -18,6 +18,7 @@ from pathlib import Path
 
 from pix2color import run_folder
 from pix2color.config import unet_depth
+from pix2color.errors import first_line
 
 # Keras, TensorFlow and the networks are imported inside the functions that need them: commands check
 # their arguments and paths before paying for TensorFlow's start-up.
@@ -66,7 +67,7 @@ def read_keras_generator(path: Path):
     try:
         model = keras.models.load_model(path)
     except Exception as error:  # noqa: BLE001 - Keras raises many kinds for a file it cannot rebuild
-        reason = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
+        reason = first_line(error, 200)
         raise ValueError(f"{path}: cannot be read as a pix2color generator ({reason})") from None
     check_generator(model, path)
     return float32_layers(model)  # a file saved with 16-bit layers computes in float32 too
@@ -182,7 +183,7 @@ def load_network(model: str | os.PathLike, mode: str = "deterministic", log=None
         try:
             loaded = tf.saved_model.load(str(path))
         except Exception as error:  # noqa: BLE001 - TensorFlow raises several kinds for a damaged SavedModel
-            reason = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
+            reason = first_line(error, 200)
             raise ValueError(f"{path}: cannot be read as a SavedModel ({reason})") from None
         if not {"ab", "ab_paper"} <= set(loaded.signatures):
             raise ValueError(f"{path}: not a SavedModel exported by pix2color (no 'ab' signature)")

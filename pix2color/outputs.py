@@ -25,14 +25,10 @@ import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from pix2color.errors import OutputExists  # noqa: F401 - the module's errors, importable from here too
 
 COLORIZED = "_colorized"  # NAME_colorized.EXT: the output of an input that is in the output's place
 SKIPPED_SUMMARY = "their outputs exist; --overwrite replaces them"
-
-
-class OutputExists(FileExistsError):
-    """An output's name was taken when it came to be written (after the plan was made, say):
-    the file there is left as it is."""
 
 
 @dataclass(frozen=True)

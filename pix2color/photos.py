@@ -32,6 +32,7 @@ import numpy as np
 from PIL import Image, ImageCms, ImageOps
 
 from pix2color.outputs import quoted
+from pix2color.errors import ImageError, TooManyPixels  # noqa: F401 - the module's errors, importable from here too
 
 DEFAULT_MAX_PIXELS = 50_000_000  # 50 MP: far above a phone photo, far below a decompression bomb
 # The full-resolution planes are computed this many pixels at a time: a 50 MP photo's float32
@@ -49,14 +50,6 @@ _XYZ_TO_RGB = np.array(
 )
 _WHITE = np.array([0.95047, 1.0, 1.08883], np.float32)
 _XYZ_TO_RGB_WHITE = _XYZ_TO_RGB * _WHITE  # XYZ relative to white -> linear RGB
-
-
-class ImageError(ValueError):
-    """A file that cannot be colorized; the message names it and says why."""
-
-
-class TooManyPixels(ImageError):
-    """An image larger than the pixel limit (checked before it is decoded)."""
 
 
 # --------------------------------------------------------------------------- reading photos

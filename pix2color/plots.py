@@ -14,12 +14,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from pix2color.run_folder import read_best  # noqa: E402
+from pix2color.errors import HistoryError  # noqa: F401 - the module's errors, importable from here too
 
 EQUILIBRIUM = math.log(2.0)  # BCE of a discriminator that cannot tell: -log(0.5) = 0.69
-
-
-class HistoryError(ValueError):
-    """A history.csv with no epoch to draw; the message names the file."""
 
 
 def read_history(history_csv: str | os.PathLike) -> dict[str, list[float]]:

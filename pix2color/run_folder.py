@@ -26,6 +26,7 @@ from pathlib import Path
 from pix2color.config import RUN_DEFINING, OutputError, RunError, TrainConfig, flag_of
 from pix2color.files import write_json_atomically
 from pix2color.precision import recorded_precision
+from pix2color.errors import first_line
 
 # TensorFlow is imported inside the functions that need it (gs:// folders, checkpoints): the poll
 # server and the commands' argument checks read run folders without its start-up.
@@ -283,7 +284,7 @@ def set_aside_damaged_state(directory: str | os.PathLike) -> str | None:
         return None
     except Exception as error:  # noqa: BLE001 - a damaged text proto raises several kinds
         os.replace(state, state.with_name(DAMAGED_STATE))
-        reason = str(error).strip().splitlines()[0][:120] if str(error).strip() else type(error).__name__
+        reason = first_line(error, 120)
         return f"Moved {state} to {DAMAGED_STATE}: TensorFlow cannot read it ({reason}); the checkpoints are found by their files"
 
 
@@ -351,7 +352,7 @@ def _attempt_restore(checkpoint, prefix: str, whole: bool) -> str | None:
             status.expect_partial()  # the file's other objects (D, optimizers) are not wanted
         return None
     except (ValueError, AssertionError) as error:  # shapes, or objects, that are not this network's
-        return f"{_OTHER_NETWORK} {str(error).splitlines()[0][:200]}"
+        return f"{_OTHER_NETWORK} {first_line(error)}"
     except Exception as error:  # noqa: BLE001 - a damaged file raises OpError, IndexError, ...
         message = str(error)
         if "Read less bytes" in message:
@@ -360,7 +361,7 @@ def _attempt_restore(checkpoint, prefix: str, whole: bool) -> str | None:
             return "its data file is damaged (checksum mismatch)"
         if "sstable" in message:
             return "its index file is damaged"
-        return message.strip().splitlines()[0][:200] if message.strip() else type(error).__name__
+        return first_line(error)
 
 
 # --------------------------------------------------------------------------- the generator file

@@ -16,18 +16,7 @@ import keras
 
 from pix2color.config import OutputError, RunError  # noqa: F401 - the errors a run stops with
 from pix2color.gan import LOSSES
-
-
-class NotFiniteError(RunError):
-    """The run diverged: a loss or a weight is NaN or infinite."""
-
-
-class StopRequested(RunError):
-    """SIGINT or SIGTERM arrived; the run stopped after writing a checkpoint."""
-
-    def __init__(self, message: str, signal_number: int):
-        super().__init__(message)
-        self.signal_number = signal_number
+from pix2color.errors import NotFiniteError, StopRequested  # noqa: F401 - the module's errors, importable from here too
 
 
 class StopSignals:

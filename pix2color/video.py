@@ -21,6 +21,7 @@ import numpy as np
 
 from pix2color.outputs import OutputExists, move_into_place, reserve_temporary
 from pix2color.photos import FullResolutionColorizer
+from pix2color.errors import VideoError  # noqa: F401 - the module's errors, importable from here too
 
 # PyAV is imported inside the functions that use it: a command that meets no video never loads FFmpeg.
 
@@ -30,10 +31,6 @@ VIDEO_FORMATS = {"mp4": "mp4", "mkv": "matroska", "mov": "mov", "webm": "webm"} 
 DEFAULT_CODECS = {"mp4": "libx264", "mkv": "libx264", "mov": "libx264", "webm": "libvpx-vp9"}
 DEFAULT_CRF = 18  # visually lossless for H.264
 _CRF_CODECS = {"libx264", "libx265", "libvpx", "libvpx-vp9", "libaom-av1", "libsvtav1"}
-
-
-class VideoError(ValueError):
-    """A video that cannot be colorized; the message names it and says why."""
 
 
 @dataclass

@@ -124,6 +124,15 @@ def _number(text: str, kind, valid, wanted: str):
     return value
 
 
+def refused(prog: str, error: BaseException) -> int:
+    """Say `error` in one line ("PROG: error: ...", or "PROG: ..." for a stop a user asked for) and
+    return the command's exit status (`pix2color.errors.exit_status`: one place decides)."""
+    from pix2color.errors import StopRequested, exit_status
+
+    print(f"{prog}: {'' if isinstance(error, StopRequested) else 'error: '}{error}", file=sys.stderr)
+    return exit_status(error)
+
+
 def add_feature_options(parser: argparse.ArgumentParser, skip: str | None = "--no-fid") -> None:
     """--feature-weights (FID / KID's Inception-v3) and, unless `skip` is None, the flag that leaves them out."""
     parser.add_argument("--feature-weights", default="imagenet", metavar="WEIGHTS",

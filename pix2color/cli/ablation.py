@@ -8,7 +8,9 @@ from pathlib import Path
 import argparse
 
 from pix2color import ablation
-from pix2color.cli import ArgumentParser, RawHelpFormatter, add_feature_options, command, inception_features, positive_int, seed_number
+from pix2color.cli import (ArgumentParser, RawHelpFormatter, add_feature_options, command, inception_features,
+                           positive_int, refused, seed_number)
+from pix2color.errors import Pix2colorError
 from pix2color.config import RunError, TrainConfig
 from pix2color.precision import PRECISIONS
 
@@ -81,24 +83,13 @@ def main(argv: list[str] | None = None) -> int:
     from pix2color.quiet import import_quietly
 
     import_quietly()
-    from pix2color.data import DataError
-    from pix2color.networks.resnet_unet import EncoderWeightsError
-    from pix2color.stopping import NotFiniteError, OutputError, StopRequested
-
     features = None if args.no_fid else inception_features(args.feature_weights, PROG)
     try:
         out.mkdir(parents=True, exist_ok=True)
         rows = ablation.run_ablation(base, config_ids, out, precisions=args.precision, seeds=args.seed,
                                      features=features)
-    except StopRequested as stop:
-        print(f"{PROG}: {stop}", file=sys.stderr)
-        return 128 + stop.signal_number
-    except (NotFiniteError, OutputError) as error:
-        print(f"{PROG}: error: {error}", file=sys.stderr)
-        return 1
-    except (DataError, RunError, EncoderWeightsError) as error:
-        print(f"{PROG}: error: {error}", file=sys.stderr)
-        return 2
+    except Pix2colorError as error:
+        return refused(PROG, error)
     except OSError as error:
         print(f"{PROG}: error: cannot write {error.filename or out}: {error.strerror or error}", file=sys.stderr)
         return 1

@@ -6,9 +6,10 @@ import sys
 
 from pix2color.cli import (
     ArgumentParser, HelpFormatter, add_feature_options, command, non_negative_float, positive_float, positive_int,
-    seed_number,
+    refused, seed_number,
 )
 from pix2color.config import GENERATORS, KEEP_BEST, STRATEGIES, TrainConfig
+from pix2color.errors import Pix2colorError
 from pix2color.precision import PRECISIONS
 
 PROG = "pix2color-train"
@@ -107,33 +108,19 @@ def main(argv: list[str] | None = None) -> int:
     if options["verbose"] is None:
         options["verbose"] = "auto"
     config = TrainConfig(**options)
-    from pix2color.config import RunError
-
     try:
         config.validate()  # bad values are refused before TensorFlow starts
-    except RunError as error:
-        print(f"{PROG}: error: {error}", file=sys.stderr)
-        return 2
+    except Pix2colorError as error:
+        return refused(PROG, error)
 
     from pix2color.quiet import import_quietly
 
     import_quietly()
-    from pix2color.data import DataError
-    from pix2color.distribute import StrategyError
-    from pix2color.networks.resnet_unet import EncoderWeightsError
-    from pix2color.stopping import NotFiniteError, OutputError, StopRequested
     from pix2color.training import train
 
     try:
         result = train(config)
-    except StopRequested as stop:
-        print(f"{PROG}: {stop}", file=sys.stderr)
-        return 128 + stop.signal_number  # the shell's convention: 130 for SIGINT, 143 for SIGTERM
-    except (NotFiniteError, OutputError) as error:
-        print(f"{PROG}: error: {error}", file=sys.stderr)
-        return 1
-    except (DataError, RunError, StrategyError, EncoderWeightsError) as error:
-        print(f"{PROG}: error: {error}", file=sys.stderr)
-        return 2
+    except Pix2colorError as error:  # 130 / 143 after SIGINT / SIGTERM, 1 for a failure, 2 for a refusal
+        return refused(PROG, error)
     print(f"Done: {result.epochs_done} epochs, {result.steps_done} steps; run folder {result.out}")
     return 0

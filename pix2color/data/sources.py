@@ -33,10 +33,7 @@ from pix2color.config import DEFAULT_VAL_FRACTION
 from pix2color.outputs import quoted
 from pix2color.files import write_json_atomically
 from pix2color.run_folder import is_run_or_poll_folder
-
-
-class DataError(ValueError):
-    """The requested data cannot be used; the message says why, in one line."""
+from pix2color.errors import DataError, first_line  # noqa: F401 - the module's errors, importable from here too
 
 
 def sample_photos_dir() -> Path:
@@ -236,7 +233,7 @@ def tfds_image_set(
         except Exception as error:  # noqa: BLE001 - tfds raises several kinds for "not prepared"
             if ours == "test" and splits:
                 continue
-            raise DataError(f"{name} from tensorflow-datasets: {str(error).splitlines()[0]}\n{COCO_HELP}") from None
+            raise DataError(f"{name} from tensorflow-datasets: {first_line(error, 500)}\n{COCO_HELP}") from None
         cache_file = _cache_file(cache_dir, f"tfds:{name}:{theirs}:{data_dir}")
         if cache_file and cache_file.exists():
             verdicts = json.loads(cache_file.read_text())

@@ -23,6 +23,7 @@ import os
 import warnings
 
 import numpy as np
+from pix2color.errors import FeatureWeightsError, first_line  # noqa: F401 - the module's errors, importable from here too
 
 WEIGHTS_FILE = "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5"
 WEIGHTS_URL = f"https://storage.googleapis.com/tensorflow/keras-applications/inception_v3/{WEIGHTS_FILE}"
@@ -32,10 +33,6 @@ INPUT_SIZE = 299
 FEATURES = 2048
 NONE = "none"
 IMAGENET = "imagenet"
-
-
-class FeatureWeightsError(ValueError):
-    """Inception-v3's weights cannot be had as asked; the message says what to fetch, in one line."""
 
 
 class InceptionFeatures:
@@ -91,7 +88,7 @@ def _inception(weights: str):
             with contextlib.redirect_stdout(io.StringIO()):  # Keras' download lines: one line of ours instead
                 weights = keras.utils.get_file(WEIGHTS_FILE, WEIGHTS_URL, cache_subdir="models", file_hash=WEIGHTS_MD5)
         except Exception as error:  # noqa: BLE001 - Keras' download raises a bare Exception when offline
-            reason = str(error).strip().splitlines()[0][:160] if str(error).strip() else type(error).__name__
+            reason = first_line(error, 160)
             reason = "no connection" if reason.startswith("URL fetch failure") else reason
             raise FeatureWeightsError(
                 f"FID / KID need Inception-v3's ImageNet weights, which Keras could not download ({reason}): fetch "

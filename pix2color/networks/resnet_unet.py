@@ -35,6 +35,7 @@ import tensorflow as tf
 from keras import layers
 
 from pix2color.networks.common import DRAW_DTYPE, batch_norm, output_dtype
+from pix2color.errors import EncoderWeightsError, first_line  # noqa: F401 - the module's errors, importable from here too
 
 PRESET = "resnet_18_imagenet"
 RESNET18 = dict(  # the resnet_18_imagenet preset's architecture
@@ -53,10 +54,6 @@ ENCODER_WEIGHTS_HELP = (
     "give a local copy with --encoder-weights PATH (a keras-hub preset folder, or a .weights.h5 file of a "
     "ResNet-18 backbone), or train the encoder from scratch with --encoder-weights none"
 )
-
-
-class EncoderWeightsError(ValueError):
-    """The encoder's pretrained weights cannot be had; the message says why and what to do."""
 
 
 @keras.saving.register_keras_serializable(package="pix2color")
@@ -146,7 +143,7 @@ def resnet18_backbone(input_channels: int, image_size: int | None = None):
 
 def _short(error: Exception, length: int = 100) -> str:
     """An exception as one short line: its type and the start of its first line."""
-    text = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    text = first_line(error) if str(error).strip() else ""
     return f"{type(error).__name__}: {text[:length]}{'...' if len(text) > length else ''}" if text else type(error).__name__
 
 

@@ -42,6 +42,7 @@ import numpy as np
 from PIL import Image
 
 from pix2color.outputs import check_output_folder
+from pix2color.errors import AnswerError, NotShownNow, PollError  # noqa: F401 - the module's errors, importable from here too
 
 PROTOCOLS = ("report", "2afc")
 VERSIONS = ("original", "generated")  # as stored; pages and results say "colorized" for "generated"
@@ -80,19 +81,6 @@ CREATE TABLE IF NOT EXISTS answers (
     UNIQUE (participant, pair)           -- answering twice is idempotent
 );
 """
-
-
-class PollError(ValueError):
-    """A poll cannot be built, opened or answered as asked; the message says why, in one line."""
-
-
-class AnswerError(PollError):
-    """An answer the poll does not accept (unknown pair, or an image the participant was not shown)."""
-
-
-class NotShownNow(AnswerError):
-    """An answer about one of the participant's pairs other than the trial they are being shown:
-    each participant answers their trials in their order, one at a time, as the server shows them."""
 
 
 def read_meta(database: Path) -> dict[str, str]:
