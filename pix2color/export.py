@@ -112,6 +112,29 @@ def export_savedmodel(generator, out_dir: str | Path, overwrite: bool = False) -
         raise FileExistsError(errno.EEXIST, f"holds what no export writes ({', '.join(foreign[:3])}): left as it is, "
                                             "--overwrite or not", str(out_dir))
     tf = _import_tf()
+    module, signatures = savedmodel_module(generator)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    partial = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".partial", dir=out_dir.parent))
+    try:
+        tf.saved_model.save(module, str(partial), signatures=signatures)
+        if out_dir.exists():  # overwrite: the old folder goes only once the new one is whole
+            replaced = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".old", dir=out_dir.parent))
+            os.replace(out_dir, replaced / out_dir.name)
+            os.replace(partial, out_dir)
+            shutil.rmtree(replaced)
+        else:
+            os.replace(partial, out_dir)
+    finally:
+        if partial.exists():
+            shutil.rmtree(partial)
+    return out_dir
+
+
+def savedmodel_module(generator):
+    """(a `tf.Module` holding the generator in both modes, its signatures): `colorize` /
+    `colorize_paper` (a uint8 photo of any size in, colorized out) and `ab` / `ab_paper` (the
+    raw network); the weights are stored once, shared by both modes."""
+    tf = _import_tf()
     from pix2color.paper_mode import paper_mode_generator
 
     size = int(generator.input_shape[1])
@@ -139,28 +162,13 @@ def export_savedmodel(generator, out_dir: str | Path, overwrite: bool = False) -
     module.colorize_paper = whole_job(module.paper_generator)
     module.ab = raw(module.generator)
     module.ab_paper = raw(module.paper_generator)
-    signatures = {
+    return module, {
         "serving_default": module.colorize.get_concrete_function(),
         "colorize": module.colorize.get_concrete_function(),
         "colorize_paper": module.colorize_paper.get_concrete_function(),
         "ab": module.ab.get_concrete_function(),
         "ab_paper": module.ab_paper.get_concrete_function(),
     }
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    partial = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".partial", dir=out_dir.parent))
-    try:
-        tf.saved_model.save(module, str(partial), signatures=signatures)
-        if out_dir.exists():  # overwrite: the old folder goes only once the new one is whole
-            replaced = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".old", dir=out_dir.parent))
-            os.replace(out_dir, replaced / out_dir.name)
-            os.replace(partial, out_dir)
-            shutil.rmtree(replaced)
-        else:
-            os.replace(partial, out_dir)
-    finally:
-        if partial.exists():
-            shutil.rmtree(partial)
-    return out_dir
 
 
 def calibration_lightness(image_size: int, count: int = CALIBRATION_IMAGES):

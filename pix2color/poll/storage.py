@@ -364,19 +364,7 @@ class Poll:
             if row is None:
                 raise AnswerError(f"pair {pair} is not one of this participant's pairs")
             version, presented, original, generated, answered = row
-            name_of = {"original": original, "generated": generated}
-            other = VERSIONS[1 - VERSIONS.index(version)]
-            expected = [name_of[version]] if self.protocol == "report" else [name_of[version], name_of[other]]
-            if list(shown) != expected:
-                raise AnswerError(f"pair {pair}: the answer is not about the images this participant was shown")
-            if self.protocol == "report":
-                if choice not in ANSWER_WORDS:
-                    raise AnswerError("the answer must be original or colorized")
-                judged_original = ANSWER_WORDS[choice]
-            else:
-                if choice not in expected:
-                    raise AnswerError(f"pair {pair}: the chosen image is not one of the two shown")
-                judged_original = "original" if choice == original else "generated"
+            judged_original = self._judged(pair, version, {"original": original, "generated": generated}, shown, choice)
             if answered:
                 return False
             not_shown = NotShownNow(f"pair {pair} is not the trial shown to this participant now; "
@@ -396,6 +384,21 @@ class Poll:
                                 (participant, pair)).fetchone():
                 return False  # the same answer, sent twice at once: the other one was stored
             raise not_shown
+
+    def _judged(self, pair: int, version: str, name_of: dict[str, str], shown: list[str], choice: str) -> str:
+        """The version an answer judged original (report: the answer; 2afc: the image chosen), or
+        `AnswerError` for an answer about other images or not one of the choices."""
+        other = VERSIONS[1 - VERSIONS.index(version)]
+        expected = [name_of[version]] if self.protocol == "report" else [name_of[version], name_of[other]]
+        if list(shown) != expected:
+            raise AnswerError(f"pair {pair}: the answer is not about the images this participant was shown")
+        if self.protocol == "report":
+            if choice not in ANSWER_WORDS:
+                raise AnswerError("the answer must be original or colorized")
+            return ANSWER_WORDS[choice]
+        if choice not in expected:
+            raise AnswerError(f"pair {pair}: the chosen image is not one of the two shown")
+        return "original" if choice == name_of["original"] else "generated"
 
     def score(self, participant: str) -> tuple[int, int]:
         """(answers that were right, answers given) for one participant."""
