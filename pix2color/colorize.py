@@ -17,9 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
+from pix2color.errors import first_line
 from pix2color.outputs import OutputExists, Planned, Wanted, exists_message, plan_outputs, quoted, write_output
-from pix2color.photos import (DEFAULT_MAX_PIXELS, FullResolutionColorizer, ImageError, Photo, TooManyPixels, not_a_file,
-                              read_photo, srgb_profile)
+from pix2color.photos import (DEFAULT_MAX_PIXELS, SOFTWARE, FullResolutionColorizer, ImageError, Photo, TooManyPixels,
+                              not_a_file, read_photo, srgb_profile)
 from pix2color.video import DEFAULT_CRF, VIDEO_SUFFIXES, VideoError, colorize_video, is_video
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")  # Pillow reads TIFF too
@@ -28,7 +29,6 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".ti
 PHOTO_SUFFIXES = IMAGE_SUFFIXES + (".avif", ".jfif", ".jp2", ".heic", ".heif", ".jxl", ".dng", ".cr2", ".cr3", ".nef",
                                    ".arw", ".orf", ".rw2", ".raf")
 OUTPUT_FORMATS = {"jpg": "JPEG", "png": "PNG", "webp": "WEBP"}
-MADE_HERE = ("_colorized", "_compare")  # NAME_colorized.EXT, NAME_compare.jpg: outputs written beside their input
 
 
 def expand_inputs(inputs: list[str], out: str | os.PathLike | None = None) -> tuple[list[tuple[Path, Path]], list[str]]:
@@ -41,9 +41,9 @@ def expand_inputs(inputs: list[str], out: str | os.PathLike | None = None) -> tu
     listed once, however many inputs name it. An input that names nothing, and anything named
     like a photo or a video that is not a regular file (a broken symlink, a FIFO, which would
     block its reader, a socket, a device, a symlinked folder, which is not searched) is a line.
-    A folder's search leaves out the output folder `out` and what an earlier run wrote beside its
-    inputs (NAME_colorized.EXT, NAME_compare.jpg next to NAME.*), so that running again finds the
-    same inputs, and skips them when their outputs exist.
+    A folder's search leaves out the output folder `out` and the images an earlier run wrote (their
+    EXIF says so: `made_by_pix2color`), so that running again finds the same inputs, and skips
+    them when their outputs exist.
     """
     found, failed, seen = [], [], set()
     left_out = os.path.realpath(out) if out is not None and os.fspath(out).strip() else None
@@ -84,29 +84,14 @@ def _files_of(path: Path, base: Path | None, failed: list[str], left_out: str | 
             failed.append(f"{quoted(os.path.join(directory, name))}: a symlink to a folder, not searched")
         for name in names:
             file = Path(directory, name)
-            if file.suffix.lower() not in PHOTO_SUFFIXES + VIDEO_SUFFIXES or _made_here(file, names):
+            if file.suffix.lower() not in PHOTO_SUFFIXES + VIDEO_SUFFIXES:
                 continue
-            problem = not_a_file(file)
+            problem = not_a_file(file)  # first: a FIFO would block the reader of its header
             if problem:
                 failed.append(f"{quoted(file)}: {problem}")
-            else:
+            elif not (file.suffix.lower() in IMAGE_SUFFIXES and made_by_pix2color(file)):
                 files.append(file)
     return [(file, _below(file, path if base is None else base)) for file in sorted(files, key=str)]
-
-
-def _made_here(file: Path, names: list[str]) -> bool:
-    """An output an earlier run wrote beside its input: NAME_colorized[-N].EXT or NAME_compare.jpg
-    next to a photo NAME.*."""
-    stem = file.stem
-    for mark in MADE_HERE:
-        if mark in stem:
-            base = stem[: stem.rindex(mark)]
-            rest = stem[len(base) + len(mark):]
-            if (rest == "" or (rest.startswith("-") and rest[1:].isdigit())) and any(
-                    Path(name).stem == base and Path(name).suffix.lower() in PHOTO_SUFFIXES + VIDEO_SUFFIXES
-                    for name in names):
-                return True
-    return False
 
 
 def _below(path: Path, root: Path) -> Path:
@@ -144,11 +129,10 @@ def save_image(rgb: np.ndarray, path: Path, quality: int, overwrite: bool = Fals
     image_format = OUTPUT_FORMATS[path.suffix.lstrip(".")]
     image = Image.fromarray(rgb)
     options = {"quality": quality} if image_format in ("JPEG", "WEBP") else {}
+    options["exif"] = photo.exif if photo is not None and photo.exif else marked_exif()
     if photo is not None:
         if photo.alpha is not None and image_format in ("PNG", "WEBP"):
             image.putalpha(Image.fromarray(photo.alpha))
-        if photo.exif:
-            options["exif"] = photo.exif
         if photo.dpi and image_format in ("JPEG", "PNG"):
             options["dpi"] = photo.dpi
         if photo.icc_profile:
@@ -156,6 +140,26 @@ def save_image(rgb: np.ndarray, path: Path, quality: int, overwrite: bool = Fals
         if image_format == "WEBP" and photo.lossless:
             options = {**options, "lossless": True, "quality": 100}
     write_output(path, lambda handle: image.save(handle, image_format, **options), overwrite)
+
+
+def marked_exif() -> bytes:
+    """EXIF of an output whose input had none: Software pix2color (`made_by_pix2color`)."""
+    from PIL import Image
+
+    exif = Image.Exif()
+    exif[0x0131] = SOFTWARE
+    return exif.tobytes()
+
+
+def made_by_pix2color(path: str | os.PathLike) -> bool:
+    """An image an earlier run wrote: its EXIF Software says pix2color (read from its header)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            return str(image.getexif().get(0x0131, "")).startswith(SOFTWARE)
+    except Exception:  # noqa: BLE001 - anything Pillow cannot open is no output of ours
+        return False
 
 
 def carried_notes(photo: Photo, source: Path) -> list[str]:
@@ -244,8 +248,9 @@ class _Saver:
             if path == self.item.target:
                 self.report.skipped.append(path)
             self.on_skip(exists_message(path))
-        except OSError as error:
-            message = f"{quoted(self.item.source)}: could not write {quoted(path)}: {error.strerror or error}"
+        except (OSError, ValueError) as error:  # ValueError: what the encoder refuses (WebP over 16383 px, ...)
+            reason = getattr(error, "strerror", None) or first_line(error)
+            message = f"{quoted(self.item.source)}: could not write {quoted(path)}: {reason}"
             # Inputs are counted once: a comparison image that fails beside a written output is counted apart.
             (self.report.failed if path == self.item.target else self.report.compare_failed).append(message)
             self.on_error(message)
@@ -321,7 +326,7 @@ def colorize_videos(
             continue
         except (VideoError, OSError) as error:  # OSError: the output side (disk full, no permission, ...)
             message = str(error) if isinstance(error, VideoError) else (
-                f"{item.source}: could not write {item.target}: {error.strerror or error}")
+                f"{quoted(item.source)}: could not write {quoted(item.target)}: {error.strerror or error}")
             report.failed.append(message)
             on_error(message)
             continue
@@ -330,7 +335,7 @@ def colorize_videos(
                 bar.close()
         report.written.append(result.target)
         for note in result.notes:
-            on_note(f"{item.source}: {note}")
+            on_note(f"{quoted(item.source)}: {note}")
         if result.problem:
             report.failed.append(result.problem)
             on_error(result.problem)

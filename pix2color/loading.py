@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pix2color import run_folder
+from pix2color.outputs import quoted
 from pix2color.config import unet_depth
 from pix2color.errors import first_line
 
@@ -36,13 +37,13 @@ def load_generator(model: str | os.PathLike, log=None):
     """
     path = Path(model)
     if not path.exists():
-        raise ValueError(f"{model}: no such file or folder")
+        raise ValueError(f"{quoted(model)}: no such file or folder")
     if path.is_dir() and (path / "saved_model.pb").exists():
-        raise ValueError(f"{path} is a SavedModel; this needs a run folder or a .keras generator")
+        raise ValueError(f"{quoted(path)} is a SavedModel; this needs a run folder or a .keras generator")
     if path.is_dir():
         if not any((path / name).exists() for name in (run_folder.RUN_JSON, run_folder.GENERATOR,
                                                        run_folder.CHECKPOINTS)):
-            raise ValueError(f"{model}: not a run folder (no run.json, generator.keras or checkpoints/), a .keras "
+            raise ValueError(f"{quoted(model)}: not a run folder (no run.json, generator.keras or checkpoints/), a .keras "
                              "generator or a SavedModel")
         return _generator_from_run(path, log or (lambda message: None))
     if path.suffix == ".keras":
@@ -50,7 +51,7 @@ def load_generator(model: str | os.PathLike, log=None):
         if log:
             log(f"model: {path}")
         return generator
-    raise ValueError(f"{model}: not a run folder, a .keras generator or a SavedModel")
+    raise ValueError(f"{quoted(model)}: not a run folder, a .keras generator or a SavedModel")
 
 
 def read_keras_generator(path: Path):
@@ -62,13 +63,13 @@ def read_keras_generator(path: Path):
     from pix2color.precision import float32_layers
 
     if not zipfile.is_zipfile(path):
-        raise ValueError(f"{path}: not a Keras model file (a .keras file is a zip archive; this one is damaged "
+        raise ValueError(f"{quoted(path)}: not a Keras model file (a .keras file is a zip archive; this one is damaged "
                          "or something else)")
     try:
         model = keras.models.load_model(path)
     except Exception as error:  # noqa: BLE001 - Keras raises many kinds for a file it cannot rebuild
         reason = first_line(error, 200)
-        raise ValueError(f"{path}: cannot be read as a pix2color generator ({reason})") from None
+        raise ValueError(f"{quoted(path)}: cannot be read as a pix2color generator ({reason})") from None
     check_generator(model, path)
     return float32_layers(model)  # a file saved with 16-bit layers computes in float32 too
 
@@ -184,9 +185,9 @@ def load_network(model: str | os.PathLike, mode: str = "deterministic", log=None
             loaded = tf.saved_model.load(str(path))
         except Exception as error:  # noqa: BLE001 - TensorFlow raises several kinds for a damaged SavedModel
             reason = first_line(error, 200)
-            raise ValueError(f"{path}: cannot be read as a SavedModel ({reason})") from None
+            raise ValueError(f"{quoted(path)}: cannot be read as a SavedModel ({reason})") from None
         if not {"ab", "ab_paper"} <= set(loaded.signatures):
-            raise ValueError(f"{path}: not a SavedModel exported by pix2color (no 'ab' signature)")
+            raise ValueError(f"{quoted(path)}: not a SavedModel exported by pix2color (no 'ab' signature)")
         signature = loaded.signatures["ab" if mode == "deterministic" else "ab_paper"]
         size = int(signature.structured_input_signature[1]["lightness"].shape[1])
         output_name = next(iter(signature.structured_outputs))

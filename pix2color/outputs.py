@@ -182,15 +182,15 @@ def check_output_folder(out: str | os.PathLike, flag: str = "-o") -> None:
         raise ValueError(f"{flag} is empty (an unset variable?): give a folder, . for the current one")
     out = Path(out)
     if os.path.lexists(out) and not out.is_dir():
-        raise ValueError(f"{flag} {out}: exists and is not a folder")
+        raise ValueError(f"{flag} {quoted(out)}: exists and is not a folder")
     existing = next(folder for folder in [out, *out.absolute().parents] if os.path.lexists(folder))
     if not existing.is_dir():
-        raise ValueError(f"{flag} {out}: cannot be created: {existing} is not a folder")
+        raise ValueError(f"{flag} {quoted(out)}: cannot be created: {quoted(existing)} is not a folder")
     try:
         with tempfile.TemporaryFile(dir=existing):
             pass
     except OSError as error:
-        raise ValueError(f"{flag} {out}: cannot write in {existing} ({error.strerror or error})") from None
+        raise ValueError(f"{flag} {quoted(out)}: cannot write in {quoted(existing)} ({error.strerror or error})") from None
 
 
 def write_output(path: Path, write: Callable[[typing.BinaryIO], None], overwrite: bool = False) -> None:

@@ -21,6 +21,7 @@ to this module).
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import stat
@@ -126,21 +127,39 @@ def read_photo(source: str | os.PathLike | typing.BinaryIO, max_pixels: int = DE
         raise ImageError(f"{name}: {reason}") from None
 
 
+# EXIF tags a photo's output carries (IFD0): who made it, when, with what; and its Exif and GPS
+# sub-IFDs. A TIFF's other tags describe its own file (strips, compression), or hold XMP, IPTC
+# and its ICC profile, none of which is the colorization's.
+EXIF_KEPT = (0x010E, 0x010F, 0x0110, 0x0131, 0x0132, 0x013B, 0x8298)  # description, make, model, software, date, artist, copyright
+EXIF_SUBIFDS = (0x8769, 0x8825)  # Exif, GPS
+SOFTWARE = "pix2color"  # every output says so (EXIF Software): a later folder search knows it as an output
+
+
 def _photo_of(image: Image.Image, lossless: bool) -> Photo:
     """The `Photo` of an opened, loaded, upright image."""
     icc_profile = image.info.get("icc_profile") or None
     alpha = None
-    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+    if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
         alpha = np.asarray(image.convert("RGBA"))[..., 3].copy()
         alpha = None if alpha.min() == 255 else alpha
-    managed = _in_srgb(image, icc_profile)
-    exif = image.getexif()
-    if exif:
-        exif[0x0112] = 1  # Orientation: the pixels are upright now
     dpi = image.info.get("dpi")
-    return Photo(_to_rgb_array(managed), alpha, exif.tobytes() if exif else None,
-                 tuple(float(value) for value in dpi) if dpi else None, icc_profile if managed is not image else None,
+    return Photo(_to_rgb_array(_in_srgb(image, icc_profile)), alpha, _carried_exif(image),
+                 tuple(float(value) for value in dpi) if dpi else None, icc_profile,
                  getattr(image, "n_frames", 1), lossless)
+
+
+def _carried_exif(image: Image.Image) -> bytes | None:
+    """The EXIF an output carries (`EXIF_KEPT`, the Exif and GPS sub-IFDs), Orientation 1 (the
+    pixels are upright), Software pix2color; no thumbnail (Pillow writes none)."""
+    found, kept = image.getexif(), Image.Exif()
+    for tag in EXIF_KEPT:
+        if tag in found:
+            kept[tag] = found[tag]
+    for tag in EXIF_SUBIFDS:
+        if tag in found:
+            kept[tag] = found.get_ifd(tag)
+    kept[0x0112], kept[0x0131] = 1, SOFTWARE
+    return kept.tobytes()
 
 
 def as_8bit_rgb(image) -> np.ndarray:
@@ -149,6 +168,8 @@ def as_8bit_rgb(image) -> np.ndarray:
     (alpha composited on white) of uint8, uint16, bool, or floats in 0..1 (0..255 if they go
     beyond). ValueError in one line for anything else."""
     if isinstance(image, Image.Image):
+        if min(image.size) < 1:
+            raise ValueError(f"expected a photo: got an image of {image.width}x{image.height} pixels")
         image = ImageOps.exif_transpose(image)
         image.load()
         return _photo_of(image, False).rgb
@@ -178,8 +199,16 @@ def as_8bit_rgb(image) -> np.ndarray:
 
 
 def _webp_lossless(source) -> bool:
-    """A WebP file whose image is stored lossless (a VP8L chunk), told from its first bytes."""
-    return b"VP8L" in (_first_bytes(source, 64) or b"")
+    """A WebP file whose image is stored lossless: its first image chunk, past any ICC, EXIF or
+    XMP chunk before it, is VP8L."""
+    head = _first_bytes(source, 1 << 20) or b""
+    position = 12  # after "RIFF", the size and "WEBP"
+    while position + 8 <= len(head):
+        kind, size = head[position:position + 4], int.from_bytes(head[position + 4:position + 8], "little")
+        if kind in (b"VP8L", b"VP8 ", b"ANMF", b"ALPH"):
+            return kind == b"VP8L"
+        position += 8 + size + size % 2
+    return False
 
 
 def _first_bytes(source, count: int) -> bytes | None:
@@ -194,28 +223,27 @@ def _first_bytes(source, count: int) -> bytes | None:
         return None
 
 
-_SRGB = None  # the sRGB profile, made once
-
-
+@functools.lru_cache(maxsize=1)
 def srgb_profile() -> bytes:
     """An ICC profile of sRGB (LittleCMS's), for outputs whose input carried a profile."""
-    global _SRGB
-    if _SRGB is None:
-        _SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
-    return _SRGB
+    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
 
 
 def _in_srgb(image: Image.Image, icc_profile: bytes | None) -> Image.Image:
     """`image` converted to sRGB through its embedded ICC profile (LittleCMS, perceptual intent):
     a CMYK photo, an Adobe RGB or a gray-profiled one get the colours they have on a managed
-    screen. An sRGB profile, an unreadable one, or a mode LittleCMS does not take (16-bit, float)
-    leaves the image as it is."""
-    if not icc_profile or image.mode not in ("RGB", "RGBA", "CMYK", "L", "LA"):
+    screen. A palette or 16-bit image is first made 8-bit RGB or gray. An unreadable profile, or a
+    mode LittleCMS does not take (float), leaves the image as it is."""
+    if not icc_profile:
+        return image
+    if image.mode == "P":
+        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+    elif image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        image = Image.fromarray(_to_rgb_array(image)[..., 0], "L")
+    if image.mode not in ("RGB", "RGBA", "CMYK", "L", "LA"):
         return image
     try:
         source = ImageCms.ImageCmsProfile(io.BytesIO(icc_profile))
-        if ImageCms.getProfileDescription(source).strip().lower().startswith("srgb"):
-            return image
         if image.mode == "LA":
             image = image.convert("L")
         return ImageCms.profileToProfile(image, source, ImageCms.ImageCmsProfile(io.BytesIO(srgb_profile())),
@@ -283,7 +311,7 @@ def _to_rgb_array(image: Image.Image) -> np.ndarray:
         gray = np.asarray(image, dtype=np.float32)
         scale = 257.0 if gray.max() > 255 else 1.0
         return np.repeat(np.clip(np.round(gray / scale), 0, 255).astype(np.uint8)[..., None], 3, axis=-1)
-    if image.mode == "P" and "transparency" in image.info:
+    if image.mode in ("P", "RGB", "L") and "transparency" in image.info:  # a palette's, or one colour marked so
         image = image.convert("RGBA")
     if image.mode in ("RGBA", "LA", "PA"):
         background = Image.new("RGBA", image.size, (255, 255, 255, 255))
@@ -456,7 +484,7 @@ class FullResolutionColorizer:
 
     def colorize_batch(self, images: list[np.ndarray]) -> list[np.ndarray]:
         """uint8 RGB images (H_i, W_i, 3) -> colorized uint8 RGB images of the same sizes."""
-        return self.finish_batch(*self.predict_batch(images))
+        return self.finish_batch(*self.predict_batch(images)) if len(images) else []
 
     def predict_batch(self, images: list[np.ndarray]) -> tuple[list, np.ndarray]:
         """The network's half: uint8 RGB images -> ([(L, network input)], predicted ab (N, S, S, 2))."""

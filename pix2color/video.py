@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pix2color.outputs import OutputExists, move_into_place, reserve_temporary
+from pix2color.outputs import OutputExists, move_into_place, quoted, reserve_temporary
 from pix2color.photos import FullResolutionColorizer
 from pix2color.errors import VideoError  # noqa: F401 - the module's errors, importable from here too
 
@@ -68,7 +68,7 @@ def open_video(source: str | os.PathLike):
     """An FFmpeg input container with a video stream, or `VideoError` in plain words."""
     import av
 
-    name = str(source)
+    name = quoted(source)
     if Path(source).is_dir():
         raise VideoError(f"{name}: is a folder")
     if Path(source).exists() and Path(source).stat().st_size == 0:
@@ -234,7 +234,7 @@ def colorize_video(
     written as a hidden temporary file first; an existing `target` raises `OutputExists` (before
     any work, or at the end if it appeared meanwhile) unless `overwrite`, which replaces it.
     """
-    name, target = str(source), Path(target)
+    name, target = quoted(source), Path(target)
     video_format = _check_target(source, target, overwrite)
     container = open_video(source)
     result = VideoResult(target, 0)
@@ -278,7 +278,7 @@ def _check_target(source: str | os.PathLike, target: Path, overwrite: bool) -> s
     if video_format not in VIDEO_FORMATS:
         raise ValueError(f"{target}: the output must end in one of {', '.join('.' + f for f in VIDEO_FORMATS)}")
     if Path(source).exists() and target.exists() and os.path.samefile(source, target):
-        raise VideoError(f"{source}: the output would overwrite the input; choose another output folder")
+        raise VideoError(f"{quoted(source)}: the output would overwrite the input; choose another output folder")
     if not overwrite and os.path.lexists(target):
         raise OutputExists(errno.EEXIST, "exists", str(target))
     return video_format

@@ -514,3 +514,89 @@ def test_colorize_started_with_sigint_ignored_stops_on_kill_int(small_generator_
     stdout, stderr = process.communicate(timeout=120)
     assert process.returncode == 130 and "interrupted" in stderr, (process.returncode, stdout, stderr[-2000:])
     assert len(list((tmp_path / "out").glob("*.jpg"))) < 20  # it stopped before the end
+
+
+def test_what_a_new_user_s_photos_brought_up(small_generator_file, tmp_path, capsys):
+    """From a new user's tries: an encoder's refusal is one line and the others are done; a TIFF's
+    own tags, XMP, IPTC and ICC profile stay out of the output's EXIF; an RGB PNG with one colour
+    marked transparent keeps it; a lossless WebP with a profile stays lossless; an sRGB-tagged
+    photo's output is tagged sRGB."""
+    from PIL import ImageCms, TiffImagePlugin
+
+    photos = tmp_path / "in"
+    photos.mkdir()
+    rgb = np.asarray(Image.open(sample_photo_paths(1)[0]).convert("RGB").resize((60, 40)))
+    Image.new("RGB", (17000, 4), (120, 90, 60)).save(photos / "too_wide.png")  # WebP stops at 16383 px
+    tags = TiffImagePlugin.ImageFileDirectory_v2()
+    tags[700] = b"<x:xmpmeta>SECRET</x:xmpmeta>"  # XMP
+    tags[33723] = b"SECRET IPTC"
+    tags[0x010F] = "Nikon"
+    Image.fromarray(rgb).save(photos / "scan.tif", tiffinfo=tags,
+                              icc_profile=Path("/usr/share/color/icc/compatibleWithAdobeRGB1998.icc").read_bytes())
+    keyed = Image.fromarray(rgb)
+    keyed.info["transparency"] = tuple(int(v) for v in rgb[0, 0])
+    keyed.save(photos / "keyed.png", transparency=tuple(int(v) for v in rgb[0, 0]))
+    srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    Image.fromarray(rgb).save(photos / "tagged.jpg", icc_profile=srgb)
+    Image.fromarray(rgb).save(photos / "lossless.webp", lossless=True, icc_profile=srgb)
+    status, out, err = colorize_here(capsys, photos, "-o", tmp_path / "out", "--format", "webp", "--model",
+                                     small_generator_file)
+    assert status == 1 and "4 colorized" in out and "1 failed" in out, out + err
+    assert len([line for line in err.splitlines() if "too_wide.png" in line]) == 1, err
+    scan = Image.open(tmp_path / "out" / "scan.webp")
+    assert scan.getexif().get(0x010F) == "Nikon" and not set(scan.getexif()) & {256, 273, 700, 33723, 34675}
+    assert b"SECRET" not in (tmp_path / "out" / "scan.webp").read_bytes()
+    assert Image.open(tmp_path / "out" / "keyed.webp").mode == "RGBA"
+    lossless = (tmp_path / "out" / "lossless.webp").read_bytes()
+    assert b"VP8L" in lossless and b"VP8 " not in lossless
+    assert "icc_profile" in Image.open(tmp_path / "out" / "tagged.webp").info
+
+
+def test_a_run_in_place_again_knows_its_outputs_by_their_exif(small_generator_file, tmp_path, capsys):
+    """-o the photos' own folder, photos named as cameras name them (IMG_0001.JPG: its output is
+    IMG_0001.jpg, not the same name): a second run knows its outputs by their EXIF Software and
+    skips the photos; a photo of the user's named like an output (chart_compare.png) is a photo."""
+    photos = small_photos(tmp_path / "album", ["IMG_0001.JPG", "holiday.jpeg", "chart.jpg", "chart_compare.png"])
+    for run in range(2):
+        status, out, err = colorize_here(capsys, photos, "-o", photos, "--format", "jpg", "--model",
+                                         small_generator_file)
+        assert status == 0, err
+        assert ("4 colorized" in out) if run == 0 else ("0 colorized" in out and "4 skipped" in out), out
+    assert sorted(path.name for path in photos.iterdir()) == sorted([
+        "IMG_0001.JPG", "holiday.jpeg", "chart.jpg", "chart_compare.png", "IMG_0001.jpg", "holiday.jpg",
+        "chart_colorized.jpg", "chart_compare.jpg"])
+
+
+def test_profiles_of_every_kind_are_applied(tmp_path):
+    """A 16-bit gray PNG with a gray profile and a palette PNG with an Adobe RGB profile are read in
+    their managed colours, as their 8-bit RGB versions are."""
+    from PIL import ImageCms
+
+    from pix2color.photos import lightness_of_8bit, read_image
+
+    rgb = np.asarray(Image.open(sample_photo_paths(4)[3]).convert("RGB").resize((64, 48)))
+    gray_profile = ImageCms.ImageCmsProfile("/usr/share/color/icc/Gray.icc")
+    srgb = ImageCms.createProfile("sRGB")
+    gray = ImageCms.profileToProfile(Image.fromarray(rgb).convert("L").convert("RGB"), srgb, gray_profile,
+                                     outputMode="L")
+    Image.fromarray(np.asarray(gray).astype(np.uint16) * 257).save(tmp_path / "gray16.png",
+                                                                  icc_profile=gray_profile.tobytes())
+    gray.save(tmp_path / "gray8.png", icc_profile=gray_profile.tobytes())
+    adobe = Path("/usr/share/color/icc/compatibleWithAdobeRGB1998.icc")
+    profiled = ImageCms.profileToProfile(Image.fromarray(rgb), srgb, ImageCms.ImageCmsProfile(str(adobe)),
+                                         outputMode="RGB")
+    profiled.quantize(256).save(tmp_path / "palette.png", icc_profile=adobe.read_bytes())
+    profiled.quantize(256).convert("RGB").save(tmp_path / "rgb.png", icc_profile=adobe.read_bytes())
+    for deep, eight in (("gray16.png", "gray8.png"), ("palette.png", "rgb.png")):
+        difference = lightness_of_8bit(read_image(tmp_path / deep)) - lightness_of_8bit(read_image(tmp_path / eight))
+        assert np.abs(difference).mean() < 0.5, (deep, np.abs(difference).mean())
+
+
+def test_a_photo_of_no_pixels_is_one_line(tmp_path):
+    from pix2color.photos import FullResolutionColorizer
+
+    recipe = FullResolutionColorizer(lambda lightness: np.zeros(lightness.shape[:3] + (2,), np.float32), 32)
+    for empty in (Image.new("RGB", (0, 5)), Image.new("RGB", (5, 0)), np.zeros((0, 5, 3), np.uint8)):
+        with pytest.raises(ValueError, match="expected a photo"):
+            recipe.colorize(empty)
+    assert recipe.colorize_batch([]) == []

@@ -132,7 +132,7 @@ def _run(args: argparse.Namespace, files: list, unreadable: list[str]) -> int:
         videos, recipe, args.batch_size, codec, args.crf,
         (lambda: Stabiliser(args.strength)) if args.stabilise == "on" else None, args.overwrite,
         on_error=_say("error"), on_note=_say("note"), on_skip=_say("skipped"),
-        progress=lambda name, total: tqdm(total=total, desc=name, unit="frame", disable=not args.verbose,
+        progress=lambda name, total: tqdm(total=total, desc=quoted(name), unit="frame", disable=not args.verbose,
                                           dynamic_ncols=True),
     ))
     for line in reports[0].notes:

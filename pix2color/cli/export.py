@@ -36,6 +36,8 @@ def main(argv: list[str] | None = None) -> int:
         if unknown or not values:
             parser.error(f"{name}: " + (f"unknown {', '.join(unknown)}" if unknown else "none given")
                          + f" (choose from {', '.join(allowed)})")
+    if not args.out.strip():
+        parser.error("--out is empty (an unset variable?): give a folder, . for the current one")
     if Path(args.out).exists() and not Path(args.out).is_dir():
         parser.error(f"--out {args.out}: is a file, not a folder")
     targets = export.export_targets(args.out, formats, variants, modes)

@@ -163,6 +163,9 @@ def check_poll_folder(out: str | Path) -> None:
         raise PollError(str(error)) from None
     if os.path.islink(out):
         raise PollError(f"--out {out}: is a symlink; give a new or empty folder")
+    if out.is_dir() and Path(os.getcwd()).resolve().is_relative_to(out.resolve()):
+        raise PollError(f"--out {out}: is the current folder (or holds it); give a new folder, or an empty one "
+                        "other than where you are")
     if (out / DATABASE).exists():
         raise PollError(f"{out} already holds a poll; choose another --out")
     if out.is_dir() and any(out.iterdir()):
@@ -187,6 +190,8 @@ def write_poll(out: str | Path, pairs: list[PollImages], protocol: str = "report
     building.mkdir()
     try:
         _fill_poll(building, pairs, protocol, seed, description)
+        if whole.is_dir():
+            os.chmod(building, stat.S_IMODE(os.stat(whole).st_mode))  # an empty folder given: its permissions kept
         try:
             os.rename(building, whole)  # replaces an empty folder, never one that holds files
         except OSError as error:
