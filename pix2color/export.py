@@ -209,7 +209,7 @@ def tflite_model(network, image_size: int, variant: str, calibration: np.ndarray
         converter.target_spec.supported_types = [tf.float16]
     elif variant == "dynamic":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.experimental_new_dynamic_range_quantizer = False  # the new one is ~50x slower here
+        converter.experimental_new_dynamic_range_quantizer = False  # the new one's files run far slower: docs/performance.md
     elif variant == "int8":
         if calibration is None:
             calibration = calibration_lightness(image_size)

@@ -543,13 +543,9 @@ def build_trainer(config: TrainConfig, strategy=None, encoder_weights: str | Non
 
 def use_deterministic_ops() -> None:
     """Bit-identical training from process to process: TensorFlow's op determinism, one op at a
-    time, and no arithmetic rewrites of the traced step.
-
-    With ops running side by side on the inter-op pool, two identical runs drift apart by float
-    rounding (~1e-6 after 4 steps), op determinism or not. Grappler's arithmetic optimizer
-    rewrites the traced step's sums differently from one trace to the next (more often on busy
-    cores): the same step traced twice differed by ~1e-6 (docs/training.md#determinism---deterministic-ops).
-    """
+    time, and no arithmetic rewrites of the traced step (Grappler's arithmetic optimizer rewrites
+    its sums differently from one trace to the next). Why each, measured:
+    docs/training.md#determinism---deterministic-ops."""
     try:
         tf.config.threading.set_inter_op_parallelism_threads(1)
     except RuntimeError:
