@@ -224,8 +224,9 @@ def tflite_model(network, image_size: int, variant: str, calibration: np.ndarray
 def export_tflite(
     generator, out_dir: str | Path, variants=TFLITE_VARIANTS, modes=MODES, log=print, overwrite: bool = False
 ) -> list[Path]:
-    """Write `generator_{mode}_{variant}.tflite` files, each whole or not at all; returns their paths.
-    An existing file is replaced only with `overwrite`."""
+    """Write `generator_{mode}_{variant}.tflite` files, each whole or not at all, and the device's
+    runner beside them (`DEVICE_RUNNER`); returns the .tflite files' paths. An existing file is
+    replaced only with `overwrite`."""
     from pix2color.paper_mode import paper_mode_generator
 
     size = int(generator.input_shape[1])
@@ -244,7 +245,7 @@ def export_tflite(
     runner = out_dir / DEVICE_RUNNER
     write_output(runner, lambda handle: handle.write(device_runner()), overwrite)
     log(f"wrote {runner} (the device's runner: LiteRT, numpy and Pillow only; copy it with the .tflite files)")
-    return written + [runner]
+    return written
 
 
 DEVICE_RUNNER = "colorize_tflite.py"

@@ -148,8 +148,8 @@ def test_export_command(small_generator_file, tmp_path):
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
     assert (out / "savedmodel" / "saved_model.pb").exists()
-    assert sorted(p.name for p in (out / "tflite").glob("*")) == [
-        "generator_deterministic_float32.tflite", "generator_deterministic_int8.tflite"]
+    assert sorted(p.name for p in (out / "tflite").glob("*")) == [  # the models, and the device's runner beside them
+        "colorize_tflite.py", "generator_deterministic_float32.tflite", "generator_deterministic_int8.tflite"]
     bad = subprocess.run([sys.executable, "-m", "pix2color.cli", "export", "--model", str(tmp_path / "nope"),
                           "--out", str(tmp_path / "elsewhere")], capture_output=True, text=True, timeout=600, cwd=root)
     assert bad.returncode == 2 and "nope" in bad.stderr and "Traceback" not in bad.stderr
