@@ -219,15 +219,24 @@ def as_8bit_rgb(image) -> np.ndarray:
 
 def _webp_lossless(source) -> bool:
     """A WebP file whose image is stored lossless: its first image chunk, past any ICC, EXIF or
-    XMP chunk before it, is VP8L."""
-    head = _first_bytes(source, 1 << 20) or b""
-    position = 12  # after "RIFF", the size and "WEBP"
-    while position + 8 <= len(head):
-        kind, size = head[position:position + 4], int.from_bytes(head[position + 4:position + 8], "little")
-        if kind in (b"VP8L", b"VP8 ", b"ANMF", b"ALPH"):
-            return kind == b"VP8L"
-        position += 8 + size + size % 2
-    return False
+    XMP chunk before it, is VP8L. Only the chunks' headers are read."""
+    try:
+        handle = source if hasattr(source, "seek") else open(source, "rb")  # noqa: SIM115 - closed below
+    except OSError:
+        return False
+    try:
+        handle.seek(12)  # after "RIFF", the size and "WEBP"
+        while len(header := handle.read(8)) == 8:
+            kind, size = header[:4], int.from_bytes(header[4:], "little")
+            if kind in (b"VP8L", b"VP8 ", b"ANMF", b"ALPH"):
+                return kind == b"VP8L"
+            handle.seek(size + size % 2, 1)
+        return False
+    except OSError:
+        return False
+    finally:
+        if handle is not source:
+            handle.close()
 
 
 def _first_bytes(source, count: int) -> bytes | None:
@@ -248,18 +257,36 @@ def srgb_profile() -> bytes:
     return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
 
 
+@functools.lru_cache(maxsize=8)
+def is_srgb_profile(icc_profile: bytes) -> bool:
+    """Whether an RGB profile maps colours as sRGB does, to within one 8-bit level: judged from its
+    transform of 32,768 colours (every 8th level of each channel), not from its name, which
+    anyone may write. Most camera and phone photos carry such a profile: their pixels are
+    then read as they are, without a transform of the whole photo."""
+    levels = np.arange(0, 256, 8, dtype=np.uint8)
+    probe = np.stack(np.meshgrid(levels, levels, levels, indexing="ij"), axis=-1).reshape(32 * 32, 32, 3)
+    try:
+        managed = ImageCms.profileToProfile(Image.fromarray(probe), ImageCms.ImageCmsProfile(io.BytesIO(icc_profile)),
+                                            ImageCms.ImageCmsProfile(io.BytesIO(srgb_profile())), outputMode="RGB")
+    except (OSError, ValueError, ImageCms.PyCMSError):  # not an RGB profile (CMYK, gray), or unreadable
+        return False
+    return int(np.abs(np.asarray(managed, np.int16) - probe).max()) <= 1
+
+
 def _in_srgb(image: Image.Image, icc_profile: bytes | None) -> Image.Image:
     """`image` converted to sRGB through its embedded ICC profile (LittleCMS, perceptual intent):
     a CMYK photo, an Adobe RGB or a gray-profiled one get the colours they have on a managed
-    screen. A palette or 16-bit image is first made 8-bit RGB or gray. An unreadable profile, or a
-    mode LittleCMS does not take (float), leaves the image as it is."""
+    screen. A palette or 16-bit image is first made 8-bit RGB or gray. An sRGB profile
+    (`is_srgb_profile`), an unreadable one, or a mode LittleCMS does not take (float) leaves the
+    image as it is."""
     if not icc_profile:
         return image
     if image.mode == "P":
         image = image.convert("RGBA" if "transparency" in image.info else "RGB")
     elif image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
         image = Image.fromarray(_to_rgb_array(image)[..., 0], "L")
-    if image.mode not in ("RGB", "RGBA", "CMYK", "L", "LA"):
+    if image.mode not in ("RGB", "RGBA", "CMYK", "L", "LA") or (image.mode in ("RGB", "RGBA")
+                                                                and is_srgb_profile(icc_profile)):
         return image
     try:
         source = ImageCms.ImageCmsProfile(io.BytesIO(icc_profile))

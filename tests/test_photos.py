@@ -221,3 +221,20 @@ def test_a_photo_read_from_memory_is_named_by_what_it_is():
     assert read_image(io.BytesIO(buffer.getvalue())).shape == (6, 8, 3)
     with pytest.raises(ImageError, match="BytesIO"):
         read_image(io.BytesIO(b"not an image"))
+
+
+def test_an_srgb_profile_is_told_by_what_it_does():
+    """A profile that maps colours as sRGB does leaves a photo's pixels as they are (most phone
+    photos carry one: no transform of the whole photo); Adobe RGB, CMYK and gray ones do not."""
+    from pathlib import Path
+
+    from PIL import ImageCms
+
+    from pix2color.photos import is_srgb_profile
+
+    icc = Path("/usr/share/color/icc")
+    assert is_srgb_profile(ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes())
+    assert is_srgb_profile((icc / "sRGB.icc").read_bytes())
+    for other in ("compatibleWithAdobeRGB1998.icc", "ghostscript/default_cmyk.icc", "Gray.icc"):
+        assert not is_srgb_profile((icc / other).read_bytes()), other
+    assert not is_srgb_profile(b"not a profile")

@@ -9,7 +9,6 @@ time.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 import tempfile
@@ -95,15 +94,14 @@ def srgb_copy(path: str, folder: Path) -> str | None:
     reads it (`pix2color.photos.read_photo`), made once in `folder`; None for any other file.
     TensorFlow's decoders ignore profiles: without the copy, the network would learn from colours
     no managed screen shows."""
-    from PIL import Image, ImageCms
+    from PIL import Image
 
-    from pix2color.photos import ImageError, read_image
+    from pix2color.photos import ImageError, is_srgb_profile, read_image
 
     try:
         with Image.open(path) as image:
             profile = image.info.get("icc_profile")
-        if not profile or ImageCms.getProfileDescription(
-                ImageCms.ImageCmsProfile(io.BytesIO(profile))).strip().lower().startswith("srgb"):
+        if not profile or is_srgb_profile(profile):  # as `read_photo` decides: the same pixels either way
             return None
     except Exception:  # noqa: BLE001 - an unreadable file or profile: the scan judges the file as it is
         return None

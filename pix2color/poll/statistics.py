@@ -282,13 +282,13 @@ def _share(part: int, whole: int) -> str:
     return "0/0 (n/a)" if whole == 0 else f"{part}/{whole} ({part / whole:.2f})"
 
 
-def read_answers(poll: Poll) -> tuple[list[Answer], list[int]]:
+def read_answers(poll: Poll) -> tuple[list[Answer], dict[str, int]]:
     """The poll's answers, participants numbered 1, 2, ... in the order they started, and the
-    numbers of every participant who started."""
+    number of every participant who started, by their id."""
     number = {participant: index for index, participant in enumerate(poll.participants(), start=1)}
     answers = [Answer(number[who], pair, version, answer, seconds)
                for who, pair, version, answer, seconds, _ in poll.answers()]
-    return answers, list(number.values())
+    return answers, number
 
 
 def exclusions(answers: list[Answer], participants: list[int], pair_count: int, protocol: str,
@@ -335,9 +335,10 @@ def results(poll: Poll, rules: Rules | tuple[int, ...] = Rules(), participant: s
     if unknown:
         raise PollError(f"{', '.join(unknown)}: no such pair{'' if len(unknown) == 1 else 's'} "
                         f"(the poll's pairs are 1..{poll.pair_count})")
-    answers, participants = read_answers(poll)
+    answers, numbers = read_answers(poll)
+    participants = list(numbers.values())
     if participant is not None:
-        number = poll.participants().index(participant) + 1 if participant in poll.participants() else 0
+        number = numbers.get(participant, 0)
         answers, participants = [a for a in answers if a.participant == number], [number]
     found = exclusions(answers, participants, poll.pair_count, poll.protocol, rules.floor)
     left_out = set()
@@ -364,8 +365,8 @@ def write_answers_csv(poll: Poll, rules: Rules, target: typing.TextIO) -> None:
     """One row per answer, for a reviewer's own analysis: participants numbered in the order they
     started, what was shown and answered in the protocol's words, the seconds taken, and which of
     the rules concern the participant (`left_out`: the rules applied)."""
-    answers, participants = read_answers(poll)
-    found = exclusions(answers, participants, poll.pair_count, poll.protocol, rules.floor)
+    answers, numbers = read_answers(poll)
+    found = exclusions(answers, list(numbers.values()), poll.pair_count, poll.protocol, rules.floor)
     applied = {"incomplete": rules.complete_only, "fast": rules.min_seconds is not None,
                "constant": rules.exclude_constant}
     sources = poll.sources()
