@@ -29,13 +29,14 @@ from pathlib import Path
 
 import numpy as np
 
+from pix2color.evaluation.distances import KID_SUBSETS, to_originals
+
 # Keras, TensorFlow and the networks are imported inside the functions that need them: `pix2color
 # evaluate` checks its arguments and paths before paying for TensorFlow's start-up.
 
 SYSTEMS = ("deterministic", "paper", "grayscale")
 REPORT_BATCH = 4
 METRICS = ("psnr256", "psnr255", "ssim256", "ssim255", "colourfulness", "colourfulness_truth")
-KID_SUBSETS = 100
 
 
 @dataclass
@@ -158,21 +159,9 @@ def evaluate_generator(generator, images, names: list[str], batch_size: int = RE
     result = Evaluation(list(names), batch_size, features=None if features is None else features.description)
     result.values = {s: {m: np.concatenate(v) for m, v in collected[s].items()} for s in systems}
     if features is not None:
-        result.distances = set_distances({name: np.concatenate(found) for name, found in pooled.items()}, systems)
+        truth = np.concatenate(pooled["truth"])
+        result.distances = {system: to_originals(np.concatenate(pooled[system]), truth) for system in systems}
     return result
-
-
-def set_distances(pooled: dict[str, np.ndarray], systems, seed: int = 0) -> dict[str, dict[str, float]]:
-    """FID and KID of each system's features against the originals' (`pooled["truth"]`)."""
-    from pix2color.evaluation import distances
-
-    found = {}
-    for system in systems:
-        kid, spread, subset = distances.kernel_inception_distance(pooled[system], pooled["truth"], KID_SUBSETS,
-                                                                  seed=seed, paired=True)
-        found[system] = {"fid": distances.frechet_distance(pooled[system], pooled["truth"]), "kid": kid,
-                         "kid_std": spread, "kid_subset": subset}
-    return found
 
 
 def images_for(data: str, coco_dir=None, tfds_data_dir=None, limit: int | None = None):

@@ -121,3 +121,10 @@ def kernel_inception_distance(features_a: np.ndarray, features_b: np.ndarray, su
         chosen_b = chosen_a if paired else rng.choice(len(features_b), size, replace=False)
         values.append(polynomial_mmd(features_a[chosen_a], features_b[chosen_b], paired))
     return float(np.mean(values)), float(np.std(values)), size
+
+
+def to_originals(outputs: np.ndarray, originals: np.ndarray, seed: int = 0) -> dict[str, float]:
+    """How far a colorizer's outputs are from their originals, image for image: FID, and KID over
+    `KID_SUBSETS` paired subsets (`kid`, its spread `kid_std`, and `kid_subset`, the images in each)."""
+    kid, spread, subset = kernel_inception_distance(outputs, originals, KID_SUBSETS, seed=seed, paired=True)
+    return {"fid": frechet_distance(outputs, originals), "kid": kid, "kid_std": spread, "kid_subset": subset}

@@ -70,7 +70,8 @@ class InceptionFeatures:
 
 
 def _inception(weights: str):
-    """The pooled Inception-v3 with `weights`, or FeatureWeightsError in one line."""
+    """The pooled Inception-v3 with `weights`, or FeatureWeightsError in one line (the caller adds
+    how to do without: a flag of its own)."""
     import keras
 
     def build(source, include_top=False):
@@ -93,7 +94,7 @@ def _inception(weights: str):
             raise FeatureWeightsError(
                 f"FID / KID need Inception-v3's ImageNet weights, which Keras could not download ({reason}): fetch "
                 f"{WEIGHTS_URL} on a machine online and pass --feature-weights PATH (or put it in "
-                f"~/.keras/models), or leave FID / KID out with --no-fid") from None
+                f"~/.keras/models)") from None
         return build(weights)
     if not os.path.isfile(weights):
         raise FeatureWeightsError(f"--feature-weights {weights}: no such file (imagenet, none, or the path of "

@@ -131,8 +131,8 @@ class ValidationMeasures(keras.callbacks.Callback):
         logs = logs if logs is not None else {}
         logs["val_colourfulness_gap"] = float(abs(self._truth[0].mean() - measured[0].mean()))
         if self.features is not None:
-            logs["val_fid"] = distances.frechet_distance(measured[1], self._truth[1])
-            logs["val_kid"] = distances.kernel_inception_distance(measured[1], self._truth[1], paired=True)[0]
+            found = distances.to_originals(measured[1], self._truth[1])
+            logs["val_fid"], logs["val_kid"] = found["fid"], found["kid"]
 
     def _measure(self, rgb) -> tuple[np.ndarray, ...]:
         from pix2color import metrics
