@@ -275,9 +275,9 @@ def rules_of(request: Request) -> statistics.Rules:
     floor = query.get("min_seconds", "").strip()
     try:
         min_seconds = float(floor) if floor else None
+        if min_seconds is not None and not 0 <= min_seconds < float("inf"):
+            raise ValueError(floor)
     except ValueError:
-        min_seconds = -1.0
-    if min_seconds is not None and not 0 <= min_seconds < float("inf"):
         raise HTTPException(400, "the fewest seconds a trial must be a number of 0 or more") from None
 
     def on(name: str) -> bool:

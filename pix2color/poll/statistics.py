@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from pix2color.poll.storage import VERSIONS, Poll, PollError
+from pix2color.poll.storage import VERSIONS, Poll, PollError, is_right
 
 REPORT_MATRIX = ((1292, 491), (988, 1231))  # the report's answers: rows truth, columns answer (original, generated)
 FAST_FLOOR = 1.0  # seconds per answer (median) under which a participant is counted as too fast, unless told
@@ -41,15 +41,21 @@ class Rules:
     pairs: tuple[int, ...] = ()  # pairs left out (a mislabelled photo, say)
 
     @property
+    def applied(self) -> dict[str, bool]:
+        """Each exclusion rule (as `exclusions` names them) -> whether it leaves participants out."""
+        return {"incomplete": self.complete_only, "fast": self.min_seconds is not None,
+                "constant": self.exclude_constant}
+
+    @property
     def floor(self) -> float:
         """The seconds per answer under which a participant counts as too fast."""
         return FAST_FLOOR if self.min_seconds is None else self.min_seconds
 
     def text(self) -> str:
         """The rules in plain words, one line."""
-        applied = [name for name, on in (("who stopped part-way", self.complete_only),
-                                         (f"who answered faster than {self.floor:g} s a trial", self.min_seconds is not None),
-                                         ("who gave the same answer to every trial", self.exclude_constant)) if on]
+        words = {"incomplete": "who stopped part-way", "fast": f"who answered faster than {self.floor:g} s a trial",
+                 "constant": "who gave the same answer to every trial"}
+        applied = [words[rule] for rule, on in self.applied.items() if on]
         who = "participants " + ", ".join(applied) if applied else "no participant"
         pairs = ", ".join(map(str, self.pairs)) or "none"
         return f"left out: {who}; pairs left out: {pairs}"
@@ -341,10 +347,7 @@ def results(poll: Poll, rules: Rules | tuple[int, ...] = Rules(), participant: s
         number = numbers.get(participant, 0)
         answers, participants = [a for a in answers if a.participant == number], [number]
     found = exclusions(answers, participants, poll.pair_count, poll.protocol, rules.floor)
-    left_out = set()
-    for rule, on in (("incomplete", rules.complete_only), ("fast", rules.min_seconds is not None),
-                     ("constant", rules.exclude_constant)):
-        left_out |= found[rule] if on else set()
+    left_out = set().union(*(found[rule] for rule, on in rules.applied.items() if on))
     sources = poll.sources()
     pairs = [pair for pair in sorted(sources) if pair not in rules.pairs]
     shared = dict(sources=sources, rules=rules, pair_count=poll.pair_count, started=len(participants),
@@ -367,16 +370,13 @@ def write_answers_csv(poll: Poll, rules: Rules, target: typing.TextIO) -> None:
     the rules concern the participant (`left_out`: the rules applied)."""
     answers, numbers = read_answers(poll)
     found = exclusions(answers, list(numbers.values()), poll.pair_count, poll.protocol, rules.floor)
-    applied = {"incomplete": rules.complete_only, "fast": rules.min_seconds is not None,
-               "constant": rules.exclude_constant}
     sources = poll.sources()
     writer = csv.writer(target)
     shown, judged = ("shown", "answer") if poll.protocol == "report" else ("left", "chosen_as_real")
     writer.writerow(["participant", "pair", "photo", shown, judged, "correct", "seconds", "concerns", "left_out"])
     for answer in answers:
         concerns = [rule for rule in found if answer.participant in found[rule]]
-        correct = answer.judged == answer.shown if poll.protocol == "report" else answer.judged == "original"
         writer.writerow([answer.participant, answer.pair, sources.get(answer.pair, ""), WORDS[answer.shown],
-                         WORDS[answer.judged], int(correct), "" if answer.seconds is None else f"{answer.seconds:.3f}",
-                         ";".join(concerns),
-                         int(answer.pair in rules.pairs or any(applied[rule] for rule in concerns))])
+                         WORDS[answer.judged], int(is_right(poll.protocol, answer.shown, answer.judged)),
+                         "" if answer.seconds is None else f"{answer.seconds:.3f}", ";".join(concerns),
+                         int(answer.pair in rules.pairs or any(rules.applied[rule] for rule in concerns))])

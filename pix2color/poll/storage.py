@@ -83,6 +83,17 @@ CREATE TABLE IF NOT EXISTS answers (
 """
 
 
+def other_version(version: str) -> str:
+    """The pair's other colour version: "original" <-> "generated"."""
+    return VERSIONS[1 - VERSIONS.index(version)]
+
+
+def is_right(protocol: str, version: str, judged: str) -> bool:
+    """Whether an answer is right: report, the version shown (`version`) judged as what it is;
+    2afc, the real photo chosen (`judged`: the version picked as the real photo)."""
+    return judged == version if protocol == "report" else judged == "original"
+
+
 def read_meta(database: Path) -> dict[str, str]:
     """The poll's settings, read without writing anything (`connect` switches a database to WAL):
     PollError in one line naming the file unless it is an SQLite database holding a complete
@@ -310,7 +321,7 @@ class Poll:
                                                (earlier - 1,)).fetchone()[0]
                     shown = dict(database.execute("SELECT pair, version FROM trials WHERE participant = ?",
                                                   (partner,)))
-                    version_of = {pair: VERSIONS[1 - VERSIONS.index(shown[pair])] for pair in order}
+                    version_of = {pair: other_version(shown[pair]) for pair in order}
                 else:
                     versions = [VERSIONS[index % 2] for index in range(self.pair_count)]  # originals first: ceil(n / 2)
                     rng.shuffle(versions)
@@ -346,7 +357,7 @@ class Poll:
         if self.protocol == "report":
             images = [shown[version]]
         else:  # 2afc: `version` is the one on the left
-            images = [shown[version], shown[VERSIONS[1 - VERSIONS.index(version)]]]
+            images = [shown[version], shown[other_version(version)]]
         return Trial(pair, position, self.pair_count, gray, images)
 
     def record_answer(self, participant: str, pair: int, shown: list[str], choice: str) -> bool:
@@ -393,7 +404,7 @@ class Poll:
     def _judged(self, pair: int, version: str, name_of: dict[str, str], shown: list[str], choice: str) -> str:
         """The version an answer judged original (report: the answer; 2afc: the image chosen), or
         `AnswerError` for an answer about other images or not one of the choices."""
-        other = VERSIONS[1 - VERSIONS.index(version)]
+        other = other_version(version)
         expected = [name_of[version]] if self.protocol == "report" else [name_of[version], name_of[other]]
         if list(shown) != expected:
             raise AnswerError(f"pair {pair}: the answer is not about the images this participant was shown")
@@ -409,11 +420,7 @@ class Poll:
         """(answers that were right, answers given) for one participant."""
         with closing(connect(self.database)) as database:
             rows = database.execute("SELECT version, answer FROM answers WHERE participant = ?", (participant,)).fetchall()
-        if self.protocol == "report":
-            right = sum(version == answer for version, answer in rows)
-        else:
-            right = sum(answer == "original" for _, answer in rows)  # picked the real photo
-        return right, len(rows)
+        return sum(is_right(self.protocol, version, answer) for version, answer in rows), len(rows)
 
     def answers(self) -> list[tuple]:
         """Every answer: (participant, pair, version, answer, seconds, answered), in the order given."""
