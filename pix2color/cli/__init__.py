@@ -144,14 +144,14 @@ def add_feature_options(parser: argparse.ArgumentParser, skip: str | None = "--n
 
 def inception_features(weights: str, prog: str):
     """The `InceptionFeatures` of --feature-weights, said in one line; or the one line saying what
-    to fetch and exit status 2 (SystemExit). TensorFlow must be imported already (`import_quietly`)."""
+    to fetch, or to pass --no-fid, and its exit status (SystemExit). TensorFlow must be imported
+    already (`import_quietly`)."""
     from pix2color.evaluation.inception import FeatureWeightsError, InceptionFeatures
 
     try:
         features = InceptionFeatures(weights)
     except FeatureWeightsError as error:
-        print(f"{prog}: error: {error}", file=sys.stderr)
-        raise SystemExit(2) from None
+        raise SystemExit(refused(prog, FeatureWeightsError(f"{error}; or leave FID / KID out with --no-fid"))) from None
     print(features.description, flush=True)
     return features
 

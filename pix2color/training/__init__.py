@@ -257,7 +257,7 @@ def _validation_features(config: TrainConfig, log):
     try:
         features = InceptionFeatures(config.feature_weights)
     except FeatureWeightsError as error:
-        raise RunError(str(error).replace("leave FID / KID out with --no-fid", "train without --val-fid")) from None
+        raise RunError(f"{error}; or train without --val-fid") from None
     log(features.description)
     return features
 
