@@ -190,9 +190,7 @@ def spread(values: list[float]) -> str:
 
 def distance(row: dict, name: str) -> str:
     """A run's FID ('12.34') or KID x 1000 ('1.23 +- 0.45'); '-' when not measured."""
-    if row.get(name) is None:
-        return "-"
-    return f"{row['fid']:.4g}" if name == "fid" else f"{1000 * row['kid']:.4g} +- {1000 * row['kid_std']:.2g}"
+    return "-" if row.get(name) is None else evaluate.distance_text(row, name)
 
 
 def mean_distance(runs: list[dict], name: str) -> str:

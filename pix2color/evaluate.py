@@ -88,8 +88,7 @@ class Evaluation:
                 f"| {labels[system]} | {psnr_r:.2f} +- {psnr_r_sd:.2f} | {ssim_r:.4f} +- {ssim_r_sd:.4f} | "
                 f"{psnr_c:.2f} +- {psnr_c_sd:.2f} | {ssim_c:.4f} +- {ssim_c_sd:.4f} | {colourful:.1f} | "
                 f"{truth:.1f} | {truth - colourful:+.1f} |"
-                + (f" {measured['fid']:.4g} | {1000 * measured['kid']:.4g} +- {1000 * measured['kid_std']:.2g} |"
-                   if measured else "")
+                + (f" {distance_text(measured, 'fid')} | {distance_text(measured, 'kid')} |" if measured else "")
             )
         lines += ["", "Report (256x256, COCO test2017, paper mode): PSNR 24.31 +- 2.12, SSIM 0.922."]
         return "\n".join(lines) + "\n"
@@ -104,6 +103,11 @@ class Evaluation:
             row = [self.values[s][m][index] for s in self.values for m in self.values[s]]
             writer.writerow([name, *(f"{value:.6f}" for value in row)])
         return text.getvalue()
+
+
+def distance_text(found: dict, name: str) -> str:
+    """FID ('12.34') or KID x 1000 with its spread ('1.23 +- 0.45') of `to_originals`' result, as tables show them."""
+    return f"{found['fid']:.4g}" if name == "fid" else f"{1000 * found['kid']:.4g} +- {1000 * found['kid_std']:.2g}"
 
 
 def evaluate_generator(generator, images, names: list[str], batch_size: int = REPORT_BATCH,
