@@ -111,7 +111,7 @@ def colorize_notebook():
                           "predicted colour is upsampled and laid under the photo's own full-resolution lightness.\n\n"
                           "*deterministic* (default): BatchNorm moving statistics, no dropout: the same photo always "
                           "gets the same colours. *paper*: dropout on and the batch's statistics, as the report evaluates."),
-        new_code_cell("import numpy as np\nfrom PIL import Image as PILImage\nfrom pix2color.loading import load_network\n"
+        new_code_cell("import numpy as np\nfrom PIL import Image as PILImage\nfrom pix2color.colorizing.loading import load_network\n"
                       "from pix2color.photos import FullResolutionColorizer, read_image\n"
                       "originals = [read_image(p) for p in photos]\nresults = {}\n"
                       "for mode in ('deterministic', 'paper'):\n"
@@ -130,15 +130,15 @@ def colorize_notebook():
         new_markdown_cell("The same from a terminal: `pix2color colorize PHOTOS... -o OUT --model MODEL [--mode paper] [--compare]`."),
         new_markdown_cell("## Export\nSavedModel: a `serving_default` signature that takes a uint8 image of any size and "
                           "returns the colorized uint8 image. TFLite: built-in ops only, `lightness (1,S,S,1) -> ab (1,S,S,2)`."),
-        new_code_cell("from pix2color import export\nfrom pix2color.loading import load_generator\n"
+        new_code_cell("from pix2color.colorizing.loading import load_generator\nfrom pix2color.export import savedmodel, tflite\n"
                       "generator = load_generator(MODEL)  # a run folder or .keras file\n"
                       "# overwrite=True: running the notebook again replaces the files it wrote\n"
-                      "saved = export.export_savedmodel(generator, Path(EXPORT_DIR, 'savedmodel'), overwrite=True)\n"
-                      "tflite_files = export.export_tflite(generator, Path(EXPORT_DIR, 'tflite'), TFLITE_VARIANTS, ('deterministic',),\n"
+                      "saved = savedmodel.export_savedmodel(generator, Path(EXPORT_DIR, 'savedmodel'), overwrite=True)\n"
+                      "tflite_files = tflite.export_tflite(generator, Path(EXPORT_DIR, 'tflite'), TFLITE_VARIANTS, ('deterministic',),\n"
                       "                                   overwrite=True)"),
-        new_markdown_cell("## Run the TFLite file with LiteRT\n`pix2color/lite.py` needs only `ai-edge-litert`, numpy and "
+        new_markdown_cell("## Run the TFLite file with LiteRT\n`pix2color/export/litert_runner.py` needs only `ai-edge-litert`, numpy and "
                           "Pillow: it is what runs on a phone or a small board."),
-        new_code_cell("import time\nfrom pix2color.lite import LiteColorizer\nrows = []\n"
+        new_code_cell("import time\nfrom pix2color.export.litert_runner import LiteColorizer\nrows = []\n"
                       "for path in tflite_files:\n"
                       "    colorizer = LiteColorizer(path)\n"
                       "    colorizer.colorize(originals[0])  # warm-up\n"
@@ -171,7 +171,7 @@ def evaluate_notebook():
                           "within pix2color, and prefer KID below a few thousand images)."),
         new_code_cell("from pathlib import Path\nfrom IPython.display import Markdown, display\n"
                       "from pix2color import evaluate\nfrom pix2color.evaluation.inception import InceptionFeatures\n"
-                      "from pix2color.loading import load_generator\n"
+                      "from pix2color.colorizing.loading import load_generator\n"
                       "features = InceptionFeatures(FEATURE_WEIGHTS) if FEATURE_WEIGHTS else None\n"
                       "print(features.description if features else 'FID / KID left out')\n"
                       "generator = load_generator(MODEL)\nimages, names = evaluate.images_for(DATA)\n"

@@ -9,8 +9,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from pix2color.precision import PRECISIONS
 from pix2color.errors import OutputError, RunError  # noqa: F401 - the module's errors, importable from here too
+from pix2color.training.precision import PRECISIONS
 
 GENERATORS = ("unet", "resnet18")  # the report's U-Net; its pretrained ResNet-18 variant (report VI.C)
 STRATEGIES = ("auto", "default", "mirrored", "multiworker", "tpu")

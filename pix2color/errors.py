@@ -7,7 +7,7 @@ train), 1 for work that started and could not be finished (a full disk, a run th
 a message quotes an error of a library it called.
 
 Standard library only: every command imports this module before TensorFlow, and the classes of
-`pix2color.lite`'s copies are those below.
+`pix2color.export.litert_runner`'s copies are those below.
 """
 
 from __future__ import annotations
@@ -26,6 +26,10 @@ class ImageError(ValueError):
 
 class TooManyPixels(ImageError):
     """An image larger than the pixel limit (checked before it is decoded)."""
+
+
+class ModelError(ValueError):
+    """A model file LiteRT cannot run as a pix2color generator; the message names it."""
 
 
 class VideoError(Pix2colorError):

@@ -7,7 +7,7 @@ video) gives a file its name only once it is whole, and only while the name is f
 asked. docs/never_lost.md lists these promises and the tests that keep them.
 
 Standard library only: every command that writes a file uses it, before TensorFlow loads or
-without it, and `pix2color/lite.py`, which runs on its own on a device, holds a copy of it
+without it, and `pix2color/export/litert_runner.py`, which runs on its own on a device, holds a copy of it
 (tests/test_lite.py::test_lite_copies_match keeps that copy equal to this module).
 """
 
@@ -16,6 +16,7 @@ from __future__ import annotations
 import errno
 import io
 import itertools
+import json
 import os
 import secrets
 import shutil
@@ -25,6 +26,7 @@ import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+
 from pix2color.errors import OutputExists  # noqa: F401 - the module's errors, importable from here too
 
 COLORIZED = "_colorized"  # NAME_colorized.EXT: the output of an input that is in the output's place
@@ -325,3 +327,31 @@ def move_into_place(temporary: Path, path: Path, overwrite: bool = False) -> Non
                 _fill(path, "xb", lambda handle: shutil.copyfileobj(source, handle, 1 << 20))
     finally:
         temporary.unlink(missing_ok=True)
+
+
+# --------------------------------------------------------------------------- files a run writes
+
+
+def write_text_atomically(path: str | os.PathLike, text: str) -> bool:
+    """Write `text` so that a reader (another worker, or the next run after this one was killed
+    mid-write) sees the old file or the new one, never half of one.
+
+    A file that already holds `text` is left as it is (False): a rerun with nothing to do writes
+    nothing, and a file hard-linked elsewhere is never written through.
+    """
+    path, data = Path(path), text.encode("utf-8")
+    try:
+        if path.read_bytes() == data:
+            return False
+    except OSError:
+        pass  # missing or unreadable: written anew
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    partial.write_bytes(data)
+    os.replace(partial, path)
+    return True
+
+
+def write_json_atomically(path: str | os.PathLike, value, indent: int | None = None) -> bool:
+    """`value` as JSON, by `write_text_atomically`."""
+    return write_text_atomically(path, json.dumps(value, indent=indent) + "\n")

@@ -15,8 +15,9 @@ import pytest  # noqa: E402
 from filelock import FileLock  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from pix2color import outputs, run_folder  # noqa: E402
+from pix2color import outputs  # noqa: E402
 from pix2color.data import sample_photos_dir  # noqa: E402
+from pix2color.training import run_folder
 
 # `--reach`: the fast tier must call into every module (tests/reach.py); pytester runs a tiny suite
 # under it (tests/test_reach.py).
@@ -188,10 +189,10 @@ def small_generator_file(pytestconfig, tmp_path_factory):
 
 
 def export_small_generator(small_generator_file, out, **choices):
-    """`pix2color export` of the small generator (`choices`: export.export's formats, variants, modes)."""
-    from pix2color import export
+    """`pix2color export` of the small generator (`choices`: folder.export's formats, variants, modes)."""
+    from pix2color.export import folder
 
-    export.export(str(small_generator_file), str(out), log=lambda *_: None, **choices)
+    folder.export(str(small_generator_file), str(out), log=lambda *_: None, **choices)
     return out
 
 
@@ -241,3 +242,28 @@ def on_a_full_disk(monkeypatch, silent=False):
         return FullDisk(handle, silent) if set(mode) & set("wxa") else handle
 
     monkeypatch.setattr(outputs, "open", opened, raising=False)
+
+
+# --------------------------------------------------------------------------- the web app and the poll
+
+
+def local_client(app, **options):
+    """A test client whose requests are addressed to localhost, as a browser on this machine's are."""
+    from fastapi.testclient import TestClient
+
+    return TestClient(app, base_url="http://localhost:8000", **options)
+
+
+def tiny_poll(folder, protocol="report", pairs=4, source_names=None):
+    """A poll of `pairs` random pictures (the colorization: the original halved), written to `folder`."""
+    from pix2color.poll import storage
+
+    rng = np.random.default_rng(0)
+    images = []
+    for index in range(pairs):
+        original = rng.integers(0, 256, (24, 32, 3), dtype=np.uint8)
+        generated = (original // 2).astype(np.uint8)
+        gray = np.repeat(original.mean(-1, keepdims=True).astype(np.uint8), 3, -1)
+        name = (source_names or {}).get(index, f"photo{index}.jpg")
+        images.append(storage.PollImages(name, gray, original, generated))
+    return storage.write_poll(folder, images, protocol, seed=7)

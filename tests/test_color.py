@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
+from conftest import sample_photo_paths
 from PIL import Image
 from skimage import color as skcolor
 
-from conftest import sample_photo_paths
 from pix2color import color
 
 

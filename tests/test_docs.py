@@ -132,7 +132,7 @@ def test_every_doc_is_linked_from_the_readme():
 def test_the_anchor_rules_are_githubs():
     assert github_slug("Resuming, and what a run survives") == "resuming-and-what-a-run-survives"
     assert github_slug("Determinism (`--deterministic-ops`)") == "determinism---deterministic-ops"
-    assert github_slug("On the device: `lite.py`") == "on-the-device-litepy"
+    assert github_slug("On the device: `colorize_tflite.py`") == "on-the-device-colorize_tflitepy"
     assert github_slug("Checked against the report's code") == "checked-against-the-reports-code"
     assert github_slug("The pretrained variant (report VI.C)") == "the-pretrained-variant-report-vic"
     assert github_slug("**Bold** and [a link](x.md)") == "bold-and-a-link"

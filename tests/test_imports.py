@@ -49,7 +49,7 @@ GRAPH = {name: imported_modules(name, path) for name, path in MODULES.items()}
 def test_the_graph_is_read():
     assert "pix2color.networks.unet" in GRAPH["pix2color.networks"]
     assert "pix2color.networks.common" in GRAPH["pix2color.networks.unet"]
-    assert "pix2color.gan" in GRAPH["pix2color.training"]
+    assert "pix2color.training.gan" in GRAPH["pix2color.training.run"]
 
 
 def test_no_import_cycles():

@@ -7,9 +7,9 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import on_a_full_disk
 from PIL import Image
 
-from conftest import on_a_full_disk
 from pix2color import outputs
 
 

@@ -6,19 +6,21 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import sample_photo_paths
 from PIL import Image
 
-from conftest import sample_photo_paths
 from pix2color import color, photos
-from pix2color.photos import FullResolutionColorizer, ImageError, read_image
+from pix2color.colorizing import recipe
+from pix2color.colorizing.recipe import FullResolutionColorizer
+from pix2color.photos import ImageError, read_image
 
 
 def test_numpy_lab_matches_the_training_conversion():
     rgb = np.stack([photos.read_image(p) for p in sample_photo_paths(4)]) / 255.0
-    np.testing.assert_allclose(photos.rgb_to_lab(rgb), color.rgb_to_lab(rgb).numpy(), atol=3e-4)
+    np.testing.assert_allclose(recipe.rgb_to_lab(rgb), color.rgb_to_lab(rgb).numpy(), atol=3e-4)
     rng = np.random.default_rng(0)
     lab = rng.uniform([-10, -200, -200], [120, 200, 200], (20000, 3)).astype(np.float32)
-    np.testing.assert_allclose(photos.lab_to_rgb(lab), color.lab_to_rgb(lab).numpy(), atol=1e-5)
+    np.testing.assert_allclose(recipe.lab_to_rgb(lab), color.lab_to_rgb(lab).numpy(), atol=1e-5)
 
 
 def test_read_image_applies_exif_orientation(tmp_path):
@@ -106,33 +108,33 @@ def test_recipe_keeps_size_and_full_resolution_lightness():
         seen.append(lightness.shape)
         return np.zeros(lightness.shape[:3] + (2,), np.float32)  # gray: output L must equal input L
 
-    recipe = photos.FullResolutionColorizer(network, 32)
+    colorizer = recipe.FullResolutionColorizer(network, 32)
     photo = photos.read_image(sample_photo_paths(1)[0])
     big = np.asarray(Image.fromarray(photo).resize((301, 157)))
-    outputs = recipe.colorize_batch([big, photo])
+    outputs = colorizer.colorize_batch([big, photo])
     assert seen == [(2, 32, 32, 1)]
     assert outputs[0].shape == (157, 301, 3) and outputs[1].shape == photo.shape
     np.testing.assert_allclose(
-        photos.rgb_to_lab(outputs[0] / 255.0)[..., 0], photos.rgb_to_lab(big / 255.0)[..., 0], atol=0.6
+        recipe.rgb_to_lab(outputs[0] / 255.0)[..., 0], recipe.rgb_to_lab(big / 255.0)[..., 0], atol=0.6
     )
 
 
 def whole_image_recipe(rgb: np.ndarray, predict_ab, size: int) -> np.ndarray:
     """The full-resolution recipe on whole-image float planes, with the public Lab formulas."""
-    lightness = photos.rgb_to_lab(rgb / 255.0)[..., 0]
+    lightness = recipe.rgb_to_lab(rgb / 255.0)[..., 0]
     small = np.asarray(Image.fromarray(lightness, "F").resize((size, size), Image.Resampling.BOX)) / 50.0 - 1.0
     ab = predict_ab(small[None, ..., None].astype(np.float32))[0] * 110.0
     height, width = lightness.shape
     a, b = (np.asarray(Image.fromarray(np.ascontiguousarray(ab[..., k]), "F").resize(
         (width, height), Image.Resampling.BILINEAR)) for k in range(2))
-    return np.round(photos.lab_to_rgb(np.stack([lightness, a, b], -1)) * 255.0).astype(np.uint8)
+    return np.round(recipe.lab_to_rgb(np.stack([lightness, a, b], -1)) * 255.0).astype(np.uint8)
 
 
 @pytest.mark.parametrize("band_pixels", [pytest.param(1, marks=pytest.mark.slow), 100, 1000, 1 << 40])  # a pixel, part of a row, a few rows, the whole image
 def test_the_recipe_in_bands_gives_the_whole_image_recipe_s_pixels(monkeypatch, band_pixels):
     """The full-resolution half works on tiles (its memory stays bounded): the pixels are
     the whole-image recipe's, within one level of 255, whatever the band."""
-    monkeypatch.setattr(photos, "BAND_PIXELS", band_pixels)
+    monkeypatch.setattr(recipe, "BAND_PIXELS", band_pixels)
     rng = np.random.default_rng(5)
 
     def network(lightness):  # colours that vary across the image, from its lightness
@@ -142,7 +144,7 @@ def test_the_recipe_in_bands_gives_the_whole_image_recipe_s_pixels(monkeypatch, 
     for size in [(301, 157), (37, 403)]:
         rgb = np.asarray(Image.fromarray(photo).resize(size))
         state = rng.bit_generator.state
-        banded = photos.FullResolutionColorizer(network, 32).colorize(rgb)
+        banded = recipe.FullResolutionColorizer(network, 32).colorize(rgb)
         rng.bit_generator.state = state  # the same "prediction" for the reference
         reference = whole_image_recipe(rgb, network, 32)
         assert banded.shape == reference.shape == (size[1], size[0], 3)
@@ -154,12 +156,12 @@ def test_a_panorama_s_long_row_is_worked_on_in_tiles(monkeypatch):
     float planes of the whole row never exist at once."""
     import tracemalloc
 
-    monkeypatch.setattr(photos, "BAND_PIXELS", 10_000)
+    monkeypatch.setattr(recipe, "BAND_PIXELS", 10_000)
     width = 400_000
     lightness = np.linspace(0, 100, width, dtype=np.float32)[None]  # (1, W)
     ab = np.full((4, 4, 2), 0.3, np.float32)
     tracemalloc.start()
-    rgb = photos.FullResolutionColorizer.finish(lightness, ab)
+    rgb = recipe.FullResolutionColorizer.finish(lightness, ab)
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     assert rgb.shape == (1, width, 3)
@@ -184,8 +186,8 @@ def test_the_recipe_takes_what_a_program_passes(made):
         "uint16": (rgb.astype(np.uint16) * 257, rgb),
     }[made]
     np.testing.assert_array_equal(as_8bit_rgb(given), expected)
-    recipe = FullResolutionColorizer(lambda lightness: np.zeros(lightness.shape[:3] + (2,), np.float32), 32)
-    assert recipe.colorize(given).shape == (30, 40, 3)
+    colorizer = FullResolutionColorizer(lambda lightness: np.zeros(lightness.shape[:3] + (2,), np.float32), 32)
+    assert colorizer.colorize(given).shape == (30, 40, 3)
 
 
 def test_the_recipe_refuses_what_is_no_photo_in_one_line():

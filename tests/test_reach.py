@@ -4,7 +4,6 @@ from pathlib import Path
 
 import coverage
 import pytest
-
 from reach import FOLDER_VARIABLE, function_body_lines, unreached_modules
 
 

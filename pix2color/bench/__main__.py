@@ -11,12 +11,10 @@ import sys
 import tempfile
 
 import pix2color.bench
-from pix2color.cli import (
-    ArgumentParser, command, non_negative_int, positive_float, positive_int, stabiliser_strength,
-)
+from pix2color.cli import ArgumentParser, command, non_negative_int, positive_float, positive_int, stabiliser_strength
 from pix2color.config import GENERATORS
-from pix2color.precision import PRECISIONS
 from pix2color.quiet import import_quietly
+from pix2color.training.precision import PRECISIONS
 
 
 def generators(choice: str) -> tuple[str, ...]:
@@ -91,10 +89,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run_train(args) -> None:
-    from pix2color import precision
     from pix2color.bench.timing import write_json_lines
     from pix2color.bench.train import bench_train
-    from pix2color.training import use_deterministic_ops
+    from pix2color.training import precision
+    from pix2color.training.run import use_deterministic_ops
 
     if args.deterministic_ops:
         use_deterministic_ops()
@@ -132,7 +130,7 @@ def run_web(args) -> None:
 def run_video(args) -> None:
     from pix2color.bench.timing import write_json_lines
     from pix2color.bench.video import bench_video
-    from pix2color.stabilise import DEFAULT_STRENGTH
+    from pix2color.colorizing.stabilise import DEFAULT_STRENGTH
 
     strength = DEFAULT_STRENGTH if args.strength is None else args.strength
     rows = bench_video(args.model, args.width, args.height, args.seconds, args.fps, args.batch_size, strength,

@@ -18,8 +18,8 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from pix2color.colorizing.video import frame_to_rgb, open_video, pixel_format
 from pix2color.data import sample_photos_dir
-from pix2color.video import frame_to_rgb, open_video, pixel_format
 
 
 @dataclass

@@ -14,7 +14,7 @@ import tensorflow as tf
 
 from pix2color.bench.data import photo_folder
 from pix2color.bench.timing import call_seconds
-from pix2color.loading import load_generator
+from pix2color.colorizing.loading import load_generator
 from pix2color.networks import build_named_generator
 
 

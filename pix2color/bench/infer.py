@@ -11,15 +11,17 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
-from pix2color import export, metrics
-from pix2color.precision import computing_in
 from pix2color.bench.timing import interleaved_medians, median_seconds
+from pix2color.colorizing.loading import load_generator
+from pix2color.colorizing.recipe import FullResolutionColorizer
 from pix2color.data import load_image_set
-from pix2color.lite import LiteColorizer
-from pix2color.loading import load_generator
+from pix2color.evaluation import metrics
+from pix2color.export import folder, savedmodel, tflite
+from pix2color.export.litert_runner import LiteColorizer
 from pix2color.networks import build_named_generator
-from pix2color.networks.speed import fast_layers
-from pix2color.photos import FullResolutionColorizer, read_image
+from pix2color.networks.cpu_layers import fast_layers
+from pix2color.photos import read_image
+from pix2color.training.precision import computing_in
 
 
 def bench_infer(model: str | None, image_size: int, repeats: int, images: int, workdir: str | None,
@@ -55,11 +57,11 @@ def exported_networks(generator, work: Path, precision: str = "float32") -> tupl
     work.mkdir(parents=True, exist_ok=True)
     keras_file = work / "generator.keras"
     generator.save(keras_file)
-    export.export(str(keras_file), str(work), modes=("deterministic",), log=lambda *_: None)
+    folder.export(str(keras_file), str(work), modes=("deterministic",), log=lambda *_: None)
     saved = tf.saved_model.load(str(work / "savedmodel"))
     networks = keras_and_savedmodel(generator, keras_file, work / "savedmodel", saved,
                                     ("keras", "keras fast layers", "savedmodel"))
-    for variant in export.TFLITE_VARIANTS:
+    for variant in tflite.TFLITE_VARIANTS:
         path = work / "tflite" / f"generator_deterministic_{variant}.tflite"
         networks[f"tflite {variant}"] = (path, LiteColorizer(path)._run)
     if precision != "float32":
@@ -74,7 +76,7 @@ def networks_computing_in(generator, precision: str, work: Path) -> dict:
     low = computing_in(generator, precision)
     keras_file = work / f"generator_{precision}.keras"
     low.save(keras_file)
-    saved_path = export.export_savedmodel(low, work / f"savedmodel_{precision}", overwrite=True)
+    saved_path = savedmodel.export_savedmodel(low, work / f"savedmodel_{precision}", overwrite=True)
     return keras_and_savedmodel(low, keras_file, saved_path, tf.saved_model.load(str(saved_path)),
                                 (f"keras {precision}", f"keras fast {precision}", f"savedmodel {precision}"))
 

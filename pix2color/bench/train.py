@@ -14,7 +14,7 @@ import tensorflow as tf
 
 from pix2color.bench.timing import median_seconds
 from pix2color.data import load_image_set, make_eval_dataset
-from pix2color.training import TrainConfig, build_trainer
+from pix2color.training.run import TrainConfig, build_trainer
 
 LAZY_XLA_NOTE = ("skipped: compiling lazy R1's tf.cond with XLA did not finish in 12 minutes on 2 cores "
                  "(--lazy-xla to try)")

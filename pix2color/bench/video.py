@@ -11,11 +11,11 @@ import numpy as np
 
 from pix2color.bench import clips
 from pix2color.bench.timing import median_seconds
-from pix2color.loading import Network, load_network
+from pix2color.colorizing.loading import Network, load_network
+from pix2color.colorizing.recipe import FullResolutionColorizer, rgb_to_lab
+from pix2color.colorizing.stabilise import Stabiliser
+from pix2color.colorizing.video import colorize_video
 from pix2color.networks import build_generator
-from pix2color.photos import FullResolutionColorizer, rgb_to_lab
-from pix2color.stabilise import Stabiliser
-from pix2color.video import colorize_video
 
 
 def flicker_and_psnr(clip, frames: list, tolerance: float = 2.0) -> tuple[float, float]:

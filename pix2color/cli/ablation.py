@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
-import argparse
-
-from pix2color import ablation
-from pix2color.cli import (ArgumentParser, RawHelpFormatter, add_feature_options, command, inception_features,
-                           positive_int, refused, seed_number)
-from pix2color.errors import Pix2colorError
+from pix2color.cli import (
+    ArgumentParser,
+    RawHelpFormatter,
+    add_feature_options,
+    command,
+    inception_features,
+    positive_int,
+    refused,
+    seed_number,
+)
 from pix2color.config import RunError, TrainConfig
-from pix2color.precision import PRECISIONS
+from pix2color.errors import Pix2colorError
+from pix2color.evaluation import ablation
+from pix2color.training.precision import PRECISIONS
 
 PROG = "pix2color ablation"
 

@@ -12,15 +12,21 @@ import sys
 from collections.abc import Callable
 
 from pix2color.cli import ArgumentParser, HelpFormatter, command, int_in, positive_int, stabiliser_strength
-from pix2color.colorize import (OUTPUT_FORMATS, colorize_files, colorize_videos, expand_inputs, plan,
-                                split_photos_and_videos)
-from pix2color.loading import MODES, load_network
+from pix2color.colorizing.files import (
+    OUTPUT_FORMATS,
+    colorize_files,
+    colorize_videos,
+    expand_inputs,
+    plan,
+    split_photos_and_videos,
+)
+from pix2color.colorizing.loading import MODES, load_network
+from pix2color.colorizing.recipe import FullResolutionColorizer
+from pix2color.colorizing.stabilise import DEFAULT_STRENGTH, Stabiliser
+from pix2color.colorizing.video import DEFAULT_CRF, VIDEO_FORMATS, check_codec
 from pix2color.outputs import check_output_folder, quoted, summary
-from pix2color.photos import DEFAULT_MAX_PIXELS, FullResolutionColorizer
+from pix2color.photos import DEFAULT_MAX_PIXELS
 from pix2color.quiet import import_quietly
-from pix2color.stabilise import DEFAULT_STRENGTH, Stabiliser
-from pix2color.video import DEFAULT_CRF, VIDEO_FORMATS, check_codec
-
 
 PROG = "pix2color colorize"
 

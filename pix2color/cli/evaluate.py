@@ -6,10 +6,17 @@ import os
 import sys
 from pathlib import Path
 
-from pix2color import evaluate
-from pix2color.cli import (ArgumentParser, RawHelpFormatter, add_feature_options, command, inception_features,
-                           positive_int, seed_number)
-from pix2color.loading import load_generator
+from pix2color.cli import (
+    ArgumentParser,
+    RawHelpFormatter,
+    add_feature_options,
+    command,
+    inception_features,
+    positive_int,
+    seed_number,
+)
+from pix2color.colorizing.loading import load_generator
+from pix2color.evaluation import evaluate
 from pix2color.outputs import write_output
 from pix2color.quiet import import_quietly
 

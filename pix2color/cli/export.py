@@ -8,8 +8,10 @@ from pathlib import Path
 
 from pix2color import export
 from pix2color.cli import ArgumentParser, RawHelpFormatter, command
-from pix2color.export import FORMATS, TFLITE_VARIANTS
-from pix2color.loading import MODES
+from pix2color.colorizing.loading import MODES
+from pix2color.export import folder, savedmodel
+from pix2color.export.folder import FORMATS
+from pix2color.export.tflite import TFLITE_VARIANTS
 
 PROG = "pix2color export"
 
@@ -40,12 +42,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--out is empty (an unset variable?): give a folder, . for the current one")
     if Path(args.out).exists() and not Path(args.out).is_dir():
         parser.error(f"--out {args.out}: is a file, not a folder")
-    targets = export.export_targets(args.out, formats, variants, modes)
+    targets = folder.export_targets(args.out, formats, variants, modes)
     existing = [str(path) for path in targets if os.path.lexists(path)]
     if existing and not args.overwrite:
         parser.error(f"{existing[0]} exists (an earlier export?): --overwrite replaces it, or choose another --out")
     for target in targets:  # --overwrite replaces what an export wrote, never a folder or file of the user's
-        foreign = export.not_an_export(target) if target.name == "savedmodel" and os.path.lexists(target) else []
+        foreign = savedmodel.not_an_export(target) if target.name == "savedmodel" and os.path.lexists(target) else []
         if foreign or (target.name != "savedmodel" and os.path.lexists(target) and not target.is_file()):
             parser.error(f"{target} holds what no export writes ({', '.join(foreign[:3]) or 'not a file'}): left as it "
                          "is, --overwrite or not; choose another --out")
@@ -53,11 +55,11 @@ def main(argv: list[str] | None = None) -> int:
     from pix2color.quiet import import_quietly
 
     import_quietly()
-    from pix2color.loading import load_generator
+    from pix2color.colorizing.loading import load_generator
 
     try:
         generator = load_generator(args.model, log=print)
-        export.export_generator(generator, args.out, formats, variants, modes, overwrite=args.overwrite)
+        folder.export_generator(generator, args.out, formats, variants, modes, overwrite=args.overwrite)
     except ValueError as error:
         print(f"{PROG}: error: {error}", file=sys.stderr)
         return 2

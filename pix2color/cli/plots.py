@@ -19,7 +19,7 @@ def build_parser() -> ArgumentParser:
 @command(PROG)
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from pix2color import plots, run_folder
+    from pix2color.training import plots, run_folder
 
     try:
         if run_folder.read_run_json(args.run) is None:  # the figures go into the run folder: only a run's

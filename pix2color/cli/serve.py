@@ -17,7 +17,7 @@ from argparse import ArgumentTypeError
 from urllib.parse import quote
 
 from pix2color.cli import ArgumentParser, RawHelpFormatter, command, port_number, positive_int
-from pix2color.loading import MODES
+from pix2color.colorizing.loading import MODES
 
 PROG = "pix2color serve"
 
@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         from pix2color.quiet import import_quietly
 
         import_quietly()
-        from pix2color.loading import load_network
+        from pix2color.colorizing.loading import load_network
     import uvicorn
 
     from pix2color.poll.storage import Poll, PollError

@@ -5,12 +5,19 @@ from __future__ import annotations
 import sys
 
 from pix2color.cli import (
-    ArgumentParser, HelpFormatter, add_feature_options, command, non_negative_float, positive_float, positive_int,
-    refused, seed_number,
+    ArgumentParser,
+    HelpFormatter,
+    add_feature_options,
+    command,
+    non_negative_float,
+    positive_float,
+    positive_int,
+    refused,
+    seed_number,
 )
 from pix2color.config import GENERATORS, KEEP_BEST, STRATEGIES, TrainConfig
 from pix2color.errors import Pix2colorError
-from pix2color.precision import PRECISIONS
+from pix2color.training.precision import PRECISIONS
 
 PROG = "pix2color-train"
 
@@ -91,7 +98,7 @@ def build_parser() -> ArgumentParser:
 
 def _what_a_resume_finds(argv) -> str:
     """After Ctrl-C: what the run folder holds, so the user knows what re-running will do."""
-    from pix2color.run_folder import what_is_saved
+    from pix2color.training.run_folder import what_is_saved
 
     try:
         args, _ = build_parser().parse_known_args(argv)
@@ -116,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     from pix2color.quiet import import_quietly
 
     import_quietly()
-    from pix2color.training import train
+    from pix2color.training.run import train
 
     try:
         result = train(config)

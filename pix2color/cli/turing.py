@@ -13,9 +13,17 @@ import os
 import sys
 from pathlib import Path
 
-from pix2color.cli import (ArgumentParser, HelpFormatter, RawHelpFormatter, command, int_in, non_negative_float,
-                           positive_int, seed_number)
-from pix2color.loading import MODES
+from pix2color.cli import (
+    ArgumentParser,
+    HelpFormatter,
+    RawHelpFormatter,
+    command,
+    int_in,
+    non_negative_float,
+    positive_int,
+    seed_number,
+)
+from pix2color.colorizing.loading import MODES
 from pix2color.outputs import OutputExists, exists_message, write_output
 from pix2color.poll.statistics import FAST_FLOOR, RESAMPLES, Rules, results, write_answers_csv
 from pix2color.poll.storage import PROTOCOLS, Poll, PollError, check_poll_folder, poll_of
@@ -165,8 +173,8 @@ def _csv_writer(counted):
 
 def _chart_writer(counted):
     def write(handle):
-        from pix2color import plots  # matplotlib takes a second to load: only for a chart
+        from pix2color.poll import chart  # matplotlib takes a second to load: only for a chart
 
-        plots.turing_chart(counted, handle)
+        chart.turing_chart(counted, handle)
 
     return write

@@ -19,7 +19,7 @@ import keras
 import tensorflow as tf
 
 from pix2color import color
-from pix2color.files import write_json_atomically
+from pix2color.outputs import write_json_atomically
 from pix2color.photos import image_container
 
 AUTOTUNE = tf.data.AUTOTUNE

@@ -18,6 +18,7 @@ from typing import Union
 import numpy as np
 import tensorflow as tf
 
+from pix2color.config import DEFAULT_VAL_FRACTION
 from pix2color.data.images import (
     AUTOTUNE,
     GRAYSCALE_CHROMA,
@@ -29,11 +30,9 @@ from pix2color.data.images import (
     scan_images,
     verdict_of,
 )
-from pix2color.config import DEFAULT_VAL_FRACTION
-from pix2color.outputs import quoted
-from pix2color.files import write_json_atomically
-from pix2color.run_folder import is_run_or_poll_folder
 from pix2color.errors import DataError, first_line  # noqa: F401 - the module's errors, importable from here too
+from pix2color.outputs import quoted, write_json_atomically
+from pix2color.training.run_folder import is_run_or_poll_folder
 
 
 def sample_photos_dir() -> Path:

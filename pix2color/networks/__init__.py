@@ -11,7 +11,7 @@ from __future__ import annotations
 import keras
 
 from pix2color.config import GENERATORS
-from pix2color.networks import saved_layers  # noqa: F401 - registers the layer names generator.keras files may hold
+from pix2color.networks import old_class_names  # noqa: F401 - registers the layer names generator.keras files may hold
 from pix2color.networks.patchgan import build_discriminator
 from pix2color.networks.resnet_unet import build_resnet18_generator
 from pix2color.networks.unet import build_generator

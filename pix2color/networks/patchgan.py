@@ -19,7 +19,7 @@ unsynchronized moments (tf.nn.moments) put a stop_gradient on the mean that is e
 first derivative but drops terms of the second: R1's gradient would come out wrong for every
 layer before a BatchNorm. The synchronized moments (E[x^2] - E[x]^2 over an all-reduce, the
 identity on one device) differentiate twice correctly; see
-tests/test_gan.py::test_r1_gradient_through_batch_norm_matches_finite_differences.
+tests/training/test_gan.py::test_r1_gradient_through_batch_norm_matches_finite_differences.
 """
 
 from __future__ import annotations

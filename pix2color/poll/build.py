@@ -7,13 +7,13 @@ the served gray in the photo pixel for pixel, and not quite in a colorization. S
 
 - both colour versions are rendered by one step (`render`) from the photo's lightness and a, b
   on the network's S x S grid: the colorization's a, b are the network's prediction, the
-  original's the photo's own averaged over the same grid (`photos.ab_on_grid`); the grid is
+  original's the photo's own averaged over the same grid (`recipe.ab_on_grid`); the grid is
   upsampled bilinearly, as `FullResolutionColorizer.finish` does;
 - both grids are first blurred a little (Gaussian, `GRID_BLUR` of a cell): a network's decoder
   leaves a faint pattern of period 2 on its grid (about 0.5 delta E, invisible), which a program
   finds at once and a photo's averaged colours do not have;
 - a colour with no sRGB equivalent (a network may predict one) loses chroma at its own hue and
-  lightness (`photos.keep_in_gamut`), where clipping each channel would change its lightness;
+  lightness (`recipe.keep_in_gamut`), where clipping each channel would change its lightness;
 - before rounding to 8 bits both get a fine dither (Gaussian, `DITHER` of a level, drawn anew
   for each image). Where the photo's colour is flat, the original's float colour lies within
   rounding of the photo's own pixels; without the dither it would round back onto them exactly,
@@ -38,13 +38,18 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from pix2color.colorize import IMAGE_SUFFIXES
-from pix2color.loading import load_network
-from pix2color.photos import (FullResolutionColorizer, ImageError, ab_on_grid, keep_in_gamut, lab_to_rgb,
-                              lightness_of_8bit, read_image)
+from pix2color.colorizing.files import IMAGE_SUFFIXES
+from pix2color.colorizing.loading import load_network
+from pix2color.colorizing.recipe import (
+    FullResolutionColorizer,
+    ab_on_grid,
+    keep_in_gamut,
+    lab_to_rgb,
+    lightness_of_8bit,
+)
+from pix2color.photos import ImageError, read_image
 from pix2color.poll.storage import PROTOCOLS, PollError, PollImages, check_poll_folder, write_poll
-from pix2color.run_folder import is_run_or_poll_folder
-
+from pix2color.training.run_folder import is_run_or_poll_folder
 
 DITHER = 1.0  # standard deviation, in 8-bit levels (docs/web.md: how much smaller ones leave to tell)
 GRID_BLUR = 1.0  # standard deviation, in cells of the network's grid
@@ -136,7 +141,7 @@ def build_poll(
     """Pick `pairs` photos (seeded), render each pair with `model` and write the poll folder.
 
     `model`: a run folder, `.keras` file or SavedModel (loaded in the inference `mode`), or a
-    loaded `pix2color.loading.Network`. Photos larger than `max_side` are first scaled down. The
+    loaded `pix2color.colorizing.loading.Network`. Photos larger than `max_side` are first scaled down. The
     report's poll used its final model.
     """
     if protocol not in PROTOCOLS:

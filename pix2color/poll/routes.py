@@ -24,8 +24,7 @@ from PIL import Image
 from pydantic import BaseModel, Field, ValidationError, field_validator
 from starlette.concurrency import run_in_threadpool
 
-from pix2color import plots
-from pix2color.poll import statistics
+from pix2color.poll import chart, statistics
 from pix2color.poll.storage import AnswerError, NotShownNow, Poll, PollError, Trial
 from pix2color.web.pages import templates, wants_json
 
@@ -254,7 +253,7 @@ def admin_router(poll: Poll, admin_token: str) -> APIRouter:
     async def admin_chart(request: Request):
         results = await counted_results(request)
         buffer = io.BytesIO()
-        await run_in_threadpool(plots.turing_chart, results, buffer)
+        await run_in_threadpool(chart.turing_chart, results, buffer)
         return Response(buffer.getvalue(), media_type="image/png")
 
     return routes

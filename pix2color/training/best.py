@@ -26,7 +26,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from pix2color import run_folder
+from pix2color.training import run_folder
 
 # --keep-best METRIC -> (the log it reads, whether smaller is better)
 MONITORED = {
@@ -116,8 +116,7 @@ class ValidationMeasures(keras.callbacks.Callback):
         self._truth = None  # the originals' colourfulness and features, measured once
 
     def on_epoch_end(self, epoch, logs=None):
-        from pix2color import metrics
-        from pix2color.evaluation import distances
+        from pix2color.evaluation import distances, metrics
 
         truth_measures, outputs = [], []
         for lightness, ab in self.dataset:
@@ -135,7 +134,7 @@ class ValidationMeasures(keras.callbacks.Callback):
             logs["val_fid"], logs["val_kid"] = found["fid"], found["kid"]
 
     def _measure(self, rgb) -> tuple[np.ndarray, ...]:
-        from pix2color import metrics
+        from pix2color.evaluation import metrics
 
         colourfulness = metrics.colourfulness(rgb).numpy()
         return (colourfulness,) if self.features is None else (colourfulness, self.features(rgb))

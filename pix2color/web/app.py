@@ -26,7 +26,7 @@ from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
-from pix2color.photos import FullResolutionColorizer
+from pix2color.colorizing.recipe import FullResolutionColorizer
 from pix2color.poll import routes as poll_routes
 from pix2color.poll.storage import Poll
 from pix2color.web import colorize_routes
@@ -89,7 +89,7 @@ def create_app(
     default_mode: str = "deterministic",
     allowed_hosts: Sequence[str] = LOCAL_HOSTS,
 ) -> FastAPI:
-    """networks: mode -> `pix2color.loading.Network` (the colorize page and API); or poll: a Turing
+    """networks: mode -> `pix2color.colorizing.loading.Network` (the colorize page and API); or poll: a Turing
     test to serve (ValueError for both); admin_token: opens the poll's results (a random one if
     not given); allowed_hosts: the Host names served (`guards.allowed_host_names`), any other is a 400."""
     if networks and poll is not None:

@@ -17,7 +17,8 @@ from PIL import Image
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from pix2color.photos import FullResolutionColorizer, ImageError, TooManyPixels, read_image
+from pix2color.colorizing.recipe import FullResolutionColorizer
+from pix2color.photos import ImageError, TooManyPixels, read_image
 from pix2color.web.pages import templates
 
 UPLOAD_PATHS = ("/api/colorize", "/api/grayscale", "/api/original")

@@ -15,6 +15,7 @@ import pytest
 
 from pix2color.networks.unet import ChannelDropout
 
+
 class Deliberate:
     """A cell where pix2color differs from the reference on purpose."""
 

@@ -6,18 +6,17 @@ folder (and a .weights.h5 file) the test writes itself from a seeded ResNet-18.
 
 import subprocess
 import sys
-from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import ROOT
 
-from pix2color import export
+from pix2color.export import folder, tflite
 from pix2color.networks import resnet_unet
-from pix2color.paper_mode import paper_mode_generator
+from pix2color.networks.paper_mode import paper_mode_generator
 
-ROOT = Path(__file__).resolve().parents[2]
 PARAMETERS = 31_106_322  # trainable, at every image size (the encoder's 11,173,376 of them)
 
 
@@ -62,7 +61,7 @@ def test_shapes_and_parameter_count(size, generator_64):
 def test_preset_folder_loads_with_the_first_kernel_adapted(seeded_backbone):
     """--encoder-weights PATH: the first kernel is 1.5 x the first two input slices of the saved
     one (fastai's rule for 2 channels), every other backbone weight arrives unchanged."""
-    from pix2color.training import TrainConfig, build_trainer
+    from pix2color.training.run import TrainConfig, build_trainer
 
     saved, folder = seeded_backbone
     for source in (folder / "preset", folder / "resnet18.weights.h5"):
@@ -119,13 +118,13 @@ def test_exports_with_builtin_ops_and_parity(generator_64, tmp_path):
     the U-Net's exports are."""
     from ai_edge_litert.interpreter import Interpreter
 
-    from pix2color import lite
+    from pix2color.export import litert_runner
 
-    written = export.export_generator(generator_64, str(tmp_path), variants=("float32",), log=lambda *_: None)
+    written = folder.export_generator(generator_64, str(tmp_path), variants=("float32",), log=lambda *_: None)
     # int8 in deterministic mode only (paper mode adds no int8-specific op), calibrated on 8 photos
     # instead of the export's 64: its conversion is the slow one, and parity is what is checked here.
     int8 = tmp_path / "tflite" / "generator_deterministic_int8.tflite"
-    int8.write_bytes(export.tflite_model(generator_64, 64, "int8", export.calibration_lightness(64, count=8)))
+    int8.write_bytes(tflite.tflite_model(generator_64, 64, "int8", tflite.calibration_lightness(64, count=8)))
     written.append(int8)
     lightness = np.random.default_rng(0).uniform(-1, 1, (2, 64, 64, 1)).astype(np.float32)
     expected = generator_64(lightness, training=False).numpy()
@@ -136,5 +135,5 @@ def test_exports_with_builtin_ops_and_parity(generator_64, tmp_path):
         assert not any(op.startswith("Flex") or op in ("CUSTOM", "VAR_HANDLE", "READ_VARIABLE") for op in ops), ops
         assert ("RANDOM_STANDARD_NORMAL" in ops) == ("paper" in path.name), (path.name, ops)
     for variant, tolerance in (("float32", 1e-4), ("int8", 0.06)):
-        got = lite.LiteColorizer(tmp_path / "tflite" / f"generator_deterministic_{variant}.tflite")._run(lightness)
+        got = litert_runner.LiteColorizer(tmp_path / "tflite" / f"generator_deterministic_{variant}.tflite")._run(lightness)
         assert np.abs(got - expected).max() <= tolerance, variant

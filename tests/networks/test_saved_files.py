@@ -1,24 +1,35 @@
-"""Files written by pix2color at commit cc3389b (tests/data/saved_by_cc3389b, whose make.py says
-how) still load, into the networks built today, and compute what that code computed."""
+"""Files written by earlier pix2color (tests/networks/saved_by_COMMIT, each with the make.py that wrote
+it: at cc3389b, whose layers had other registered names, and at ea24270, the last commit before
+the package was laid out by feature) still load, into the networks built today, and compute what
+that code computed."""
 
 from pathlib import Path
 
 import keras
 import numpy as np
+import pytest
 
-from pix2color import callbacks, gan
-from pix2color.loading import read_keras_generator
+from pix2color.colorizing.loading import read_keras_generator
 from pix2color.networks import build_discriminator, build_generator
-from pix2color.networks.speed import fast_layers
+from pix2color.networks.cpu_layers import fast_layers
+from pix2color.training import callbacks, gan
 
-SAVED = Path(__file__).resolve().parents[1] / "data" / "saved_by_cc3389b"
-OUTPUTS = dict(np.load(SAVED / "outputs.npz"))
+DATA = Path(__file__).resolve().parent  # saved_by_COMMIT folders
+saved_by = pytest.mark.parametrize("commit", ["cc3389b", "ea24270"])
 
 
-def test_a_saved_generator_loads_and_computes_what_it_computed():
+def saved(commit: str) -> tuple[Path, dict]:
+    folder = DATA / f"saved_by_{commit}"
+    return folder, dict(np.load(folder / "outputs.npz"))
+
+
+@saved_by
+def test_a_saved_generator_loads_and_computes_what_it_computed(commit):
+    SAVED, OUTPUTS = saved(commit)
     generator = read_keras_generator(SAVED / "generator.keras")
     names = {type(layer).__name__ for layer in generator.layers}
-    assert "UpConvolution" in names  # pix2color>UpConvolution, as the file names them
+    if commit == "cc3389b":
+        assert "UpConvolution" in names  # pix2color>UpConvolution, as the file names them
     lightness = OUTPUTS["lightness"]
     np.testing.assert_allclose(generator(lightness, training=False), OUTPUTS["generator_ab"], rtol=0, atol=1e-6)
     # The faster layers are those the file's code computed with: the same sums in the same order,
@@ -33,8 +44,10 @@ def test_a_saved_generator_loads_and_computes_what_it_computed():
     np.testing.assert_allclose(today(lightness, training=False), OUTPUTS["generator_ab"], rtol=0, atol=1e-6)
 
 
-def test_a_saved_training_checkpoint_restores_into_todays_trainer():
+@saved_by
+def test_a_saved_training_checkpoint_restores_into_todays_trainer(commit):
     """G, D, both optimizers and the random states restore, with nothing in the checkpoint left over."""
+    SAVED, OUTPUTS = saved(commit)
     generator, discriminator = build_generator(32, base_filters=2), build_discriminator(32, base_filters=2)
     trainer = gan.ColorizationGAN(fast_layers(generator), fast_layers(discriminator))
     trainer.compile(keras.optimizers.Adam(2e-4, 0.5), keras.optimizers.Adam(2e-4, 0.5))

@@ -11,15 +11,21 @@ from contextlib import closing
 
 import numpy as np
 import pytest
+from conftest import local_client
 from PIL import Image
 from scipy import ndimage
 
+from pix2color.colorizing.loading import Network
+from pix2color.colorizing.recipe import (
+    FullResolutionColorizer,
+    ab_on_grid,
+    lab_to_8bit_rgb,
+    lightness_of_8bit,
+    rgb_to_lab,
+)
 from pix2color.data import sample_photos_dir
-from pix2color.loading import Network
-from pix2color.photos import FullResolutionColorizer, ab_on_grid, lab_to_8bit_rgb, lightness_of_8bit, rgb_to_lab
 from pix2color.poll import build, storage
 from pix2color.web.app import create_app
-from test_web import local_client
 
 PAIRS = 30
 NETWORK_SIZE = 64

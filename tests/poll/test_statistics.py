@@ -10,10 +10,9 @@ from contextlib import closing
 
 import numpy as np
 import pytest
+from conftest import ROOT, tiny_poll
 
 from pix2color.poll import statistics, storage
-from conftest import ROOT
-from test_web import tiny_poll
 
 PAIRS = 4
 

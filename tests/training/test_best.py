@@ -11,8 +11,8 @@ from types import SimpleNamespace
 import keras
 import numpy as np
 import pytest
-
 from conftest import ROOT, run_command, train_command
+
 from pix2color.training.best import Best, KeepBest, stopped_early
 
 SEQUENCES = [
@@ -90,9 +90,9 @@ def test_keep_best_and_early_stop_survive_an_interruption(tmp_path):
     of the epoch the validation history says is best, and its validation L1 is the recorded one."""
     from test_stopping import stop_with
 
+    from pix2color.colorizing.loading import load_generator
     from pix2color.data import load_image_set, make_eval_dataset
-    from pix2color.gan import l1_loss
-    from pix2color.loading import load_generator
+    from pix2color.training.gan import l1_loss
 
     out = tmp_path / "run"
     command = train_command(out, "--epochs", "6", "--steps-per-epoch", "3", "--keep-best", "val_l1",
@@ -129,7 +129,7 @@ def test_keep_best_and_early_stop_survive_an_interruption(tmp_path):
 
 def test_the_figures_mark_the_epoch_kept(tmp_path, monkeypatch):
     """losses.png and the report's figures draw a line at run.json's best epoch, named by its measure."""
-    from pix2color import plots
+    from pix2color.training import plots
 
     (tmp_path / "run.json").write_text(json.dumps(
         {"image_size": 32, "best": {"metric": "val_l1", "epoch": 2, "value": 0.18, "steps": 20}}))
@@ -150,8 +150,9 @@ def test_val_fid_needs_validation_images_enough_for_kid(tmp_path):
     import shutil
 
     from conftest import sample_photo_paths
+
     from pix2color.config import RunError, TrainConfig
-    from pix2color.training import train
+    from pix2color.training.run import train
 
     photos = tmp_path / "photos"
     photos.mkdir()

@@ -1,1 +1,0 @@
-../pix2color/lite.py
