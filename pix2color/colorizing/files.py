@@ -293,6 +293,25 @@ class _NoProgress:
         pass
 
 
+class _VideoBar:
+    """One video's progress bar: made only once `colorize_video` knows the frame count (`on_start`),
+    so a video that fails before then shows none."""
+
+    def __init__(self, progress: Callable[[str, int | None], object], source: Path):
+        self.progress, self.source = progress, source
+        self.bar = None
+
+    def start(self, total: int | None) -> None:
+        self.bar = self.progress(str(self.source), total)
+
+    def update(self, count: int) -> None:
+        self.bar.update(count)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
 def colorize_videos(
     planned: list[Planned],
     recipe: FullResolutionColorizer,
@@ -318,30 +337,23 @@ def colorize_videos(
     for item in planned:
         if item.target is None:
             continue
-        bar = None
-
-        def start(total, path=item.source):
-            nonlocal bar
-            bar = progress(str(path), total)
-
+        bar = _VideoBar(progress, item.source)
         try:
             result = colorize_video(
                 item.source, item.target, recipe, batch_size, stabiliser_factory() if stabiliser_factory else None,
-                codec, crf, overwrite, on_start=start, on_frames=lambda count: bar.update(count),
+                codec, crf, overwrite, on_start=bar.start, on_frames=bar.update,
             )
         except OutputExists:
             report.skipped.append(item.target)
             on_skip(exists_message(item.target))
             continue
         except (VideoError, OSError) as error:  # OSError: the output side (disk full, no permission, ...)
-            message = str(error) if isinstance(error, VideoError) else (
-                f"{quoted(item.source)}: could not write {quoted(item.target)}: {error.strerror or error}")
+            message = _video_failure(item, error)
             report.failed.append(message)
             on_error(message)
             continue
         finally:
-            if bar is not None:
-                bar.close()
+            bar.close()
         report.written.append(result.target)
         for note in result.notes:
             on_note(f"{quoted(item.source)}: {note}")
@@ -349,3 +361,11 @@ def colorize_videos(
             report.failed.append(result.problem)
             on_error(result.problem)
     return report
+
+
+def _video_failure(item: Planned, error: VideoError | OSError) -> str:
+    """The one line for a video that could not be colorized: a `VideoError` already names the input
+    and says why; an OSError comes from writing the output, so the line names both files."""
+    if isinstance(error, VideoError):
+        return str(error)
+    return f"{quoted(item.source)}: could not write {quoted(item.target)}: {error.strerror or error}"

@@ -239,9 +239,7 @@ def colorize_video(
     container = open_video(source)
     result = VideoResult(target, 0)
     with container:
-        video_in = container.streams.video[0]
-        video_in.thread_type = "AUTO"
-        audio_in = list(container.streams.audio)
+        video_in, audio_in = _input_streams(container)
         total = expected_frames(container, video_in)
         result.notes += _streams_left_out(container)
         output = _Output(lambda first_frame: _Writer(partial, target.name, video_format, codec, crf, video_in,
@@ -260,16 +258,31 @@ def colorize_video(
             partial.unlink(missing_ok=True)
             raise
         if damaged or _ended_early(container, video_in, result.frames, last_end):
-            result.problem = (
-                f"{name}: truncated or damaged: {result.frames} frames decoded"
-                + (f" of {'' if video_in.frames else 'about '}{total}" if total else "")
-                + f", ending at {result.seconds:.2f} s"
-                + (f" ({damaged})" if damaged else "")
-                + f"; those frames were written to {target}"
-            )
+            result.problem = _truncation_problem(name, target, result, video_in, total, damaged)
     move_into_place(partial, target, overwrite)
     result.cuts = list(getattr(stabiliser, "cuts", []))
     return result
+
+
+def _input_streams(container) -> tuple:
+    """The streams the output is made from: the first video stream (decoded on FFmpeg's own
+    threads) and every audio stream."""
+    video_in = container.streams.video[0]
+    video_in.thread_type = "AUTO"
+    return video_in, list(container.streams.audio)
+
+
+def _truncation_problem(name: str, target: Path, result: VideoResult, video_in, total: int | None,
+                        damaged: str | None) -> str:
+    """`VideoResult.problem` of a video that ended early: how far it got against what it announced
+    (a count from the header is exact, one from its duration is not), and that those frames were written."""
+    return (
+        f"{name}: truncated or damaged: {result.frames} frames decoded"
+        + (f" of {'' if video_in.frames else 'about '}{total}" if total else "")
+        + f", ending at {result.seconds:.2f} s"
+        + (f" ({damaged})" if damaged else "")
+        + f"; those frames were written to {target}"
+    )
 
 
 def _check_target(source: str | os.PathLike, target: Path, overwrite: bool) -> str:

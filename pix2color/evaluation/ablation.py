@@ -81,20 +81,7 @@ def run_ablation(base, config_ids, out: Path, log=print, precisions=None, seeds=
                 keras.utils.set_random_seed(seeds[0])  # every run judged with the same dropout draws
                 evaluation = evaluate.evaluate_generator(generator, val, names, evaluate.REPORT_BATCH, ("paper",),
                                                          verbose=0, features=features)
-                psnr, psnr_sd = evaluation.report_protocol("paper", "psnr256")
-                ssim, ssim_sd = evaluation.report_protocol("paper", "ssim256")
-                paper = evaluation.values["paper"]
-                distances = evaluation.distances.get("paper", {})
-                rows.append(dict(
-                    id=config_id, name=name, pretrained=config.generator == "resnet18",
-                    lambda_l1=config.effective_lambda_l1, label_smoothing=config.label_smoothing,
-                    r1=0.0 if config.l1_only else config.r1_gamma, l1_only=config.l1_only,
-                    precision=run_folder.read_run_json(folder)["precision"], seed=seed, psnr=psnr, psnr_sd=psnr_sd,
-                    ssim=ssim, ssim_sd=ssim_sd,
-                    colourfulness_gap=float(paper["colourfulness_truth"].mean() - paper["colourfulness"].mean()),
-                    fid=distances.get("fid"), kid=distances.get("kid"), kid_std=distances.get("kid_std"),
-                    report_psnr=report_psnr, report_ssim=report_ssim,
-                ))
+                rows.append(result_row(config_id, name, config, folder, evaluation, report_psnr, report_ssim))
                 if seed == seeds[0]:
                     predicted = generator(lightness, training=False)
                     label = name + (f" {rows[-1]['precision']}" if len(precisions) > 1 else "")
@@ -103,6 +90,26 @@ def run_ablation(base, config_ids, out: Path, log=print, precisions=None, seeds=
     plots.comparison_grid([("original", truth), *grid_outputs], out / "ablation.png")
     write_table(rows, out, features.description if features is not None else "FID / KID not measured")
     return rows
+
+
+def result_row(config_id: str, name: str, config, folder: Path, evaluation: evaluate.Evaluation,
+               report_psnr: float, report_ssim: float) -> dict:
+    """One run's row of ablation.csv: the options that tell the configurations apart, the precision
+    the run really trained in (its run.json), and its paper-mode numbers beside the report's."""
+    psnr, psnr_sd = evaluation.report_protocol("paper", "psnr256")
+    ssim, ssim_sd = evaluation.report_protocol("paper", "ssim256")
+    paper = evaluation.values["paper"]
+    distances = evaluation.distances.get("paper", {})
+    return dict(
+        id=config_id, name=name, pretrained=config.generator == "resnet18",
+        lambda_l1=config.effective_lambda_l1, label_smoothing=config.label_smoothing,
+        r1=0.0 if config.l1_only else config.r1_gamma, l1_only=config.l1_only,
+        precision=run_folder.read_run_json(folder)["precision"], seed=config.seed, psnr=psnr, psnr_sd=psnr_sd,
+        ssim=ssim, ssim_sd=ssim_sd,
+        colourfulness_gap=float(paper["colourfulness_truth"].mean() - paper["colourfulness"].mean()),
+        fid=distances.get("fid"), kid=distances.get("kid"), kid_std=distances.get("kid_std"),
+        report_psnr=report_psnr, report_ssim=report_ssim,
+    )
 
 
 def run_folder_name(name: str, precision: str, seed: int, several_precisions: bool, several_seeds: bool) -> str:

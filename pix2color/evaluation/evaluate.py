@@ -115,13 +115,39 @@ def evaluate_generator(generator, images, names: list[str], batch_size: int = RE
     """Run `generator` over `images` (paths or a tfds split) and measure every system; with
     `features` (a `pix2color.evaluation.inception.InceptionFeatures`), FID and KID too."""
     import keras
-    import tensorflow as tf
 
     from pix2color.data import make_eval_dataset
+
+    size = int(generator.input_shape[1])
+    measure = _batch_measurer(generator, systems)
+    collected = {s: {k: [] for k in METRICS} for s in systems}
+    pooled = {name: [] for name in ("truth", *systems)}  # Inception features, for FID / KID
+    progress = keras.utils.Progbar(len(names), verbose=verbose, unit_name="image")
+    for lightness, ab in make_eval_dataset(images, size, batch_size):
+        measured, outputs = measure(lightness, ab)
+        for system, values in measured.items():
+            for metric, value in values.items():
+                collected[system][metric].append(value.numpy())
+        if features is not None:
+            for name, rgb in outputs.items():
+                pooled[name].append(features(rgb))
+        progress.add(len(lightness))
+    result = Evaluation(list(names), batch_size, features=None if features is None else features.description)
+    result.values = {s: {m: np.concatenate(v) for m, v in collected[s].items()} for s in systems}
+    if features is not None:
+        truth = np.concatenate(pooled["truth"])
+        result.distances = {system: to_originals(np.concatenate(pooled[system]), truth) for system in systems}
+    return result
+
+
+def _batch_measurer(generator, systems):
+    """The function that measures one batch, every system against the originals:
+    (lightness, ab) -> ({system: {metric: per-image values}}, {"truth" or system: its uint8 RGB, for FID / KID})."""
+    import tensorflow as tf
+
     from pix2color.evaluation import metrics
     from pix2color.networks.paper_mode import paper_mode_generator
 
-    size = int(generator.input_shape[1])
     paper = paper_mode_generator(generator) if "paper" in systems else None
     predict = {
         "deterministic": lambda lightness: generator(lightness, training=False),
@@ -148,24 +174,7 @@ def evaluate_generator(generator, images, names: list[str], batch_size: int = RE
             }
         return measured, images
 
-    collected = {s: {k: [] for k in METRICS} for s in systems}
-    pooled = {name: [] for name in ("truth", *systems)}  # Inception features, for FID / KID
-    progress = keras.utils.Progbar(len(names), verbose=verbose, unit_name="image")
-    for lightness, ab in make_eval_dataset(images, size, batch_size):
-        measured, outputs = measure(lightness, ab)
-        for system, values in measured.items():
-            for metric, value in values.items():
-                collected[system][metric].append(value.numpy())
-        if features is not None:
-            for name, rgb in outputs.items():
-                pooled[name].append(features(rgb))
-        progress.add(len(lightness))
-    result = Evaluation(list(names), batch_size, features=None if features is None else features.description)
-    result.values = {s: {m: np.concatenate(v) for m, v in collected[s].items()} for s in systems}
-    if features is not None:
-        truth = np.concatenate(pooled["truth"])
-        result.distances = {system: to_originals(np.concatenate(pooled[system]), truth) for system in systems}
-    return result
+    return measure
 
 
 def images_for(data: str, coco_dir=None, tfds_data_dir=None, limit: int | None = None):
