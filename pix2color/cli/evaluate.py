@@ -63,6 +63,13 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--model {args.model}: no such file or folder")
 
     import_quietly()
+    return _evaluate_and_write(args, systems, out, targets)
+
+
+def _evaluate_and_write(args, systems: tuple[str, ...], out: Path, targets: list[Path]) -> int:
+    """Evaluate --model on --data, print the table and write it to `targets`; the exit status: 2 for a
+    model or images that cannot be used, 1 for an output that cannot be written. Called once the options
+    are checked: TensorFlow must be imported already (`import_quietly`)."""
     import keras
 
     from pix2color.data import DataError  # pix2color.data loads TensorFlow: not before the options are checked

@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from pix2color.poll.storage import Poll, PollError
     from pix2color.web.app import Limits, create_app
-    from pix2color.web.guards import EVERY_INTERFACE, allowed_host_names, host_name, server_config
+    from pix2color.web.guards import allowed_host_names, server_config
 
     try:
         networks = {mode: load_network(args.model, mode, log=print if mode == MODES[0] else None)
@@ -89,6 +89,20 @@ def main(argv: list[str] | None = None) -> int:
                     new_participants=args.new_participants_per_minute)
     app = create_app(networks, poll, token, limits, args.mode, allowed_host_names(args.host, args.allowed_hosts or []))
     port = listening.getsockname()[1]  # --port 0: the one the system chose
+    say_addresses(args, port, networks, poll, token)
+    server = uvicorn.Server(server_config(app))
+    signal_number = serve_until_signal(server, listening)
+    if signal_number == signal.SIGINT:
+        raise KeyboardInterrupt  # the command's usual Ctrl-C line and status
+    print(f"{PROG}: stopped by {signal.Signals(signal_number).name}", file=sys.stderr)
+    return 128 + signal_number
+
+
+def say_addresses(args, port: int, networks: dict | None, poll, token: str) -> None:
+    """The addresses to open (the admin's with its token), and a warning for each option that lets more
+    clients reach the server than this machine's own."""
+    from pix2color.web.guards import EVERY_INTERFACE, host_name
+
     shown_host = "localhost" if args.host == "127.0.0.1" or args.host in EVERY_INTERFACE else host_name(args.host)
     if networks:
         print(f"colorize page: http://{shown_host}:{port}/   API: POST /api/colorize", flush=True)
@@ -100,13 +114,6 @@ def main(argv: list[str] | None = None) -> int:
     if "*" in (args.allowed_hosts or []):
         print("--allowed-hosts '*': any Host name is served, so a page of another site can reach this server "
               "through a DNS name it controls (DNS rebinding); name the hosts instead", flush=True)
-    server = uvicorn.Server(server_config(app))
-    signal_number = serve_until_signal(server, listening)
-    if signal_number == signal.SIGINT:
-        raise KeyboardInterrupt  # the command's usual Ctrl-C line and status
-    print(f"{PROG}: stopped by {signal.Signals(signal_number).name}", file=sys.stderr)
-    return 128 + signal_number
-
 
 def listen(host: str, port: int) -> socket.socket:
     """A listening socket (bound here, so that a busy port or a bad host is one line, and --port 0

@@ -133,6 +133,15 @@ def participant_router(poll: Poll, new_per_minute: int = 120) -> APIRouter:
     new_per_minute: new participants one address may make in a minute."""
     routes = APIRouter()
     participants = Participants(poll, new_per_minute)
+    add_poll_page(routes, participants)
+    add_start_and_answer(routes, participants)
+    add_poll_images(routes, poll)
+    return routes
+
+
+def add_poll_page(routes: APIRouter, participants: Participants) -> None:
+    """GET /poll: where a participant is in the poll (the intro, the trial on show or the score), as a page or JSON."""
+    poll = participants.poll
 
     @routes.get("/poll", response_class=HTMLResponse, responses={
         200: {"description": "the study's description (a newcomer), the trial on show, or the score; "
@@ -152,19 +161,27 @@ def participant_router(poll: Poll, new_per_minute: int = 120) -> APIRouter:
         if wants_json(request):
             return JSONResponse(await run_in_threadpool(participants.trial_json, trial, participant))
         if trial is None:
-            return await score_page(request, participant)
+            return await score_page(request, poll, participant)
         width, height = await run_in_threadpool(participants.image_size, trial.gray)
         return templates.TemplateResponse(request, "poll_trial.html", {
             "trial": trial, "protocol": poll.protocol, "shown": ",".join(trial.images),
             "width": width, "height": height,
         })
 
-    async def score_page(request: Request, participant: str):
-        right, given = await run_in_threadpool(poll.score, participant)
-        mine = await run_in_threadpool(lambda: statistics.results(poll, participant=participant))
-        return templates.TemplateResponse(request, "poll_done.html", {
-            "right": right, "answered": given, "protocol": poll.protocol, "fooled": mine.rates()[-1],
-        })
+
+async def score_page(request: Request, poll: Poll, participant: str):
+    """The page of a participant who answered every trial: their score, and how often they were fooled."""
+    right, given = await run_in_threadpool(poll.score, participant)
+    mine = await run_in_threadpool(lambda: statistics.results(poll, participant=participant))
+    return templates.TemplateResponse(request, "poll_done.html", {
+        "right": right, "answered": given, "protocol": poll.protocol, "fooled": mine.rates()[-1],
+    })
+
+
+def add_start_and_answer(routes: APIRouter, participants: Participants) -> None:
+    """POST /poll/start and POST /poll/answer: the poll's two writes, which another site's page cannot send
+    (`web.guards.SameOriginWrites`)."""
+    poll = participants.poll
 
     @routes.post("/poll/start", status_code=303, response_class=RedirectResponse, responses={
         303: {"description": "on to the first trial (/poll), with the participant's cookie"},
@@ -195,6 +212,10 @@ def participant_router(poll: Poll, new_per_minute: int = 120) -> APIRouter:
             return JSONResponse({"recorded": recorded, "next": next_trial})
         return RedirectResponse("/poll", status_code=303)
 
+
+def add_poll_images(routes: APIRouter, poll: Poll) -> None:
+    """GET /poll/images/{name}: a trial's pictures, under random names that tell nothing of which version is which."""
+
     @routes.get("/poll/images/{name}")
     async def poll_image(name: str):
         """The two colour versions of a pair are sent with the same headers: no Last-Modified or
@@ -204,8 +225,6 @@ def participant_router(poll: Poll, new_per_minute: int = 120) -> APIRouter:
             raise HTTPException(404, "no such image")
         data = await run_in_threadpool(path.read_bytes)
         return Response(data, media_type="image/png", headers={"Cache-Control": "private, max-age=86400"})
-
-    return routes
 
 
 def admin_router(poll: Poll, admin_token: str) -> APIRouter:

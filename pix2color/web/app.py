@@ -98,14 +98,34 @@ def create_app(
     app = FastAPI(title="pix2color", docs_url=None, redoc_url=None, openapi_url="/api/openapi.json",
                   middleware=guards(limits, allowed_hosts, poll.secret if poll is not None else None))
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
+    app.add_exception_handler(StarletteHTTPException, one_line_errors)
     admin_token = admin_token or secrets.token_urlsafe(18)
     queue = colorize_routes.ModelQueue(limits.queue)
     recipes = {mode: FullResolutionColorizer(network.predict_ab, network.image_size)
                for mode, network in (networks or {}).items()}
+    add_health(app, recipes, queue, limits, poll)
+    if recipes:
+        app.include_router(colorize_routes.router(recipes, queue, limits.upload_bytes, limits.pixels, default_mode))
+    if poll is not None:
+        app.include_router(poll_routes.participant_router(poll, limits.new_participants))
+        app.include_router(poll_routes.admin_router(poll, admin_token))
 
-    @app.exception_handler(StarletteHTTPException)  # FastAPI's HTTPException, and the router's 404/405
-    async def one_line_errors(request: Request, error: StarletteHTTPException):
-        return error_response(request, error.status_code, error.detail, getattr(error, "headers", None))
+        @app.get("/", include_in_schema=False)
+        async def home():
+            return RedirectResponse("/poll", status_code=303)
+
+    add_api_docs_and_favicon(app)
+    return app
+
+
+async def one_line_errors(request: Request, error: StarletteHTTPException):
+    """Every refusal in one line, as `error_response` words it: FastAPI's HTTPException, and the router's 404/405."""
+    return error_response(request, error.status_code, error.detail, getattr(error, "headers", None))
+
+
+def add_health(app: FastAPI, recipes: dict[str, FullResolutionColorizer], queue: colorize_routes.ModelQueue,
+               limits: Limits, poll: Poll | None) -> None:
+    """GET /api/health: needs no model, so it is answered at once even while a colorization runs."""
 
     @app.get("/api/health")
     async def health():
@@ -117,15 +137,10 @@ def create_app(
             "poll": None if poll is None else {"protocol": poll.protocol, "pairs": poll.pair_count},
         }
 
-    if recipes:
-        app.include_router(colorize_routes.router(recipes, queue, limits.upload_bytes, limits.pixels, default_mode))
-    if poll is not None:
-        app.include_router(poll_routes.participant_router(poll, limits.new_participants))
-        app.include_router(poll_routes.admin_router(poll, admin_token))
 
-        @app.get("/", include_in_schema=False)
-        async def home():
-            return RedirectResponse("/poll", status_code=303)
+def add_api_docs_and_favicon(app: FastAPI) -> None:
+    """GET /api/docs (the API's operations, from the app's own OpenAPI schema) and /favicon.ico; neither is an
+    operation of the API, so neither is in the schema."""
 
     @app.get("/api/docs", response_class=HTMLResponse, include_in_schema=False)
     async def api_docs(request: Request):
@@ -136,5 +151,3 @@ def create_app(
     @app.get("/favicon.ico", include_in_schema=False)
     async def favicon():
         return FileResponse(HERE / "static" / "favicon.svg", media_type="image/svg+xml")
-
-    return app
