@@ -1,7 +1,6 @@
 """Every command of the README, given bad inputs: one plain line on stderr, the right exit
 status, no traceback, and no file that was there before changed."""
 
-import hashlib
 import re
 import shutil
 import signal
@@ -13,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import ROOT, sample_photo_paths
+from helpers import file_hashes, one_line
 
 from pix2color.export.one_file import DEVICE_RUNNER, device_runner
 
@@ -183,11 +183,6 @@ BAD_INPUTS = [
 ]
 
 
-def files_and_hashes(folder: Path) -> dict[str, str]:
-    return {str(path.relative_to(folder)): hashlib.sha256(path.read_bytes()).hexdigest()
-            for path in sorted(folder.rglob("*")) if path.is_file()}
-
-
 def _id(entry) -> str:
     command = entry.values[0] if hasattr(entry, "values") else entry[0]
     program = {"pix2color.cli": "pix2color", "pix2color.bench": "bench"}.get(command[2], Path(command[1]).name)
@@ -198,14 +193,12 @@ def _id(entry) -> str:
 @pytest.mark.parametrize("command, status, words", BAD_INPUTS, ids=[_id(entry) for entry in BAD_INPUTS])
 def test_a_bad_input_is_one_line_and_changes_nothing(workspace, command, status, words):
     command = [str(workspace) + part[1:] if part.startswith("W/") else part for part in command]
-    before = files_and_hashes(workspace)
+    before = file_hashes(workspace)
     result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=600)
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert "Traceback" not in result.stderr, result.stderr[-3000:]
-    assert len(lines) == 1, result.stderr[-3000:]
-    assert result.returncode == status, (result.returncode, lines[0])
-    assert words in lines[0], lines[0]
-    assert files_and_hashes(workspace) == before
+    line = one_line(result.stderr)
+    assert result.returncode == status, (result.returncode, line)
+    assert words in line, line
+    assert file_hashes(workspace) == before
 
 
 def test_building_a_command_line_parser_imports_no_tensorflow():
@@ -247,9 +240,8 @@ def test_ctrl_c_during_start_up_is_one_line(workspace, tmp_path, name, after):
     time.sleep(after)
     process.send_signal(signal.SIGINT)
     stdout, stderr = process.communicate(timeout=120)
-    assert "Traceback" not in stderr, stderr[-3000:]
-    lines = [line for line in stderr.splitlines() if line.strip()]
-    assert process.returncode == 130 and len(lines) == 1 and "interrupted" in lines[0], (process.returncode, stderr)
+    line = one_line(stderr)
+    assert process.returncode == 130 and "interrupted" in line, (process.returncode, stderr)
 
 
 @pytest.mark.slow

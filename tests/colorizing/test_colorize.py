@@ -1,6 +1,5 @@
 """`pix2color colorize` as a user runs it."""
 
-import hashlib
 import io
 import os
 import shutil
@@ -11,12 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import ROOT, on_a_full_disk, sample_photo_paths
+from helpers import colorize, file_hashes, one_line
 from PIL import Image
-
-
-def colorize(*args):
-    return subprocess.run([sys.executable, "-m", "pix2color.cli", "colorize", *map(str, args), "--verbose", "0"],
-                          capture_output=True, text=True, cwd=ROOT, timeout=600)
 
 
 @pytest.fixture(scope="module")
@@ -164,23 +159,18 @@ def small_photos(folder, names):
     return folder
 
 
-def hashes(folder):
-    return {p.relative_to(folder).as_posix(): hashlib.md5(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
-
-
 def test_colorizing_a_folder_into_itself_never_touches_an_input(small_generator_file, tmp_path, capsys):
     """-o the input folder: each output that would be an input is NAME_colorized.EXT. A second run
     leaves the first run's outputs out of its inputs (NAME_colorized.EXT beside NAME.*) and skips
     the inputs whose outputs exist; a third, with --overwrite, replaces those outputs and nothing
     else: never an input, never NAME_colorized_colorized."""
     album = small_photos(tmp_path / "album", ["a.jpg", "sub/b.png"])
-    originals = hashes(album)
+    originals = file_hashes(album)
     outputs = {"a_colorized.jpg", "sub/b_colorized.png"}
     for run, extra in enumerate(([], [], ["--overwrite"])):
-        before = hashes(album)
+        before = file_hashes(album)
         status, out, err = colorize_here(capsys, album, "-o", album, "--model", small_generator_file, *extra)
-        now = hashes(album)
+        now = file_hashes(album)
         assert status == 0 and "0 failed" in out, err
         assert {name: now[name] for name in originals} == originals  # every input: the same bytes
         assert set(now) == set(originals) | outputs  # no NAME_colorized_colorized, no NAME_colorized-2
@@ -195,7 +185,7 @@ def test_colorizing_a_folder_into_itself_never_touches_an_input(small_generator_
 
 def test_an_input_file_and_links_to_inputs_are_never_written_through(small_generator_file, tmp_path, capsys):
     inputs = small_photos(tmp_path / "in", ["x.jpg", "y.png"])
-    before = hashes(inputs)
+    before = file_hashes(inputs)
     out = tmp_path / "out"
     out.mkdir()
     (out / "x.jpg").symlink_to(inputs / "x.jpg")  # an output name that is an input through a symlink
@@ -204,13 +194,13 @@ def test_an_input_file_and_links_to_inputs_are_never_written_through(small_gener
         status, stdout, stderr = colorize_here(capsys, inputs / "x.jpg", inputs / "y.png", "-o", out, "--model",
                                                small_generator_file, *extra)
         assert status == 0 and "2 colorized" in stdout, stderr
-        assert hashes(inputs) == before and os.readlink(out / "x.jpg") == str(inputs / "x.jpg")
+        assert file_hashes(inputs) == before and os.readlink(out / "x.jpg") == str(inputs / "x.jpg")
         assert Image.open(out / "x_colorized.jpg").size == Image.open(out / "y_colorized.png").size == (48, 36)
         assert f"note: {inputs / 'y.png'} -> {out / 'y_colorized.png'} ({out / 'y.png'} is one of the inputs)" in stderr
     # A file named on its own, -o its folder.
     status, stdout, stderr = colorize_here(capsys, inputs / "x.jpg", "-o", inputs, "--model", small_generator_file)
     assert status == 0 and "1 colorized" in stdout, stderr
-    assert {name: hashes(inputs)[name] for name in before} == before and (inputs / "x_colorized.jpg").exists()
+    assert {name: file_hashes(inputs)[name] for name in before} == before and (inputs / "x_colorized.jpg").exists()
 
 
 def test_existing_outputs_and_comparisons_are_skipped_unless_overwrite(small_generator_file, tmp_path, capsys):
@@ -255,11 +245,11 @@ def test_inputs_with_the_same_name_get_their_own_outputs(small_generator_file, t
 
     status, stdout, stderr = colorize_here(capsys, f"{inputs}/*/x.jpg", "-o", tmp_path / "glob", *model)
     assert status == 0 and "2 colorized" in stdout and "note:" not in stderr, stderr
-    assert hashes(tmp_path / "glob").keys() == {"a/x.jpg", "b/x.jpg"}  # the folders below the glob's literal part
+    assert file_hashes(tmp_path / "glob").keys() == {"a/x.jpg", "b/x.jpg"}  # the folders below the glob's literal part
 
     status, stdout, stderr = colorize_here(capsys, inputs / "c", "-o", tmp_path / "same", "--format", "same", *model)
     assert status == 0 and "2 colorized" in stdout, stderr
-    assert hashes(tmp_path / "same").keys() == {"x.png", "x-2.png"}
+    assert file_hashes(tmp_path / "same").keys() == {"x.png", "x-2.png"}
 
 
 @pytest.mark.parametrize("silent", [False, True], ids=["enospc", "short-write"])
@@ -283,16 +273,15 @@ def test_inputs_that_are_not_regular_files_fail_in_one_line_each(small_generator
     (tmp_path / "album").mkdir()
     (photos / "linked.jpg").symlink_to(tmp_path / "album")
     os.mkfifo(tmp_path / "named.jpg")
-    result = subprocess.run([sys.executable, "-m", "pix2color.cli", "colorize", str(photos), str(tmp_path / "named.jpg"),
-                             "-o", str(tmp_path / "out"), "--model", str(small_generator_file), "--verbose", "0"],
-                            capture_output=True, text=True, cwd=ROOT, timeout=120)
+    result = colorize(photos, tmp_path / "named.jpg", "-o", tmp_path / "out", "--model", small_generator_file,
+                      timeout=120)
     errors = sorted(line for line in result.stderr.splitlines() if line.strip())
     assert errors == [f"error: {photos / 'broken.png'}: a broken symlink (to {tmp_path / 'gone.png'})",
                       f"error: {photos / 'fifo.jpg'}: not a regular file (a FIFO)",
                       f"error: {photos / 'linked.jpg'}: a symlink to a folder, not searched",
                       f"error: {tmp_path / 'named.jpg'}: not a regular file (a FIFO)"], result.stderr
     assert result.returncode == 1 and "1 colorized" in result.stdout and "4 failed" in result.stdout, result.stdout
-    assert hashes(tmp_path / "out").keys() == {"a.jpg"}
+    assert file_hashes(tmp_path / "out").keys() == {"a.jpg"}
 
 
 def test_messages_say_what_is_wrong_in_one_line_each(small_generator_file, tmp_path, capsys):
@@ -343,8 +332,8 @@ def test_bad_options_and_output_folders_are_one_line_and_status_2(option, value,
     value = value(tmp_path) if callable(value) else value
     arguments = [photo, "--model", small_generator_file, option, value]
     status, _, stderr = colorize_here(capsys, *arguments, *([] if option == "-o" else ["-o", tmp_path / "out"]))
-    lines = [line for line in stderr.splitlines() if line.strip()]
-    assert status == 2 and len(lines) == 1 and named in lines[0] and "Traceback" not in stderr, stderr
+    line = one_line(stderr)
+    assert status == 2 and named in line, stderr
 
 
 # --------------------------------------------------------------------------- real photos, real folders

@@ -1,8 +1,6 @@
 """Videos: `pix2color colorize clip.mp4` keeps what a viewer notices; the stabiliser steadies
 colours within a shot and starts afresh at a cut."""
 
-import subprocess
-import sys
 from fractions import Fraction
 from pathlib import Path
 
@@ -10,17 +8,13 @@ import av
 import cv2
 import numpy as np
 import pytest
-from conftest import ROOT, sample_photo_paths
+from conftest import sample_photo_paths
+from helpers import colorize
 
 from pix2color.bench import clips
 from pix2color.colorizing.recipe import FullResolutionColorizer, lightness_of_8bit
 from pix2color.colorizing.stabilise import Stabiliser
 from pix2color.colorizing.video import colorize_video
-
-
-def colorize(*args):
-    return subprocess.run([sys.executable, "-m", "pix2color.cli", "colorize", *map(str, args), "--verbose", "0"],
-                          capture_output=True, text=True, cwd=ROOT, timeout=600)
 
 
 def two_shots(width, height, frames_each=8, fps=24):

@@ -4,6 +4,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import MESSY_BAD, MESSY_GOOD, sample_photo_paths
+from helpers import sample_photo_folder
 from PIL import Image
 
 from pix2color import data
@@ -229,10 +230,7 @@ def test_a_name_that_is_not_utf8_is_scanned_and_read(tmp_path):
     """Old zips from Windows hold Latin-1 names (b'\\xe9t\\xe9.jpg'): scanned, split and read as any other."""
     import os
 
-    folder = tmp_path / "photos"
-    folder.mkdir()
-    for index, path in enumerate(sample_photo_paths(6)):
-        shutil.copy(path, folder / f"p{index}.jpg")
+    folder = sample_photo_folder(tmp_path / "photos", 6)
     latin1 = os.fsdecode(os.fsencode(str(folder)) + b"/\xe9t\xe9.jpg")
     shutil.copy(sample_photo_paths(7)[-1], latin1)
     image_set = load_image_set(str(folder), 0.0, verbose=0)
@@ -250,10 +248,7 @@ def test_a_photo_with_a_colour_profile_trains_from_its_managed_colours(tmp_path)
 
     profile = Path("/usr/share/color/icc/ghostscript/default_cmyk.icc")
     assert profile.exists(), "install Debian's libgs-common (.ci/run does)"
-    folder = tmp_path / "photos"
-    folder.mkdir()
-    for index, path in enumerate(sample_photo_paths(4)):
-        shutil.copy(path, folder / f"p{index}.jpg")
+    folder = sample_photo_folder(tmp_path / "photos", 4)
     rgb = Image.open(sample_photo_paths(5)[-1]).convert("RGB")
     ImageCms.profileToProfile(rgb, ImageCms.createProfile("sRGB"), ImageCms.ImageCmsProfile(str(profile)),
                               outputMode="CMYK").save(folder / "cmyk.jpg", icc_profile=profile.read_bytes())
@@ -266,10 +261,7 @@ def test_a_photo_with_a_colour_profile_trains_from_its_managed_colours(tmp_path)
 
 
 def test_a_symlinked_folder_inside_the_data_is_left_out_and_said_so(tmp_path):
-    folder = tmp_path / "photos"
-    folder.mkdir()
-    for index, path in enumerate(sample_photo_paths(4)):
-        shutil.copy(path, folder / f"p{index}.jpg")
+    folder = sample_photo_folder(tmp_path / "photos", 4)
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     shutil.copy(sample_photo_paths(5)[-1], elsewhere / "q.jpg")

@@ -2,13 +2,10 @@
 
 import csv
 import json
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
-from conftest import ROOT
+from helpers import run_cli
 
 from pix2color.evaluation import evaluate, metrics
 
@@ -46,15 +43,10 @@ def test_protocols_aggregate_as_documented():
     assert "| 0.4250 +- 0.1750 |" in table and "| 0.3657 +- 0.1972 |" in table  # SSIM, report then common protocol
 
 
-def evaluate_command(*args, **environment):
-    return subprocess.run([sys.executable, "-m", "pix2color.cli", "evaluate", *map(str, args)], capture_output=True,
-                          text=True, cwd=ROOT, timeout=600, env={**os.environ, **environment})
-
-
 def test_evaluate_command_on_sample_photos(small_generator_file, tmp_path):
     out = tmp_path / "eval"
-    result = evaluate_command("--model", small_generator_file, "--data", "sample", "--out", out, "--verbose", 0,
-                              "--no-fid")
+    result = run_cli("evaluate", "--model", small_generator_file, "--data", "sample", "--out", out, "--verbose", 0,
+                     "--no-fid")
     assert result.returncode == 0, result.stderr
     assert "FID" not in result.stdout
     for label in ("model, deterministic", "model, paper mode (report)", "grayscale baseline (a = b = 0)"):
@@ -73,8 +65,8 @@ def test_evaluate_command_on_sample_photos(small_generator_file, tmp_path):
 def test_evaluate_offline_without_inception_s_weights_says_what_to_fetch(small_generator_file, tmp_path):
     """No network (a proxy that refuses, so the test never downloads) and no cached copy: one line
     naming the file to fetch and the ways round it, before any other work, and nothing written."""
-    result = evaluate_command("--model", small_generator_file, "--out", tmp_path / "eval", KERAS_HOME=str(tmp_path),
-                              HTTPS_PROXY="http://127.0.0.1:9", https_proxy="http://127.0.0.1:9")
+    result = run_cli("evaluate", "--model", small_generator_file, "--out", tmp_path / "eval", KERAS_HOME=str(tmp_path),
+                     HTTPS_PROXY="http://127.0.0.1:9", https_proxy="http://127.0.0.1:9")
     assert result.returncode == 2 and "Traceback" not in result.stderr
     line, = result.stderr.strip().splitlines()
     for words in ("inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5", "--feature-weights PATH", "--no-fid"):
@@ -86,8 +78,8 @@ def test_evaluate_offline_without_inception_s_weights_says_what_to_fetch(small_g
 def test_fid_and_kid_of_every_system_with_random_inception_weights(small_generator_file, tmp_path):
     """Offline, `--feature-weights none` runs the whole pipeline, and says in its first line that
     the distances then measure nothing."""
-    result = evaluate_command("--model", small_generator_file, "--data", "sample", "--out", tmp_path, "--verbose", 0,
-                              "--feature-weights", "none", "--modes", "deterministic,grayscale")
+    result = run_cli("evaluate", "--model", small_generator_file, "--data", "sample", "--out", tmp_path, "--verbose", 0,
+                     "--feature-weights", "none", "--modes", "deterministic,grayscale")
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[0].startswith("FID / KID features: Inception-v3 with random weights")
     header = next(line for line in result.stdout.splitlines() if line.startswith("| system"))
@@ -131,11 +123,8 @@ def test_ablation_runner_a_u_net_and_a_pretrained_configuration(tmp_path):
     """Config 4 and p3 at two steps: the report's table, one section each (the l1-only
     configuration: the precision ablation below, and the table's row: the test after this one)."""
     out = tmp_path / "ablation"
-    result = subprocess.run(
-        [sys.executable, "-m", "pix2color.cli", "ablation", "--data", "sample", "--configs", "4,p3", "--steps", "2",
-         "--image-size", "32", "--out", str(out), "--verbose", "0", "--encoder-weights", "none",
-         "--feature-weights", "none"],
-        capture_output=True, text=True, cwd=ROOT, timeout=900)
+    result = run_cli("ablation", "--data", "sample", "--configs", "4,p3", "--steps", "2", "--image-size", "32", "--out",
+                     out, "--verbose", "0", "--encoder-weights", "none", "--feature-weights", "none", timeout=900)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("FID / KID features: Inception-v3 with random weights")
     table = (out / "ablation.md").read_text()
@@ -195,10 +184,9 @@ def test_the_precision_table_gives_means_spreads_and_the_difference_from_float32
 @pytest.mark.slow
 def test_ablation_in_two_precisions_and_two_seeds(tmp_path):
     out = tmp_path / "ablation"
-    result = subprocess.run(
-        [sys.executable, "-m", "pix2color.cli", "ablation", "--data", "sample", "--configs", "11", "--steps", "1",
-         "--image-size", "32", "--out", str(out), "--verbose", "0", "--precision", "float32,bfloat16",
-         "--seed", "1,2", "--no-fid"], capture_output=True, text=True, cwd=ROOT, timeout=1800)
+    result = run_cli("ablation", "--data", "sample", "--configs", "11", "--steps", "1", "--image-size", "32", "--out",
+                     out, "--verbose", "0", "--precision", "float32,bfloat16", "--seed", "1,2", "--no-fid",
+                     timeout=1800)
     assert result.returncode == 0, result.stderr[-3000:]
     for precision in ("float32", "bfloat16"):
         for seed in (1, 2):
@@ -222,11 +210,9 @@ def test_plots_command(tmp_path):
         "val_gen_l1_loss,val_gen_total_loss,val_psnr,val_r1_penalty,val_ssim\n"
         "0,0.7,1.5,0.2,21.5,0.01,0.71,1.4,0.21,22.4,20.1,0.01,0.80\n"
         "1,0.69,1.2,0.15,16.2,0.02,0.70,1.1,0.18,19.1,21.3,0.02,0.84\n")
-    result = subprocess.run([sys.executable, "-m", "pix2color.cli", "plots", str(run)], capture_output=True, text=True,
-                            cwd=ROOT, timeout=300)
+    result = run_cli("plots", run, timeout=300)
     assert result.returncode == 0, result.stderr
     for filename, *_ in plots.REPORT_FIGURES:
         assert (run / "plots" / filename).stat().st_size > 0
-    missing = subprocess.run([sys.executable, "-m", "pix2color.cli", "plots", str(tmp_path)], capture_output=True, text=True,
-                             cwd=ROOT, timeout=300)
+    missing = run_cli("plots", tmp_path, timeout=300)
     assert missing.returncode == 2 and "not a pix2color run folder" in missing.stderr

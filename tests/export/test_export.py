@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from conftest import ROOT, sample_photo_paths
+from helpers import op_names, run_cli
 
 from pix2color.colorizing.loading import load_generator, load_network
 from pix2color.colorizing.recipe import FullResolutionColorizer
@@ -30,12 +31,6 @@ def lightness_batch():
 
 def run_tflite(path, lightness):
     return LiteColorizer(path)._run(lightness)
-
-
-def op_names(path):
-    from ai_edge_litert.interpreter import Interpreter
-
-    return {op["op_name"] for op in Interpreter(model_path=str(path))._get_ops_details()}
 
 
 @pytest.mark.slow  # exports every variant of both modes
@@ -141,20 +136,17 @@ def test_export_command(small_generator_file, tmp_path):
     import subprocess
     import sys
 
-    root = ROOT
     out = tmp_path / "exported"
-    result = subprocess.run([sys.executable, str(root / "export" / "export_model.py"), "--model", str(small_generator_file),
+    result = subprocess.run([sys.executable, str(ROOT / "export" / "export_model.py"), "--model", str(small_generator_file),
                              "--out", str(out), "--variants", "float32,int8", "--modes", "deterministic"],
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
     assert (out / "savedmodel" / "saved_model.pb").exists()
     assert sorted(p.name for p in (out / "tflite").glob("*")) == [  # the models, and the device's runner beside them
         "colorize_tflite.py", "generator_deterministic_float32.tflite", "generator_deterministic_int8.tflite"]
-    bad = subprocess.run([sys.executable, "-m", "pix2color.cli", "export", "--model", str(tmp_path / "nope"),
-                          "--out", str(tmp_path / "elsewhere")], capture_output=True, text=True, timeout=600, cwd=root)
+    bad = run_cli("export", "--model", tmp_path / "nope", "--out", tmp_path / "elsewhere")
     assert bad.returncode == 2 and "nope" in bad.stderr and "Traceback" not in bad.stderr
-    unknown = subprocess.run([sys.executable, "-m", "pix2color.cli", "export", "--variants", "int4"],
-                             capture_output=True, text=True, timeout=600, cwd=root)
+    unknown = run_cli("export", "--variants", "int4")
     assert unknown.returncode == 2 and "int4" in unknown.stderr
 
 

@@ -2,15 +2,12 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from helpers import trainable_count
 from layer_table import LEAKY, RELU, assert_matches_reference, layer_table
 
 from pix2color.config import unet_depth
 from pix2color.networks import build_discriminator, build_generator
 from pix2color.networks.unet import ChannelDropout
-
-
-def trainable_count(model):
-    return sum(int(np.prod(v.shape)) for v in model.trainable_weights)
 
 
 @pytest.fixture(scope="module")

@@ -7,11 +7,11 @@ colours are alike in distribution, and the colorizations carry a network's faint
 The attacker plays through the server, as a participant's browser would."""
 
 import io
-from contextlib import closing
 
 import numpy as np
 import pytest
 from conftest import local_client
+from helpers import poll_column
 from PIL import Image
 from scipy import ndimage
 
@@ -146,11 +146,6 @@ def play(client, choose) -> tuple[list[tuple[dict, np.ndarray, list[bytes]]], in
     return seen, trial["right"]
 
 
-def originals(folder) -> set[str]:
-    with closing(storage.connect(folder / storage.DATABASE)) as database:
-        return {row[0] for row in database.execute("SELECT original FROM pairs")}
-
-
 def test_the_gray_gives_no_version_away(served_poll):
     """The issue's attack, played as a participant: answer "original" for a colour image whose
     recomputed gray is the served gray in every pixel (2afc: pick the image whose gray matches
@@ -180,7 +175,7 @@ def test_no_statistic_of_the_files_tells_the_original(served_poll):
         if all(len(files) == 2 for files in files_of.values()):
             break
     assert len(files_of) == PAIRS and all(len(files) == 2 for files in files_of.values())
-    real = originals(folder)
+    real = set(poll_column(folder, "original"))
     for name, statistic in STATISTICS.items():
         wins = 0
         for pair, files in files_of.items():

@@ -4,13 +4,12 @@ who answered, counts beside shares, each protocol in its own columns, balanced t
 import csv
 import io
 import statistics as python_statistics
-import subprocess
-import sys
 from contextlib import closing
 
 import numpy as np
 import pytest
-from conftest import ROOT, tiny_poll
+from conftest import tiny_poll
+from helpers import run_cli
 
 from pix2color.poll import statistics, storage
 
@@ -69,11 +68,6 @@ def groups_in_sql(folder) -> dict[str, set[str]]:
             "constant": {who for who, given in rows.items() if len(given) >= 2 and len({a for a, _ in given}) == 1}}
 
 
-def run(*args) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "pix2color.cli", "turing", "results", *map(str, args)],
-                          capture_output=True, text=True, cwd=ROOT, timeout=120)
-
-
 def matrix_lines(matrix) -> str:
     (oo, og), (go, gg) = matrix
     return f"Original    {oo:>10} {og:>11}\nColorized   {go:>10} {gg:>11}"
@@ -86,7 +80,7 @@ def test_results_count_who_stopped_was_too_fast_or_answered_alike(study):
     groups = groups_in_sql(folder)
     assert groups == {"incomplete": {people[1]}, "fast": {people[2]}, "constant": {people[3]}}
 
-    plain = run(folder)
+    plain = run_cli("turing", "results", folder, timeout=120)
     assert plain.returncode == 0, plain.stderr
     lines = plain.stdout.splitlines()
     assert lines[0] == "Turing test (report protocol): 14 answers from 4 participants"
@@ -96,7 +90,8 @@ def test_results_count_who_stopped_was_too_fast_or_answered_alike(study):
     assert lines[3].startswith("seconds per answer: median ")
     assert matrix_lines(counted_in_sql(folder)) in plain.stdout and "every participant" not in plain.stdout
 
-    strict = run(folder, "--complete-only", "--min-seconds", 1, "--exclude-constant")
+    strict = run_cli("turing", "results", folder, "--complete-only", "--min-seconds", 1, "--exclude-constant",
+                     timeout=120)
     assert strict.returncode == 0, strict.stderr
     left_out = groups["incomplete"] | groups["fast"] | groups["constant"]
     assert ("left out: participants who stopped part-way, who answered faster than 1 s a trial, who gave the same "
@@ -191,5 +186,5 @@ def test_results_options_out_of_range_are_one_line(study):
     folder, _ = study
     for args, words in ((["--bootstrap", "99999999999999999999"], "--bootstrap"), (["--min-seconds", "nan"], "--min-seconds"),
                         (["--bootstrap", "0"], "--bootstrap")):
-        refused = run(folder, *args)
+        refused = run_cli("turing", "results", folder, *args, timeout=120)
         assert refused.returncode == 2 and words in refused.stderr and len(refused.stderr.strip().splitlines()) == 1

@@ -1,17 +1,16 @@
 """--keep-best and --early-stop: Keras' semantics, run.json's record, a resume that keeps them."""
 
-import csv
 import json
 import math
 import re
 import signal
-import sys
 from types import SimpleNamespace
 
 import keras
 import numpy as np
 import pytest
 from conftest import ROOT, run_command, train_command
+from helpers import history_column, run_cli, sample_photo_folder
 
 from pix2color.training.best import Best, KeepBest, stopped_early
 
@@ -79,11 +78,6 @@ def test_a_resumed_run_knows_its_best_and_how_long_it_has_waited():
     assert model.stop_training
 
 
-def history_column(out, name) -> list[float]:
-    with open(out / "history.csv", newline="") as handle:
-        return [float(row[name]) for row in csv.DictReader(handle)]
-
-
 @pytest.mark.slow
 def test_keep_best_and_early_stop_survive_an_interruption(tmp_path):
     """Interrupted with SIGINT in the third epoch and run again, the run ends with best/generator.keras
@@ -110,8 +104,7 @@ def test_keep_best_and_early_stop_survive_an_interruption(tmp_path):
     assert len(losses) == 6 or len(losses) - best_epoch == 2  # all epochs, or stopped 2 epochs after the best
 
     photo = sorted((ROOT / "pix2color" / "sample_photos").glob("*__view.jpg"))[0]
-    colorized = run_command([sys.executable, "-m", "pix2color.cli", "colorize", str(photo), "--model", str(out / "best"),
-                             "-o", str(tmp_path / "colorized")])
+    colorized = run_cli("colorize", photo, "--model", out / "best", "-o", tmp_path / "colorized")
     assert colorized.returncode == 0 and f"model: {out / 'best' / 'generator.keras'} (step {3 * best_epoch})" in (
         colorized.stdout), colorized.stdout + colorized.stderr
     generator = load_generator(out / "best")
@@ -147,17 +140,10 @@ def test_the_figures_mark_the_epoch_kept(tmp_path, monkeypatch):
 
 def test_val_fid_needs_validation_images_enough_for_kid(tmp_path):
     """Refused at once, in one line, before any training (not after the first epoch)."""
-    import shutil
-
-    from conftest import sample_photo_paths
-
     from pix2color.config import RunError, TrainConfig
     from pix2color.training.run import train
 
-    photos = tmp_path / "photos"
-    photos.mkdir()
-    for index, path in enumerate(sample_photo_paths(6)):
-        shutil.copy(path, photos / f"p{index}.jpg")
+    photos = sample_photo_folder(tmp_path / "photos", 6)
     config = TrainConfig(data=str(photos), out=str(tmp_path / "run"), image_size=32, val_fraction=0.3, val_fid=True,
                          feature_weights="none", keep_best="val_kid", verbose=0)
     with pytest.raises(RunError, match=r"--val-fid needs 4 validation images or more \(\d here\)"):

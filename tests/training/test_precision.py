@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from conftest import ROOT, file_states, linked_copy, seeded_run_args, train_in_subprocess
+from helpers import run_cli
 
 from pix2color.training import gan, precision
 from pix2color.training.precision import Devices
@@ -307,9 +308,7 @@ def test_a_bfloat16_run_saves_float32_files_and_refuses_another_precision(seeded
     read = subprocess.run([sys.executable, "-c", READ_SAVED, str(out / "generator.keras")], capture_output=True,
                           text=True, timeout=600, cwd=ROOT)
     assert "FLOAT32-FILE" in read.stdout, read.stderr[-3000:]
-    exported = subprocess.run([sys.executable, "-m", "pix2color.cli", "export", "--model", str(out), "--out",
-                               str(tmp_path / "exported"), "--formats", "savedmodel"],
-                              capture_output=True, text=True, timeout=600, cwd=ROOT)
+    exported = run_cli("export", "--model", out, "--out", tmp_path / "exported", "--formats", "savedmodel")
     assert exported.returncode == 0, exported.stderr[-3000:]
     assert bfloat16_dtypes_in(tmp_path / "exported" / "savedmodel") == []
 

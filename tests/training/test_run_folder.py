@@ -1,27 +1,20 @@
 """A run folder loses nothing: one trainer at a time, damaged checkpoints passed over, nothing
 written before a resume is checked, its own pictures never trained on."""
 
-import hashlib
 import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 from conftest import ROOT, run_command, sample_photo_paths, train_command
+from helpers import file_hashes, one_line, run_cli
 from PIL import Image
 
 from pix2color.training import run_folder
-
-
-def one_line(stderr: str) -> str:
-    lines = [line for line in stderr.strip().splitlines() if line.strip()]
-    assert len(lines) == 1 and "Traceback" not in stderr, stderr[-3000:]
-    return lines[0]
 
 
 def generator_weights_of(checkpoint_prefix, image_size=32) -> list[np.ndarray]:
@@ -41,11 +34,6 @@ def assert_same_weights(actual: list[np.ndarray], expected: list[np.ndarray]) ->
         np.testing.assert_array_equal(got, want)
 
 
-def folder_hashes(folder: Path) -> dict[str, str]:
-    return {str(path.relative_to(folder)): hashlib.sha256(path.read_bytes()).hexdigest()
-            for path in sorted(folder.rglob("*")) if path.is_file()}
-
-
 def wait_for(condition, timeout=300.0):
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -62,12 +50,12 @@ def test_a_second_trainer_on_the_same_folder_stops_at_once_and_a_killed_one_leav
     try:
         wait_for(lambda: f'"pid": {first.pid}' in _read(out / run_folder.LOCK_FILE))
         first.send_signal(signal.SIGSTOP)  # frozen, still holding the lock: the folder cannot change but for the second
-        before = folder_hashes(out)
+        before = file_hashes(out)
         second = run_command(train_command(out, "--epochs", "1", "--steps-per-epoch", "500"))
         assert second.returncode == 2
         line = one_line(second.stderr)
         assert str(out) in line and f"process {first.pid}" in line and "in use by another training" in line
-        assert folder_hashes(out) == before  # the second trainer wrote nothing
+        assert file_hashes(out) == before  # the second trainer wrote nothing
     finally:
         first.send_signal(signal.SIGKILL)
         first.wait()
@@ -90,11 +78,11 @@ def test_a_failed_resume_changes_nothing_and_the_right_command_then_resumes(fini
     shutil.copytree(finished_run, out)
     (out / "run.json").unlink()
     (out / "generator.keras").unlink()
-    before = folder_hashes(out)
+    before = file_hashes(out)
     wrong = run_command(train_command(out, "--epochs", "2", "--steps-per-epoch", "4", "--image-size", "64"))
     assert wrong.returncode == 2
     assert "other settings" in one_line(wrong.stderr)
-    after = folder_hashes(out)
+    after = file_hashes(out)
     for hashes in (before, after):  # the lock file, if a killed trainer left one, names its holder
         hashes.pop(run_folder.LOCK_FILE, None)
     assert after == before and not (out / "run.json").exists()
@@ -245,7 +233,7 @@ def test_a_run_inside_its_data_folder_never_trains_on_its_own_pictures(tmp_path)
     assert "6 training and 0 validation images" in again.stdout, again.stdout
     assert f"left out {out}: this run's own folder" in again.stdout
     assert f"left out {poll}: a pix2color poll folder" in again.stdout
-    plots = run_command([sys.executable, "-m", "pix2color.cli", "plots", str(out)])
+    plots = run_cli("plots", out)
     assert plots.returncode == 0 and "Traceback" not in plots.stderr
 
 

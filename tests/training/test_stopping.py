@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import ROOT, SEEDED_STEPS_PER_EPOCH, latest_checkpoint_step, run_command, seeded_run_args, train_command
+from helpers import one_line
 
 
 def checkpoint_steps(out) -> list[int]:
@@ -27,12 +28,6 @@ def checkpoint_values(prefix) -> dict[str, np.ndarray]:
             if "OBJECT_GRAPH" not in name}
 
 
-def one_line_error(stderr: str) -> str:
-    lines = [line for line in stderr.strip().splitlines() if line.strip()]
-    assert len(lines) == 1, stderr[-3000:]
-    return lines[0]
-
-
 @pytest.mark.slow
 def test_divergence_stops_with_one_line_and_leaves_only_finite_checkpoints(tmp_path):
     out = tmp_path / "run"
@@ -40,7 +35,7 @@ def test_divergence_stops_with_one_line_and_leaves_only_finite_checkpoints(tmp_p
                             "--lr", "1e6", "--gamma", "0")
     result = run_command(command)
     assert result.returncode == 1, result.stdout[-2000:] + result.stderr[-2000:]
-    line = one_line_error(result.stderr)
+    line = one_line(result.stderr)
     # A loss (checked after every step) or the weights (checked before every save) name the step.
     diverged = re.search(r"not finite: (?:\w+ is (?:nan|inf|-inf) at step (\d+)|the (?:generator|discriminator)'s "
                          r"(?:weights|optimizer state) after step (\d+));", line)
@@ -137,7 +132,7 @@ def stop_with(command, signal_number: int, started: str, wait: float) -> int:
     process.send_signal(signal_number)
     _, stderr = process.communicate(timeout=300)
     assert process.returncode == 128 + signal_number, stderr[-2000:]
-    line = one_line_error(stderr)
+    line = one_line(stderr)
     stopped = re.search(rf"stopped by {signal.Signals(signal_number).name} at step (\d+); checkpoint (\S+) written; "
                         r"run the same command again to resume", line)
     assert stopped, line
@@ -174,7 +169,7 @@ def test_a_stop_before_the_first_step_saves_step_0(tmp_path):
     process.send_signal(signal.SIGTERM)
     _, stderr = process.communicate(timeout=300)
     assert process.returncode == 128 + signal.SIGTERM, stderr[-2000:]
-    assert "stopped by SIGTERM at step 0; checkpoint" in one_line_error(stderr)
+    assert "stopped by SIGTERM at step 0; checkpoint" in one_line(stderr)
     assert checkpoint_steps(out) == [0]
     result = run_command(command)
     assert result.returncode == 0, result.stderr[-2000:]
@@ -186,7 +181,7 @@ def test_unwritable_out_is_one_line_before_any_work(tmp_path):
     blocker.write_text("not a folder\n")
     result = run_command(train_command(blocker / "run", "--epochs", "1", "--steps-per-epoch", "1"), timeout=120)
     assert result.returncode == 1
-    line = one_line_error(result.stderr)
+    line = one_line(result.stderr)
     assert line == f"pix2color-train: error: cannot write to --out {blocker / 'run'}: Not a directory", line
 
 
@@ -208,7 +203,7 @@ def test_a_full_disk_during_a_checkpoint_stops_in_one_line_and_loses_nothing(tmp
     args = ["--epochs", "1", "--steps-per-epoch", "6", "--checkpoint-every", "2"]
     result = run_command(train_command(out, *args))
     assert result.returncode == 1, result.stdout[-2000:] + result.stderr[-2000:]
-    line = one_line_error(result.stderr)
+    line = one_line(result.stderr)
     assert re.fullmatch(rf"pix2color-train: error: could not write the checkpoint of step 4 to {out / 'checkpoints'}: "
                         rf"No space left on device \(the newest checkpoint, {out / 'checkpoints' / 'ckpt-2'}, "
                         r"is intact\)", line), line

@@ -8,18 +8,17 @@ docs/'s pictures come from there).
 import os
 import re
 import shutil
-import threading
-import time
 from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import pytest
 from conftest import sample_photo_paths
+from helpers import serving
 from PIL import Image
 from playwright.sync_api import expect
 
-from pix2color.bench.local_server import LocalServer, free_port
+from pix2color.bench.local_server import LocalServer
 from pix2color.colorizing.loading import Network
 from pix2color.poll import storage
 from pix2color.web.app import create_app
@@ -49,25 +48,11 @@ def screenshot(page, path: Path) -> None:
 
 
 @contextmanager
-def serving(app):
-    """`app` served from this process on a free loopback port (no TensorFlow to start, unlike
+def served_at(app):
+    """`app` served from this process (helpers.serving: no TensorFlow to start, unlike
     `pix2color serve`); yields its address."""
-    import uvicorn
-
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        for _ in range(600):
-            if server.started:
-                break
-            time.sleep(0.05)
-        assert server.started, "the server did not start"
+    with serving(app) as port:
         yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(30)
 
 
 def stand_in_networks() -> dict:
@@ -86,7 +71,7 @@ def stand_in_networks() -> dict:
 @pytest.fixture(scope="module")
 def colorize_url():
     """The colorize page and API, with stand-in networks (the page is under test, not a model)."""
-    with serving(create_app(stand_in_networks())) as url:
+    with served_at(create_app(stand_in_networks())) as url:
         yield url
 
 
@@ -232,7 +217,7 @@ def poll_pairs(sizes: list[tuple[int, int]]) -> list[storage.PollImages]:
 
 def poll_server(folder: Path):
     """The poll of `folder`, served from this process (admin token "tok"); yields its address."""
-    return serving(create_app(poll=storage.Poll(folder), admin_token="tok"))
+    return served_at(create_app(poll=storage.Poll(folder), admin_token="tok"))
 
 
 def test_error_pages_link_back_without_javascript(browser, tmp_path):
@@ -411,7 +396,7 @@ def test_take_a_whole_poll_to_the_score_page(browser, tmp_path):
 
 
 def test_the_api_docs_page_shows_its_operations_within_the_content_security_policy(browser):
-    with serving(create_app(stand_in_networks())) as url:
+    with served_at(create_app(stand_in_networks())) as url:
         page = browser.new_page()
         refused = []
         page.on("console", lambda message: refused.append(message.text)

@@ -13,18 +13,13 @@ import httpx
 import numpy as np
 import pytest
 from conftest import local_client, sample_photo_paths, tiny_poll
+from helpers import png_bytes, poll_column
 from PIL import Image
 
 from pix2color.colorizing.loading import Network, load_network
 from pix2color.poll import build as poll_build
 from pix2color.poll import statistics, storage
 from pix2color.web.app import Limits, create_app
-
-
-def png_bytes(image: Image.Image, image_format: str = "PNG") -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, image_format)
-    return buffer.getvalue()
 
 
 @pytest.fixture(scope="module")
@@ -454,16 +449,11 @@ def test_2afc_poll_reports_percent_fooled(tmp_path):
             assert len(originals) == 2
             return next(name for name in trial["images"] if name in generated_names)
 
-        generated_names = set(_column(folder, "generated"))
+        generated_names = set(poll_column(folder, "generated"))
         answer_all(client, pick_generated)
     results = statistics.results(poll)
     assert results.matrix == [[0, 4], [0, 0]]
     assert "% fooled: 100.0%" in results.report()
-
-
-def _column(folder, column):
-    with sqlite3.connect(folder / storage.DATABASE) as database:
-        return [row[0] for row in database.execute(f"SELECT {column} FROM pairs")]
 
 
 def json_trial(client):
@@ -699,7 +689,7 @@ def png_chunks(path) -> list[tuple[bytes, int]]:
 def test_a_poll_with_compressed_images_is_still_served(tmp_path):
     folder = tiny_poll(tmp_path / "poll")
     plain = png_bytes(Image.new("RGB", (32, 24), (10, 20, 30)))  # a compressed PNG, as another build may have written
-    name = _column(folder, "original")[0]
+    name = poll_column(folder, "original")[0]
     (folder / "images" / name).write_bytes(plain)
     with local_client(create_app(poll=storage.Poll(folder))) as client:
         reply = client.get(f"/poll/images/{name}")

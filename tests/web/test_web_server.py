@@ -8,7 +8,6 @@ import re
 import socket
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -16,17 +15,12 @@ import httpx
 import numpy as np
 import pytest
 from conftest import ROOT
+from helpers import png_bytes, run_cli, serving
 
-from pix2color.bench.local_server import LocalServer, free_port
+from pix2color.bench.local_server import LocalServer
 from pix2color.bench.web import bench_poll
 from pix2color.poll import statistics, storage
 from pix2color.web.app import Limits, create_app
-from pix2color.web.guards import server_config
-
-
-def command(*args, timeout=600):
-    return subprocess.run([sys.executable, "-m", "pix2color.cli", *map(str, args)], capture_output=True, text=True,
-                          cwd=ROOT, timeout=timeout)
 
 
 def test_fifty_participants_at_once_lose_no_answer(tmp_path):
@@ -102,17 +96,17 @@ def test_turing_commands_end_to_end(small_generator_file, tmp_path):
     for path in sample_photo_paths(6):
         (photos / Path(path).name).write_bytes(Path(path).read_bytes())
     poll = tmp_path / "poll"
-    built = command("turing", "build", "--model", small_generator_file, "--photos", photos, "--pairs", 4,
+    built = run_cli("turing", "build", "--model", small_generator_file, "--photos", photos, "--pairs", 4,
                     "--out", poll, "--seed", 5)
     assert built.returncode == 0, built.stderr
-    again = command("turing", "build", "--model", small_generator_file, "--photos", photos, "--pairs", 4, "--out", poll)
+    again = run_cli("turing", "build", "--model", small_generator_file, "--photos", photos, "--pairs", 4, "--out", poll)
     assert again.returncode == 2 and "already holds a poll" in again.stderr and "Traceback" not in again.stderr
-    too_many = command("turing", "build", "--model", small_generator_file, "--photos", photos, "--pairs", 40,
+    too_many = run_cli("turing", "build", "--model", small_generator_file, "--photos", photos, "--pairs", 40,
                        "--out", tmp_path / "poll2")
     assert too_many.returncode == 2 and "only 6 photos" in too_many.stderr
-    empty = command("turing", "results", poll)
+    empty = run_cli("turing", "results", poll)
     assert empty.returncode == 0 and "n/a" in empty.stdout and "0 answers" in empty.stdout
-    both = command("serve", "--poll", poll, "--model", small_generator_file)
+    both = run_cli("serve", "--poll", poll, "--model", small_generator_file)
     assert both.returncode == 2 and "a poll is served alone" in both.stderr and len(both.stderr.splitlines()) == 1
     with LocalServer(["--poll", str(poll), "--admin-token", "tok"]) as server:  # as docs/web.md starts it
         client = httpx.Client(base_url=server.url, headers={"Accept": "application/json"}, timeout=30,
@@ -130,7 +124,7 @@ def test_turing_commands_end_to_end(small_generator_file, tmp_path):
             trial = answer(client, trial)["next"]
         assert httpx.get(server.url + "/admin").status_code == 401
         assert httpx.get(server.url + "/admin", params={"token": "tok"}).status_code == 200
-    counted = command("turing", "results", poll, "--csv", tmp_path / "r.csv", "--png", tmp_path / "r.png",
+    counted = run_cli("turing", "results", poll, "--csv", tmp_path / "r.csv", "--png", tmp_path / "r.png",
                       "--exclude", "1")
     assert counted.returncode == 0, counted.stderr
     assert "3 answers from 1 participant" in counted.stdout and "pairs left out: 1" in counted.stdout
@@ -152,18 +146,18 @@ def test_turing_results_never_replace_a_poll_file_and_others_only_with_overwrite
     for extra in ([], ["--overwrite"]):
         for flag, path in [("--csv", folder / storage.DATABASE), ("--png", folder / storage.SECRET_FILE),
                            ("--png", image), ("--csv", folder / "poll.sqlite-wal")]:
-            refused = command("turing", "results", folder, flag, path, *extra)
+            refused = run_cli("turing", "results", folder, flag, path, *extra)
             lines = [line for line in refused.stderr.splitlines() if line.strip()]
             assert refused.returncode == 2 and len(lines) == 1 and str(path) in lines[0], refused.stderr
             assert "a file of the poll" in lines[0] and files() == before
     fifo = tmp_path / "a.fifo"
     os.mkfifo(fifo)  # no option replaces what is not a file: a FIFO, a device (/dev/full), a socket
-    special = command("turing", "results", folder, "--answers", fifo, "--overwrite")
+    special = run_cli("turing", "results", folder, "--answers", fifo, "--overwrite")
     assert special.returncode == 2 and "not a regular file" in special.stderr and fifo.is_fifo(), special.stderr
-    kept = command("turing", "results", folder, "--csv", tmp_path / "results.csv", "--png", tmp_path / "mine.jpg")
+    kept = run_cli("turing", "results", folder, "--csv", tmp_path / "results.csv", "--png", tmp_path / "mine.jpg")
     assert kept.returncode == 2 and "results.csv exists" in kept.stderr and "--overwrite" in kept.stderr, kept.stderr
     assert files() == before and "Traceback" not in kept.stderr
-    replaced = command("turing", "results", folder, "--csv", tmp_path / "results.csv", "--png", tmp_path / "mine.jpg",
+    replaced = run_cli("turing", "results", folder, "--csv", tmp_path / "results.csv", "--png", tmp_path / "mine.jpg",
                        "--overwrite")
     assert replaced.returncode == 0, replaced.stderr
     assert (tmp_path / "results.csv").read_text().startswith("pair,photo")
@@ -173,30 +167,11 @@ def test_turing_results_never_replace_a_poll_file_and_others_only_with_overwrite
 
 
 def test_serve_refuses_what_it_cannot_serve(tmp_path):
-    nothing = command("serve")
+    nothing = run_cli("serve")
     assert nothing.returncode == 2 and "give --model" in nothing.stderr
-    not_a_poll = command("serve", "--poll", tmp_path)
+    not_a_poll = run_cli("serve", "--poll", tmp_path)
     assert not_a_poll.returncode == 2 and "not a poll folder" in not_a_poll.stderr
     assert "Traceback" not in not_a_poll.stderr
-
-
-@contextlib.contextmanager
-def serving(app, head_timeout: float = 30.0):
-    """`app` on a real server (uvicorn, as `pix2color serve` runs it) in a thread, on loopback."""
-    import uvicorn
-
-    server = uvicorn.Server(server_config(app, host="127.0.0.1", port=free_port(), head_timeout=head_timeout))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        while not server.started:
-            if not thread.is_alive():
-                raise RuntimeError("the server did not start")
-            time.sleep(0.05)
-        yield server.config.port
-    finally:
-        server.should_exit = True
-        thread.join(30)
 
 
 def raw_request(port: int, head: str, body: bytes = b"") -> socket.socket:
@@ -260,7 +235,7 @@ def test_serve_answers_only_host_names_of_this_machine_and_allowed_ones(tmp_path
         for host, status in [(f"127.0.0.1:{port}", 200), (f"localhost:{port}", 200), (f"poll.example:{port}", 200),
                              ("other.example", 200), (f"evil.example:{port}", 400), ("127.0.0.1.evil.example", 400)]:
             assert httpx.get(server.url + "/api/health", headers={"Host": host}).status_code == status, host
-    bad = command("serve", "--poll", folder, "--allowed-hosts", "poll.*.example")
+    bad = run_cli("serve", "--poll", folder, "--allowed-hosts", "poll.*.example")
     assert bad.returncode == 2 and "--allowed-hosts" in bad.stderr and "Traceback" not in bad.stderr
 
 
@@ -290,7 +265,7 @@ def test_turing_results_end_quietly_when_the_reader_is_gone(tmp_path):
 
 def test_turing_results_name_the_pairs_that_do_not_exist(tmp_path):
     folder = small_poll(tmp_path / "poll")
-    refused = command("turing", "results", folder, "--exclude", "2,99")
+    refused = run_cli("turing", "results", folder, "--exclude", "2,99")
     assert refused.returncode == 2 and refused.stdout == ""
     assert refused.stderr.strip() == "pix2color turing results: error: --exclude 99: no such pair (the poll's pairs are 1..3)"
 
@@ -308,9 +283,7 @@ def fifty_megapixel_png() -> bytes:
     side = 7071
     ramp = Image.linear_gradient("L").resize((side, side))
     image = Image.merge("RGB", [ramp, ramp.transpose(Image.Transpose.ROTATE_90), ramp.point(lambda v: 255 - v)])
-    buffer = io.BytesIO()
-    image.save(buffer, "PNG")
-    return buffer.getvalue()
+    return png_bytes(image)
 
 
 @pytest.mark.slow
