@@ -9,6 +9,7 @@ import pytest
 from nbclient import NotebookClient
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+TINY_TRAINING = 'IMAGE_SIZE = 32\nEPOCHS = 1\nSTEPS_PER_EPOCH = 2\nUSE_DRIVE = False\n'  # notebook 01's, RUN_NAME apart
 
 
 def execute(name: str, overrides: str, workdir: Path):
@@ -28,6 +29,13 @@ def workdir(tmp_path_factory):
     return tmp_path_factory.mktemp("notebooks")
 
 
+def train_tiny_run_unless_there(workdir: Path) -> None:
+    """Notebook 01's tiny run (runs/tiny), which later notebooks read: trained here unless
+    test_01_train trained it already."""
+    if not (workdir / "runs" / "tiny" / "generator.keras").exists():
+        execute("01_train_colorizer.ipynb", TINY_TRAINING + 'RUN_NAME = "tiny"', workdir)
+
+
 @pytest.mark.parametrize("name", sorted(p.name for p in NOTEBOOKS.glob("*.ipynb")))
 def test_notebooks_are_stripped_and_have_a_badge(name):
     notebook = nbformat.read(NOTEBOOKS / name, as_version=4)
@@ -39,8 +47,7 @@ def test_notebooks_are_stripped_and_have_a_badge(name):
 
 @pytest.mark.slow
 def test_01_train(workdir):
-    notebook = execute("01_train_colorizer.ipynb", 'IMAGE_SIZE = 32\nEPOCHS = 1\nSTEPS_PER_EPOCH = 2\n'
-                       'USE_DRIVE = False\nRUN_NAME = "tiny"', workdir)
+    notebook = execute("01_train_colorizer.ipynb", TINY_TRAINING + 'RUN_NAME = "tiny"', workdir)
     text = outputs_text(notebook)
     assert "1 epochs, 2 steps" in text
     assert (workdir / "runs" / "tiny" / "generator.keras").exists()
@@ -50,9 +57,7 @@ def test_01_train(workdir):
 
 @pytest.mark.slow
 def test_02_colorize_and_export(workdir):
-    if not (workdir / "runs" / "tiny" / "generator.keras").exists():
-        execute("01_train_colorizer.ipynb", 'IMAGE_SIZE = 32\nEPOCHS = 1\nSTEPS_PER_EPOCH = 2\n'
-                'USE_DRIVE = False\nRUN_NAME = "tiny"', workdir)
+    train_tiny_run_unless_there(workdir)
     notebook = execute("02_colorize_and_export.ipynb", 'MODEL = "runs/tiny"\nTFLITE_VARIANTS = ("float32",)', workdir)
     text = outputs_text(notebook)
     assert "sizes kept: True" in text and "generator_deterministic_float32.tflite" in text
@@ -64,8 +69,7 @@ def test_02_colorize_and_export(workdir):
 def test_01_with_the_resnet18_generator(workdir):
     """Notebook 01's path with the pretrained variant (its encoder untrained: no ImageNet here). What
     notebook 02 does with such a run, colorize and export, test_training's ResNet-18 run does."""
-    notebook = execute("01_train_colorizer.ipynb", 'IMAGE_SIZE = 32\nEPOCHS = 1\nSTEPS_PER_EPOCH = 2\n'
-                       'USE_DRIVE = False\nRUN_NAME = "tiny-resnet"\nGENERATOR = "resnet18"\n'
+    notebook = execute("01_train_colorizer.ipynb", TINY_TRAINING + 'RUN_NAME = "tiny-resnet"\nGENERATOR = "resnet18"\n'
                        'ENCODER_WEIGHTS = "none"', workdir)
     assert "1 epochs, 2 steps" in outputs_text(notebook)
     assert json.loads((workdir / "runs" / "tiny-resnet" / "run.json").read_text())["generator"] == "resnet18"
@@ -73,9 +77,7 @@ def test_01_with_the_resnet18_generator(workdir):
 
 @pytest.mark.slow
 def test_03_evaluate(workdir):
-    if not (workdir / "runs" / "tiny" / "generator.keras").exists():
-        execute("01_train_colorizer.ipynb", 'IMAGE_SIZE = 32\nEPOCHS = 1\nSTEPS_PER_EPOCH = 2\n'
-                'USE_DRIVE = False\nRUN_NAME = "tiny"', workdir)
+    train_tiny_run_unless_there(workdir)
     notebook = execute("03_evaluate.ipynb", 'MODEL = "runs/tiny"\nABLATION_CONFIGS = ("4", "11")\nABLATION_STEPS = 2\n'
                        'ABLATION_IMAGE_SIZE = 32\nFEATURE_WEIGHTS = "none"', workdir)
     assert "Inception-v3 with random weights" in outputs_text(notebook)
