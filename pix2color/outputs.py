@@ -6,9 +6,12 @@ no two inputs share an output, and a file that exists is replaced only when aske
 video) gives a file its name only once it is whole, and only while the name is free unless
 asked. docs/never_lost.md lists these promises and the tests that keep them.
 
+`write_text_atomically` / `write_json_atomically`: the small files of a run (run.json, its
+records), which a reader sees old or new, never half written.
+
 Standard library only: every command that writes a file uses it, before TensorFlow loads or
-without it, and `pix2color/export/litert_runner.py`, which runs on its own on a device, holds a copy of it
-(tests/test_lite.py::test_lite_copies_match keeps that copy equal to this module).
+without it, and `pix2color export` writes it, unchanged, into the device's one-file runner
+(`pix2color.export.one_file`).
 """
 
 from __future__ import annotations

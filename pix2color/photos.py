@@ -1,22 +1,14 @@
-"""Users' photos without TensorFlow: reading them, CIE Lab in NumPy, and the full-resolution recipe.
+"""Users' photos without TensorFlow: reading them as pix2color colorizes them.
 
-Every photo pix2color colorizes (the `colorize` command, the web app, the Turing-test poll) is
-read by `read_image`: upright as its EXIF orientation says, refused before decoding when larger
-than a pixel limit, any Pillow mode turned into 8-bit RGB, and anything unreadable one line
-naming the file.
-
-Full-resolution recipe (`FullResolutionColorizer`): L of the original photo, resized to S x S
-(area filter) for the network; the predicted ab upsampled (bilinear) to the original size and
-recombined with the original, full-resolution L, so edges stay as sharp as the photo's own.
-The network's units: L / 50 - 1 in, (a, b) / 110 out, both in [-1, 1].
-
-The Lab formulas are tensorflow-io's (which `pix2color.color` uses for training; a test checks
-that they agree): CIE Lab, D65 white, 2 degree observer.
+Every photo pix2color colorizes (the `colorize` command, the web app, the Turing-test poll, the
+device's runner) is read by `read_image` / `read_photo`: upright as its EXIF orientation says,
+converted to sRGB by its colour profile, refused before decoding when larger than a pixel limit,
+any Pillow mode turned into 8-bit RGB, its metadata kept for the output, and anything unreadable
+one line naming the file. What is done with it next is `pix2color.colorizing.recipe`.
 
 NumPy and Pillow only: importing this module costs no TensorFlow start-up (the web app serves a
-poll alone without TensorFlow), and `pix2color/export/litert_runner.py`, which runs on its own on a device, can
-hold a copy of what it needs (tests/test_lite.py::test_lite_copies_match keeps that copy equal
-to this module).
+poll alone without TensorFlow), and `pix2color export` writes it, unchanged, into the device's
+one-file runner (`pix2color.export.one_file`).
 """
 
 from __future__ import annotations
@@ -36,6 +28,7 @@ from pix2color.errors import ImageError, TooManyPixels  # noqa: F401 - the modul
 from pix2color.outputs import quoted
 
 DEFAULT_MAX_PIXELS = 50_000_000  # 50 MP: far above a phone photo, far below a decompression bomb
+
 
 # --------------------------------------------------------------------------- reading photos
 

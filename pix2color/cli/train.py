@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 
 from pix2color.cli import (
     ArgumentParser,
@@ -98,7 +97,7 @@ def build_parser() -> ArgumentParser:
 
 def _what_a_resume_finds(argv) -> str:
     """After Ctrl-C: what the run folder holds, so the user knows what re-running will do."""
-    from pix2color.training.run_folder import what_is_saved
+    from pix2color.training.checkpoints import what_is_saved
 
     try:
         args, _ = build_parser().parse_known_args(argv)

@@ -20,6 +20,7 @@ from pix2color.config import unet_depth
 from pix2color.errors import first_line
 from pix2color.outputs import quoted
 from pix2color.training import run_folder
+from pix2color.training.checkpoints import checkpoint_steps, restore_newest
 
 # Keras, TensorFlow and the networks are imported inside the functions that need them: commands check
 # their arguments and paths before paying for TensorFlow's start-up.
@@ -97,7 +98,7 @@ def _generator_from_run(run: Path, log):
     if the other cannot be read)."""
     keras_file = run / run_folder.GENERATOR
     checkpoints = run / run_folder.CHECKPOINTS
-    steps = run_folder.checkpoint_steps(checkpoints)
+    steps = checkpoint_steps(checkpoints)
     record = run_folder.read_generator_record(run)
     readable = keras_file.exists()
     if readable and _keras_file_is_newer(keras_file, record, checkpoints, steps):
@@ -148,7 +149,7 @@ def _generator_from_checkpoint(run: Path, log):
     generator = build_named_generator(
         settings.get("generator", "unet"), settings["image_size"], dropout=not settings.get("l1_only", False)
     )
-    step = run_folder.restore_newest(tf.train.Checkpoint(generator=generator), run / run_folder.CHECKPOINTS,
+    step = restore_newest(tf.train.Checkpoint(generator=generator), run / run_folder.CHECKPOINTS,
                                      whole=False, log=log)
     if step is None:
         raise ValueError(f"{run}: a run folder without checkpoints or generator.keras")

@@ -126,7 +126,7 @@ def fast_layers(model: keras.Model) -> keras.Model:
     Applied by `training.run.build_trainer` (the trainer computes with it; the stock networks are
     what is checkpointed and saved) and by `loading.load_network` (inference in TensorFlow).
     Not by `export`: the SavedModel keeps the stock layers, and TFLite has its own swap
-    (`litert_graph`).
+    (`pix2color.export.tflite_layers`).
     """
 
     def swap(layer):

@@ -1,18 +1,17 @@
-"""Keras callbacks of a training run: checkpoints that resume, loss plots and sample grids."""
+"""Keras callbacks of a training run: checkpoints that resume (saved and restored by
+`pix2color.training.checkpoints`), loss plots and sample grids."""
 
 from __future__ import annotations
 
-import glob
 import os
-import re
 
 import keras
 import numpy as np
 import tensorflow as tf
 
 from pix2color import color
-from pix2color.training import plots, run_folder
-from pix2color.training.stopping import NotFiniteError, OutputError
+from pix2color.errors import NotFiniteError
+from pix2color.training import checkpoints, plots, run_folder
 
 
 class TrainingCheckpoint(keras.callbacks.Callback):
@@ -60,31 +59,20 @@ class TrainingCheckpoint(keras.callbacks.Callback):
     def restore(self, log=print) -> tuple[int, int] | None:
         """Load the newest checkpoint that restores (a damaged newest one is passed over, and
         overwritten when its step is saved again): returns (epochs done, steps done) or None."""
-        step = run_folder.restore_newest(self.checkpoint, self.manager.directory, whole=True, log=log)
+        step = checkpoints.restore_newest(self.checkpoint, self.manager.directory, whole=True, log=log)
         if step is None:
             return None
         self.newest = f"{self.manager.directory}/ckpt-{step}"
         return int(self.epoch.numpy()), int(self.step.numpy())
 
     def save(self) -> str:
-        """Write a checkpoint of the current step; returns its path."""
+        """Write a checkpoint of the current step (refused if a weight is not finite); returns its path."""
         step = int(self.step.numpy())
-        kept = f"the newest checkpoint, {self.newest}, is intact" if self.newest else "no checkpoint was written before"
         broken = self.not_finite()
         if broken:
             raise NotFiniteError(f"not finite: the {broken} after step {step}")
-        try:
-            self.newest = self.manager.save(checkpoint_number=step)
-            return self.newest
-        except (OSError, tf.errors.OpError) as error:
-            for partial in glob.glob(os.path.join(self.manager.directory, f"ckpt-{step}[._]*")):
-                if os.path.isdir(partial):
-                    tf.io.gfile.rmtree(partial)
-                else:
-                    os.remove(partial)
-            reason = getattr(error, "strerror", None) or _os_reason(getattr(error, "message", str(error)))
-            raise OutputError(f"could not write the checkpoint of step {step} to {self.manager.directory}: "
-                              f"{reason} ({kept})") from None
+        self.newest = checkpoints.write(self.manager, step, self.newest)
+        return self.newest
 
     def not_finite(self) -> str | None:
         """What holds a NaN or an infinity, if anything ("generator's weights", ...)."""
@@ -106,13 +94,6 @@ class TrainingCheckpoint(keras.callbacks.Callback):
         self.epoch.assign(epoch + 1)
         if self.write:
             self.save()
-
-
-def _os_reason(message: str) -> str:
-    """'{{function_node ...}} /path/file.tempstate123; No space left on device [Op:SaveV2]' -> the
-    operating system's words ('No space left on device')."""
-    first_line = message.strip().splitlines()[0] if message.strip() else "unknown error"
-    return re.sub(r"\s*\[Op:\w+\]$", "", first_line).rsplit("; ", 1)[-1]
 
 
 class HistoryPlot(keras.callbacks.Callback):

@@ -42,7 +42,7 @@ from pix2color.config import TrainConfig  # noqa: F401 - the options of a run, i
 from pix2color.data import ImageSet, load_image_set, make_eval_dataset, make_train_dataset, preview_images
 from pix2color.networks.cpu_layers import fast_layers
 from pix2color.outputs import write_text_atomically
-from pix2color.training import callbacks, distribute, gan, plots, precision, run_folder, stopping
+from pix2color.training import callbacks, checkpoints, distribute, gan, plots, precision, run_folder, stopping
 from pix2color.training.best import Best, KeepBest, ValidationMeasures, stopped_early
 from pix2color.training.stopping import OutputError, RunError, StopRequested
 
@@ -83,7 +83,7 @@ def _remove_if_nothing_trained(out: Path, created: list[Path], there: set[str] |
     """A run refused or stopped before its first checkpoint leaves nothing behind: the folders this
     call created (the run folder, and `runs/` above it) go, their scan cache with them; in a folder
     that was there, what this call added to it."""
-    if (not created and there is None) or run_folder.checkpoint_steps(out / run_folder.CHECKPOINTS):
+    if (not created and there is None) or checkpoints.checkpoint_steps(out / run_folder.CHECKPOINTS):
         return
     if created:
         shutil.rmtree(created[0], ignore_errors=True)
@@ -141,7 +141,7 @@ class _Restored:
 def _restore(config: TrainConfig, strategy, role: distribute.WorkerRole, out: Path, log) -> _Restored:
     """Build the networks and the trainer, and restore the newest checkpoint that restores."""
     saved = run_folder.read_run_json(out)
-    resuming = bool(run_folder.checkpoint_steps(out / run_folder.CHECKPOINTS))
+    resuming = bool(checkpoints.checkpoint_steps(out / run_folder.CHECKPOINTS))
     config = _settle_precision(config, saved if resuming else None, strategy, log)
     if resuming and saved:  # the data-dependent settings are checked once the data is known
         explicit = {key: value for key, value in config.run_defining().items()
@@ -284,10 +284,10 @@ def _check_out_is_a_run_folder(out: Path) -> None:
 
 def _clear_interrupted_writes(out: Path, log) -> None:
     """Remove what a killed run left half-written, and set aside a damaged checkpoint state file."""
-    for name in run_folder.remove_partial_checkpoints(out / run_folder.CHECKPOINTS):
+    for name in checkpoints.remove_partial_checkpoints(out / run_folder.CHECKPOINTS):
         log(f"Removed {out / run_folder.CHECKPOINTS / name}: the partial write of an interrupted checkpoint")
     (out / run_folder.PARTIAL_GENERATOR).unlink(missing_ok=True)  # an interrupted generator.keras write
-    note = run_folder.set_aside_damaged_state(out / run_folder.CHECKPOINTS)
+    note = checkpoints.set_aside_damaged_state(out / run_folder.CHECKPOINTS)
     if note:
         log(note)
 

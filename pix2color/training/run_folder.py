@@ -2,7 +2,7 @@
 
     run.json             the settings the run was started with
     .pix2color.lock      held (an OS file lock) while a trainer uses the folder
-    checkpoints/         ckpt-N.index + ckpt-N.data-*: the state after N steps
+    checkpoints/         ckpt-N.index + ckpt-N.data-*: the state after N steps (`training.checkpoints`)
     generator.keras      the trained generator, and generator.json: the step it was saved at
 
 This module imports no TensorFlow: the command line uses it to say what an interrupted run
@@ -16,7 +16,6 @@ import errno
 import json
 import os
 import re
-import shutil
 import socket
 import sys
 import time
@@ -24,7 +23,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from pix2color.config import RUN_DEFINING, OutputError, RunError, TrainConfig, flag_of
-from pix2color.errors import first_line
 from pix2color.outputs import write_json_atomically
 from pix2color.training.precision import recorded_precision
 
@@ -38,9 +36,10 @@ GENERATOR = "generator.keras"
 GENERATOR_RECORD = "generator.json"
 POLL_DATABASE = "poll.sqlite"  # a Turing-test poll folder (pix2color.poll)
 
-_CHECKPOINT_FILE = re.compile(r"^ckpt-(\d+)\.(index|data-\d+-of-\d+)$")
-_PARTIAL_CHECKPOINT = re.compile(r"^ckpt-\d+_temp")
-_PARTIAL_CHECKPOINT_PART = re.compile(r"^part-\d+-of-\d+(\.index|\.data-\d+-of-\d+)(\.tempstate\d+)?$")
+CHECKPOINT_FILE = re.compile(r"^ckpt-(\d+)\.(index|data-\d+-of-\d+)$")
+PARTIAL_CHECKPOINT = re.compile(r"^ckpt-\d+_temp")
+DAMAGED_STATE = "checkpoint.damaged"  # a `checkpoint` state file TensorFlow could not read, set aside
+PARTIAL_CHECKPOINT_PART = re.compile(r"^part-\d+-of-\d+(\.index|\.data-\d+-of-\d+)(\.tempstate\d+)?$")
 # Everything a run writes into its folder (and a run's checkpoints/ folder); nothing else is ever touched.
 BEST = "best"  # best/generator.keras: the generator of the epoch with the best --keep-best measure
 RUN_ENTRIES = {RUN_JSON, LOCK_FILE, CHECKPOINTS, GENERATOR, GENERATOR_RECORD, BEST, "history.csv", "losses.png", "logs",
@@ -201,47 +200,7 @@ def changed_settings(saved: dict, settings: dict, keys=RUN_DEFINING) -> list[str
             for key in keys if key in settings and recorded[key] != settings[key]]
 
 
-# --------------------------------------------------------------------------- checkpoints
-
-
-def checkpoint_steps(directory: str | os.PathLike) -> list[int]:
-    """Steps of the checkpoints whose files are in `directory` (a run's checkpoints/), newest first.
-
-    Found by their files, not by the `checkpoint` state file, which names only the ones it
-    knows and none at all once the newest one's index file is gone.
-    """
-    steps = {int(match.group(1)) for match in map(_CHECKPOINT_FILE.match, _listdir(directory)) if match}
-    return sorted(steps, reverse=True)
-
-
-def _listdir(directory) -> list[str]:
-    """The names in a local folder or a gs:// one (TensorFlow's file system); [] if it is not there."""
-    if is_remote(directory):
-        import tensorflow as tf
-
-        return [name.rstrip("/") for name in tf.io.gfile.listdir(directory)] if tf.io.gfile.isdir(directory) else []
-    return os.listdir(directory) if os.path.isdir(directory) else []
-
-
-def remove_partial_checkpoints(directory: str | os.PathLike) -> list[str]:
-    """Delete what an interrupted checkpoint write left in `directory` (`ckpt-N_temp/` holding only
-    TensorFlow's part files); returns their names. Only ever call it holding the run's lock: no
-    other process may be writing one. (Local folders only: a gs:// bucket keeps them.)"""
-    directory = Path(directory)
-    if is_remote(directory) or not directory.is_dir():
-        return []
-    removed = []
-    for name in sorted(os.listdir(directory)):
-        path = directory / name
-        if not _PARTIAL_CHECKPOINT.match(name) or path.is_symlink():
-            continue
-        if path.is_dir() and all(_PARTIAL_CHECKPOINT_PART.match(part) for part in os.listdir(path)):
-            shutil.rmtree(path)
-            removed.append(name)
-        elif path.is_file():
-            path.unlink()
-            removed.append(name)
-    return removed
+# --------------------------------------------------------------------------- what is whose
 
 
 def foreign_entries(folder: str | os.PathLike) -> list[str]:
@@ -263,105 +222,9 @@ def foreign_entries(folder: str | os.PathLike) -> list[str]:
                and name not in DESKTOP_FILES and not name.startswith("._")]
     if CHECKPOINTS in names and (folder / CHECKPOINTS).is_dir():
         foreign += [f"{CHECKPOINTS}/{name}" for name in os.listdir(folder / CHECKPOINTS)
-                    if not (_CHECKPOINT_FILE.match(name) or _PARTIAL_CHECKPOINT.match(name)
+                    if not (CHECKPOINT_FILE.match(name) or PARTIAL_CHECKPOINT.match(name)
                             or name in ("checkpoint", DAMAGED_STATE))]
     return sorted(foreign)
-
-
-DAMAGED_STATE = "checkpoint.damaged"
-
-
-def set_aside_damaged_state(directory: str | os.PathLike) -> str | None:
-    """Move a `checkpoint` state file TensorFlow cannot read to checkpoint.damaged (the checkpoints
-    themselves are found by their files); returns a line saying so, or None. Hold the lock."""
-    import tensorflow as tf
-
-    state = Path(directory) / "checkpoint"
-    if is_remote(directory) or not state.is_file():
-        return None
-    try:
-        tf.train.get_checkpoint_state(str(directory))
-        return None
-    except Exception as error:  # noqa: BLE001 - a damaged text proto raises several kinds
-        os.replace(state, state.with_name(DAMAGED_STATE))
-        reason = first_line(error, 120)
-        return f"Moved {state} to {DAMAGED_STATE}: TensorFlow cannot read it ({reason}); the checkpoints are found by their files"
-
-
-def checkpoints_of(folder: str | os.PathLike) -> str:
-    """A run folder's checkpoint directory (a local path or a gs:// URL)."""
-    return f"{str(folder).rstrip('/')}/{CHECKPOINTS}" if is_remote(folder) else str(Path(folder) / CHECKPOINTS)
-
-
-def what_is_saved(folder: str | os.PathLike) -> str:
-    """One clause on what a resume of `folder` would start from."""
-    steps = checkpoint_steps(checkpoints_of(folder))
-    if not steps:
-        return "no checkpoint was written yet: running the same command again starts from the beginning"
-    return (f"the newest checkpoint is {Path(folder) / CHECKPOINTS / f'ckpt-{steps[0]}'} (step {steps[0]}): "
-            "run the same command again to resume from it")
-
-
-def restore_newest(checkpoint, directory: str | os.PathLike, whole: bool = True, log=print) -> int | None:
-    """Restore the newest checkpoint in `directory` that restores; returns its step (None: none there).
-
-    A newest checkpoint that is damaged (a file missing, truncated or overwritten) is passed
-    over for the one before it, saying which and why (`log`). Every object of `checkpoint` must
-    be in the file; `whole=False`: the file may hold more (a generator read from a training
-    checkpoint).
-    Raises `RunError` if checkpoints are there but none restores.
-    """
-    failures, mismatched = [], 0
-    for step in checkpoint_steps(directory):
-        prefix = f"{str(directory).rstrip('/')}/ckpt-{step}"
-        problem = _restore_problem(checkpoint, prefix, whole)
-        if problem is None:
-            if failures:
-                log(f"note: {'; '.join(failures)}; using ckpt-{step} (step {step}) instead")
-            return step
-        failures.append(f"ckpt-{step} cannot be restored ({problem})")
-        mismatched += problem.startswith(_OTHER_NETWORK)
-    if not failures:
-        return None
-    if mismatched == len(failures):
-        raise RunError(f"the checkpoints in {directory} hold a network of other settings than these ({_OTHER_NETWORK} "
-                       "--image-size, --generator or --patch-size): rerun with the flags the run was started with, or "
-                       "choose a new --out")
-    raise RunError(f"no checkpoint in {directory} can be restored: {'; '.join(failures)}")
-
-
-_OTHER_NETWORK = "another network:"
-
-
-def _restore_problem(checkpoint, prefix: str, whole: bool) -> str | None:
-    """Why `checkpoint` cannot be restored from `prefix`, in plain words; None once it is restored."""
-    import tensorflow as tf
-
-    if not tf.io.gfile.exists(prefix + ".index"):
-        return "its index file is missing"
-    if not tf.io.gfile.glob(prefix + ".data-*"):
-        return "its data file is missing"
-    return _attempt_restore(checkpoint, prefix, whole)
-
-
-def _attempt_restore(checkpoint, prefix: str, whole: bool) -> str | None:
-    try:
-        status = checkpoint.restore(prefix)
-        status.assert_existing_objects_matched()  # every weight asked for is in the file
-        if not whole:
-            status.expect_partial()  # the file's other objects (D, optimizers) are not wanted
-        return None
-    except (ValueError, AssertionError) as error:  # shapes, or objects, that are not this network's
-        return f"{_OTHER_NETWORK} {first_line(error)}"
-    except Exception as error:  # noqa: BLE001 - a damaged file raises OpError, IndexError, ...
-        message = str(error)
-        if "Read less bytes" in message:
-            return "its data file is truncated"
-        if "checksum" in message:
-            return "its data file is damaged (checksum mismatch)"
-        if "sstable" in message:
-            return "its index file is damaged"
-        return first_line(error)
 
 
 # --------------------------------------------------------------------------- the generator file

@@ -14,7 +14,7 @@ from conftest import ROOT, run_command, sample_photo_paths, train_command
 from helpers import file_hashes, one_line, run_cli
 from PIL import Image
 
-from pix2color.training import run_folder
+from pix2color.training import checkpoints, run_folder
 
 
 def generator_weights_of(checkpoint_prefix, image_size=32) -> list[np.ndarray]:
@@ -157,7 +157,7 @@ def test_resume_and_colorize_pass_over_a_damaged_newest_checkpoint(finished_run,
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert "ckpt-4 cannot be restored (its data file is truncated); using ckpt-2 (step 2) instead" in resumed.stdout
     assert f"Resuming from {out / 'checkpoints' / 'ckpt-2'}: epoch 0, step 2" in resumed.stdout
-    assert run_folder.checkpoint_steps(out / "checkpoints")[0] == 4  # written again, whole
+    assert checkpoints.checkpoint_steps(out / "checkpoints")[0] == 4  # written again, whole
     assert "Done: 1 epochs, 4 steps" in resumed.stdout
 
 
@@ -170,10 +170,10 @@ def test_colorize_takes_the_newer_of_generator_keras_and_the_checkpoints(finishe
     shutil.copytree(finished_run, out)
     resumed = subprocess.Popen(train_command(out, "--epochs", "2", "--steps-per-epoch", "4", "--checkpoint-every", "2"),
                                cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_for(lambda: 6 in run_folder.checkpoint_steps(out / "checkpoints") or resumed.poll() is not None)
+    wait_for(lambda: 6 in checkpoints.checkpoint_steps(out / "checkpoints") or resumed.poll() is not None)
     resumed.send_signal(signal.SIGKILL)
     resumed.wait()
-    newest = run_folder.checkpoint_steps(out / "checkpoints")[0]
+    newest = checkpoints.checkpoint_steps(out / "checkpoints")[0]
     assert newest > 4 and run_folder.read_generator_record(out).steps == 4
     notes = []
     generator = load_generator(out, log=notes.append)
@@ -208,7 +208,7 @@ def test_partial_checkpoints_are_removed_and_a_double_interrupt_says_what_is_sav
     assert process.returncode == 130, stderr[-2000:]
     assert f"Removed {partial}: the partial write of an interrupted checkpoint" in stdout
     line = one_line(stderr)
-    assert line == f"pix2color-train: interrupted; {run_folder.what_is_saved(out)}"
+    assert line == f"pix2color-train: interrupted; {checkpoints.what_is_saved(out)}"
     assert not list((out / "checkpoints").glob("*_temp*"))
 
 
@@ -303,7 +303,7 @@ def test_a_closed_stdout_keeps_the_work_of_the_steps_done(tmp_path):
     process.stdout.close()
     _, stderr = process.communicate(timeout=300)
     assert process.returncode == 141 and b"Traceback" not in stderr, stderr[-2000:]
-    steps = run_folder.checkpoint_steps(out / "checkpoints")
+    steps = checkpoints.checkpoint_steps(out / "checkpoints")
     assert steps and steps[0] > 0, steps
 
 
