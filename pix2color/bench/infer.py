@@ -51,7 +51,7 @@ def size_mb(path) -> float:
 
 def exported_networks(generator, work: Path, precision: str = "float32") -> tuple[dict, object]:
     """Format -> (file, batched lightness -> ab) for the generator in Keras (its stock layers and
-    `speed.fast_layers`), as a SavedModel and as each TFLite variant, exported into `work`, and
+    `cpu_layers.fast_layers`), as a SavedModel and as each TFLite variant, exported into `work`, and
     with `precision` other than float32 the same Keras and SavedModel forms of a copy computing in
     that precision (`networks_computing_in`); and the loaded float32 SavedModel."""
     work.mkdir(parents=True, exist_ok=True)

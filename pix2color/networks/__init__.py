@@ -3,7 +3,7 @@
 - `unet.build_generator`: the pix2pix U-Net generator;
 - `patchgan.build_discriminator`: the PatchGAN discriminator;
 - `resnet_unet.build_resnet18_generator`: the pretrained variant (report section VI.C);
-- `speed.fast_layers`: the same networks with two kinds of layer computed faster on CPUs.
+- `cpu_layers.fast_layers`: the same networks with two kinds of layer computed faster on CPUs.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ computed here as a matrix product and a sum of shifted taps: the same sums, in a
 - `MatmulNarrowConvolution`: a stride-1 'valid' convolution to a few channels, the PatchGAN's
   logits, whose filter gradient the convolution primitive computes slowly.
 
-tests/networks/test_speed.py proves each equal to the stock layer it replaces (outputs,
+tests/networks/test_cpu_layers.py proves each equal to the stock layer it replaces (outputs,
 gradients, and for D's logits R1's second derivatives). docs/performance.md has the timings.
 """
 

@@ -2,7 +2,7 @@
 
 A `.keras` file names each layer's class, and stores its weights under that class's name, so
 reading one needs a class of the same registered name and the same class name. These are the
-stock layers under those names: they compute exactly as the stock layers do (`speed.fast_layers`
+stock layers under those names: they compute exactly as the stock layers do (`cpu_layers.fast_layers`
 applies to them as to the stock ones). tests/networks/test_saved_files.py loads such a file and
 a training checkpoint written with them.
 """

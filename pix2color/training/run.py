@@ -123,13 +123,18 @@ def _run(config: TrainConfig, log, strategy, role: distribute.WorkerRole, out: P
 
 @dataclass
 class _Restored:
-    """A run as its checkpoint left it: the networks, the trainer computing with their fast layers,
-    the checkpoint, and where the run is."""
+    """A run as its checkpoint left it: the networks it saves, the trainer computing with their
+    fast layers, the checkpoint, and where the run is.
+
+    Two generators share one set of weights: `saved_generator` (stock layers: what checkpoints and
+    generator.keras hold, what every later version loads) and `trainer.generator`, the same
+    function with its slow CPU layers swapped for fast ones (`networks.cpu_layers`), which
+    `fit` computes with."""
 
     config: TrainConfig
-    generator: keras.Model  # the stock generator: what checkpoints and generator.keras hold
-    discriminator: keras.Model | None
-    trainer: gan.ColorizationGAN  # computes with `speed.fast_layers` of the two, sharing their weights
+    saved_generator: keras.Model
+    saved_discriminator: keras.Model | None
+    trainer: gan.ColorizationGAN
     checkpoint: callbacks.TrainingCheckpoint
     saved: dict | None  # run.json, if the folder holds one
     resuming: bool
@@ -148,15 +153,16 @@ def _restore(config: TrainConfig, strategy, role: distribute.WorkerRole, out: Pa
                     if key not in ("steps_per_epoch", "batch_size")}
         _check_resume_settings(out, saved, explicit)
     with strategy.scope():  # a resumed run's weights all come from its checkpoint
-        generator, discriminator = build_networks(config, strategy, encoder_weights="none" if resuming else None)
-        trainer = build_trainer(config, strategy, stock_networks=(generator, discriminator))
+        saved_generator, saved_discriminator = build_networks(config, strategy,
+                                                              encoder_weights="none" if resuming else None)
+        trainer = build_trainer(config, strategy, stock_networks=(saved_generator, saved_discriminator))
     # Every worker restores the chief's checkpoint; only the chief writes checkpoints.
     checkpoint = callbacks.TrainingCheckpoint(
-        out / run_folder.CHECKPOINTS, generator, trainer.g_optimizer,
-        discriminator, trainer.d_optimizer, every_steps=config.checkpoint_every,
+        out / run_folder.CHECKPOINTS, saved_generator, trainer.g_optimizer,
+        saved_discriminator, trainer.d_optimizer, every_steps=config.checkpoint_every,
         write=role.is_chief,
     )
-    run = _Restored(config, generator, discriminator, trainer, checkpoint, saved, resuming)
+    run = _Restored(config, saved_generator, saved_discriminator, trainer, checkpoint, saved, resuming)
     run.epochs_done, run.steps_done = checkpoint.restore(log) or (0, 0)
     if role.count > 1:
         log(f"Worker {role.index} of {role.count}" + ("" if role.is_chief else f"; its own files go to {role.own_folder(out)}"))
@@ -201,7 +207,7 @@ def _nothing_to_do(run: _Restored, image_set: ImageSet, role: distribute.WorkerR
             f"epoch{'s' if config.early_stop > 1 else ''} since epoch {kept.epoch} (best: {kept.text()}); nothing "
             "to do (a larger --early-stop trains on)")
     if role.is_chief:
-        _complete_finished_run(run.generator, out, run.steps_done, run.epochs_done, log)
+        _complete_finished_run(run.saved_generator, out, run.steps_done, run.epochs_done, log)
     return RunResult(out, run.epochs_done, run.steps_done, out / run_folder.GENERATOR, image_set)
 
 
@@ -209,7 +215,7 @@ def _train_on(run: _Restored, image_set: ImageSet, strategy, role: distribute.Wo
               signals: stopping.StopSignals, features, log) -> RunResult:
     """`fit` the remaining epochs, then save the generator and draw the figures; a stop says, in
     one line, what is on disk (`_explain_stop`)."""
-    choosing = _choosing(run.generator, image_set, run.config, out, role, run.kept, features, run.checkpoint, log)
+    choosing = _choosing(run.saved_generator, image_set, run.config, out, role, run.kept, features, run.checkpoint, log)
     run_callbacks = _run_callbacks(run.trainer, run.checkpoint, image_set, run.config, out, role, signals, choosing)
     trained = False
     try:
@@ -217,7 +223,7 @@ def _train_on(run: _Restored, image_set: ImageSet, strategy, role: distribute.Wo
                                               strategy, run.epochs_done, run.steps_done)
         trained = True
         if role.is_chief:  # a Ctrl-C here is honoured between the steps of a few seconds each
-            _save_generator(run.generator, out, steps_done, epochs_done, log)
+            _save_generator(run.saved_generator, out, steps_done, epochs_done, log)
             _stop_if_asked(signals, steps_done)
             plots.run_figures(out)
             _stop_if_asked(signals, steps_done)
@@ -515,7 +521,7 @@ def build_networks(config: TrainConfig, strategy=None, encoder_weights: str | No
 
 def build_trainer(config: TrainConfig, strategy=None, encoder_weights: str | None = None,
                   stock_networks: tuple | None = None) -> gan.ColorizationGAN:
-    """The GAN trainer, compiled with Adam for G and D, computing with `speed.fast_layers` of the
+    """The GAN trainer, compiled with Adam for G and D, computing with `cpu_layers.fast_layers` of the
     networks (`stock_networks`, or new ones from `build_networks`): every weight is the stock
     networks'. Build it inside `strategy.scope()` to train on several replicas."""
     strategy = strategy or tf.distribute.get_strategy()
