@@ -103,6 +103,15 @@ class NotShownNow(AnswerError):
 # --------------------------------------------------------------------------- for commands
 
 
+class ServerStopped(Exception):
+    """SIGINT or SIGTERM arrived while `pix2color serve` ran: raised from the signal handler to end
+    uvicorn's run once it has shut down. Not a failure: the command ends with 128 + the signal."""
+
+    def __init__(self, signal_number: int):
+        super().__init__(signal_number)
+        self.signal_number = signal_number
+
+
 def exit_status(error: BaseException) -> int:
     """The status a command exits with after `error` (the module's docstring says which)."""
     if isinstance(error, StopRequested):

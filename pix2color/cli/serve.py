@@ -18,6 +18,7 @@ from urllib.parse import quote
 
 from pix2color.cli import ArgumentParser, RawHelpFormatter, command, port_number, positive_int
 from pix2color.colorizing.loading import MODES
+from pix2color.errors import ServerStopped
 
 PROG = "pix2color serve"
 
@@ -122,23 +123,17 @@ def listen(host: str, port: int) -> socket.socket:
     return socket.create_server((host, port), family=family)
 
 
-class _Stopped(Exception):
-    def __init__(self, signal_number: int):
-        super().__init__(signal_number)
-        self.signal_number = signal_number
-
-
 def serve_until_signal(server, listening: socket.socket) -> int:
     """Run uvicorn until SIGINT or SIGTERM; returns which. uvicorn shuts down gracefully on its
     own handlers, then raises the signal again for the handlers it found: ours, which end the run."""
 
     def stop(signal_number, frame):
-        raise _Stopped(signal_number)
+        raise ServerStopped(signal_number)
 
     previous = {number: signal.signal(number, stop) for number in (signal.SIGINT, signal.SIGTERM)}
     try:
         server.run(sockets=[listening])
-    except _Stopped as stopped:
+    except ServerStopped as stopped:
         return stopped.signal_number
     finally:
         for number, handler in previous.items():

@@ -130,7 +130,11 @@ class SameOriginWrites:
 
 
 class BodyRefused(HTTPException):
-    """A body over its limit while it streams in (413), or one that stopped arriving (408)."""
+    """A body over its limit while it streams in (413), or one that stopped arriving (408).
+
+    The one exception class defined outside `pix2color.errors`: it is an HTTP response, not an
+    error of the library, and it must be Starlette's `HTTPException`, since FastAPI turns any other
+    exception raised while it reads a body into "400 There was an error parsing the body"."""
 
     def __init__(self, status_code: int, detail: str):
         super().__init__(status_code, detail, headers=CLOSE)
