@@ -120,22 +120,26 @@ def _photo_of(image: Image.Image, lossless: bool) -> Photo:
         alpha = np.asarray(image.convert("RGBA"))[..., 3].copy()
         alpha = None if alpha.min() == 255 else alpha
     dpi = image.info.get("dpi")
-    return Photo(_to_rgb_array(_in_srgb(image, icc_profile)), alpha, _carried_exif(image),
+    return Photo(_to_rgb_array(_in_srgb(image, icc_profile)), alpha, output_exif(image),
                  tuple(float(value) for value in dpi) if dpi else None, icc_profile,
                  getattr(image, "n_frames", 1), lossless)
 
 
-def _carried_exif(image: Image.Image) -> bytes | None:
-    """The EXIF an output carries (`EXIF_KEPT`, the Exif and GPS sub-IFDs), Orientation 1 (the
-    pixels are upright), Software pix2color; no thumbnail (Pillow writes none)."""
-    found, kept = image.getexif(), Image.Exif()
-    for tag in EXIF_KEPT:
-        if tag in found:
-            kept[tag] = found[tag]
-    for tag in EXIF_SUBIFDS:
-        if tag in found:
-            kept[tag] = found.get_ifd(tag)
-    kept[0x0112], kept[0x0131] = 1, SOFTWARE
+def output_exif(image: Image.Image | None = None) -> bytes:
+    """The EXIF an output carries: Software pix2color (a later folder search knows it as an
+    output); with the input `image`, also its `EXIF_KEPT` tags, the Exif and GPS sub-IFDs and
+    Orientation 1 (the pixels are upright). No thumbnail (Pillow writes none)."""
+    kept = Image.Exif()
+    if image is not None:
+        found = image.getexif()
+        for tag in EXIF_KEPT:
+            if tag in found:
+                kept[tag] = found[tag]
+        for tag in EXIF_SUBIFDS:
+            if tag in found:
+                kept[tag] = found.get_ifd(tag)
+        kept[0x0112] = 1
+    kept[0x0131] = SOFTWARE
     return kept.tobytes()
 
 

@@ -28,6 +28,7 @@ from pix2color.photos import (
     Photo,
     TooManyPixels,
     not_a_file,
+    output_exif,
     read_photo,
     srgb_profile,
 )
@@ -138,7 +139,7 @@ def save_image(rgb: np.ndarray, path: Path, quality: int, overwrite: bool = Fals
     image_format = OUTPUT_FORMATS[path.suffix.lstrip(".")]
     image = Image.fromarray(rgb)
     options = {"quality": quality} if image_format in ("JPEG", "WEBP") else {}
-    options["exif"] = photo.exif if photo is not None and photo.exif else marked_exif()
+    options["exif"] = photo.exif if photo is not None and photo.exif else output_exif()
     if photo is not None:
         if photo.alpha is not None and image_format in ("PNG", "WEBP"):
             image.putalpha(Image.fromarray(photo.alpha))
@@ -149,15 +150,6 @@ def save_image(rgb: np.ndarray, path: Path, quality: int, overwrite: bool = Fals
         if image_format == "WEBP" and photo.lossless:
             options = {**options, "lossless": True, "quality": 100}
     write_output(path, lambda handle: image.save(handle, image_format, **options), overwrite)
-
-
-def marked_exif() -> bytes:
-    """EXIF of an output whose input had none: Software pix2color (`made_by_pix2color`)."""
-    from PIL import Image
-
-    exif = Image.Exif()
-    exif[0x0131] = SOFTWARE
-    return exif.tobytes()
 
 
 def made_by_pix2color(path: str | os.PathLike) -> bool:
