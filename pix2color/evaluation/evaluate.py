@@ -156,7 +156,7 @@ def _batch_measurer(generator, systems):
     }
 
     # One graph per batch: run eagerly, the metrics cost as much as the network. No autograph: the
-    # code has no tensor-dependent Python control flow, and converting it took ~2 s of every run.
+    # code has no tensor-dependent Python control flow, and converting it costs seconds every run.
     @tf.function(autograph=False)
     def measure(lightness, ab):
         truth = metrics.to_uint8_values(lightness, ab)
