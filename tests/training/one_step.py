@@ -1,6 +1,7 @@
 """One training step made comparable across one device, several replicas and several workers.
 
-Imported by the subprocess scripts of test_distribute.py (each needs its own process: a
+Imported by scripts/two_replicas_step.py, worker_step.py and one_device_step.py, which
+test_distribute.py runs with this folder on PYTHONPATH (each needs its own process: a
 distribution strategy must be set up before TensorFlow does anything else).
 
 The step runs in float64: in float32, R1's double backprop and the G step against the updated

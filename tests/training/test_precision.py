@@ -5,7 +5,6 @@ import json
 import shutil
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import keras
@@ -21,6 +20,7 @@ from pix2color.training.run import TrainConfig, build_networks, build_trainer
 
 BFLOAT16_UNIT_ROUNDOFF = 2.0**-9  # 8 significant bits, rounded to nearest
 FLOAT32_UNIT_ROUNDOFF = 2.0**-24
+SCRIPTS = Path(__file__).with_name("scripts")  # what tests run in processes of their own
 
 
 # ---------------------------------------------------------------- what auto picks
@@ -251,33 +251,6 @@ def test_r1_in_bfloat16_is_within_2_percent_of_float32():
 
 # ---------------------------------------------------------------- a run in bfloat16, as a user runs it
 
-READ_SAVED = textwrap.dedent('''
-    import sys
-    import numpy as np
-    import keras
-    import tensorflow as tf
-    import pix2color.networks
-    from pix2color.colorizing.loading import load_generator
-
-    path = sys.argv[1]
-    generator = keras.models.load_model(path)
-    layers = [generator]
-    policies = set()
-    while layers:
-        layer = layers.pop()
-        policies.add(layer.dtype_policy.name)
-        layers.extend(getattr(layer, "layers", []))
-    assert policies == {"float32"}, policies
-    assert {v.dtype for v in generator.weights} == {"float32"}
-    output = generator(tf.random.uniform((2, 32, 32, 1), -1, 1), training=False)
-    assert output.dtype == tf.float32 and np.all(np.isfinite(output.numpy()))
-    assert keras.config.dtype_policy().name == "float32"
-    loaded = load_generator(path)
-    assert {layer.dtype_policy.name for layer in loaded.layers} == {"float32"}
-    print("FLOAT32-FILE")
-''')
-
-
 def bfloat16_dtypes_in(saved_model: Path) -> list[str]:
     """Names of the nodes of a SavedModel's graphs that take or make bfloat16 tensors."""
     from tensorflow.core.protobuf import saved_model_pb2
@@ -305,8 +278,8 @@ def test_a_bfloat16_run_saves_float32_files_and_refuses_another_precision(seeded
     out = seeded_run("bfloat16")
     assert "Precision: bfloat16\n" in (out.parent / "stdout.txt").read_text()
     assert json.loads((out / "run.json").read_text())["precision"] == "bfloat16"
-    read = subprocess.run([sys.executable, "-c", READ_SAVED, str(out / "generator.keras")], capture_output=True,
-                          text=True, timeout=600, cwd=ROOT)
+    read = subprocess.run([sys.executable, str(SCRIPTS / "read_saved_generator.py"), str(out / "generator.keras")],
+                          capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert "FLOAT32-FILE" in read.stdout, read.stderr[-3000:]
     exported = run_cli("export", "--model", out, "--out", tmp_path / "exported", "--formats", "savedmodel")
     assert exported.returncode == 0, exported.stderr[-3000:]

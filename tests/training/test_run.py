@@ -26,6 +26,8 @@ from conftest import (
 )
 from helpers import history_column, one_line, run_cli
 
+SCRIPTS = Path(__file__).with_name("scripts")
+
 
 @pytest.mark.slow
 def test_train_on_sample_photos_writes_every_artifact(seeded_run, tmp_path):
@@ -226,44 +228,12 @@ def test_a_resumed_run_trains_exactly_the_steps_left(epochs_done, steps_done, ph
     assert steps_done + trained == 3 * 6
 
 
-# One process: deterministic ops, the training step traced afresh each time and run from the
-# same weights on the same batch. Prints one line per trace: the largest difference from the first.
-RETRACED_STEPS = """
-import numpy as np
-import keras
-import tensorflow as tf
-
-from pix2color.training.run import TrainConfig, build_trainer, use_deterministic_ops
-
-use_deterministic_ops()
-keras.utils.set_random_seed(7)
-trainer = build_trainer(TrainConfig(image_size=32, batch_size=4))
-rng = np.random.default_rng(0)
-batch = (rng.uniform(-1, 1, (4, 32, 32, 1)).astype("float32"), rng.uniform(-0.5, 0.5, (4, 32, 32, 2)).astype("float32"))
-dataset = tf.data.Dataset.from_tensors(batch).repeat()
-trainer.fit(dataset, steps_per_epoch=1, verbose=0)  # builds both optimizers
-state = (trainer.generator.variables + trainer.discriminator.variables + trainer.g_optimizer.variables
-         + trainer.d_optimizer.variables)
-start = [v.numpy() for v in state]
-first = None
-for trace in range(8):
-    for variable, value in zip(state, start):
-        variable.assign(value)
-    trainer.make_train_function(force=True)
-    trainer.fit(dataset, steps_per_epoch=1, verbose=0)
-    after = [v.numpy() for v in state]
-    if first is None:
-        first = after
-    print("TRACE", trace, max(float(np.max(np.abs(a - b), initial=0.0)) for a, b in zip(first, after)), flush=True)
-"""
-
-
 @pytest.mark.slow
 def test_deterministic_ops_give_one_step_whatever_its_trace():
     """The same step traced eight times: eight bit-identical updates. (With Grappler's arithmetic
     optimizer on, 3 re-traces in 7 differed by ~1e-6 on idle cores, every one on busy cores:
     docs/training.md#determinism---deterministic-ops.)"""
-    result = run_command([sys.executable, "-c", RETRACED_STEPS], timeout=900)
+    result = run_command([sys.executable, str(SCRIPTS / "retraced_steps.py")], timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
     differences = [float(line.split()[2]) for line in result.stdout.splitlines() if line.startswith("TRACE")]
     assert differences == [0.0] * 8, result.stdout
