@@ -6,6 +6,7 @@ Imported as `from helpers import name`, in every folder of tests/, as conftest i
 """
 
 import contextlib
+import csv
 import hashlib
 import io
 import os
@@ -60,8 +61,6 @@ def sample_photo_folder(folder: Path, count: int) -> Path:
 
 def history_column(out: Path, name: str, kind=float) -> list:
     """The column `name` of a run's history.csv, each value made a `kind`."""
-    import csv
-
     with open(out / "history.csv", newline="") as handle:
         return [kind(row[name]) for row in csv.DictReader(handle)]
 
