@@ -17,7 +17,7 @@ from PIL import Image  # noqa: E402
 
 from pix2color import outputs  # noqa: E402
 from pix2color.data import sample_photos_dir  # noqa: E402
-from pix2color.training import run_folder
+from pix2color.training import checkpoints  # noqa: E402
 
 # `--reach`: the fast tier must call into every module (tests/reach.py); pytester runs a tiny suite
 # under it (tests/test_reach.py).
@@ -149,7 +149,7 @@ def finished_run(pytestconfig, tmp_path_factory):
     step 4. Tests that change it copy it."""
     run = made_run(pytestconfig, tmp_path_factory, "finished", "--epochs", "1", "--steps-per-epoch", "4",
                    "--checkpoint-every", "2")
-    assert run_folder.checkpoint_steps(run / "checkpoints") == [4, 2]
+    assert checkpoints.checkpoint_steps(run / "checkpoints") == [4, 2]
     return run
 
 
