@@ -75,7 +75,7 @@ def train_notebook():
                       '    get_ipython().run_line_magic("tensorboard", f"--logdir {OUT}/logs")'),
         new_markdown_cell("## Train (re-run to resume)\nThe first lines say which precision `auto` picked and why; "
                           "a resumed run keeps the precision it was started with."),
-        new_code_cell("from pix2color.training import TrainConfig, train\n"
+        new_code_cell("from pix2color.config import TrainConfig\nfrom pix2color.training.run import train\n"
                       "config = TrainConfig(data=DATA, coco_dir=COCO_DIR, out=OUT, image_size=IMAGE_SIZE, epochs=EPOCHS,\n"
                       "                     steps_per_epoch=STEPS_PER_EPOCH, r1_gamma=GAMMA, generator=GENERATOR,\n"
                       "                     encoder_weights=ENCODER_WEIGHTS, precision=PRECISION, verbose=2)\n"
@@ -112,7 +112,7 @@ def colorize_notebook():
                           "*deterministic* (default): BatchNorm moving statistics, no dropout: the same photo always "
                           "gets the same colours. *paper*: dropout on and the batch's statistics, as the report evaluates."),
         new_code_cell("import numpy as np\nfrom PIL import Image as PILImage\nfrom pix2color.colorizing.loading import load_network\n"
-                      "from pix2color.photos import FullResolutionColorizer, read_image\n"
+                      "from pix2color.colorizing.recipe import FullResolutionColorizer\nfrom pix2color.photos import read_image\n"
                       "originals = [read_image(p) for p in photos]\nresults = {}\n"
                       "for mode in ('deterministic', 'paper'):\n"
                       "    network = load_network(MODEL, mode)\n"
@@ -170,7 +170,7 @@ def evaluate_notebook():
                           "and FID / KID (distances between the colorizations and the photos as sets; compare them "
                           "within pix2color, and prefer KID below a few thousand images)."),
         new_code_cell("from pathlib import Path\nfrom IPython.display import Markdown, display\n"
-                      "from pix2color import evaluate\nfrom pix2color.evaluation.inception import InceptionFeatures\n"
+                      "from pix2color.evaluation import evaluate\nfrom pix2color.evaluation.inception import InceptionFeatures\n"
                       "from pix2color.colorizing.loading import load_generator\n"
                       "features = InceptionFeatures(FEATURE_WEIGHTS) if FEATURE_WEIGHTS else None\n"
                       "print(features.description if features else 'FID / KID left out')\n"
@@ -178,7 +178,7 @@ def evaluate_notebook():
                       "result = evaluate.evaluate_generator(generator, images, names, verbose=0, features=features)\n"
                       "display(Markdown(result.markdown(f'{MODEL} on {DATA}')))"),
         new_markdown_cell("## Failure cases\nThe four images with the lowest PSNR (deterministic mode)."),
-        new_code_cell("import numpy as np\nfrom pix2color import color, plots\nfrom pix2color.data import make_eval_dataset\n"
+        new_code_cell("import numpy as np\nfrom pix2color import color\nfrom pix2color.training import plots\nfrom pix2color.data import make_eval_dataset\n"
                       "worst = np.argsort(result.values['deterministic']['psnr256'])[:4]\n"
                       "chosen = [sorted(images)[i] for i in worst]  # (for a folder or the sample set)\n"
                       "lightness, ab = next(iter(make_eval_dataset(chosen, generator.input_shape[1], 4)))\n"
@@ -189,7 +189,7 @@ def evaluate_notebook():
         new_markdown_cell("## Ablation (Table II) at small scale\nEach configuration trains from scratch (resumable), "
                           "then is evaluated in the report's mode. At this scale the numbers show trends at best; the "
                           "report's column is 15 epochs on COCO at 256x256."),
-        new_code_cell("from pix2color import ablation\nfrom pix2color.training import TrainConfig\n"
+        new_code_cell("from pix2color.config import TrainConfig\nfrom pix2color.evaluation import ablation\n"
                       "base = TrainConfig(data='sample', epochs=1, steps_per_epoch=ABLATION_STEPS, image_size=ABLATION_IMAGE_SIZE,\n"
                       "                   encoder_weights=ENCODER_WEIGHTS, verbose=0)\n"
                       "Path(ABLATION_OUT).mkdir(parents=True, exist_ok=True)\n"

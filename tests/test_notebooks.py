@@ -83,3 +83,23 @@ def test_03_evaluate(workdir):
     assert "Inception-v3 with random weights" in outputs_text(notebook)
     assert (workdir / "worst.png").exists()
     assert "| 11 (l1-only)" in (workdir / "runs" / "ablation" / "ablation.md").read_text()
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in NOTEBOOKS.glob("*.ipynb")))
+def test_every_name_a_notebook_imports_from_pix2color_is_there(name):
+    """The fast tier's guard for the slow runs below: each `from pix2color... import a, b` of a
+    code cell names a module and names that exist (a renamed module breaks a notebook first)."""
+    import importlib
+
+    notebook = nbformat.read(NOTEBOOKS / name, as_version=4)
+    missing = []
+    for cell in notebook.cells:
+        for module, names in re.findall(r"^\s*from (pix2color[\w.]*) import ([\w, ]+)$", cell.source, re.M):
+            try:
+                imported = importlib.import_module(module)
+            except ImportError:
+                missing.append(module)
+                continue
+            missing += [f"{module}.{item}" for item in (n.strip().split(" as ")[0] for n in names.split(","))
+                        if not hasattr(imported, item) and importlib.util.find_spec(f"{module}.{item}") is None]
+    assert not missing, missing
