@@ -28,8 +28,9 @@ class TooManyPixels(ImageError):
     """An image larger than the pixel limit (checked before it is decoded)."""
 
 
-class ModelError(ValueError):
-    """A model file LiteRT cannot run as a pix2color generator; the message names it."""
+class ModelError(Pix2colorError):
+    """A model that cannot colorize: a file LiteRT cannot run as a pix2color generator, or a
+    network whose output is not finite (damaged weights); the message names it."""
 
 
 class VideoError(Pix2colorError):

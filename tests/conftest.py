@@ -199,7 +199,7 @@ def export_small_generator(small_generator_file, out, **choices):
 @pytest.fixture(scope="session")
 def exported(pytestconfig, small_generator_file, tmp_path_factory):
     """The small generator's SavedModel and its deterministic float32 and int8 TFLite files: what
-    colorize, lite.py and the notebooks' tests run."""
+    colorize, the device runner and the notebooks' tests run."""
     return made_once(pytestconfig, tmp_path_factory, "exported", lambda folder: export_small_generator(
         small_generator_file, folder, variants=("float32", "int8"), modes=("deterministic",)))
 

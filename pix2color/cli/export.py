@@ -9,7 +9,7 @@ from pathlib import Path
 from pix2color import export
 from pix2color.cli import ArgumentParser, RawHelpFormatter, command
 from pix2color.colorizing.loading import MODES
-from pix2color.export import folder, savedmodel
+from pix2color.export import folder
 from pix2color.export.folder import FORMATS
 from pix2color.export.tflite import TFLITE_VARIANTS
 
@@ -46,11 +46,10 @@ def main(argv: list[str] | None = None) -> int:
     existing = [str(path) for path in targets if os.path.lexists(path)]
     if existing and not args.overwrite:
         parser.error(f"{existing[0]} exists (an earlier export?): --overwrite replaces it, or choose another --out")
-    for target in targets:  # --overwrite replaces what an export wrote, never a folder or file of the user's
-        foreign = savedmodel.not_an_export(target) if target.name == "savedmodel" and os.path.lexists(target) else []
-        if foreign or (target.name != "savedmodel" and os.path.lexists(target) and not target.is_file()):
-            parser.error(f"{target} holds what no export writes ({', '.join(foreign[:3]) or 'not a file'}): left as it "
-                         "is, --overwrite or not; choose another --out")
+    try:  # --overwrite replaces what an export wrote, never a folder or file of the user's
+        folder.refuse_what_no_export_wrote(targets)
+    except FileExistsError as error:
+        parser.error(f"{error.filename} {error.strerror}")
 
     from pix2color.quiet import import_quietly
 

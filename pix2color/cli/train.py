@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from pix2color.cli import (
     ArgumentParser,
     HelpFormatter,

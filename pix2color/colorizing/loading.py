@@ -205,4 +205,9 @@ def load_network(model: str | os.PathLike, mode: str = "deterministic", log=None
     def predict(lightness):
         return network(lightness, training=False)
 
-    return Network(lambda lightness: predict(tf.constant(lightness, tf.float32)).numpy(), int(generator.input_shape[1]))
+    size = int(generator.input_shape[1])
+    # Damaged weights said at once, naming the file (the paper mode is not probed: a call would draw
+    # its dropout masks; the recipe refuses any output that is not finite, in either mode).
+    if mode == "deterministic" and not bool(tf.reduce_all(tf.math.is_finite(predict(tf.zeros((1, size, size, 1)))))):
+        raise ValueError(f"{quoted(model)}: the network's output is not finite (NaN or infinite): its weights are damaged")
+    return Network(lambda lightness: predict(tf.constant(lightness, tf.float32)).numpy(), size)

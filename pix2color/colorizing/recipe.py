@@ -19,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
+from pix2color.errors import ModelError
 from pix2color.photos import as_8bit_rgb
 
 # The full-resolution planes are computed this many pixels at a time: a 50 MP photo's float32
@@ -208,7 +209,10 @@ class FullResolutionColorizer:
     def predict_batch(self, images: list[np.ndarray]) -> tuple[list, np.ndarray]:
         """The network's half: uint8 RGB images -> ([(L, network input)], predicted ab (N, S, S, 2))."""
         prepared = [self.prepare(image) for image in images]
-        return prepared, self.predict_ab(np.stack([small for _, small in prepared]))
+        ab = self.predict_ab(np.stack([small for _, small in prepared]))
+        if not np.isfinite(ab).all():  # NaN would reach the 8-bit tables as an index
+            raise ModelError("the network's output is not finite (NaN or infinite): its weights are damaged")
+        return prepared, ab
 
     def finish_batch(self, prepared: list, ab: np.ndarray, ab_filter=None) -> list[np.ndarray]:
         """The full-resolution half of `colorize_batch`. `ab_filter(full-resolution L (H, W), ab

@@ -5,11 +5,13 @@
 
 from __future__ import annotations
 
+import errno
+import os
 from pathlib import Path
 
 from pix2color.colorizing.loading import MODES, load_generator
-from pix2color.export.one_file import DEVICE_RUNNER
-from pix2color.export.savedmodel import export_savedmodel
+from pix2color.export.one_file import DEVICE_RUNNER, is_unedited_runner
+from pix2color.export.savedmodel import export_savedmodel, not_an_export
 from pix2color.export.tflite import TFLITE_VARIANTS, export_tflite
 
 FORMATS = ("savedmodel", "tflite")
@@ -31,9 +33,36 @@ def export_targets(out: str | Path, formats=FORMATS, variants=TFLITE_VARIANTS, m
     return targets
 
 
+def not_written_by_export(target: Path) -> list[str]:
+    """What in `target` (one of `export_targets`) no export wrote: [] when `--overwrite` may replace
+    it. A savedmodel/ folder may hold an export's files only, a runner must be as an export signed
+    it (not one of the user's, nor one they edited), and every other target must be a file."""
+    if not os.path.lexists(target):
+        return []
+    if target.name == "savedmodel":
+        return not_an_export(target)
+    if target.is_symlink() or not target.is_file():
+        return ["not a file"]
+    if target.name == DEVICE_RUNNER and not is_unedited_runner(target):
+        return ["a runner no export wrote, or one edited since"]
+    return []
+
+
+def refuse_what_no_export_wrote(targets: list[Path]) -> None:
+    """`FileExistsError` naming the first target `--overwrite` must leave as it is, if any."""
+    for target in targets:
+        foreign = not_written_by_export(target)
+        if foreign:
+            raise FileExistsError(errno.EEXIST, f"holds what no export writes ({', '.join(foreign[:3])}): left as it is, "
+                                                "--overwrite or not; choose another --out", str(target))
+
+
 def export_generator(generator, out: str, formats=FORMATS, variants=TFLITE_VARIANTS, modes=MODES,
                      log=print, overwrite: bool = False) -> list[Path]:
+    """Write the requested formats into `out`; what exists is replaced only with `overwrite`, and
+    never what no export wrote (checked before any work)."""
     out_dir = Path(out)
+    refuse_what_no_export_wrote(export_targets(out, formats, variants, modes))
     written = []
     if "savedmodel" in formats:
         written.append(export_savedmodel(generator, out_dir / "savedmodel", overwrite))

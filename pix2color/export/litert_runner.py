@@ -36,6 +36,7 @@ from pix2color.outputs import (
     check_output_folder,
     exists_message,
     plan_outputs,
+    quoted,
     summary,
     write_output,
 )
@@ -48,13 +49,14 @@ class LiteColorizer(FullResolutionColorizer):
     """The recipe with a pix2color `.tflite` generator run by LiteRT."""
 
     def __init__(self, model_path: str | os.PathLike, num_threads: int | None = None):
+        if num_threads is not None and not 1 <= num_threads <= MAX_THREADS:
+            raise ValueError(f"threads must be in 1..{MAX_THREADS} (got {num_threads})")
         self.interpreter = _interpreter(model_path, num_threads)
-        self.input = self.interpreter.get_input_details()[0]
-        self.output = self.interpreter.get_output_details()[0]
-        _, height, width, channels = self.input["shape"]
-        if channels != 1 or height != width:
-            raise ModelError(f"{model_path}: not a pix2color generator (input shape {self.input['shape']})")
-        super().__init__(self._run, int(height))
+        self.input, self.output = _generator_tensors(self.interpreter, model_path)
+        super().__init__(self._run, int(self.input["shape"][1]))
+        probe = self._run(np.zeros((1, *self.input["shape"][1:]), np.float32))
+        if not np.isfinite(probe).all():
+            raise ModelError(f"{quoted(model_path)}: its output is not finite (NaN or infinite): a damaged model")
 
     def _run(self, lightness: np.ndarray) -> np.ndarray:
         """The .tflite file takes one image at a time: (N, S, S, 1) -> (N, S, S, 2)."""
@@ -64,6 +66,24 @@ class LiteColorizer(FullResolutionColorizer):
             self.interpreter.invoke()
             results.append(self.interpreter.get_tensor(self.output["index"])[0].copy())
         return np.stack(results)
+
+
+def _generator_tensors(interpreter, model_path) -> tuple[dict, dict]:
+    """The input and output of a pix2color generator (the tensor contract in this module's
+    docstring), or `ModelError` naming what the file has instead."""
+    inputs, outputs = interpreter.get_input_details(), interpreter.get_output_details()
+    if len(inputs) == 1 and len(outputs) == 1:
+        shape_in, shape_out = tuple(inputs[0]["shape"]), tuple(outputs[0]["shape"])
+        size = shape_in[1] if len(shape_in) == 4 else 0
+        if (shape_in == (1, size, size, 1) and shape_out == (1, size, size, 2) and size >= 8
+                and inputs[0]["dtype"] == np.float32 and outputs[0]["dtype"] == np.float32):
+            return inputs[0], outputs[0]
+    def described(tensors) -> str:
+        return ", ".join(f"{np.dtype(tensor['dtype']).name} {tuple(int(n) for n in tensor['shape'])}" for tensor in tensors)
+
+    found = f"input {described(inputs)}; output {described(outputs)}"
+    raise ModelError(f"{quoted(model_path)}: not a pix2color generator (float32 (1, S, S, 1) in, (1, S, S, 2) out; "
+                     f"it has {found})")
 
 
 def _interpreter(model_path: str | os.PathLike, num_threads: int | None):
@@ -96,7 +116,7 @@ def _without_delegate_notice():
     try:
         sys.stderr.flush()
         saved = os.dup(2)
-    except (OSError, ValueError):  # no stderr to filter
+    except (OSError, ValueError, AttributeError):  # no stderr to filter (closed: sys.stderr is None)
         yield
         return
     with tempfile.TemporaryFile() as caught:
@@ -104,7 +124,8 @@ def _without_delegate_notice():
         try:
             yield
         finally:
-            sys.stderr.flush()
+            if sys.stderr is not None:
+                sys.stderr.flush()
             os.dup2(saved, 2)
             os.close(saved)
             caught.seek(0)
@@ -125,8 +146,9 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(prog: str | None = None) -> argparse.ArgumentParser:
     parser = _Parser(
+        prog=prog,
         description="Colorize photos with a pix2color .tflite file (no TensorFlow). OUT/NAME.png for each "
                     "photo; an input is never written (NAME_colorized.png instead), two inputs never share "
                     "an output (NAME-2.png), an existing file is skipped unless --overwrite.")
@@ -148,11 +170,11 @@ def _check_options(args: argparse.Namespace) -> None:
     check_output_folder(args.out)
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     """Exit status: 0 when nothing failed (an output that exists is skipped, and said so), 1 when
-    some photos could not be colorized or written, 2 for a bad model, option or output folder;
-    130 after Ctrl-C (the photos finished so far are kept, whole)."""
-    parser = _parser()
+    some photos could not be colorized or written, 2 for a bad model, option or output folder, or
+    LiteRT missing; 130 after Ctrl-C (the photos finished so far are kept, whole)."""
+    parser = _parser(prog)
     try:
         return _main(parser, parser.parse_args(argv))
     except KeyboardInterrupt:
@@ -169,6 +191,9 @@ def _main(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         colorizer = LiteColorizer(args.model, args.threads)
     except ValueError as error:
         print(f"{parser.prog}: error: {error}", file=sys.stderr)
+        return 2
+    except ImportError as missing:  # LiteRT is imported only now: a missing one is said, not a traceback
+        print(f"{parser.prog}: error: LiteRT is not installed ({missing}): pip install ai-edge-litert", file=sys.stderr)
         return 2
     inputs = {}
     for path in map(Path, args.inputs):
@@ -198,11 +223,12 @@ def _colorize_one(colorizer: LiteColorizer, planned: Planned, args: argparse.Nam
         print(f"skipped: {exists_message(planned.target)}", file=sys.stderr)
         return 1
     except OSError as error:
-        print(f"error: {planned.source}: could not write {planned.target}: {error.strerror or error}", file=sys.stderr)
+        print(f"error: {quoted(planned.source)}: could not write {quoted(planned.target)}: {error.strerror or error}",
+              file=sys.stderr)
         return 2
-    print(f"{planned.source} -> {planned.target}")
+    print(f"{quoted(planned.source)} -> {quoted(planned.target)}")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(prog="python -m pix2color.export.litert_runner"))

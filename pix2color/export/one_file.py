@@ -4,15 +4,18 @@ files.
 
 A phone or a small board gets one file to copy, and it runs the very code `pix2color colorize`
 runs: the generated file holds each module's source as text and serves it to Python's import
-system (`importlib`'s finder and loader protocols), so `import pix2color.photos` inside it finds
-the copy it carries. Nothing is rewritten; `python colorize_tflite.py --help` is
+system (`importlib`'s finder and loader protocols) while it imports its runner, so `import
+pix2color.photos` inside it finds the copy it carries, and a pix2color installed beside it is
+neither used nor replaced. Nothing is rewritten; `python colorize_tflite.py --help` is
 `python -m pix2color.export.litert_runner --help`, and `import colorize_tflite` gives its
 `LiteColorizer` and `main`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
+import os
 from pathlib import Path
 
 import pix2color
@@ -38,9 +41,11 @@ _HEAD = '''#!/usr/bin/env python3
     python colorize_tflite.py generator_deterministic_float32.tflite photo.jpg -o colorized/
 
 Written by `pix2color export` (pix2color {version}): the modules below are pix2color's own,
-carried as text and imported from this file, so this one file runs alone.
+carried as text and imported from this file, so this one file runs alone. Its last line signs
+it: `pix2color export --overwrite` replaces it only while it is unchanged.
 """
 
+import importlib
 import importlib.abc
 import importlib.util
 import sys
@@ -53,7 +58,7 @@ PACKAGES = {packages!r}
 _LOADER = '''
 
 class _CarriedModules(importlib.abc.MetaPathFinder, importlib.abc.InspectLoader):
-    """Finds and loads the modules in SOURCES (tracebacks show their lines too)."""
+    """Finds and loads the modules in SOURCES."""
 
     def find_spec(self, name, path=None, target=None):
         if name in SOURCES:
@@ -67,14 +72,36 @@ class _CarriedModules(importlib.abc.MetaPathFinder, importlib.abc.InspectLoader)
         exec(compile(SOURCES[module.__name__], module.__spec__.origin, "exec"), module.__dict__)
 
 
-if not any(isinstance(finder, _CarriedModules) for finder in sys.meta_path):
-    sys.meta_path.insert(0, _CarriedModules())
+def _carried(name):
+    """Module `name` imported from SOURCES alone: a pix2color installed beside this file, imported
+    before or after it, is neither used nor replaced."""
+    installed = {module: sys.modules.pop(module) for module in list(sys.modules) if module.split(".")[0] == "pix2color"}
+    finder = _CarriedModules()
+    sys.meta_path.insert(0, finder)
+    try:
+        return importlib.import_module(name)
+    finally:
+        sys.meta_path.remove(finder)
+        for module in [module for module in sys.modules if module.split(".")[0] == "pix2color"]:
+            del sys.modules[module]
+        sys.modules.update(installed)
 
-from pix2color.export.litert_runner import LiteColorizer, main  # noqa: E402,F401
+
+try:
+    _runner = _carried("pix2color.export.litert_runner")
+except ImportError as missing:
+    if __name__ != "__main__":
+        raise
+    print(f"colorize_tflite.py: error: it needs numpy, pillow and ai-edge-litert ({missing}): "
+          "pip install ai-edge-litert numpy pillow", file=sys.stderr)
+    sys.exit(2)
+LiteColorizer, main = _runner.LiteColorizer, _runner.main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(prog="colorize_tflite.py"))
 '''
+
+_SIGNATURE = "# Written by pix2color export. sha256 of the lines above: "
 
 
 def _module_source(name: str) -> str:
@@ -87,10 +114,23 @@ def _text_literal(source: str) -> str:
 
 
 def device_runner() -> bytes:
-    """The text of `colorize_tflite.py`."""
+    """The text of `colorize_tflite.py`, signed on its last line (`is_unedited_runner`)."""
     packages = sorted(name for name in CARRIED if importlib.util.find_spec(name).submodule_search_locations)
     parts = [_HEAD.format(version=pix2color.__version__, packages=tuple(packages))]
     for name in CARRIED:
         parts.append(f"\nSOURCES[{name!r}] = {_text_literal(_module_source(name))}\n")
     parts.append(_LOADER)
-    return "".join(parts).encode("utf-8")
+    text = "".join(parts).encode("utf-8")
+    return text + f"{_SIGNATURE}{hashlib.sha256(text).hexdigest()}\n".encode("ascii")
+
+
+def is_unedited_runner(path: str | os.PathLike) -> bool:
+    """Whether `path` is a `colorize_tflite.py` as some `pix2color export` wrote it, unchanged since:
+    `export --overwrite` replaces only such a file, never one of the user's or one they edited."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError:
+        return False
+    text, _, last = data.rstrip(b"\n").rpartition(b"\n")
+    signature = _SIGNATURE.encode("ascii")
+    return last.startswith(signature) and last[len(signature):] == hashlib.sha256(text + b"\n").hexdigest().encode()

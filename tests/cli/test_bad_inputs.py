@@ -52,6 +52,8 @@ def workspace(tmp_path_factory, small_generator_file):
     (folder / "evaluated" / "evaluation.md").write_text("my notes")
     (folder / "exported_by_me" / "savedmodel").mkdir(parents=True)  # not an export: a folder of the user's
     (folder / "exported_by_me" / "savedmodel" / "notes.txt").write_text("mine")
+    (folder / "my_runner" / "tflite").mkdir(parents=True)
+    (folder / "my_runner" / "tflite" / DEVICE_RUNNER).write_text("print('my own colorize_tflite.py')\n")
     (folder / "heic").mkdir()  # a folder of only photos pix2color cannot read
     (folder / "heic" / "IMG_0001.HEIC").write_bytes(b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + bytes(200))
     (folder / "exported" / "tflite").mkdir(parents=True)
@@ -110,6 +112,8 @@ BAD_INPUTS = [
                  "IMG_0001.HEIC: a HEIC photo, a format pix2color cannot read", marks=slow),
     (EXPORT + ["--model", "W/model.keras", "--out", "W/exported_by_me", "--formats", "savedmodel", "--overwrite"], 2,
      "holds what no export writes (notes.txt)"),
+    (EXPORT + ["--model", "W/model.keras", "--out", "W/my_runner", "--formats", "tflite", "--overwrite"], 2,
+     "colorize_tflite.py holds what no export writes (a runner no export wrote, or one edited since)"),
     (PIX2COLOR + ["colorize", "W/photo.jpg", "-o", "W/out", "--crf", "64"], 2, "--crf"),
     (PIX2COLOR + ["colorize", "W/photo.jpg", "-o", "W/out", "--crf", "-1"], 2, "--crf"),
     pytest.param(PIX2COLOR + ["colorize", "W/photo.jpg", "-o", "W/out", "--model", "W/corrupt.keras"], 2,

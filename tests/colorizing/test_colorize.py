@@ -586,3 +586,19 @@ def test_a_photo_of_no_pixels_is_one_line(tmp_path):
         with pytest.raises(ValueError, match="expected a photo"):
             recipe.colorize(empty)
     assert recipe.colorize_batch([]) == []
+
+
+def test_a_model_whose_output_is_not_finite_is_refused_in_one_line(tmp_path, capsys):
+    """Damaged weights (a NaN) would reach the 8-bit tables as an index: refused at load instead."""
+    from pix2color.networks import build_generator
+
+    generator = build_generator(32, base_filters=4)
+    kernel = generator.weights[0]
+    kernel.assign(np.full(kernel.shape, np.nan, np.float32))
+    generator.save(tmp_path / "damaged.keras")
+    photo = tmp_path / "photo.png"
+    Image.open(sample_photo_paths(1)[0]).resize((40, 30)).save(photo)
+    status, _, stderr = colorize_here(capsys, photo, "-o", tmp_path / "out", "--model", tmp_path / "damaged.keras")
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert status == 2 and len(lines) == 1 and "damaged.keras" in lines[0] and "not finite" in lines[0], stderr
+    assert not (tmp_path / "out").exists()

@@ -41,7 +41,7 @@ def test_every_variant_is_written_with_builtin_ops_only(exported_every_variant):
     for path in (exported / "tflite").glob("*.tflite"):
         ops = op_names(path)
         assert not any(op.startswith("Flex") or op in ("CUSTOM", "VAR_HANDLE", "READ_VARIABLE") for op in ops), (path, ops)
-        assert "TRANSPOSE_CONV" not in ops and "DEPTH_TO_SPACE" in ops, (path, ops)  # litert_graph.litert_generator
+        assert "TRANSPOSE_CONV" not in ops and "DEPTH_TO_SPACE" in ops, (path, ops)  # tflite_layers.litert_generator
     assert "RANDOM_UNIFORM" in op_names(exported / "tflite" / "generator_paper_float32.tflite")
     sizes = {v: (exported / "tflite" / f"generator_deterministic_{v}.tflite").stat().st_size for v in TOLERANCE}
     assert sizes["float16"] < 0.6 * sizes["float32"] and sizes["int8"] < 0.35 * sizes["float32"]
@@ -165,3 +165,16 @@ def test_overwrite_replaces_an_export_never_a_folder_of_the_user_s(generator, tm
         with pytest.raises(FileExistsError, match="holds what no export writes"):
             savedmodel.export_savedmodel(generator, folder, overwrite=True)
         assert (folder / extra).read_text() == "mine" and (folder / "saved_model.pb").read_bytes() == b"an earlier export"
+
+
+def test_overwrite_replaces_the_runner_an_export_wrote_never_one_edited_or_the_user_s(tmp_path):
+    from pix2color.export.folder import not_written_by_export
+    from pix2color.export.one_file import DEVICE_RUNNER, device_runner
+
+    runner = tmp_path / DEVICE_RUNNER
+    runner.write_bytes(device_runner())
+    assert not_written_by_export(runner) == []  # as an export wrote it: --overwrite replaces it
+    runner.write_bytes(device_runner().replace(b"import sys\n", b"import sys  # my change\n", 1))
+    assert not_written_by_export(runner) == ["a runner no export wrote, or one edited since"]
+    runner.write_text("print('mine')\n")
+    assert not_written_by_export(runner) == ["a runner no export wrote, or one edited since"]

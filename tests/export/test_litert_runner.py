@@ -42,29 +42,33 @@ def test_the_one_file_carries_the_package_modules_unchanged():
 
 
 def test_the_one_file_runs_on_what_it_carries(tmp_path):
-    """Imported alone (no TensorFlow), every pix2color module it uses is one it carries: the list
-    `CARRIED` is whole, and the installed package is never reached."""
+    """Imported alone (no TensorFlow) with every other way to pix2color blocked, it imports: the
+    list `CARRIED` is whole, and the installed package is never reached."""
     (tmp_path / DEVICE_RUNNER).write_bytes(device_runner())
     code = NO_TENSORFLOW + (
+        "import importlib.abc\n"
+        "class NotCarried(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] == 'pix2color':\n"
+        "            raise ImportError(f'{name} is not carried')\n"
+        "sys.meta_path.insert(0, NotCarried())\n"
         "import colorize_tflite\n"
-        "modules = {name: type(module.__loader__).__name__ for name, module in sys.modules.items()\n"
-        "           if name.split('.')[0] == 'pix2color'}\n"
-        "assert all(loader == '_CarriedModules' for loader in modules.values()), modules\n"
-        "print(sorted(modules))\n")
+        "print(colorize_tflite.LiteColorizer.__module__, colorize_tflite._runner.__spec__.origin)\n")
     result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
-    assert ast.literal_eval(result.stdout) == sorted(CARRIED)
+    assert result.stdout.split() == ["pix2color.export.litert_runner",
+                                     f"{tmp_path / DEVICE_RUNNER}:pix2color.export.litert_runner"]
 
 
 def test_a_failure_inside_the_one_file_shows_the_carried_line(tmp_path):
     """Tracebacks (Python's `traceback`, as loggers and pytest print them) show the carried
     modules' own lines, as the installed package's would."""
     (tmp_path / DEVICE_RUNNER).write_bytes(device_runner())
-    failing = "try:\n    pix2color.outputs.quoted(None)\nexcept TypeError:\n    import traceback; traceback.print_exc(); exit(1)\n"
-    carried = subprocess.run([sys.executable, "-c", "import colorize_tflite, pix2color.outputs\n" + failing],
+    failing = "try:\n    runner.quoted(None)\nexcept TypeError:\n    import traceback; traceback.print_exc(); exit(1)\n"
+    carried = subprocess.run([sys.executable, "-c", "import colorize_tflite\nrunner = colorize_tflite._runner\n" + failing],
                              cwd=tmp_path, capture_output=True, text=True)
-    installed = subprocess.run([sys.executable, "-c", "import pix2color.outputs\n" + failing], capture_output=True,
-                               text=True)
+    installed = subprocess.run([sys.executable, "-c", "from pix2color.export import litert_runner as runner\n" + failing],
+                               capture_output=True, text=True)
     assert carried.returncode == installed.returncode == 1
     assert f'"{tmp_path / DEVICE_RUNNER}:pix2color.outputs"' in carried.stderr, carried.stderr
     assert carried.stderr.splitlines()[-3:] == installed.stderr.splitlines()[-3:], carried.stderr
@@ -180,3 +184,68 @@ def test_bad_model_or_option_is_one_line_and_status_2(model, options, named, exp
     stderr = capfd.readouterr().err
     lines = [line for line in stderr.splitlines() if line.strip()]
     assert status == 2 and len(lines) == 1 and named in lines[0] and "Traceback" not in stderr, stderr
+
+
+# --------------------------------------------------------------------------- the one file beside another pix2color
+
+
+def test_the_one_file_neither_uses_nor_replaces_an_installed_pix2color(tmp_path):
+    """Imported into a process that has pix2color already (another version, say), the runner runs
+    on what it carries, and the process's own pix2color modules stay what they were."""
+    (tmp_path / DEVICE_RUNNER).write_bytes(device_runner())
+    code = ("import sys, pix2color.photos, pix2color.config\n"
+            "installed = dict(sys.modules)\n"
+            "import colorize_tflite\n"
+            "assert colorize_tflite.LiteColorizer.__module__ == 'pix2color.export.litert_runner'\n"
+            "assert colorize_tflite._runner.__spec__.origin.endswith('colorize_tflite.py:pix2color.export.litert_runner')\n"
+            "assert all(sys.modules[name] is module for name, module in installed.items() if name in sys.modules)\n"
+            "assert 'pix2color.export.litert_runner' not in sys.modules\n"
+            "import pix2color.training.precision  # the installed package still imports\n"
+            "from pix2color.export.one_file import device_runner; device_runner()\n")
+    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+def test_without_its_libraries_the_one_file_says_what_to_install(tmp_path):
+    (tmp_path / DEVICE_RUNNER).write_bytes(device_runner())
+    for missing in ("numpy", "ai_edge_litert"):
+        code = (f"import sys, runpy; sys.modules[{missing!r}] = None\n"
+                f"sys.argv = [{DEVICE_RUNNER!r}, 'model.tflite', 'photo.jpg']\n"
+                f"runpy.run_path({DEVICE_RUNNER!r}, run_name='__main__')\n")
+        (tmp_path / "model.tflite").write_bytes(b"")
+        result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True)
+        lines = [line for line in result.stderr.splitlines() if line.strip()]
+        assert result.returncode == 2 and len(lines) == 1 and "pip install" in lines[0], result.stderr
+
+
+# --------------------------------------------------------------------------- files that are no pix2color generator
+
+
+def tflite_of(function, tmp_path, name: str, input_shape=(1, 32, 32, 1)):
+    """A .tflite file of a tf.function of one float32 input."""
+    import tensorflow as tf
+
+    concrete = tf.function(function, input_signature=[tf.TensorSpec(input_shape, tf.float32)]).get_concrete_function()
+    path = tmp_path / name
+    path.write_bytes(tf.lite.TFLiteConverter.from_concrete_functions([concrete]).convert())
+    return path
+
+
+@pytest.mark.parametrize("kind", ["three-channels", "other-size", "not-finite", "one-pixel"])
+def test_a_model_that_is_no_pix2color_generator_is_refused_before_any_photo(kind, tmp_path, capfd):
+    import tensorflow as tf
+
+    made = {
+        "three-channels": lambda: tflite_of(lambda x: tf.concat([x, x, x], -1), tmp_path, "rgb.tflite"),
+        "other-size": lambda: tflite_of(lambda x: tf.concat([x, x], -1)[:, :16, :16], tmp_path, "small.tflite"),
+        "not-finite": lambda: tflite_of(lambda x: tf.concat([x, x], -1) * float("nan"), tmp_path, "nan.tflite"),
+        "one-pixel": lambda: tflite_of(lambda x: tf.concat([x, x], -1), tmp_path, "pixel.tflite", (1, 1, 1, 1)),
+    }
+    model = made[kind]()
+    photo = tmp_path / "x.png"
+    Image.open(sample_photo_paths(1)[0]).resize((40, 30)).save(photo)
+    status = litert_runner.main([str(model), str(photo), "-o", str(tmp_path / "out")])
+    lines = [line for line in capfd.readouterr().err.splitlines() if line.strip()]
+    assert status == 2 and len(lines) == 1 and model.name in lines[0], lines
+    assert ("not finite" if kind == "not-finite" else "not a pix2color generator") in lines[0]
+    assert not (tmp_path / "out").exists()
