@@ -107,7 +107,7 @@ def serving(app, head_timeout: float = 30.0):
     import uvicorn
 
     from pix2color.bench.local_server import free_port
-    from pix2color.web.guards import server_config
+    from pix2color.web.server import server_config
 
     server = uvicorn.Server(server_config(app, host="127.0.0.1", port=free_port(), head_timeout=head_timeout))
     thread = threading.Thread(target=server.run, daemon=True)

@@ -70,7 +70,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from pix2color.poll.storage import Poll, PollError
     from pix2color.web.app import Limits, create_app
-    from pix2color.web.guards import allowed_host_names, server_config
+    from pix2color.web.guards import allowed_host_names
+    from pix2color.web.server import server_config
 
     try:
         networks = {mode: load_network(args.model, mode, log=print if mode == MODES[0] else None)

@@ -11,7 +11,7 @@
 Taking part and counting results need only the standard library, NumPy and Pillow; building a
 poll colorizes photos with a trained model (TensorFlow, loaded only then). The package may import
 `pix2color.photos`, `pix2color.outputs`, `pix2color.training.run_folder`, `pix2color.training.plots` and
-`pix2color.web.pages`; nothing outside it imports more than its public names below.
+`pix2color.web.responses`; nothing outside it imports more than its public names below.
 """
 
 from pix2color.poll.statistics import Results, Rules, results

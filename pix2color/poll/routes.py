@@ -26,7 +26,7 @@ from starlette.concurrency import run_in_threadpool
 
 from pix2color.poll import chart, statistics
 from pix2color.poll.storage import AnswerError, NotShownNow, Poll, PollError, Trial
-from pix2color.web.pages import templates, wants_json
+from pix2color.web.responses import templates, wants_json
 
 
 class Answer(BaseModel):

@@ -41,8 +41,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from pix2color.errors import (  # noqa: F401 - the module's errors, importable from here too
+    AnswerError,
+    NotShownNow,
+    PollError,
+)
 from pix2color.outputs import check_output_folder
-from pix2color.errors import AnswerError, NotShownNow, PollError  # noqa: F401 - the module's errors, importable from here too
 
 PROTOCOLS = ("report", "2afc")
 VERSIONS = ("original", "generated")  # as stored; pages and results say "colorized" for "generated"

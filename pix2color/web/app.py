@@ -32,7 +32,7 @@ from pix2color.poll.storage import Poll
 from pix2color.web import colorize_routes
 from pix2color.web.api_docs import operations as api_operations
 from pix2color.web.guards import LOCAL_HOSTS, BoundedBodies, HeadAsGet, SameOriginWrites, SecurityHeaders
-from pix2color.web.pages import HERE, error_response, templates
+from pix2color.web.responses import HERE, error_response, templates
 
 POLL_ALONE = ("a poll is served alone, without the colorize page: a participant could colorize a trial's "
               "photo with the poll's model and compare")

@@ -19,7 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from pix2color.colorizing.recipe import FullResolutionColorizer
 from pix2color.photos import ImageError, TooManyPixels, read_image
-from pix2color.web.pages import templates
+from pix2color.web.responses import templates
 
 UPLOAD_PATHS = ("/api/colorize", "/api/grayscale", "/api/original")
 MULTIPART_ALLOWANCE = 64 * 1024  # an upload's form fields and part headers, around the file itself
