@@ -119,15 +119,11 @@ class SameOriginWrites:
         await self.app(scope, receive, send)
 
 
-class BodyRefused(HTTPException):
-    """A body over its limit while it streams in (413), or one that stopped arriving (408).
-
-    The one exception class defined outside `pix2color.errors`: it is an HTTP response, not an
-    error of the library, and it must be Starlette's `HTTPException`, since FastAPI turns any other
+def body_refused(status_code: int, detail: str) -> HTTPException:
+    """A body over its limit while it streams in (413), or one that stopped arriving (408), raised
+    from inside the app's body read. Starlette's own `HTTPException`: FastAPI turns any other
     exception raised while it reads a body into "400 There was an error parsing the body"."""
-
-    def __init__(self, status_code: int, detail: str):
-        super().__init__(status_code, detail, headers=CLOSE)
+    return HTTPException(status_code, detail, headers=CLOSE)
 
 
 def readable_size(size: int) -> str:
@@ -176,12 +172,12 @@ class BoundedBodies:
             try:
                 message = await asyncio.wait_for(receive(), min(self.read_timeout, deadline - loop.time()))
             except asyncio.TimeoutError:
-                raise BodyRefused(408, f"the request's body stopped arriving (waited {self.read_timeout:g} s "
-                                       f"for the next part, {self.body_timeout:g} s for all of it)") from None
+                raise body_refused(408, f"the request's body stopped arriving (waited {self.read_timeout:g} s "
+                                        f"for the next part, {self.body_timeout:g} s for all of it)") from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
-                    raise BodyRefused(413, self.too_large(limit))
+                    raise body_refused(413, self.too_large(limit))
                 complete = not message.get("more_body", False)
             return message
 
