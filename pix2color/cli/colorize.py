@@ -24,6 +24,7 @@ from pix2color.colorizing.loading import MODES, load_network
 from pix2color.colorizing.recipe import FullResolutionColorizer
 from pix2color.colorizing.stabilise import DEFAULT_STRENGTH, Stabiliser
 from pix2color.colorizing.video import DEFAULT_CRF, VIDEO_FORMATS, check_codec
+from pix2color.errors import ModelError
 from pix2color.outputs import check_output_folder, quoted, summary
 from pix2color.photos import DEFAULT_MAX_PIXELS
 from pix2color.quiet import import_quietly
@@ -109,9 +110,6 @@ def _say(prefix: str) -> Callable[[str], None]:
 
 
 def _run(args: argparse.Namespace, files: list, unreadable: list[str]) -> int:
-    import keras
-    from tqdm import tqdm
-
     for line in unreadable:
         _say("error")(line)
     photos, videos = split_photos_and_videos(files)
@@ -128,6 +126,30 @@ def _run(args: argparse.Namespace, files: list, unreadable: list[str]) -> int:
             _say("note")(line)
         for line in item.skipped:
             _say("skipped")(line)
+    try:
+        reports = _colorize_everything(args, photos, videos, recipe, codec)
+    except ModelError as error:  # damaged weights met in a batch (paper mode, or inputs unlike the load's probe)
+        print(f"{PROG}: error: {quoted(args.model)}: {error}", file=sys.stderr)
+        return 2
+    for line in reports[0].notes:
+        _say("note")(line)
+    if reports[0].alpha_lost:
+        lost = reports[0].alpha_lost
+        _say("note")(f"{len(lost)} input{'s' if len(lost) > 1 else ''} with transparency ({quoted(lost[0])}"
+                     f"{', ...' if len(lost) > 1 else ''}) written where transparency cannot be kept (JPEG): their "
+                     "transparent parts are white; --format png or webp keeps it")
+    skipped = sum(item.target is None for item in photos + videos) + sum(len(r.skipped) for r in reports)
+    failed = len(unreadable) + sum(len(r.failed) for r in reports)
+    print(summary(sum(len(r.written) for r in reports), skipped, failed, args.out)
+          + (f"; {len(reports[0].compare_failed)} comparison images not written" if reports[0].compare_failed else ""))
+    return 1 if failed or reports[0].compare_failed else 0
+
+
+def _colorize_everything(args: argparse.Namespace, photos: list, videos: list, recipe, codec) -> list:
+    """Colorize the planned photos, then the videos: their reports."""
+    import keras
+    from tqdm import tqdm
+
     todo = [item for item in photos if item.target is not None]
     progress = keras.utils.Progbar(len(todo), verbose=args.verbose, unit_name="image")
     below_the_bar = "\n" if args.verbose else ""  # the bar's line ends with no newline
@@ -141,15 +163,4 @@ def _run(args: argparse.Namespace, files: list, unreadable: list[str]) -> int:
         progress=lambda name, total: tqdm(total=total, desc=quoted(name), unit="frame", disable=not args.verbose,
                                           dynamic_ncols=True),
     ))
-    for line in reports[0].notes:
-        _say("note")(line)
-    if reports[0].alpha_lost:
-        lost = reports[0].alpha_lost
-        _say("note")(f"{len(lost)} input{'s' if len(lost) > 1 else ''} with transparency ({quoted(lost[0])}"
-                     f"{', ...' if len(lost) > 1 else ''}) written where transparency cannot be kept (JPEG): their "
-                     "transparent parts are white; --format png or webp keeps it")
-    skipped = sum(item.target is None for item in photos + videos) + sum(len(r.skipped) for r in reports)
-    failed = len(unreadable) + sum(len(r.failed) for r in reports)
-    print(summary(sum(len(r.written) for r in reports), skipped, failed, args.out)
-          + (f"; {len(reports[0].compare_failed)} comparison images not written" if reports[0].compare_failed else ""))
-    return 1 if failed or reports[0].compare_failed else 0
+    return reports

@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 
 from pix2color.colorizing.loading import MODES, load_generator
-from pix2color.export.one_file import DEVICE_RUNNER, is_unedited_runner
+from pix2color.export.one_file import DEVICE_RUNNER, NOT_REPLACEABLE, is_unedited_runner
 from pix2color.export.savedmodel import export_savedmodel, not_an_export
 from pix2color.export.tflite import TFLITE_VARIANTS, export_tflite
 
@@ -44,7 +44,7 @@ def not_written_by_export(target: Path) -> list[str]:
     if target.is_symlink() or not target.is_file():
         return ["not a file"]
     if target.name == DEVICE_RUNNER and not is_unedited_runner(target):
-        return ["a runner no export wrote, or one edited since"]
+        return [NOT_REPLACEABLE]
     return []
 
 

@@ -22,6 +22,7 @@ import contextlib
 import os
 import sys
 import tempfile
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -92,20 +93,23 @@ def _interpreter(model_path: str | os.PathLike, num_threads: int | None):
     from ai_edge_litert.interpreter import Interpreter
 
     if os.path.isdir(model_path):
-        raise ModelError(f"{model_path}: is a folder, not a .tflite file")
+        raise ModelError(f"{quoted(model_path)}: is a folder, not a .tflite file")
     if not os.path.exists(model_path):
-        raise ModelError(f"{model_path}: no such file")
+        raise ModelError(f"{quoted(model_path)}: no such file")
     try:
         with _without_delegate_notice():
             interpreter = Interpreter(model_path=str(model_path), num_threads=num_threads or os.cpu_count())
             interpreter.allocate_tensors()
     except Exception as error:  # noqa: BLE001 - LiteRT raises ValueError or RuntimeError for bad files
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise ModelError(f"{model_path}: not a LiteRT (.tflite) model ({reason})") from None
+        raise ModelError(f"{quoted(model_path)}: not a LiteRT (.tflite) model ({reason})") from None
     return interpreter
 
 
 _DELEGATE_NOTICE = b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
+
+
+_STDERR_SWAP = threading.Lock()  # file descriptor 2 is the process's: one swap at a time
 
 
 @contextlib.contextmanager
@@ -113,6 +117,11 @@ def _without_delegate_notice():
     """LiteRT's C++ side prints _DELEGATE_NOTICE on stderr for every model it loads, and no
     setting (TF_CPP_MIN_LOG_LEVEL included) turns it off: stderr's file descriptor is caught while
     the model loads, and every other line is passed on after."""
+    with _STDERR_SWAP:
+        yield from _caught_stderr()
+
+
+def _caught_stderr():
     try:
         sys.stderr.flush()
         saved = os.dup(2)
@@ -201,7 +210,11 @@ def _main(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     wanted = [Wanted(path, Path(path.stem + ".png")) for path in inputs.values()]
     counts = [0, 0, 0]  # written, skipped, failed
     for planned in plan_outputs(wanted, args.out, args.overwrite):
-        counts[_colorize_one(colorizer, planned, args)] += 1
+        try:
+            counts[_colorize_one(colorizer, planned, args)] += 1
+        except ModelError as error:  # an output that is not finite for this photo: the model is damaged
+            print(f"{parser.prog}: error: {quoted(args.model)}: {error}", file=sys.stderr)
+            return 2
     print(summary(*counts))
     return 1 if counts[2] else 0
 

@@ -13,6 +13,7 @@ neither used nor replaced. Nothing is rewritten; `python colorize_tflite.py --he
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import importlib.util
 import os
@@ -102,6 +103,8 @@ if __name__ == "__main__":
 '''
 
 _SIGNATURE = "# Written by pix2color export. sha256 of the lines above: "
+NOT_REPLACEABLE = ("a runner no export wrote, one edited since, or one from before runners were signed: "
+                   "remove it to have a new one written")
 
 
 def _module_source(name: str) -> str:
@@ -134,3 +137,11 @@ def is_unedited_runner(path: str | os.PathLike) -> bool:
     text, _, last = data.rstrip(b"\n").rpartition(b"\n")
     signature = _SIGNATURE.encode("ascii")
     return last.startswith(signature) and last[len(signature):] == hashlib.sha256(text + b"\n").hexdigest().encode()
+
+
+def refuse_to_replace_unsigned(path: str | os.PathLike) -> None:
+    """`FileExistsError` if `path` holds a file that is not an unchanged runner (`is_unedited_runner`):
+    an export writes over its own runner only."""
+    if os.path.lexists(path) and not is_unedited_runner(path):
+        raise FileExistsError(errno.EEXIST, f"holds what no export writes ({NOT_REPLACEABLE}): left as it is, "
+                                            "--overwrite or not", str(path))

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from pix2color.colorizing.loading import MODES
-from pix2color.export.one_file import DEVICE_RUNNER, device_runner
+from pix2color.export.one_file import DEVICE_RUNNER, device_runner, refuse_to_replace_unsigned
 from pix2color.export.savedmodel import _import_tf, draw_afresh_in_every_process
 from pix2color.outputs import write_output
 
@@ -82,6 +82,7 @@ def export_tflite(
 
     size = int(generator.input_shape[1])
     out_dir = Path(out_dir)
+    refuse_to_replace_unsigned(out_dir / DEVICE_RUNNER)  # before any work, --overwrite or not
     out_dir.mkdir(parents=True, exist_ok=True)
     calibration = calibration_lightness(size) if "int8" in variants else None
     written = []

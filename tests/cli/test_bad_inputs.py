@@ -113,7 +113,7 @@ BAD_INPUTS = [
     (EXPORT + ["--model", "W/model.keras", "--out", "W/exported_by_me", "--formats", "savedmodel", "--overwrite"], 2,
      "holds what no export writes (notes.txt)"),
     (EXPORT + ["--model", "W/model.keras", "--out", "W/my_runner", "--formats", "tflite", "--overwrite"], 2,
-     "colorize_tflite.py holds what no export writes (a runner no export wrote, or one edited since)"),
+     "colorize_tflite.py holds what no export writes (a runner no export wrote, one edited since"),
     (PIX2COLOR + ["colorize", "W/photo.jpg", "-o", "W/out", "--crf", "64"], 2, "--crf"),
     (PIX2COLOR + ["colorize", "W/photo.jpg", "-o", "W/out", "--crf", "-1"], 2, "--crf"),
     pytest.param(PIX2COLOR + ["colorize", "W/photo.jpg", "-o", "W/out", "--model", "W/corrupt.keras"], 2,

@@ -598,7 +598,9 @@ def test_a_model_whose_output_is_not_finite_is_refused_in_one_line(tmp_path, cap
     generator.save(tmp_path / "damaged.keras")
     photo = tmp_path / "photo.png"
     Image.open(sample_photo_paths(1)[0]).resize((40, 30)).save(photo)
-    status, _, stderr = colorize_here(capsys, photo, "-o", tmp_path / "out", "--model", tmp_path / "damaged.keras")
-    lines = [line for line in stderr.splitlines() if line.strip()]
-    assert status == 2 and len(lines) == 1 and "damaged.keras" in lines[0] and "not finite" in lines[0], stderr
-    assert not (tmp_path / "out").exists()
+    for mode in ("deterministic", "paper"):  # refused at load; in paper mode by the first batch
+        status, _, stderr = colorize_here(capsys, photo, "-o", tmp_path / mode, "--model", tmp_path / "damaged.keras",
+                                          "--mode", mode)
+        lines = [line for line in stderr.splitlines() if line.strip()]
+        assert status == 2 and len(lines) == 1 and "damaged.keras" in lines[0] and "not finite" in lines[0], stderr
+        assert not (tmp_path / mode).exists() or not any((tmp_path / mode).iterdir())  # no output

@@ -169,12 +169,24 @@ def test_overwrite_replaces_an_export_never_a_folder_of_the_user_s(generator, tm
 
 def test_overwrite_replaces_the_runner_an_export_wrote_never_one_edited_or_the_user_s(tmp_path):
     from pix2color.export.folder import not_written_by_export
-    from pix2color.export.one_file import DEVICE_RUNNER, device_runner
+    from pix2color.export.one_file import DEVICE_RUNNER, NOT_REPLACEABLE, device_runner
 
     runner = tmp_path / DEVICE_RUNNER
     runner.write_bytes(device_runner())
     assert not_written_by_export(runner) == []  # as an export wrote it: --overwrite replaces it
     runner.write_bytes(device_runner().replace(b"import sys\n", b"import sys  # my change\n", 1))
-    assert not_written_by_export(runner) == ["a runner no export wrote, or one edited since"]
+    assert not_written_by_export(runner) == [NOT_REPLACEABLE]
     runner.write_text("print('mine')\n")
-    assert not_written_by_export(runner) == ["a runner no export wrote, or one edited since"]
+    assert not_written_by_export(runner) == [NOT_REPLACEABLE]
+
+
+def test_the_library_export_never_replaces_a_runner_of_the_user_s(generator, tmp_path):
+    """`export_tflite(..., overwrite=True)` (what notebook 02 calls) refuses before any work too."""
+    from pix2color.export.one_file import DEVICE_RUNNER
+    from pix2color.export.tflite import export_tflite
+
+    (tmp_path / DEVICE_RUNNER).write_text("# my own runner\n")
+    with pytest.raises(FileExistsError, match="holds what no export writes"):
+        export_tflite(generator, tmp_path, ("float32",), ("deterministic",), overwrite=True)
+    assert (tmp_path / DEVICE_RUNNER).read_text() == "# my own runner\n"
+    assert not list(tmp_path.glob("*.tflite"))

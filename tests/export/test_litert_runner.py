@@ -249,3 +249,15 @@ def test_a_model_that_is_no_pix2color_generator_is_refused_before_any_photo(kind
     assert status == 2 and len(lines) == 1 and model.name in lines[0], lines
     assert ("not finite" if kind == "not-finite" else "not a pix2color generator") in lines[0]
     assert not (tmp_path / "out").exists()
+
+
+def test_a_model_not_finite_on_some_photo_stops_in_one_line(tmp_path, capfd):
+    """Finite on the load's probe (gray), NaN on a dark photo: one line naming the model, status 2."""
+    import tensorflow as tf
+
+    model = tflite_of(lambda x: tf.concat([tf.math.log(x + 0.9)] * 2, -1), tmp_path, "dark_nan.tflite")
+    dark = tmp_path / "dark.png"
+    Image.new("RGB", (40, 30)).save(dark)
+    status = litert_runner.main([str(model), str(dark), "-o", str(tmp_path / "out")])
+    lines = [line for line in capfd.readouterr().err.splitlines() if line.strip()]
+    assert status == 2 and len(lines) == 1 and "dark_nan.tflite" in lines[0] and "not finite" in lines[0], lines
