@@ -173,6 +173,7 @@ def load_network(model: str | os.PathLike, mode: str = "deterministic", log=None
     """
     import tensorflow as tf
 
+    from pix2color.networks.common import all_finite
     from pix2color.networks.cpu_layers import fast_layers
     from pix2color.networks.paper_mode import paper_mode_generator
 
@@ -199,15 +200,12 @@ def load_network(model: str | os.PathLike, mode: str = "deterministic", log=None
         return Network(predict_saved, size)
 
     generator = load_generator(model, log)
+    if not all_finite(generator.weights):  # said at once, naming the file; the recipe checks every output too
+        raise ValueError(f"{quoted(model)}: its weights are not finite (NaN or infinite): a damaged model")
     network = fast_layers(generator if mode == "deterministic" else paper_mode_generator(generator))
 
     @tf.function(reduce_retracing=True)
     def predict(lightness):
         return network(lightness, training=False)
 
-    size = int(generator.input_shape[1])
-    # Damaged weights said at once, naming the file (the paper mode is not probed: a call would draw
-    # its dropout masks; the recipe refuses any output that is not finite, in either mode).
-    if mode == "deterministic" and not bool(tf.reduce_all(tf.math.is_finite(predict(tf.zeros((1, size, size, 1)))))):
-        raise ValueError(f"{quoted(model)}: the network's output is not finite (NaN or infinite): its weights are damaged")
-    return Network(lambda lightness: predict(tf.constant(lightness, tf.float32)).numpy(), size)
+    return Network(lambda lightness: predict(tf.constant(lightness, tf.float32)).numpy(), int(generator.input_shape[1]))

@@ -1,5 +1,5 @@
 """What the networks share: the report's initialisation and BatchNorm settings, the output dtype,
-and the dtype of random draws."""
+the dtype of random draws, and the check that their weights are numbers."""
 
 from __future__ import annotations
 
@@ -48,3 +48,9 @@ def output_dtype() -> str | None:
 # masks, so their training steps can be compared; and bfloat16 has 8 significant bits, so its
 # uniform draws in [0.5, 1) could take only 128 values.
 DRAW_DTYPE = "float32"
+
+
+def all_finite(variables) -> bool:
+    """No NaN or infinity in any floating-point variable of `variables` (weights, optimizer state):
+    what a checkpoint must hold before it is written, and a generator before it colorizes."""
+    return all(bool(keras.ops.all(keras.ops.isfinite(v))) for v in variables if "float" in str(v.dtype))

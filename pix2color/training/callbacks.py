@@ -11,6 +11,7 @@ import tensorflow as tf
 
 from pix2color import color
 from pix2color.errors import NotFiniteError
+from pix2color.networks.common import all_finite
 from pix2color.training import checkpoints, plots, run_folder
 
 
@@ -76,11 +77,7 @@ class TrainingCheckpoint(keras.callbacks.Callback):
 
     def not_finite(self) -> str | None:
         """What holds a NaN or an infinity, if anything ("generator's weights", ...)."""
-        for label, owner in self._owners.items():
-            values = [v for v in owner.variables if "float" in str(v.dtype)]
-            if not all(bool(tf.reduce_all(tf.math.is_finite(v))) for v in values):
-                return label
-        return None
+        return next((label for label, owner in self._owners.items() if not all_finite(owner.variables)), None)
 
     def on_train_batch_end(self, batch, logs=None):
         self.step.assign_add(1)
