@@ -29,7 +29,7 @@ import numpy as np
 from PIL import Image
 
 from pix2color.colorizing.recipe import FullResolutionColorizer
-from pix2color.errors import ImageError, ModelError, OutputExists
+from pix2color.errors import ImageError, ModelError, OutputExists, first_line
 from pix2color.outputs import (
     Planned,
     Wanted,
@@ -101,8 +101,7 @@ def _interpreter(model_path: str | os.PathLike, num_threads: int | None):
             interpreter = Interpreter(model_path=str(model_path), num_threads=num_threads or os.cpu_count())
             interpreter.allocate_tensors()
     except Exception as error:  # noqa: BLE001 - LiteRT raises ValueError or RuntimeError for bad files
-        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise ModelError(f"{quoted(model_path)}: not a LiteRT (.tflite) model ({reason})") from None
+        raise ModelError(f"{quoted(model_path)}: not a LiteRT (.tflite) model ({first_line(error)})") from None
     return interpreter
 
 
@@ -118,25 +117,21 @@ def _without_delegate_notice():
     setting (TF_CPP_MIN_LOG_LEVEL included) turns it off: stderr's file descriptor is caught while
     the model loads, and every other line is passed on after."""
     with _STDERR_SWAP:
-        yield from _caught_stderr()
-
-
-def _caught_stderr():
-    try:
-        sys.stderr.flush()
-        saved = os.dup(2)
-    except (OSError, ValueError, AttributeError):  # no stderr to filter (closed: sys.stderr is None)
-        yield
-        return
-    with tempfile.TemporaryFile() as caught:
-        os.dup2(caught.fileno(), 2)
         try:
+            sys.stderr.flush()
+            saved = os.dup(2)
+        except (OSError, ValueError, AttributeError):  # no stderr to filter (closed: sys.stderr is None)
             yield
-        finally:
-            if sys.stderr is not None:
-                sys.stderr.flush()
-            os.dup2(saved, 2)
-            os.close(saved)
+            return
+        with tempfile.TemporaryFile() as caught:
+            os.dup2(caught.fileno(), 2)
+            try:
+                yield
+            finally:
+                if sys.stderr is not None:
+                    sys.stderr.flush()
+                os.dup2(saved, 2)
+                os.close(saved)
             caught.seek(0)
             kept = [line for line in caught.read().splitlines(keepends=True) if line.rstrip() != _DELEGATE_NOTICE]
             if kept:
