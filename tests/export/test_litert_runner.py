@@ -198,7 +198,7 @@ def test_the_one_file_neither_uses_nor_replaces_an_installed_pix2color(tmp_path)
             "import colorize_tflite\n"
             "assert colorize_tflite.LiteColorizer.__module__ == 'pix2color.export.litert_runner'\n"
             "assert colorize_tflite._runner.__spec__.origin.endswith('colorize_tflite.py:pix2color.export.litert_runner')\n"
-            "assert all(sys.modules[name] is module for name, module in installed.items() if name in sys.modules)\n"
+            "assert all(sys.modules.get(name) is module for name, module in installed.items())\n"
             "assert 'pix2color.export.litert_runner' not in sys.modules\n"
             "import pix2color.training.precision  # the installed package still imports\n"
             "from pix2color.export.one_file import device_runner; device_runner()\n")
